@@ -1,0 +1,252 @@
+//! The closed set of primitive tensor operations of the graph IR, each with its semantics and
+//! shape rule documented on its variant. Every tensor is `f32` (`f64` in gradient checks);
+//! class labels are stored as exact small integers in floats.
+//!
+//! Shapes contain at most one symbolic dimension, the batch size `B`, so one graph (and one
+//! compilation) serves every batch size. Layers, activations with parameters and losses are
+//! decomposed into these primitives by `lower`; a few fused primitives (`Softmax`,
+//! `LogSoftmax`, `SoftmaxCrossEntropy`) exist because they need their own stable formulas.
+
+use std::fmt;
+
+/// One dimension: the symbolic batch size or a fixed size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dim {
+    Batch,
+    Fixed(u32),
+}
+
+impl Dim {
+    /// The concrete size given the batch size.
+    pub fn size(self, batch: usize) -> usize {
+        match self {
+            Dim::Batch => batch,
+            Dim::Fixed(n) => n as usize,
+        }
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Dim::Batch => write!(f, "B"),
+            Dim::Fixed(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A tensor shape, outermost dimension first; `[]` is a scalar.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+    pub fn fixed(dims: &[usize]) -> Shape {
+        Shape(dims.iter().map(|&d| Dim::Fixed(d as u32)).collect())
+    }
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+    pub fn dims(&self) -> &[Dim] {
+        &self.0
+    }
+    /// Concrete sizes given the batch size.
+    pub fn concrete(&self, batch: usize) -> Vec<usize> {
+        self.0.iter().map(|d| d.size(batch)).collect()
+    }
+    /// Number of elements given the batch size.
+    pub fn numel(&self, batch: usize) -> usize {
+        self.0.iter().map(|d| d.size(batch)).product()
+    }
+    pub fn has_batch(&self) -> bool {
+        self.0.contains(&Dim::Batch)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                write!(f, ",")?;
+            }
+            write!(f, "{d}")?;
+        }
+        write!(f, "]")
+    }
+}
+
+/// A set of axes (bit i = axis i), for reductions. At most 8 axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Axes(pub u8);
+
+impl Axes {
+    pub fn of(axes: &[usize]) -> Axes {
+        Axes(axes.iter().fold(0u8, |m, &a| m | (1 << a)))
+    }
+    /// Every axis of a tensor of rank `rank`.
+    pub fn all(rank: usize) -> Axes {
+        Axes(((1u16 << rank) - 1) as u8)
+    }
+    pub fn contains(self, axis: usize) -> bool {
+        axis < 8 && self.0 & (1 << axis) != 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..8).filter(move |&a| self.contains(a))
+    }
+}
+
+/// An `f64` stored by its bits so that ops can be hashed and compared (interning).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct F64(pub u64);
+
+impl F64 {
+    pub fn new(v: f64) -> F64 {
+        // One zero: -0.0 and 0.0 intern to the same constant.
+        F64(if v == 0.0 { 0.0f64.to_bits() } else { v.to_bits() })
+    }
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
+}
+
+impl fmt::Debug for F64 {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
+
+/// Runtime scalars passed to every call of a compiled step: never baked into code, so a
+/// schedule changes them without recompiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ScalarArg {
+    /// The learning rate this step uses (after the schedule).
+    Lr,
+    /// The optimizer step count `t`, starting at 1 (Adam's bias correction).
+    Step,
+}
+
+/// Elementwise functions of one operand. Shape rule: the result has the operand's shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    /// `log(1 + x)`, accurate near 0.
+    Log1p,
+    Sqrt,
+    /// `1 / x`
+    Recip,
+    Abs,
+    /// `-1, 0, 1` by the sign of x.
+    Sign,
+    Square,
+    Tanh,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+    /// `max(x, 0)`
+    Relu,
+    /// Heaviside: `1` where `x > 0`, else `0` (the derivative of relu).
+    Step,
+    /// `log(1 + e^x)`, computed stably as `max(x,0) + log1p(e^-|x|)`.
+    Softplus,
+    /// The error function.
+    Erf,
+}
+
+/// Elementwise functions of two operands. Shape rule: both operands have the same shape,
+/// which is the result's (broadcasting is explicit, see [`Op::Broadcast`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    /// `a^b` for `a > 0` (or integer `b`).
+    Pow,
+    /// `1` where `a > b`, else `0`. Not differentiable (zero gradient).
+    Gt,
+    /// `1` where `a >= b`, else `0`. Not differentiable.
+    Ge,
+    /// `1` where `a == b`, else `0`. Not differentiable.
+    Eq,
+}
+
+/// A graph node's operation. `args` are the node's operands, in the order given here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    /// Data fed each step: `graph.inputs[i]`. No operands. Shape: the input's declared shape.
+    Input(u32),
+    /// A trainable parameter `graph.params[i]`. No operands. Shape: the parameter's (fixed).
+    Param(u32),
+    /// Optimizer state `graph.states[i]` (momentum, Adam moments), zero at the start.
+    State(u32),
+    /// A runtime scalar. No operands. Shape `[]`.
+    Scalar(ScalarArg),
+    /// A tensor filled with one value. No operands. Shape: any (the node's).
+    Const(F64),
+    /// `f(a)` elementwise. Shape: `a`'s.
+    Unary(UnaryOp),
+    /// `f(a, b)` elementwise. Shape: `a` and `b` have the node's shape.
+    Binary(BinaryOp),
+    /// `(c, a, b)`: `a` where `c != 0`, else `b`. All three have the node's shape.
+    Select,
+    /// `(a)` expanded NumPy-style to the node's shape: `a`'s dims align with the trailing
+    /// dims of the result; each is equal to the result's or `1`.
+    Broadcast,
+    /// `(a)` with the same elements (row-major) in the node's shape.
+    Reshape,
+    /// `(a)`: `[m, n] -> [n, m]`.
+    Transpose,
+    /// `(a)` summed over `axes`, keeping them with size 1 (rank is preserved).
+    ReduceSum(Axes),
+    /// `(a)` averaged over `axes`, keeping them with size 1. The count may involve `B`.
+    ReduceMean(Axes),
+    /// `(a)` maximum over `axes`, keeping them with size 1. Gradient split among ties.
+    ReduceMax(Axes),
+    /// `(a, b)`: `op(a) @ op(b)` where `op` transposes when the flag is set.
+    /// `[m, k] @ [k, n] -> [m, n]` after the transposes; rank 2 only.
+    MatMul { ta: bool, tb: bool },
+    /// `(a)`: softmax over the last axis. Shape: `a`'s.
+    Softmax,
+    /// `(a)`: `a - logsumexp(a)` over the last axis, max-shifted. Shape: `a`'s.
+    LogSoftmax,
+    /// `(z, y)`: `z` logits `[N, C]`, `y` class indices `[N]`; per-row `-log softmax(z)[y]`
+    /// computed with the max trick. Shape `[N]`. Differentiable in `z` only.
+    SoftmaxCrossEntropy,
+    /// `(y)`: class indices `[N]` to one-hot rows `[N, C]`. Not differentiable.
+    OneHot(u32),
+    /// `(a)`: index of the largest element along the last axis (first on ties), as a float.
+    /// `[N, C] -> [N]`. Not differentiable.
+    ArgMax,
+}
+
+impl Op {
+    /// Operands an op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Scalar(_) | Op::Const(_) => 0,
+            Op::Binary(_) | Op::MatMul { .. } | Op::SoftmaxCrossEntropy => 2,
+            Op::Select => 3,
+            _ => 1,
+        }
+    }
+    /// True for ops with no operands.
+    pub fn is_leaf(&self) -> bool {
+        self.arity() == 0
+    }
+    /// True if the op's value does not depend on its operands smoothly (gradient is zero).
+    pub fn is_piecewise_constant(&self) -> bool {
+        matches!(
+            self,
+            Op::Binary(BinaryOp::Gt | BinaryOp::Ge | BinaryOp::Eq)
+                | Op::Unary(UnaryOp::Step | UnaryOp::Sign)
+                | Op::OneHot(_)
+                | Op::ArgMax
+        )
+    }
+}

@@ -1,0 +1,29 @@
+//! nnc: a compiler for neural-network training.
+//!
+//! ```text
+//! .nn source
+//!   ─ syntax (logos lexer + lalrpop grammar) ─▶ ast::File with spans
+//!   ─ check (names, layers, shapes, hyper-parameters) ─▶ check::Model (typed, resolved)
+//!   ─ lower ─▶ forward Graph (primitive tensor ops)
+//!   ─ autodiff ─▶ Graph + gradients (reverse mode, graph to graph)
+//!   ─ update ─▶ Graph + optimizer step (the whole training step)
+//!   ─ passes (fold, simplify, stabilize, CSE, DCE) ─▶ optimized Graph
+//!   ─ train (runtime) ─▶ trained parameters, logs, weight files
+//! graph::eval: a slow, obviously-correct interpreter of any Graph: the oracle for tests
+//! and the `interp` backend.
+//! ```
+//!
+//! `pipeline` strings the stages together; `main.rs` is only the command line.
+
+pub mod diagnostic;
+pub mod tensor;
+
+pub mod syntax;
+pub mod check;
+pub mod graph;
+pub mod lower;
+pub mod autodiff;
+pub mod update;
+pub mod passes;
+pub mod train;
+pub mod pipeline;

@@ -1,0 +1,4 @@
+//! (being written)
+pub mod ast;
+pub mod lexer;
+pub mod print;

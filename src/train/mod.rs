@@ -1,0 +1,5 @@
+//! (being written)
+pub mod data;
+pub mod init;
+pub mod synthetic;
+pub mod weights;
