@@ -16,6 +16,7 @@
 //! `pipeline` strings the stages together; `main.rs` is only the command line.
 
 pub mod diagnostic;
+pub mod files;
 pub mod tensor;
 
 pub mod syntax;
