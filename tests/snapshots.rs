@@ -1,0 +1,51 @@
+//! Snapshot tests of every IR stage for every example and every `tests/cases/ok/*.nn`:
+//! the printed text of each stage is compared with the reviewed snapshot in
+//! `tests/snapshots/`. Every graph stage is verified before it is printed.
+
+use std::path::{Path, PathBuf};
+
+use nnc::graph::verify::verify;
+use nnc::pipeline::{self, Stage};
+
+fn programs() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/cases/ok"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+            .collect();
+        v.sort();
+        files.extend(v);
+    }
+    files
+}
+
+fn snapshot_name(path: &Path, stage: &str) -> String {
+    let dir = path.parent().unwrap().to_string_lossy().replace(['/', '\\'], "_");
+    let stem = path.file_stem().unwrap().to_string_lossy();
+    format!("{dir}__{stem}__{stage}")
+}
+
+#[test]
+fn every_stage_of_every_program() {
+    let files = programs();
+    assert!(files.len() >= 6, "expected the examples and ok cases, found {files:?}");
+    for path in files {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let c = pipeline::compile(&src).unwrap_or_else(|d| {
+            panic!("{}", nnc::diagnostic::render_all(&d, &path.display().to_string(), &src))
+        });
+        for (name, g) in [("graph", &c.lowered), ("grad", &c.grad), ("step", &c.step), ("opt", &c.opt)] {
+            if let Err(errs) = verify(g) {
+                panic!("{} stage {name} fails verification:\n{}", path.display(), errs.join("\n"));
+            }
+        }
+        for (name, stage) in Stage::ALL {
+            let text = pipeline::ir(&src, stage).unwrap();
+            insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false, omit_expression => true, description => path.display().to_string() }, {
+                insta::assert_snapshot!(snapshot_name(&path, name), text);
+            });
+        }
+    }
+}
