@@ -207,6 +207,16 @@ impl Graph {
         id
     }
 
+    /// Appends `node` with provenance `meta` WITHOUT checking its operands or shape rule and
+    /// without interning. Only for building deliberately malformed graphs in tests of
+    /// [`verify`](verify::verify); builders and passes use [`Graph::add`].
+    pub fn push_unchecked(&mut self, node: Node, meta: Meta) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        self.nodes.push(node);
+        self.meta.push(meta);
+        id
+    }
+
     /// Checks `op`'s shape rule for operands `args` and result `shape`.
     pub fn check_rule(&self, op: &Op, args: &[NodeId], shape: &Shape) -> Result<(), String> {
         if args.len() != op.arity() {
