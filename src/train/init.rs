@@ -1,1 +1,183 @@
-//! (being written)
+//! Parameter initialization: every [`Init`] as CATALOG.md and PyTorch define it, drawn from
+//! one ChaCha8 stream per run ([`init_params`]: seeded from the run's seed, parameters in
+//! declaration order, elements in row-major order), so the initial weights are a pure
+//! function of the model and the seed, identical on every platform.
+//!
+//! Sampling is done in f64 and rounded to f32 once. The rules, one per variant
+//! (`fi`, `fo` = the parameter's fan-in/fan-out):
+//!
+//! | init                   | distribution                                              |
+//! | ---------------------- | --------------------------------------------------------- |
+//! | default                | `U(±1/√fi)` (0 when fi = 0) [torch.nn.Linear]             |
+//! | zeros, ones, constant  | `0`, `1`, `c`                                             |
+//! | normal(μ, σ)           | `μ + σ·N(0,1)`                                            |
+//! | uniform(a, b)          | `U[a, b)`                                                 |
+//! | truncated_normal(μ, σ) | `μ + σ·z`, `z ~ N(0,1)` redrawn while `|z| > 2`           |
+//! | xavier_uniform(g)      | `U(±g·√(6/(fi+fo)))`                                      |
+//! | xavier_normal(g)       | `N(0, g²·2/(fi+fo))`                                      |
+//! | he_uniform / he_normal | `U(±√(6/fi))` / `N(0, 2/fi)` [kaiming_*, relu, fan_in]    |
+//! | lecun_uniform / normal | `U(±√(3/fi))` / `N(0, 1/fi)`                              |
+//! | orthogonal(g)          | `g·Q`, Q from the QR of a Gaussian `[rows, cols]` matrix, signs fixed by diag(R) [orthogonal_] |
+//! | identity               | ones on the diagonal of `[rows, cols]`, zeros elsewhere   |
+//!
+//! `rows` is the first dimension and `cols` the product of the others (a scalar is `[1,1]`,
+//! a vector `[1, n]`), as PyTorch's `orthogonal_` flattens. A zero fan gives a zero bound.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use crate::check::model::{Init, ParamDef};
+use crate::tensor::Tensor;
+
+/// The initial values of every parameter, in order, from one ChaCha8 stream seeded with
+/// `seed` (the same stream as `data::rng(seed, Stream::Init, 0)`).
+pub fn init_params(params: &[ParamDef], seed: u64) -> Vec<Tensor<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    params.iter().map(|p| init_param(p, &mut rng)).collect()
+}
+
+/// One parameter's initial value, drawing from `rng`.
+pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
+    let n: usize = p.shape.iter().product();
+    let (fi, fo) = (p.fan_in as f64, p.fan_out as f64);
+    let values: Vec<f64> = match p.init {
+        Init::Default => uniform(n, bound(1.0, fi), rng),
+        Init::Zeros => vec![0.0; n],
+        Init::Ones => vec![1.0; n],
+        Init::Constant(c) => vec![c; n],
+        Init::Normal { mean, std } => (0..n).map(|_| mean + std * normal(rng)).collect(),
+        Init::Uniform { low, high } => {
+            (0..n).map(|_| low + (high - low) * rng.random::<f64>()).collect()
+        }
+        Init::TruncatedNormal { mean, std } => {
+            (0..n).map(|_| mean + std * truncated_normal(rng)).collect()
+        }
+        Init::XavierUniform { gain } => uniform(n, gain * bound(6.0, fi + fo), rng),
+        Init::XavierNormal { gain } => gaussian(n, gain * bound(2.0, fi + fo), rng),
+        Init::HeUniform => uniform(n, bound(6.0, fi), rng),
+        Init::HeNormal => gaussian(n, bound(2.0, fi), rng),
+        Init::LecunUniform => uniform(n, bound(3.0, fi), rng),
+        Init::LecunNormal => gaussian(n, bound(1.0, fi), rng),
+        Init::Orthogonal { gain } => {
+            let (rows, cols) = matrix_dims(&p.shape);
+            orthogonal(rows, cols, rng).into_iter().map(|v| gain * v).collect()
+        }
+        Init::Identity => {
+            let (_, cols) = matrix_dims(&p.shape);
+            (0..n).map(|i| if i / cols.max(1) == i % cols.max(1) { 1.0 } else { 0.0 }).collect()
+        }
+    };
+    Tensor::new(p.shape.clone(), values.into_iter().map(|v| v as f32).collect())
+}
+
+/// `√(k/fan)`, or 0 for a zero fan.
+fn bound(k: f64, fan: f64) -> f64 {
+    if fan > 0.0 {
+        (k / fan).sqrt()
+    } else {
+        0.0
+    }
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    rng.sample(StandardNormal)
+}
+
+/// `n` draws of `U(−a, a)`.
+fn uniform(n: usize, a: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    (0..n).map(|_| a * (2.0 * rng.random::<f64>() - 1.0)).collect()
+}
+
+/// `n` draws of `N(0, std²)`.
+fn gaussian(n: usize, std: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    (0..n).map(|_| std * normal(rng)).collect()
+}
+
+/// `z ~ N(0,1)` conditioned on `|z| <= 2` by redrawing.
+fn truncated_normal(rng: &mut ChaCha8Rng) -> f64 {
+    loop {
+        let z = normal(rng);
+        if z.abs() <= 2.0 {
+            return z;
+        }
+    }
+}
+
+/// `(rows, cols)` as PyTorch flattens a tensor for `orthogonal_`/`eye_`.
+fn matrix_dims(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [rows, rest @ ..] => (*rows, rest.iter().product()),
+    }
+}
+
+/// A `[rows, cols]` row-major matrix with orthonormal rows (rows <= cols) or columns
+/// (rows >= cols), distributed as PyTorch's `orthogonal_`: draw a Gaussian `[rows, cols]`,
+/// transpose it when `rows < cols`, take Q of its QR with `Q·sign(diag R)`, transpose back.
+fn orthogonal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    if rows == 0 || cols == 0 {
+        return Vec::new();
+    }
+    let g: Vec<f64> = (0..rows * cols).map(|_| normal(rng)).collect();
+    if rows >= cols {
+        return thin_q(g, rows, cols);
+    }
+    let q = thin_q(transpose(&g, rows, cols), cols, rows);
+    transpose(&q, cols, rows)
+}
+
+/// The `[c, r]` transpose of a row-major `[r, c]` matrix.
+fn transpose(a: &[f64], r: usize, c: usize) -> Vec<f64> {
+    (0..c * r).map(|k| a[(k % r) * c + k / r]).collect()
+}
+
+/// Q (`[m, n]`, orthonormal columns) of the thin QR of `a` (`[m, n]` row-major, `m >= n`) by
+/// Householder reflections, with each column multiplied by the sign of `R`'s diagonal entry
+/// (so `R`'s diagonal is positive, which makes Q unique).
+fn thin_q(mut a: Vec<f64>, m: usize, n: usize) -> Vec<f64> {
+    let mut reflectors = Vec::with_capacity(n);
+    let mut signs = Vec::with_capacity(n);
+    for k in 0..n {
+        // H_k = I − 2vvᵀ/(vᵀv) maps a[k.., k] to (α, 0, …), α = −sign(x₀)‖x‖ = R_kk.
+        let mut v: Vec<f64> = (k..m).map(|i| a[i * n + k]).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let alpha = if v[0] >= 0.0 { -norm } else { norm };
+        v[0] -= alpha;
+        reflect(&mut a, n, k, k, &v);
+        signs.push(if alpha < 0.0 { -1.0 } else { 1.0 });
+        reflectors.push(v);
+    }
+    // Q = H_0 H_1 … H_{n−1} applied to the first n columns of the identity.
+    let mut q = vec![0.0; m * n];
+    for j in 0..n {
+        q[j * n + j] = 1.0;
+    }
+    for (k, v) in reflectors.iter().enumerate().rev() {
+        reflect(&mut q, n, k, 0, v);
+    }
+    for (i, x) in q.iter_mut().enumerate() {
+        *x *= signs[i % n];
+    }
+    q
+}
+
+/// Applies `I − 2vvᵀ/(vᵀv)` to rows `k..` and columns `from..` of the row-major `[_, n]`
+/// matrix `a` (`v` has one entry per row from `k`); a zero `v` is the identity.
+fn reflect(a: &mut [f64], n: usize, k: usize, from: usize, v: &[f64]) {
+    let vv: f64 = v.iter().map(|x| x * x).sum();
+    if vv == 0.0 {
+        return;
+    }
+    for j in from..n {
+        let s: f64 = v.iter().enumerate().map(|(i, vi)| vi * a[(k + i) * n + j]).sum();
+        let f = 2.0 * s / vv;
+        for (i, vi) in v.iter().enumerate() {
+            a[(k + i) * n + j] -= f * vi;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

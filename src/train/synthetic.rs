@@ -1,1 +1,222 @@
-//! (being written)
+//! Built-in synthetic data sets, so every example runs with no download. Each generator is
+//! a pure function of `(n, noise, shape, seed)`: it draws from the seed's
+//! [`Stream::Synthetic`] ChaCha8 stream only, so the same call gives the same examples on
+//! every platform.
+//!
+//! | set     | features | label                    | definition                                   |
+//! | ------- | -------- | ------------------------ | -------------------------------------------- |
+//! | xor     | 2        | classes(2) or targets(1) | corner `(±1, ±1)` + `noise·N(0,1)`; label = (x₀>0) xor (x₁>0) of the corner |
+//! | spirals | 2        | classes(C)               | CS231n: arm j, `r = linspace(0,1)`, `t = linspace(4j, 4j+4) + noise·N(0,1)`, `(r sin t, r cos t)` |
+//! | moons   | 2        | classes(2) or targets(1) | sklearn `make_moons`: outer `(cos s, sin s)`, inner `(1−cos s, ½−sin s)`, `s = linspace(0,π)`, + `noise·N(0,1)` |
+//! | blobs   | F        | classes(C)               | centres `U[−5,5]^F`; points centre + `(1+noise)·N(0,1)` |
+//! | teacher | F        | targets(T)               | `x ~ N(0,1)^F`; `y = W₂ tanh(W₁x + b₁) + b₂ + noise·N(0,1)`, F-32-T, all weights and biases `N(0, 1/fan_in)` |
+//!
+//! Classes are balanced (class j gets `n/C` examples, the first `n mod C` one more), and
+//! the examples are then put in a seeded random order, as sklearn's `shuffle=True` does. A
+//! targets(1) label of xor or moons holds the class as a 0/1 float. The teacher's weights
+//! are drawn first, so the teacher depends on the seed and shapes only, not on `n`.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::data::{rng, shuffle, DataError, DataShape, Dataset, LabelSpec, Stream};
+use crate::check::model::Synthetic;
+use crate::tensor::Tensor;
+
+/// Width of the teacher MLP's hidden layer.
+pub const TEACHER_HIDDEN: usize = 32;
+
+/// `n` examples of `kind` shaped as `want` asks, or an error when the set cannot produce it.
+pub fn generate(
+    kind: Synthetic,
+    n: usize,
+    noise: f64,
+    want: &DataShape,
+    seed: u64,
+) -> Result<Dataset, DataError> {
+    let fail = |message: String| DataError::Synthetic { kind, message };
+    if n == 0 {
+        return Err(fail("needs at least one example (n >= 1)".into()));
+    }
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(fail(format!("noise must be a finite number >= 0, not {noise}")));
+    }
+    fits(kind, want).map_err(fail)?;
+    let rng = &mut rng(seed, Stream::Synthetic, 0);
+    let f = want.feature_count();
+    let (xs, y) = match (kind, want.label) {
+        (Synthetic::Xor, _) => xor(n, noise, rng),
+        (Synthetic::Spirals, LabelSpec::Classes(c)) => spirals(n, c, noise, rng),
+        (Synthetic::Moons, _) => moons(n, noise, rng),
+        (Synthetic::Blobs, LabelSpec::Classes(c)) => blobs(n, f, c, noise, rng),
+        (Synthetic::Teacher, LabelSpec::Targets(t)) => {
+            let y = teacher(n, f, t, noise, rng);
+            return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
+        }
+        (_, label) => return Err(fail(format!("cannot produce {}", label_text(label)))),
+    };
+    Ok(shuffled(n, want, xs, y, rng))
+}
+
+/// Whether `kind` can produce `want`; the message says what it needs otherwise.
+fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
+    let f = want.feature_count();
+    let two = || match f {
+        2 => Ok(()),
+        _ => Err(format!("has 2 features but the model's input wants {f}")),
+    };
+    match (kind, want.label) {
+        (Synthetic::Xor, LabelSpec::Classes(2) | LabelSpec::Targets(1)) => two(),
+        (Synthetic::Moons, LabelSpec::Classes(2) | LabelSpec::Targets(1)) => two(),
+        (Synthetic::Spirals, LabelSpec::Classes(c)) if c >= 1 => two(),
+        (Synthetic::Blobs, LabelSpec::Classes(c)) if c >= 1 && f >= 1 => Ok(()),
+        (Synthetic::Teacher, LabelSpec::Targets(t)) if t >= 1 && f >= 1 => Ok(()),
+        (Synthetic::Xor | Synthetic::Moons, label) => Err(format!(
+            "has 2 classes (or one 0/1 target) but the model's label wants {}",
+            label_text(label)
+        )),
+        (Synthetic::Spirals | Synthetic::Blobs, label) => {
+            Err(format!("has class labels but the model's label wants {}", label_text(label)))
+        }
+        (Synthetic::Teacher, label) => {
+            Err(format!("has real targets but the model's label wants {}", label_text(label)))
+        }
+    }
+}
+
+fn label_text(label: LabelSpec) -> String {
+    match label {
+        LabelSpec::Classes(c) => format!("{c} classes"),
+        LabelSpec::Targets(t) => format!("{t} targets"),
+    }
+}
+
+fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    rng.sample(StandardNormal)
+}
+
+/// `m` evenly spaced points from `a` to `b` inclusive (`[a]` when `m = 1`), as np.linspace.
+fn linspace(a: f64, b: f64, i: usize, m: usize) -> f64 {
+    if m <= 1 {
+        a
+    } else {
+        a + (b - a) * i as f64 / (m - 1) as f64
+    }
+}
+
+/// How many of `n` examples class `j` of `c` gets.
+fn class_size(n: usize, c: usize, j: usize) -> usize {
+    n / c + usize::from(j < n % c)
+}
+
+type Points = (Vec<f64>, Vec<f32>);
+
+fn xor(n: usize, noise: f64, rng: &mut ChaCha8Rng) -> Points {
+    let (mut xs, mut y) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
+    for i in 0..n {
+        let (a, b) = (i % 2 == 1, (i / 2) % 2 == 1);
+        let sign = |s: bool| if s { 1.0 } else { -1.0 };
+        xs.push(sign(a) + noise * normal(rng));
+        xs.push(sign(b) + noise * normal(rng));
+        y.push(f32::from(u8::from(a != b)));
+    }
+    (xs, y)
+}
+
+fn spirals(n: usize, c: usize, noise: f64, rng: &mut ChaCha8Rng) -> Points {
+    let (mut xs, mut y) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
+    for j in 0..c {
+        let m = class_size(n, c, j);
+        for i in 0..m {
+            let r = linspace(0.0, 1.0, i, m);
+            let t = linspace(4.0 * j as f64, 4.0 * (j + 1) as f64, i, m) + noise * normal(rng);
+            xs.extend([r * t.sin(), r * t.cos()]);
+            y.push(j as f32);
+        }
+    }
+    (xs, y)
+}
+
+fn moons(n: usize, noise: f64, rng: &mut ChaCha8Rng) -> Points {
+    let n_out = n / 2;
+    let n_in = n - n_out;
+    let (mut xs, mut y) = (Vec::with_capacity(2 * n), Vec::with_capacity(n));
+    for i in 0..n_out {
+        let s = linspace(0.0, std::f64::consts::PI, i, n_out);
+        xs.extend([s.cos() + noise * normal(rng), s.sin() + noise * normal(rng)]);
+        y.push(0.0);
+    }
+    for i in 0..n_in {
+        let s = linspace(0.0, std::f64::consts::PI, i, n_in);
+        xs.extend([1.0 - s.cos() + noise * normal(rng), 0.5 - s.sin() + noise * normal(rng)]);
+        y.push(1.0);
+    }
+    (xs, y)
+}
+
+fn blobs(n: usize, f: usize, c: usize, noise: f64, rng: &mut ChaCha8Rng) -> Points {
+    let centres: Vec<f64> = (0..c * f).map(|_| rng.random_range(-5.0..5.0)).collect();
+    let (mut xs, mut y) = (Vec::with_capacity(f * n), Vec::with_capacity(n));
+    for j in 0..c {
+        for _ in 0..class_size(n, c, j) {
+            xs.extend(centres[j * f..(j + 1) * f].iter().map(|m| m + (1.0 + noise) * normal(rng)));
+            y.push(j as f32);
+        }
+    }
+    (xs, y)
+}
+
+/// A dense layer's weights `[out, inp]` and bias `[out]`, all `N(0, 1/inp)`.
+fn teacher_layer(out: usize, inp: usize, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<f64>) {
+    let std = 1.0 / (inp as f64).sqrt();
+    let w = (0..out * inp).map(|_| std * normal(rng)).collect();
+    let b = (0..out).map(|_| std * normal(rng)).collect();
+    (w, b)
+}
+
+/// `w x + b` for `w: [out, inp]`.
+fn affine(w: &[f64], b: &[f64], x: &[f64]) -> Vec<f64> {
+    b.iter().zip(w.chunks(x.len())).map(|(b, row)| b + dot(row, x)).collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(a, b)| a * b).sum()
+}
+
+fn teacher(n: usize, f: usize, t: usize, noise: f64, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<f32>) {
+    let (w1, b1) = teacher_layer(TEACHER_HIDDEN, f, rng);
+    let (w2, b2) = teacher_layer(t, TEACHER_HIDDEN, rng);
+    let (mut xs, mut y) = (Vec::with_capacity(f * n), Vec::with_capacity(t * n));
+    for _ in 0..n {
+        let x: Vec<f64> = (0..f).map(|_| normal(rng)).collect();
+        let h: Vec<f64> = affine(&w1, &b1, &x).into_iter().map(f64::tanh).collect();
+        let out = affine(&w2, &b2, &h);
+        y.extend(out.iter().map(|o| (o + noise * normal(rng)) as f32));
+        xs.extend(x);
+    }
+    (xs, y)
+}
+
+fn x_tensor(n: usize, want: &DataShape, xs: Vec<f64>) -> Tensor<f32> {
+    let shape = [vec![n], want.features.clone()].concat();
+    Tensor::new(shape, xs.into_iter().map(|v| v as f32).collect())
+}
+
+/// Puts the examples in a seeded random order; labels become `[n]` classes or `[n, 1]`.
+fn shuffled(
+    n: usize,
+    want: &DataShape,
+    xs: Vec<f64>,
+    y: Vec<f32>,
+    rng: &mut ChaCha8Rng,
+) -> Dataset {
+    let y_shape = match want.label {
+        LabelSpec::Classes(_) => vec![n],
+        LabelSpec::Targets(t) => vec![n, t],
+    };
+    let ds = Dataset { x: x_tensor(n, want, xs), y: Tensor::new(y_shape, y) };
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, rng);
+    ds.select(&order)
+}

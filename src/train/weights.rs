@@ -1,1 +1,251 @@
-//! (being written)
+//! Weight files: safetensors whose tensor names and layouts are PyTorch's `state_dict`
+//! (`fc1.weight` is `[out, in]`, `blocks.0.fc1.bias`, ...), so a model trained here loads
+//! in PyTorch (`model.load_state_dict(safetensors.torch.load_file(path))`) and back.
+//!
+//! Invariants: [`save`] writes F32 and never leaves a half-written file at `path` (it writes
+//! a temporary file in the same directory, syncs it, then renames it over `path`).
+//! [`load`] accepts F32, F64, F16, BF16 and integer tensors, all converted to f32.
+//! [`load_into`] is strict: every wanted name present with the wanted shape, no unknown
+//! tensors, except PyTorch's batch-norm step counters (`*.num_batches_tracked`), which
+//! carry no weights and are ignored unless asked for.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use super::data::closest;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsError {
+    /// The file does not exist.
+    NotFound { path: PathBuf },
+    /// Reading failed otherwise.
+    Io { path: PathBuf, message: String },
+    /// Not a valid safetensors file.
+    Format { path: PathBuf, message: String },
+    /// A tensor of a dtype that is not a number we convert.
+    Dtype { path: PathBuf, name: String, dtype: String },
+    /// Wanted tensors absent from the file, in the model's order; `suggestion` is the file's
+    /// closest name to the first of them.
+    Missing { path: PathBuf, names: Vec<String>, suggestion: Option<String> },
+    /// A tensor whose shape differs from the model's parameter.
+    Shape { path: PathBuf, name: String, file: Vec<usize>, want: Vec<usize> },
+    /// Tensors in the file that the model has no parameter for.
+    Unexpected { path: PathBuf, names: Vec<String> },
+}
+
+fn quoted(names: &[String]) -> String {
+    let q: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    q.join(", ")
+}
+
+impl fmt::Display for WeightsError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        use WeightsError::*;
+        match self {
+            NotFound { path } => write!(f, "weights file \"{}\" not found", path.display()),
+            Io { path, message } => write!(f, "cannot read \"{}\": {message}", path.display()),
+            Format { path, message } => {
+                write!(f, "\"{}\" is not a valid safetensors file: {message}", path.display())
+            }
+            Dtype { path, name, dtype } => write!(
+                f,
+                "\"{}\": tensor `{name}` has dtype {dtype}, which is not supported \
+                 (use F32, F64, F16, BF16 or an integer type)",
+                path.display()
+            ),
+            Missing { path, names, suggestion } => {
+                write!(f, "weights file \"{}\" lacks {}", path.display(), quoted(names))?;
+                match suggestion {
+                    Some(s) => write!(f, "; the file has `{s}`"),
+                    None => Ok(()),
+                }
+            }
+            Shape { path, name, file, want } => write!(
+                f,
+                "\"{}\": `{name}` has shape {file:?} in the file but the model wants {want:?}",
+                path.display()
+            ),
+            Unexpected { path, names } => {
+                let what = if names.len() == 1 { "tensor" } else { "tensors" };
+                write!(f, "\"{}\": unexpected {what} {} in the file", path.display(), quoted(names))
+            }
+        }
+    }
+}
+
+impl std::error::Error for WeightsError {}
+
+/// Writes `tensors` as F32 safetensors at `path`, atomically. Duplicate names are an
+/// `InvalidInput` error.
+pub fn save(path: &Path, tensors: &[(String, &Tensor<f32>)]) -> io::Result<()> {
+    // Checked here: safetensors 0.8 panics on duplicate names while serializing.
+    let mut seen = HashSet::new();
+    if let Some((name, _)) = tensors.iter().find(|(n, _)| !seen.insert(n.as_str())) {
+        let message = format!("tensor name `{name}` appears twice");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    }
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, t), b)| Ok((name.as_str(), TensorView::new(Dtype::F32, t.shape.clone(), b)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
+        .map_err(invalid)?;
+    let buffer = safetensors::serialize(views, None).map_err(invalid)?;
+    write_atomically(path, &buffer)
+}
+
+fn invalid(e: safetensors::SafeTensorError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
+}
+
+/// Distinguishes temporary files of concurrent saves within one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to a temporary sibling of `path`, syncs, and renames it to `path`.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file name", path.display()),
+        )
+    })?;
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let temp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
+    let written = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written
+}
+
+/// Every tensor in the file, converted to f32, sorted by name.
+pub fn load(path: &Path) -> Result<Vec<(String, Tensor<f32>)>, WeightsError> {
+    let bytes = fs::read(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => WeightsError::NotFound { path: path.to_path_buf() },
+        _ => WeightsError::Io { path: path.to_path_buf(), message: e.to_string() },
+    })?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| WeightsError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut out = file
+        .iter()
+        .map(|(name, view)| {
+            let data = to_f32(&view).ok_or_else(|| WeightsError::Dtype {
+                path: path.to_path_buf(),
+                name: name.to_string(),
+                dtype: format!("{:?}", view.dtype()),
+            })?;
+            if data.len() != view.shape().iter().product::<usize>() {
+                let message = format!("tensor `{name}` holds the wrong number of bytes");
+                return Err(WeightsError::Format { path: path.to_path_buf(), message });
+            }
+            Ok((name.to_string(), Tensor::new(view.shape().to_vec(), data)))
+        })
+        .collect::<Result<Vec<_>, WeightsError>>()?;
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Decodes little-endian elements of the supported dtypes.
+fn to_f32(view: &TensorView) -> Option<Vec<f32>> {
+    fn each<const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
+        b.chunks_exact(N).map(|c| f(c.try_into().expect("chunks_exact gives N bytes"))).collect()
+    }
+    let b = view.data();
+    Some(match view.dtype() {
+        Dtype::F32 => each(b, f32::from_le_bytes),
+        Dtype::F64 => each(b, |c| f64::from_le_bytes(c) as f32),
+        Dtype::F16 => each(b, |c| f16_to_f32(u16::from_le_bytes(c))),
+        Dtype::BF16 => each(b, |c| f32::from_bits((u16::from_le_bytes(c) as u32) << 16)),
+        Dtype::I64 => each(b, |c| i64::from_le_bytes(c) as f32),
+        Dtype::I32 => each(b, |c| i32::from_le_bytes(c) as f32),
+        Dtype::I16 => each(b, |c| i16::from_le_bytes(c) as f32),
+        Dtype::I8 => each(b, |c: [u8; 1]| c[0] as i8 as f32),
+        Dtype::U8 => each(b, |c: [u8; 1]| c[0] as f32),
+        Dtype::BOOL => each(b, |c: [u8; 1]| f32::from(c[0] != 0)),
+        _ => return None,
+    })
+}
+
+/// IEEE binary16 to binary32 (exact): sign, 5-bit exponent (bias 15), 10-bit mantissa.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let man = (h & 0x3ff) as f32;
+    sign * match exp {
+        0 => man * 2f32.powi(-24),         // subnormal: m · 2⁻¹⁴ · 2⁻¹⁰
+        31 if man == 0.0 => f32::INFINITY, // ±inf
+        31 => f32::NAN,                    // NaN
+        _ => (1.0 + man / 1024.0) * 2f32.powi(exp - 15), // normal: (1 + m/2¹⁰) · 2^(e−15)
+    }
+}
+
+/// The tensors named in `names`, in that order, each checked against its wanted shape.
+/// Errors, checked in this order: missing names, wrong shapes, unexpected tensors.
+pub fn load_into(
+    path: &Path,
+    names: &[(String, Vec<usize>)],
+) -> Result<Vec<Tensor<f32>>, WeightsError> {
+    let file: HashMap<String, Tensor<f32>> = load(path)?.into_iter().collect();
+    let wanted: HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let missing: Vec<String> =
+        names.iter().filter(|(n, _)| !file.contains_key(n)).map(|(n, _)| n.clone()).collect();
+    if let Some(first) = missing.first() {
+        let spare = file.keys().map(String::as_str).filter(|k| !wanted.contains(k));
+        let suggestion = closest(first, spare).map(String::from);
+        return Err(WeightsError::Missing { path: path.to_path_buf(), names: missing, suggestion });
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for (name, want) in names {
+        let t = &file[name];
+        if &t.shape != want {
+            let (path, name, want) = (path.to_path_buf(), name.clone(), want.clone());
+            return Err(WeightsError::Shape { path, name, file: t.shape.clone(), want });
+        }
+        out.push(t.clone());
+    }
+    let mut unexpected: Vec<String> = file
+        .into_keys()
+        .filter(|k| !wanted.contains(k.as_str()) && !k.ends_with(".num_batches_tracked"))
+        .collect();
+    if !unexpected.is_empty() {
+        unexpected.sort();
+        return Err(WeightsError::Unexpected { path: path.to_path_buf(), names: unexpected });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_decodes_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+}
