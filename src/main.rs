@@ -1,1 +1,263 @@
-fn main(){}
+//! The `nnc` command line: parses arguments with clap and calls the library. Exit codes:
+//! 0 success, 1 a user error (rendered diagnostic or message), 2 a usage error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use nnc::diagnostic::{render_all, Diagnostic};
+use nnc::pipeline::{self, Compiled, Stage};
+use nnc::tensor::Tensor;
+use nnc::train::session::{self, BackendKind, Options};
+use nnc::train::{data, weights};
+
+#[derive(Parser)]
+#[command(name = "nnc", version, about = "A compiler for neural-network training")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check a model; print its parameters and their count.
+    Check { file: PathBuf },
+    /// Print the IR of one compiler stage (deterministic text, for reading and snapshots).
+    Ir {
+        file: PathBuf,
+        /// The stage to print.
+        #[arg(long, value_enum, default_value = "opt")]
+        stage: StageArg,
+        /// Compare with this expected file; exit 1 with a diff when they differ.
+        #[arg(long, value_name = "EXPECTED")]
+        check: Option<PathBuf>,
+        /// With --check: write the current IR to the expected file instead of comparing.
+        #[arg(long, requires = "check")]
+        bless: bool,
+    },
+    /// Train the model as the file says; flags override the file's train block.
+    Train {
+        file: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Stop after N optimizer steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Train for N epochs.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Take batches in file order.
+        #[arg(long)]
+        no_shuffle: bool,
+        /// Start from these weights instead of the initializers.
+        #[arg(long, value_name = "W.safetensors")]
+        init: Option<PathBuf>,
+        /// Write the trained weights here (PyTorch state_dict names).
+        #[arg(long, value_name = "W.safetensors")]
+        save: Option<PathBuf>,
+        /// Write one CSV row per step: step,epoch,loss,lr and the metrics.
+        #[arg(long, value_name = "FILE.csv")]
+        log: Option<PathBuf>,
+        /// Which engine runs the training step.
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: BackendArg,
+        /// Worker threads (the interpreter uses one).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print only the final summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Loss and metrics of given weights on the data.
+    Eval {
+        file: PathBuf,
+        #[arg(long, value_name = "W.safetensors")]
+        weights: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Gradients of the loss on the first batch (in data order), same names as the weights.
+    Grad {
+        file: PathBuf,
+        #[arg(long, value_name = "W.safetensors")]
+        weights: PathBuf,
+        #[arg(long, value_name = "G.safetensors")]
+        out: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Use this data file instead of the file's `data =` (CSV or .npz).
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Batch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Random seed (initialization, shuffling, synthetic data).
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StageArg {
+    Ast,
+    Graph,
+    Grad,
+    Step,
+    Opt,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Interp,
+}
+
+/// A failure to report: diagnostics on a source file, or a plain message.
+enum Failure {
+    Diagnostics { file: PathBuf, src: String, diags: Vec<Diagnostic> },
+    Message(String),
+}
+
+impl From<String> for Failure {
+    fn from(m: String) -> Failure {
+        Failure::Message(m)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Diagnostics { file, src, diags }) => {
+            eprint!("{}", render_all(&diags, &file.display().to_string(), &src));
+            ExitCode::from(1)
+        }
+        Err(Failure::Message(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file).map_err(|e| Failure::Message(format!("cannot read {}: {e}", file.display())))
+}
+
+fn compile(file: &Path) -> Result<Compiled, Failure> {
+    let src = read(file)?;
+    pipeline::compile(&src).map_err(|diags| Failure::Diagnostics { file: file.to_path_buf(), src, diags })
+}
+
+fn base_dir(file: &Path) -> &Path {
+    file.parent().unwrap_or(Path::new("."))
+}
+
+fn run(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Check { file } => {
+            let c = compile(&file)?;
+            let m = &c.model;
+            println!("model {}: ok", m.name);
+            let w = m.params.iter().map(|p| p.name.len()).max().unwrap_or(0).max(9);
+            println!("  {:w$}  {:>12}  {:>10}", "parameter", "shape", "count");
+            for p in &m.params {
+                let shape = format!("{:?}", p.shape);
+                println!("  {:w$}  {:>12}  {:>10}", p.name, shape, p.shape.iter().product::<usize>());
+            }
+            println!("  {} parameters in {} tensors", m.param_count(), m.params.len());
+            Ok(())
+        }
+        Command::Ir { file, stage, check, bless } => {
+            let src = read(&file)?;
+            let stage = match stage {
+                StageArg::Ast => Stage::Ast,
+                StageArg::Graph => Stage::Graph,
+                StageArg::Grad => Stage::Grad,
+                StageArg::Step => Stage::Step,
+                StageArg::Opt => Stage::Opt,
+            };
+            let text = pipeline::ir(&src, stage)
+                .map_err(|diags| Failure::Diagnostics { file: file.clone(), src: src.clone(), diags })?;
+            match (check, bless) {
+                (None, _) => print!("{text}"),
+                (Some(p), true) => {
+                    nnc::files::write_atomic(&p, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                    eprintln!("wrote {}", p.display());
+                }
+                (Some(p), false) => {
+                    let want = read(&p)?;
+                    if want != text {
+                        return Err(Failure::Message(format!(
+                            "the {} IR of {} differs from {} (rerun with --bless to accept):\n{}",
+                            stage_name(stage), file.display(), p.display(), nnc::files::unified_diff(&want, &text)
+                        )));
+                    }
+                    eprintln!("{}: IR matches {}", file.display(), p.display());
+                }
+            }
+            Ok(())
+        }
+        Command::Train { file, run, steps, epochs, no_shuffle, init, save, log, backend, threads: _, quiet } => {
+            let c = compile(&file)?;
+            let kind = match backend {
+                BackendArg::Interp => BackendKind::Interp,
+            };
+            let o = Options {
+                steps, epochs, batch: run.batch, seed: run.seed, data: run.data, no_shuffle, init,
+                save: save.clone(), log, quiet,
+            };
+            let s = session::train(&c, kind, base_dir(&file), &o)?;
+            let fmt = |vals: &[f32]| -> String {
+                s.names.iter().zip(vals).map(|(n, v)| format!("{n} {v:.6}")).collect::<Vec<_>>().join("  ")
+            };
+            println!("trained {} steps ({} epochs)", s.steps, s.epochs);
+            println!("train       {}", fmt(&s.train));
+            if let Some(v) = &s.validation {
+                println!("validation  {}", fmt(v));
+            }
+            if let Some(p) = save {
+                println!("saved weights to {}", p.display());
+            }
+            Ok(())
+        }
+        Command::Eval { file, weights: w, run } => {
+            let c = compile(&file)?;
+            let o = Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+            let spec = session::effective_spec(&c.model, &o);
+            let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
+            let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
+            let mut be = session::make_backend(BackendKind::Interp, &c, params);
+            let out = session::evaluate(&c.model, be.as_mut(), &ds, spec.batch.max(256))?;
+            let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
+            println!("{} examples", ds.x.shape[0]);
+            for (n, v) in names.iter().zip(&out) {
+                println!("{n} {v:.6}");
+            }
+            Ok(())
+        }
+        Command::Grad { file, weights: w, out, run } => {
+            let c = compile(&file)?;
+            let o = Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+            let spec = session::effective_spec(&c.model, &o);
+            let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
+            let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
+            let n = spec.batch.min(ds.x.shape[0]);
+            let idx: Vec<usize> = (0..n).collect();
+            let (x, y) = data::batch(&ds, &idx);
+            let inputs = session::inputs_for(&c.model, x, y);
+            let grads = session::gradients(&c, &inputs, &params)?;
+            let named: Vec<(String, &Tensor<f32>)> =
+                c.model.params.iter().map(|p| p.name.clone()).zip(grads.iter()).collect();
+            weights::save(&out, &named).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!("wrote gradients of {} tensors on a batch of {n} to {}", named.len(), out.display());
+            Ok(())
+        }
+    }
+}
+
+fn stage_name(s: Stage) -> &'static str {
+    Stage::ALL.iter().find(|(_, x)| *x == s).map(|(n, _)| *n).unwrap_or("?")
+}

@@ -1,5 +1,73 @@
-//! (being written)
+//! The runtime: data, parameter initialization, weight files, and the training loop that
+//! calls a [`Backend`] once per batch.
+//!
+//! The kernel boundary is the [`Backend`] trait: a backend owns the parameters and the
+//! optimizer state and runs a whole training step (forward, backward, update) or a forward
+//! evaluation on one batch. `interp` runs the optimized step graph with `graph::eval`; the
+//! Cranelift backend implements the same trait with one native function per entry point.
+//! Inputs are passed in the graph's input order; the batch size is whatever the tensors say.
+
 pub mod data;
 pub mod init;
+pub mod session;
 pub mod synthetic;
 pub mod weights;
+
+use crate::graph::eval::{apply_updates, eval, Env};
+use crate::graph::Graph;
+use crate::tensor::Tensor;
+
+/// Loss then metrics, in the order of the graph's outputs.
+pub type Outputs = Vec<f32>;
+
+/// One compiled model ready to run.
+pub trait Backend {
+    /// One optimizer step at learning rate `lr`, step count `t` (from 1). Returns the loss and
+    /// metrics of the forward pass, computed before the update.
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String>;
+    /// Loss and metrics of a forward pass; no update.
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String>;
+    /// The current parameters, in the graph's parameter order.
+    fn params(&self) -> Vec<Tensor<f32>>;
+}
+
+/// The reference backend: interprets the optimized graphs with `graph::eval` in f32.
+pub struct Interp {
+    step: Graph,
+    forward: Graph,
+    params: Vec<Tensor<f32>>,
+    states: Vec<Tensor<f32>>,
+}
+
+impl Interp {
+    pub fn new(step: &Graph, forward: &Graph, params: Vec<Tensor<f32>>) -> Interp {
+        let states = step
+            .states
+            .iter()
+            .map(|s| Tensor::full(s.shape.concrete(0), s.init as f32))
+            .collect();
+        Interp { step: step.clone(), forward: forward.clone(), params, states }
+    }
+}
+
+fn scalars(ev: &[Tensor<f32>]) -> Outputs {
+    ev.iter().map(|t| t.data.first().copied().unwrap_or(f32::NAN)).collect()
+}
+
+impl Backend for Interp {
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
+        let env =
+            Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
+        let ev = eval(&self.step, &env).map_err(|e| e.to_string())?;
+        apply_updates(&self.step, &ev, &mut self.params, &mut self.states);
+        Ok(scalars(&ev.outputs))
+    }
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
+        let env = Env { inputs, params: &self.params, states: &[], lr: 0.0, step: 0.0 };
+        let ev = eval(&self.forward, &env).map_err(|e| e.to_string())?;
+        Ok(scalars(&ev.outputs))
+    }
+    fn params(&self) -> Vec<Tensor<f32>> {
+        self.params.clone()
+    }
+}

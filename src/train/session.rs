@@ -1,0 +1,339 @@
+//! The training loop: loads and splits the data, initializes (or loads) the parameters,
+//! runs one backend step per batch with the scheduled learning rate, logs every step, and
+//! evaluates on the validation split after each epoch.
+//!
+//! Step `t` counts optimizer steps from 1. An epoch visits every training example once, in a
+//! seeded shuffled order (file order under `shuffle = false`), the last batch possibly short.
+//! `--steps N` stops after N steps, wrapping into further epochs as needed.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use super::data::{self, DataShape, Dataset, LabelSpec};
+use super::{init, weights, Backend, Interp, Outputs};
+use crate::check::{DataSpec, Model, TrainSpec};
+use crate::diagnostic::Span;
+use crate::graph::{Dim, InputKind};
+use crate::pipeline::Compiled;
+use crate::tensor::Tensor;
+
+/// Which engine runs the step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Interp,
+}
+
+/// Command-line overrides of the file's `train` block and run options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub steps: Option<usize>,
+    pub epochs: Option<usize>,
+    pub batch: Option<usize>,
+    pub seed: Option<u64>,
+    pub data: Option<PathBuf>,
+    pub no_shuffle: bool,
+    pub init: Option<PathBuf>,
+    pub save: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    /// Print nothing but errors.
+    pub quiet: bool,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub steps: u64,
+    pub epochs: usize,
+    /// Names of the outputs: `loss` then the metrics.
+    pub names: Vec<String>,
+    /// The last step's loss and metrics.
+    pub last: Outputs,
+    /// Loss and metrics over the whole training split after training.
+    pub train: Outputs,
+    /// Same over the validation split, if any.
+    pub validation: Option<Outputs>,
+}
+
+/// The train spec with command-line overrides applied.
+pub fn effective_spec(model: &Model, o: &Options) -> TrainSpec {
+    let mut s = model.train.clone();
+    if let Some(b) = o.batch {
+        s.batch = b;
+    }
+    if let Some(e) = o.epochs {
+        s.epochs = Some(e);
+        s.steps = None;
+    }
+    if let Some(n) = o.steps {
+        s.steps = Some(n);
+    }
+    if let Some(seed) = o.seed {
+        s.seed = seed;
+    }
+    if o.no_shuffle {
+        s.shuffle = false;
+    }
+    s
+}
+
+/// The per-example shapes the model's single input and label want.
+pub fn data_shape(model: &Model) -> Result<DataShape, String> {
+    let feat = model.inputs.iter().find(|i| !i.is_label).ok_or("the model has no input")?;
+    let label = model.inputs.iter().find(|i| i.is_label).ok_or("the model has no label")?;
+    let fixed = |d: &[Dim]| d.iter().map(|d| d.size(0)).collect::<Vec<_>>();
+    let features = fixed(&feat.shape.dims()[1..]);
+    let label = match label.kind {
+        InputKind::Classes(c) => LabelSpec::Classes(c as usize),
+        _ => LabelSpec::Targets(fixed(&label.shape.dims()[1..]).iter().product()),
+    };
+    Ok(DataShape { features, label })
+}
+
+/// Loads the data the model trains on: `--data` (a CSV/npz path using the file's label
+/// settings) or the file's `data =` spec, relative to the `.nn` file's folder.
+pub fn load_data(model: &Model, spec: &TrainSpec, base: &Path, over: Option<&Path>) -> Result<Dataset, String> {
+    let shape = data_shape(model)?;
+    let dspec = match (over, &spec.data) {
+        (Some(p), d) => spec_for_path(p, d.as_ref())?,
+        (None, Some(d)) => d.clone(),
+        (None, None) => return Err("no data: give `data = ...` in the train block or --data PATH".into()),
+    };
+    let base = if over.is_some() { Path::new(".") } else { base };
+    data::load(&dspec, base, &shape, spec.seed).map_err(|e| e.to_string())
+}
+
+/// The data spec for a `--data PATH` override: a CSV or .npz file read with the column or
+/// array names of the file's own spec (defaults `label`, `x`, `y`).
+fn spec_for_path(p: &Path, file_spec: Option<&DataSpec>) -> Result<DataSpec, String> {
+    let path = p.to_string_lossy().into_owned();
+    let span = Span::default();
+    let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "csv" => {
+            let label = match file_spec {
+                Some(DataSpec::Csv { label, .. }) => label.clone(),
+                _ => "label".to_string(),
+            };
+            Ok(DataSpec::Csv { path, label, span })
+        }
+        "npz" => {
+            let (x, y) = match file_spec {
+                Some(DataSpec::Npz { x, y, .. }) => (x.clone(), y.clone()),
+                _ => ("x".to_string(), "y".to_string()),
+            };
+            Ok(DataSpec::Npz { path, x, y, span })
+        }
+        _ => Err(format!("--data {}: expected a .csv or .npz file", p.display())),
+    }
+}
+
+/// Graph inputs for one batch, in the graph's input order.
+pub fn inputs_for(model: &Model, x: Tensor<f32>, y: Tensor<f32>) -> Vec<Tensor<f32>> {
+    let (mut x, mut y) = (Some(x), Some(y));
+    model.inputs.iter().map(|i| if i.is_label { y.take() } else { x.take() }.expect("one input and one label")).collect()
+}
+
+/// Initial parameters: from `--init` weights, else the model's initializers and seed.
+pub fn initial_params(model: &Model, seed: u64, init_file: Option<&Path>) -> Result<Vec<Tensor<f32>>, String> {
+    match init_file {
+        Some(p) => {
+            let names: Vec<(String, Vec<usize>)> = model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
+            weights::load_into(p, &names).map_err(|e| e.to_string())
+        }
+        None => Ok(init::init_params(&model.params, seed)),
+    }
+}
+
+pub fn make_backend(kind: BackendKind, c: &Compiled, params: Vec<Tensor<f32>>) -> Box<dyn Backend> {
+    match kind {
+        BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
+    }
+}
+
+/// Loss and metrics over a whole data set, in batches of `batch`, weighted by batch size.
+pub fn evaluate(model: &Model, be: &mut dyn Backend, ds: &Dataset, batch: usize) -> Result<Outputs, String> {
+    let n = ds.x.shape[0];
+    let mut acc: Vec<f64> = Vec::new();
+    for start in (0..n).step_by(batch.max(1)) {
+        let end = (start + batch).min(n);
+        let idx: Vec<usize> = (start..end).collect();
+        let (x, y) = data::batch(ds, &idx);
+        let out = be.evaluate(&inputs_for(model, x, y))?;
+        acc.resize(out.len(), 0.0);
+        for (a, v) in acc.iter_mut().zip(&out) {
+            *a += *v as f64 * (end - start) as f64;
+        }
+    }
+    Ok(acc.iter().map(|a| (a / n.max(1) as f64) as f32).collect())
+}
+
+/// Trains `c` as its file says, with `o`'s overrides. `base` is the `.nn` file's folder.
+pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Result<Summary, String> {
+    let model = &c.model;
+    let spec = effective_spec(model, o);
+    let ds = load_data(model, &spec, base, o.data.as_deref())?;
+    let (train, val) = data::split(ds, spec.validation, spec.seed);
+    let n = train.x.shape[0];
+    if n == 0 {
+        return Err("the training split is empty".into());
+    }
+    let params = initial_params(model, spec.seed, o.init.as_deref())?;
+    let mut be = make_backend(kind, c, params);
+    let per_epoch = n.div_ceil(spec.batch);
+    let total = match (spec.steps, spec.epochs) {
+        (Some(s), _) => s as u64,
+        (None, e) => (e.unwrap_or(1) * per_epoch) as u64,
+    };
+    let names: Vec<String> = c.opt.outputs.iter().map(|o| o.name.clone()).collect();
+    let mut log = match &o.log {
+        Some(p) => Some(CsvLog::create(p, &names)?),
+        None => None,
+    };
+    let mut progress = Progress::new(total, o.quiet);
+    // About twenty epoch lines, whatever the number of epochs.
+    let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
+    let base_lr = model.optimizer.lr();
+    let (mut t, mut epoch, mut last) = (0u64, 0usize, Vec::new());
+    while t < total {
+        epoch += 1;
+        let order = data::epoch_order(n, spec.shuffle, spec.seed, epoch - 1);
+        let mut sum = vec![0f64; names.len()];
+        let mut seen = 0usize;
+        for idx in order.chunks(spec.batch) {
+            t += 1;
+            let lr = model.schedule.lr(base_lr, t);
+            let (x, y) = data::batch(&train, idx);
+            last = be.step(&inputs_for(model, x, y), lr, t)?;
+            if !last[0].is_finite() {
+                return Err(format!("the loss became {} at step {t} (epoch {epoch}): training diverged; try a smaller learning rate or gradient clipping", last[0]));
+            }
+            for (s, v) in sum.iter_mut().zip(&last) {
+                *s += *v as f64 * idx.len() as f64;
+            }
+            seen += idx.len();
+            if let Some(l) = log.as_mut() {
+                l.row(t, epoch, &last, lr)?;
+            }
+            progress.step(t, epoch, last[0]);
+            if t >= total {
+                break;
+            }
+        }
+        let mean: Outputs = sum.iter().map(|s| (s / seen as f64) as f32).collect();
+        let report = epoch == 1 || epoch % every == 0 || t >= total;
+        let vout = match &val {
+            Some(v) if report => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
+            _ => None,
+        };
+        if report {
+            progress.epoch(epoch, &names, &mean, vout.as_ref());
+        }
+    }
+    progress.finish();
+    if let Some(l) = log.as_mut() {
+        l.flush()?;
+    }
+    let train_out = evaluate(model, be.as_mut(), &train, spec.batch.max(256))?;
+    let validation = match &val {
+        Some(v) => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
+        None => None,
+    };
+    if let Some(p) = &o.save {
+        let ps = be.params();
+        let named: Vec<(String, &Tensor<f32>)> = model.params.iter().map(|d| d.name.clone()).zip(ps.iter()).collect();
+        weights::save(p, &named).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(Summary { steps: t, epochs: epoch, names, last, train: train_out, validation })
+}
+
+/// `--log`: CSV with header `step,epoch,loss,lr` then the metrics, one row per step.
+struct CsvLog {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl CsvLog {
+    fn create(path: &Path, names: &[String]) -> Result<CsvLog, String> {
+        let f = File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
+        let metrics: String = names[1..].iter().map(|m| format!(",{m}")).collect();
+        l.write(&format!("step,epoch,loss,lr{metrics}\n"))?;
+        Ok(l)
+    }
+    fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<(), String> {
+        let metrics: String = out[1..].iter().map(|m| format!(",{m}")).collect();
+        self.write(&format!("{t},{epoch},{},{lr}{metrics}\n", out[0]))
+    }
+    fn write(&mut self, s: &str) -> Result<(), String> {
+        self.out.write_all(s.as_bytes()).map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+    fn flush(&mut self) -> Result<(), String> {
+        self.out.flush().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+/// A progress bar on a terminal; one plain line per epoch otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(total: u64, quiet: bool) -> Progress {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]")
+                    .expect("valid template"),
+            );
+            b
+        });
+        Progress { bar, quiet }
+    }
+    fn step(&mut self, _t: u64, epoch: usize, loss: f32) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            b.set_message(format!("epoch {epoch}  loss {loss:.4}"));
+        }
+    }
+    fn epoch(&mut self, epoch: usize, names: &[String], mean: &[f32], val: Option<&Outputs>) {
+        if self.quiet {
+            return;
+        }
+        let mut line = format!("epoch {epoch:>4}");
+        for (n, v) in names.iter().zip(mean) {
+            line.push_str(&format!("  {n} {v:.4}"));
+        }
+        if let Some(v) = val {
+            for (n, v) in names.iter().zip(v) {
+                line.push_str(&format!("  val_{n} {v:.4}"));
+            }
+        }
+        match &self.bar {
+            Some(b) => b.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Gradients of the loss with respect to every parameter on one batch (the `grad` stage run
+/// by the interpreter in f32), in parameter order.
+pub fn gradients(c: &Compiled, inputs: &[Tensor<f32>], params: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>, String> {
+    let env = crate::graph::eval::Env { inputs, params, states: &[], lr: 0.0, step: 0.0 };
+    let ev = crate::graph::eval::eval(&c.grad, &env).map_err(|e| e.to_string())?;
+    c.grad
+        .params
+        .iter()
+        .map(|p| {
+            let name = format!("grad.{}", p.name);
+            let k = c.grad.outputs.iter().position(|o| o.name == name).ok_or(format!("no gradient for {}", p.name))?;
+            Ok(ev.outputs[k].clone())
+        })
+        .collect()
+}

@@ -1,0 +1,128 @@
+//! End-to-end training through the command line: the examples reach the losses and
+//! accuracies their headers promise, logs and weight files follow the contracts, and
+//! `nnc grad` writes gradients equal to central finite differences.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn nnc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-training-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// The value after `key` on the line starting with `line`, e.g. ("validation", "accuracy").
+fn metric(stdout: &str, line: &str, key: &str) -> f64 {
+    let l = stdout.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no `{line}` line in {stdout}"));
+    let words: Vec<&str> = l.split_whitespace().collect();
+    let i = words.iter().position(|w| *w == key).unwrap_or_else(|| panic!("no {key} in {l}"));
+    words[i + 1].parse().unwrap()
+}
+
+#[test]
+fn xor_trains_below_0_01() {
+    let (code, out, err) = nnc(&["train", "examples/xor.nn", "--backend", "interp"]);
+    assert_eq!(code, 0, "{err}");
+    let loss = metric(&out, "train", "loss");
+    assert!(loss < 0.01, "xor final loss {loss}\n{out}");
+}
+
+#[test]
+fn digits_mlp_reaches_95_percent_validation_accuracy() {
+    let (code, out, err) = nnc(&["train", "examples/digits_mlp.nn", "--backend", "interp"]);
+    assert_eq!(code, 0, "{err}");
+    let acc = metric(&out, "validation", "accuracy");
+    assert!(acc >= 0.95, "digits validation accuracy {acc}\n{out}");
+}
+
+#[test]
+fn log_has_one_row_per_step_and_weights_round_trip() {
+    let log = tmp("iris.csv");
+    let w = tmp("iris.safetensors");
+    let (code, _, err) = nnc(&[
+        "train", "examples/iris.nn", "--steps", "25", "--log", log.to_str().unwrap(), "--save",
+        w.to_str().unwrap(), "--seed", "3",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "step,epoch,loss,lr,accuracy");
+    assert_eq!(lines.len(), 26);
+    assert!(lines[25].starts_with("25,"), "{}", lines[25]);
+    // Evaluating the saved weights works and reports the metric.
+    let (code, out, err) = nnc(&["eval", "examples/iris.nn", "--weights", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("accuracy"), "{out}");
+    // Starting from them again is accepted.
+    let (code, _, err) = nnc(&["train", "examples/iris.nn", "--steps", "1", "--init", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn training_is_deterministic_from_the_seed() {
+    let run = || nnc(&["train", "examples/spirals.nn", "--steps", "30", "--seed", "9"]).1;
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn bad_weights_file_is_a_clean_error() {
+    let w = tmp("garbage.safetensors");
+    std::fs::write(&w, b"not a safetensors file").unwrap();
+    let (code, _, err) = nnc(&["eval", "examples/iris.nn", "--weights", w.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with("error"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn grad_equals_finite_differences() {
+    use nnc::graph::eval::{eval, Env};
+    let w = tmp("grad-w.safetensors");
+    let gpath = tmp("grad-g.safetensors");
+    let (code, _, err) = nnc(&["train", "examples/spirals.nn", "--steps", "5", "--save", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = nnc(&[
+        "grad", "examples/spirals.nn", "--weights", w.to_str().unwrap(), "--out", gpath.to_str().unwrap(), "--batch", "8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let grads = nnc::train::weights::load(&gpath).unwrap();
+    let weights = nnc::train::weights::load(&w).unwrap();
+    // The loss on the first 8 examples in data order, in f64, as a function of the weights.
+    let src = std::fs::read_to_string("examples/spirals.nn").unwrap();
+    let c = nnc::pipeline::compile(&src).unwrap();
+    let spec = nnc::train::session::effective_spec(&c.model, &Default::default());
+    let ds = nnc::train::session::load_data(&c.model, &spec, std::path::Path::new("examples"), None).unwrap();
+    let (x, y) = nnc::train::data::batch(&ds, &(0..8).collect::<Vec<_>>());
+    let inputs: Vec<_> = nnc::train::session::inputs_for(&c.model, x, y).iter().map(|t| t.to_f64()).collect();
+    let mut params: Vec<_> = weights.iter().map(|(_, t)| t.to_f64()).collect();
+    let loss_at = |ps: &[nnc::tensor::Tensor<f64>]| {
+        let env = Env { inputs: &inputs, params: ps, states: &[], lr: 0.0, step: 0.0 };
+        eval(&c.forward, &env).unwrap().outputs[0].data[0]
+    };
+    assert_eq!(grads.len(), weights.len());
+    for (i, (name, g)) in grads.iter().enumerate() {
+        assert_eq!(name, &weights[i].0);
+        assert_eq!(g.shape, weights[i].1.shape);
+        for j in (0..g.data.len()).step_by(7) {
+            let h = 1e-5;
+            let orig = params[i].data[j];
+            params[i].data[j] = orig + h;
+            let up = loss_at(&params);
+            params[i].data[j] = orig - h;
+            let down = loss_at(&params);
+            params[i].data[j] = orig;
+            let fd = (up - down) / (2.0 * h);
+            let got = g.data[j] as f64;
+            assert!((got - fd).abs() <= 1e-3 * fd.abs().max(1e-3), "{name}[{j}]: nnc grad {got}, finite difference {fd}");
+        }
+    }
+}
