@@ -18,7 +18,8 @@ pub struct Model {
     pub name: String,
     /// `input` and `label` declarations, in source order.
     pub inputs: Vec<ModelInput>,
-    /// Trainable parameters in declaration order, with PyTorch `state_dict` names.
+    /// Trainable parameters with PyTorch `state_dict` names, in PyTorch's `named_parameters()`
+    /// order: a module's own `param`s first, then its sub-layers', each in declaration order.
     pub params: Vec<ParamDef>,
     /// The forward computation; operands precede users.
     pub values: Vec<Value>,
