@@ -1,0 +1,72 @@
+//! The command-line contracts: exit codes (0 ok, 1 user error, 2 usage), `nnc check`'s
+//! parameter listing, and `nnc ir --check/--bless` snapshot testing of a user's own model.
+
+use std::process::Command;
+
+fn nnc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_lists_parameters_and_count() {
+    let (code, out, err) = nnc(&["check", "examples/digits_mlp.nn"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("fc1.weight") && out.contains("[128, 64]") && out.contains("8192"), "{out}");
+    assert!(out.contains("9610 parameters in 4 tensors"), "{out}");
+}
+
+#[test]
+fn every_example_checks() {
+    for e in std::fs::read_dir("examples").unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "nn") {
+            let (code, _, err) = nnc(&["check", p.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", p.display());
+        }
+    }
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(nnc(&["check", "no/such/file.nn"]).0, 1);
+    assert_eq!(nnc(&["frobnicate"]).0, 2);
+    assert_eq!(nnc(&["train", "examples/xor.nn", "--steps", "many"]).0, 2);
+    let (code, _, err) = nnc(&["train", "examples/xor.nn", "--data", "no/such.csv"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no/such.csv"), "{err}");
+}
+
+#[test]
+fn ir_check_and_bless() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let expected = dir.join("xor.opt.txt");
+    let exp = expected.to_str().unwrap();
+    // Blessing writes the current IR ...
+    let (code, _, err) = nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp, "--bless"]);
+    assert_eq!(code, 0, "{err}");
+    let (_, printed, _) = nnc(&["ir", "examples/xor.nn", "--stage", "opt"]);
+    assert_eq!(std::fs::read_to_string(&expected).unwrap(), printed);
+    // ... which then checks clean ...
+    assert_eq!(nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp]).0, 0);
+    // ... and a changed model fails with a diff naming the changed line.
+    let model = dir.join("xor.nn");
+    let src = std::fs::read_to_string("examples/xor.nn").unwrap().replace("momentum = 0.9", "momentum = 0.8");
+    std::fs::write(&model, src).unwrap();
+    let (code, _, err) = nnc(&["ir", model.to_str().unwrap(), "--stage", "opt", "--check", exp]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("-") && err.contains("const 0.8") && err.contains("--bless"), "{err}");
+}
+
+#[test]
+fn grad_stage_says_what_each_backward_node_differentiates() {
+    let (code, out, err) = nnc(&["ir", "examples/xor.nn", "--stage", "grad"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("grad of %"), "{out}");
+    assert!(out.contains("output grad.hidden.weight"), "{out}");
+}
