@@ -19,12 +19,12 @@ pub mod diagnostic;
 pub mod files;
 pub mod tensor;
 
-pub mod syntax;
+pub mod autodiff;
 pub mod check;
 pub mod graph;
 pub mod lower;
-pub mod autodiff;
-pub mod update;
 pub mod passes;
-pub mod train;
 pub mod pipeline;
+pub mod syntax;
+pub mod train;
+pub mod update;

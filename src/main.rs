@@ -143,12 +143,17 @@ fn main() -> ExitCode {
 }
 
 fn read(file: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(file).map_err(|e| Failure::Message(format!("cannot read {}: {e}", file.display())))
+    std::fs::read_to_string(file)
+        .map_err(|e| Failure::Message(format!("cannot read {}: {e}", file.display())))
 }
 
 fn compile(file: &Path) -> Result<Compiled, Failure> {
     let src = read(file)?;
-    pipeline::compile(&src).map_err(|diags| Failure::Diagnostics { file: file.to_path_buf(), src, diags })
+    pipeline::compile(&src).map_err(|diags| Failure::Diagnostics {
+        file: file.to_path_buf(),
+        src,
+        diags,
+    })
 }
 
 fn base_dir(file: &Path) -> &Path {
@@ -165,7 +170,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             println!("  {:w$}  {:>12}  {:>10}", "parameter", "shape", "count");
             for p in &m.params {
                 let shape = format!("{:?}", p.shape);
-                println!("  {:w$}  {:>12}  {:>10}", p.name, shape, p.shape.iter().product::<usize>());
+                println!(
+                    "  {:w$}  {:>12}  {:>10}",
+                    p.name,
+                    shape,
+                    p.shape.iter().product::<usize>()
+                );
             }
             println!("  {} parameters in {} tensors", m.param_count(), m.params.len());
             Ok(())
@@ -179,12 +189,16 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 StageArg::Step => Stage::Step,
                 StageArg::Opt => Stage::Opt,
             };
-            let text = pipeline::ir(&src, stage)
-                .map_err(|diags| Failure::Diagnostics { file: file.clone(), src: src.clone(), diags })?;
+            let text = pipeline::ir(&src, stage).map_err(|diags| Failure::Diagnostics {
+                file: file.clone(),
+                src: src.clone(),
+                diags,
+            })?;
             match (check, bless) {
                 (None, _) => print!("{text}"),
                 (Some(p), true) => {
-                    nnc::files::write_atomic(&p, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+                    nnc::files::write_atomic(&p, text.as_bytes())
+                        .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
                     eprintln!("wrote {}", p.display());
                 }
                 (Some(p), false) => {
@@ -192,7 +206,10 @@ fn run(cmd: Command) -> Result<(), Failure> {
                     if want != text {
                         return Err(Failure::Message(format!(
                             "the {} IR of {} differs from {} (rerun with --bless to accept):\n{}",
-                            stage_name(stage), file.display(), p.display(), nnc::files::unified_diff(&want, &text)
+                            stage_name(stage),
+                            file.display(),
+                            p.display(),
+                            nnc::files::unified_diff(&want, &text)
                         )));
                     }
                     eprintln!("{}: IR matches {}", file.display(), p.display());
@@ -200,18 +217,43 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Train { file, run, steps, epochs, no_shuffle, init, save, log, backend, threads: _, quiet } => {
+        Command::Train {
+            file,
+            run,
+            steps,
+            epochs,
+            no_shuffle,
+            init,
+            save,
+            log,
+            backend,
+            threads: _,
+            quiet,
+        } => {
             let c = compile(&file)?;
             let kind = match backend {
                 BackendArg::Interp => BackendKind::Interp,
             };
             let o = Options {
-                steps, epochs, batch: run.batch, seed: run.seed, data: run.data, no_shuffle, init,
-                save: save.clone(), log, quiet,
+                steps,
+                epochs,
+                batch: run.batch,
+                seed: run.seed,
+                data: run.data,
+                no_shuffle,
+                init,
+                save: save.clone(),
+                log,
+                quiet,
             };
             let s = session::train(&c, kind, base_dir(&file), &o)?;
             let fmt = |vals: &[f32]| -> String {
-                s.names.iter().zip(vals).map(|(n, v)| format!("{n} {v:.6}")).collect::<Vec<_>>().join("  ")
+                s.names
+                    .iter()
+                    .zip(vals)
+                    .map(|(n, v)| format!("{n} {v:.6}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
             };
             println!("trained {} steps ({} epochs)", s.steps, s.epochs);
             println!("train       {}", fmt(&s.train));
@@ -225,7 +267,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Eval { file, weights: w, run } => {
             let c = compile(&file)?;
-            let o = Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+            let o = Options {
+                batch: run.batch,
+                seed: run.seed,
+                data: run.data.clone(),
+                ..Options::default()
+            };
             let spec = session::effective_spec(&c.model, &o);
             let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
@@ -240,7 +287,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Grad { file, weights: w, out, run } => {
             let c = compile(&file)?;
-            let o = Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+            let o = Options {
+                batch: run.batch,
+                seed: run.seed,
+                data: run.data.clone(),
+                ..Options::default()
+            };
             let spec = session::effective_spec(&c.model, &o);
             let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
@@ -251,8 +303,13 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let grads = session::gradients(&c, &inputs, &params)?;
             let named: Vec<(String, &Tensor<f32>)> =
                 c.model.params.iter().map(|p| p.name.clone()).zip(grads.iter()).collect();
-            weights::save(&out, &named).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-            println!("wrote gradients of {} tensors on a batch of {n} to {}", named.len(), out.display());
+            weights::save(&out, &named)
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            println!(
+                "wrote gradients of {} tensors on a batch of {n} to {}",
+                named.len(),
+                out.display()
+            );
             Ok(())
         }
     }

@@ -33,7 +33,10 @@ pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
     };
     for ((i, _), grad) in params.into_iter().zip(grads) {
         let name = g.params[i as usize].name.clone();
-        g.origin = Meta { note: Some(format!("{} {name}", opt_name(&model.optimizer))), ..Meta::default() };
+        g.origin = Meta {
+            note: Some(format!("{} {name}", opt_name(&model.optimizer))),
+            ..Meta::default()
+        };
         let theta = g.param(i);
         let new = match &model.optimizer {
             Optimizer::Sgd { momentum, dampening, nesterov, weight_decay, .. } => {

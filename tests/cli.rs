@@ -16,7 +16,10 @@ fn nnc(args: &[&str]) -> (i32, String, String) {
 fn check_lists_parameters_and_count() {
     let (code, out, err) = nnc(&["check", "examples/digits_mlp.nn"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("fc1.weight") && out.contains("[128, 64]") && out.contains("8192"), "{out}");
+    assert!(
+        out.contains("fc1.weight") && out.contains("[128, 64]") && out.contains("8192"),
+        "{out}"
+    );
     assert!(out.contains("9610 parameters in 4 tensors"), "{out}");
 }
 
@@ -48,7 +51,8 @@ fn ir_check_and_bless() {
     let expected = dir.join("xor.opt.txt");
     let exp = expected.to_str().unwrap();
     // Blessing writes the current IR ...
-    let (code, _, err) = nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp, "--bless"]);
+    let (code, _, err) =
+        nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp, "--bless"]);
     assert_eq!(code, 0, "{err}");
     let (_, printed, _) = nnc(&["ir", "examples/xor.nn", "--stage", "opt"]);
     assert_eq!(std::fs::read_to_string(&expected).unwrap(), printed);
@@ -56,7 +60,9 @@ fn ir_check_and_bless() {
     assert_eq!(nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp]).0, 0);
     // ... and a changed model fails with a diff naming the changed line.
     let model = dir.join("xor.nn");
-    let src = std::fs::read_to_string("examples/xor.nn").unwrap().replace("momentum = 0.9", "momentum = 0.8");
+    let src = std::fs::read_to_string("examples/xor.nn")
+        .unwrap()
+        .replace("momentum = 0.9", "momentum = 0.8");
     std::fs::write(&model, src).unwrap();
     let (code, _, err) = nnc(&["ir", model.to_str().unwrap(), "--stage", "opt", "--check", exp]);
     assert_eq!(code, 1, "{err}");

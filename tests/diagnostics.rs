@@ -41,7 +41,11 @@ fn cli_exits_1_with_located_diagnostic() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{}: {stderr}", path.display());
         assert!(stderr.contains("error"), "{}: {stderr}", path.display());
-        assert!(stderr.contains(&format!("{}:", path.display())), "no location for {}: {stderr}", path.display());
+        assert!(
+            stderr.contains(&format!("{}:", path.display())),
+            "no location for {}: {stderr}",
+            path.display()
+        );
         assert!(!stderr.contains("panicked"), "{}: {stderr}", path.display());
     }
 }

@@ -24,7 +24,11 @@ fn batch(step: usize) -> Vec<Tensor<f64>> {
 
 /// Runs `steps` steps of `optimizer` both ways and compares after every step. `update`
 /// gets every parameter, every gradient and the step count `t` (from 1).
-fn check(optimizer: &str, steps: usize, update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize)) {
+fn check(
+    optimizer: &str,
+    steps: usize,
+    update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize),
+) {
     let src = format!("{MODEL}\n{optimizer}\n");
     let c = compile(&src).unwrap_or_else(|d| panic!("{d:?}"));
     let init = nnc::train::init::init_params(&c.model.params, 7);
@@ -36,15 +40,27 @@ fn check(optimizer: &str, steps: usize, update: &mut dyn FnMut(&mut [Vec<f64>], 
     for t in 1..=steps {
         let inputs = batch(t);
         // Gradients at the reference parameters, from the gradient graph.
-        let ref_params: Vec<Tensor<f64>> =
-            params.iter().zip(&reference).map(|(p, r)| Tensor::new(p.shape.clone(), r.clone())).collect();
+        let ref_params: Vec<Tensor<f64>> = params
+            .iter()
+            .zip(&reference)
+            .map(|(p, r)| Tensor::new(p.shape.clone(), r.clone()))
+            .collect();
         let env = Env { inputs: &inputs, params: &ref_params, states: &[], lr, step: t as f64 };
         let ev = eval(&c.grad, &env).unwrap();
         let grads: Vec<Vec<f64>> = c
             .grad
             .params
             .iter()
-            .map(|p| ev.outputs[c.grad.outputs.iter().position(|o| o.name == format!("grad.{}", p.name)).unwrap()].data.clone())
+            .map(|p| {
+                ev.outputs[c
+                    .grad
+                    .outputs
+                    .iter()
+                    .position(|o| o.name == format!("grad.{}", p.name))
+                    .unwrap()]
+                .data
+                .clone()
+            })
             .collect();
         update(&mut reference, &grads, t);
         let env = Env { inputs: &inputs, params: &params, states: &states, lr, step: t as f64 };
@@ -52,7 +68,10 @@ fn check(optimizer: &str, steps: usize, update: &mut dyn FnMut(&mut [Vec<f64>], 
         apply_updates(&c.opt, &ev, &mut params, &mut states);
         for (a, b) in params.iter().zip(&reference) {
             for (x, y) in a.data.iter().zip(b) {
-                assert!((x - y).abs() <= 1e-10 * (1.0 + y.abs()), "{optimizer} step {t}: {x} vs {y}");
+                assert!(
+                    (x - y).abs() <= 1e-10 * (1.0 + y.abs()),
+                    "{optimizer} step {t}: {x} vs {y}"
+                );
             }
         }
     }
@@ -79,18 +98,22 @@ fn plain_sgd() {
 fn sgd_weight_decay_momentum_dampening() {
     let (lr, mu, tau, wd) = (0.05, 0.9, 0.3, 0.01);
     let mut bufs: Vec<Vec<f64>> = Vec::new();
-    check("optimizer sgd(lr = 0.05, momentum = 0.9, dampening = 0.3, weight_decay = 0.01)", 8, &mut |ps, gs, t| {
-        if t == 1 {
-            bufs = zeros_like(ps);
-        }
-        for ((p, g), b) in ps.iter_mut().zip(gs).zip(bufs.iter_mut()) {
-            for j in 0..p.len() {
-                let d = g[j] + wd * p[j];
-                b[j] = if t == 1 { d } else { mu * b[j] + (1.0 - tau) * d };
-                p[j] -= lr * b[j];
+    check(
+        "optimizer sgd(lr = 0.05, momentum = 0.9, dampening = 0.3, weight_decay = 0.01)",
+        8,
+        &mut |ps, gs, t| {
+            if t == 1 {
+                bufs = zeros_like(ps);
             }
-        }
-    });
+            for ((p, g), b) in ps.iter_mut().zip(gs).zip(bufs.iter_mut()) {
+                for j in 0..p.len() {
+                    let d = g[j] + wd * p[j];
+                    b[j] = if t == 1 { d } else { mu * b[j] + (1.0 - tau) * d };
+                    p[j] -= lr * b[j];
+                }
+            }
+        },
+    );
 }
 
 #[test]
@@ -111,7 +134,14 @@ fn sgd_nesterov() {
 }
 
 /// Adam as torch.optim.Adam computes it, on gradients already scaled by `clip`.
-fn adam(lr: f64, b1: f64, b2: f64, eps: f64, wd: f64, clip: Option<f64>) -> impl FnMut(&mut [Vec<f64>], &[Vec<f64>], usize) {
+fn adam(
+    lr: f64,
+    b1: f64,
+    b2: f64,
+    eps: f64,
+    wd: f64,
+    clip: Option<f64>,
+) -> impl FnMut(&mut [Vec<f64>], &[Vec<f64>], usize) {
     let (mut m, mut v): (Vec<Vec<f64>>, Vec<Vec<f64>>) = (Vec::new(), Vec::new());
     move |ps, gs, t| {
         if t == 1 {
@@ -134,12 +164,20 @@ fn adam(lr: f64, b1: f64, b2: f64, eps: f64, wd: f64, clip: Option<f64>) -> impl
 
 #[test]
 fn adam_with_weight_decay() {
-    check("optimizer adam(lr = 0.01, betas = (0.8, 0.95), eps = 1e-6, weight_decay = 0.02)", 8, &mut adam(0.01, 0.8, 0.95, 1e-6, 0.02, None));
+    check(
+        "optimizer adam(lr = 0.01, betas = (0.8, 0.95), eps = 1e-6, weight_decay = 0.02)",
+        8,
+        &mut adam(0.01, 0.8, 0.95, 1e-6, 0.02, None),
+    );
 }
 
 #[test]
 fn adam_defaults_with_global_norm_clipping() {
-    check("optimizer adam()\nclip global_norm(0.05)", 6, &mut adam(1e-3, 0.9, 0.999, 1e-8, 0.0, Some(0.05)));
+    check(
+        "optimizer adam()\nclip global_norm(0.05)",
+        6,
+        &mut adam(1e-3, 0.9, 0.999, 1e-8, 0.0, Some(0.05)),
+    );
 }
 
 #[test]

@@ -36,7 +36,9 @@ fn every_stage_of_every_program() {
         let c = pipeline::compile(&src).unwrap_or_else(|d| {
             panic!("{}", nnc::diagnostic::render_all(&d, &path.display().to_string(), &src))
         });
-        for (name, g) in [("graph", &c.lowered), ("grad", &c.grad), ("step", &c.step), ("opt", &c.opt)] {
+        for (name, g) in
+            [("graph", &c.lowered), ("grad", &c.grad), ("step", &c.step), ("opt", &c.opt)]
+        {
             if let Err(errs) = verify(g) {
                 panic!("{} stage {name} fails verification:\n{}", path.display(), errs.join("\n"));
             }

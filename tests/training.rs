@@ -22,7 +22,10 @@ fn tmp(name: &str) -> PathBuf {
 
 /// The value after `key` on the line starting with `line`, e.g. ("validation", "accuracy").
 fn metric(stdout: &str, line: &str, key: &str) -> f64 {
-    let l = stdout.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no `{line}` line in {stdout}"));
+    let l = stdout
+        .lines()
+        .find(|l| l.starts_with(line))
+        .unwrap_or_else(|| panic!("no `{line}` line in {stdout}"));
     let words: Vec<&str> = l.split_whitespace().collect();
     let i = words.iter().position(|w| *w == key).unwrap_or_else(|| panic!("no {key} in {l}"));
     words[i + 1].parse().unwrap()
@@ -49,8 +52,16 @@ fn log_has_one_row_per_step_and_weights_round_trip() {
     let log = tmp("iris.csv");
     let w = tmp("iris.safetensors");
     let (code, _, err) = nnc(&[
-        "train", "examples/iris.nn", "--steps", "25", "--log", log.to_str().unwrap(), "--save",
-        w.to_str().unwrap(), "--seed", "3",
+        "train",
+        "examples/iris.nn",
+        "--steps",
+        "25",
+        "--log",
+        log.to_str().unwrap(),
+        "--save",
+        w.to_str().unwrap(),
+        "--seed",
+        "3",
     ]);
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -63,7 +74,8 @@ fn log_has_one_row_per_step_and_weights_round_trip() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accuracy"), "{out}");
     // Starting from them again is accepted.
-    let (code, _, err) = nnc(&["train", "examples/iris.nn", "--steps", "1", "--init", w.to_str().unwrap()]);
+    let (code, _, err) =
+        nnc(&["train", "examples/iris.nn", "--steps", "1", "--init", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -88,22 +100,34 @@ fn grad_equals_finite_differences() {
     use nnc::graph::eval::{eval, Env};
     let w = tmp("grad-w.safetensors");
     let gpath = tmp("grad-g.safetensors");
-    let (code, _, err) = nnc(&["train", "examples/spirals.nn", "--steps", "5", "--save", w.to_str().unwrap()]);
+    let (code, _, err) =
+        nnc(&["train", "examples/spirals.nn", "--steps", "5", "--save", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let (code, _, err) = nnc(&[
-        "grad", "examples/spirals.nn", "--weights", w.to_str().unwrap(), "--out", gpath.to_str().unwrap(), "--batch", "8",
+        "grad",
+        "examples/spirals.nn",
+        "--weights",
+        w.to_str().unwrap(),
+        "--out",
+        gpath.to_str().unwrap(),
+        "--batch",
+        "8",
     ]);
     assert_eq!(code, 0, "{err}");
     // The loss on the first 8 examples in data order, in f64, as a function of the weights.
     let src = std::fs::read_to_string("examples/spirals.nn").unwrap();
     let c = nnc::pipeline::compile(&src).unwrap();
-    let names: Vec<(String, Vec<usize>)> = c.model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
+    let names: Vec<(String, Vec<usize>)> =
+        c.model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
     let grads = nnc::train::weights::load_into(&gpath, &names).unwrap();
     let weights = nnc::train::weights::load_into(&w, &names).unwrap();
     let spec = nnc::train::session::effective_spec(&c.model, &Default::default());
-    let ds = nnc::train::session::load_data(&c.model, &spec, std::path::Path::new("examples"), None).unwrap();
+    let ds =
+        nnc::train::session::load_data(&c.model, &spec, std::path::Path::new("examples"), None)
+            .unwrap();
     let (x, y) = nnc::train::data::batch(&ds, &(0..8).collect::<Vec<_>>());
-    let inputs: Vec<_> = nnc::train::session::inputs_for(&c.model, x, y).iter().map(|t| t.to_f64()).collect();
+    let inputs: Vec<_> =
+        nnc::train::session::inputs_for(&c.model, x, y).iter().map(|t| t.to_f64()).collect();
     let mut params: Vec<_> = weights.iter().map(|t| t.to_f64()).collect();
     let loss_at = |ps: &[nnc::tensor::Tensor<f64>]| {
         let env = Env { inputs: &inputs, params: ps, states: &[], lr: 0.0, step: 0.0 };
@@ -122,7 +146,10 @@ fn grad_equals_finite_differences() {
             params[i].data[j] = orig;
             let fd = (up - down) / (2.0 * h);
             let got = g.data[j] as f64;
-            assert!((got - fd).abs() <= 1e-3 * fd.abs().max(1e-3), "{name}[{j}]: nnc grad {got}, finite difference {fd}");
+            assert!(
+                (got - fd).abs() <= 1e-3 * fd.abs().max(1e-3),
+                "{name}[{j}]: nnc grad {got}, finite difference {fd}"
+            );
         }
     }
 }

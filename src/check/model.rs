@@ -75,19 +75,34 @@ pub enum Init {
     Zeros,
     Ones,
     Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { low: f64, high: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
     /// `N(mean, std)` resampled outside `[mean-2std, mean+2std]`.
-    TruncatedNormal { mean: f64, std: f64 },
-    XavierUniform { gain: f64 },
-    XavierNormal { gain: f64 },
+    TruncatedNormal {
+        mean: f64,
+        std: f64,
+    },
+    XavierUniform {
+        gain: f64,
+    },
+    XavierNormal {
+        gain: f64,
+    },
     /// Kaiming for ReLU: `U(±√(6/fan_in))`.
     HeUniform,
     /// Kaiming for ReLU: `N(0, 2/fan_in)`.
     HeNormal,
     LecunUniform,
     LecunNormal,
-    Orthogonal { gain: f64 },
+    Orthogonal {
+        gain: f64,
+    },
     /// The identity matrix (square or rectangular, ones on the diagonal).
     Identity,
 }
@@ -125,16 +140,31 @@ pub enum ValueKind {
     /// `a @ b`, both rank 2.
     MatMul(ValueId, ValueId),
     /// `x @ weightᵀ + bias` with `x: [N, in]`, weight `[out, in]`, bias `[out]`.
-    Dense { x: ValueId, weight: u32, bias: Option<u32> },
+    Dense {
+        x: ValueId,
+        weight: u32,
+        bias: Option<u32>,
+    },
     /// `sum`/`mean` over one axis (removed from the shape) or over all (`[]`).
-    Reduce { op: ReduceFn, x: ValueId, axis: Option<usize> },
+    Reduce {
+        op: ReduceFn,
+        x: ValueId,
+        axis: Option<usize>,
+    },
     /// Softmax / log-softmax over the last axis.
     Softmax(ValueId),
     LogSoftmax(ValueId),
     /// A loss, scalar, mean over the batch.
-    Loss { kind: LossKind, pred: ValueId, target: ValueId },
+    Loss {
+        kind: LossKind,
+        pred: ValueId,
+        target: ValueId,
+    },
     /// Fraction of rows whose argmax equals the class label, scalar.
-    Accuracy { pred: ValueId, target: ValueId },
+    Accuracy {
+        pred: ValueId,
+        target: ValueId,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

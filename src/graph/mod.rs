@@ -435,7 +435,9 @@ pub fn broadcastable(from: &Shape, to: &Shape) -> bool {
 
 /// Same number of elements, and the batch dimension (if any) kept as is in both.
 fn reshapeable(from: &Shape, to: &Shape) -> bool {
-    let fixed = |s: &Shape| s.0.iter().map(|d| if let Dim::Fixed(n) = d { *n as u64 } else { 1 }).product::<u64>();
+    let fixed = |s: &Shape| {
+        s.0.iter().map(|d| if let Dim::Fixed(n) = d { *n as u64 } else { 1 }).product::<u64>()
+    };
     let batches = |s: &Shape| s.0.iter().filter(|d| **d == Dim::Batch).count();
     batches(from) == batches(to) && fixed(from) == fixed(to)
 }
@@ -445,7 +447,10 @@ fn reduced(s: &Shape, axes: Axes) -> Option<Shape> {
         return None;
     }
     Some(Shape(
-        s.0.iter().enumerate().map(|(i, d)| if axes.contains(i) { Dim::Fixed(1) } else { *d }).collect(),
+        s.0.iter()
+            .enumerate()
+            .map(|(i, d)| if axes.contains(i) { Dim::Fixed(1) } else { *d })
+            .collect(),
     ))
 }
 

@@ -41,11 +41,8 @@ pub struct Interp {
 
 impl Interp {
     pub fn new(step: &Graph, forward: &Graph, params: Vec<Tensor<f32>>) -> Interp {
-        let states = step
-            .states
-            .iter()
-            .map(|s| Tensor::full(s.shape.concrete(0), s.init as f32))
-            .collect();
+        let states =
+            step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
         Interp { step: step.clone(), forward: forward.clone(), params, states }
     }
 }
@@ -56,8 +53,7 @@ fn scalars(ev: &[Tensor<f32>]) -> Outputs {
 
 impl Backend for Interp {
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
-        let env =
-            Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
+        let env = Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
         let ev = eval(&self.step, &env).map_err(|e| e.to_string())?;
         apply_updates(&self.step, &ev, &mut self.params, &mut self.states);
         Ok(scalars(&ev.outputs))

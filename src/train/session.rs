@@ -92,12 +92,19 @@ pub fn data_shape(model: &Model) -> Result<DataShape, String> {
 
 /// Loads the data the model trains on: `--data` (a CSV/npz path using the file's label
 /// settings) or the file's `data =` spec, relative to the `.nn` file's folder.
-pub fn load_data(model: &Model, spec: &TrainSpec, base: &Path, over: Option<&Path>) -> Result<Dataset, String> {
+pub fn load_data(
+    model: &Model,
+    spec: &TrainSpec,
+    base: &Path,
+    over: Option<&Path>,
+) -> Result<Dataset, String> {
     let shape = data_shape(model)?;
     let dspec = match (over, &spec.data) {
         (Some(p), d) => spec_for_path(p, d.as_ref())?,
         (None, Some(d)) => d.clone(),
-        (None, None) => return Err("no data: give `data = ...` in the train block or --data PATH".into()),
+        (None, None) => {
+            return Err("no data: give `data = ...` in the train block or --data PATH".into())
+        }
     };
     let base = if over.is_some() { Path::new(".") } else { base };
     data::load(&dspec, base, &shape, spec.seed).map_err(|e| e.to_string())
@@ -131,14 +138,23 @@ fn spec_for_path(p: &Path, file_spec: Option<&DataSpec>) -> Result<DataSpec, Str
 /// Graph inputs for one batch, in the graph's input order.
 pub fn inputs_for(model: &Model, x: Tensor<f32>, y: Tensor<f32>) -> Vec<Tensor<f32>> {
     let (mut x, mut y) = (Some(x), Some(y));
-    model.inputs.iter().map(|i| if i.is_label { y.take() } else { x.take() }.expect("one input and one label")).collect()
+    model
+        .inputs
+        .iter()
+        .map(|i| if i.is_label { y.take() } else { x.take() }.expect("one input and one label"))
+        .collect()
 }
 
 /// Initial parameters: from `--init` weights, else the model's initializers and seed.
-pub fn initial_params(model: &Model, seed: u64, init_file: Option<&Path>) -> Result<Vec<Tensor<f32>>, String> {
+pub fn initial_params(
+    model: &Model,
+    seed: u64,
+    init_file: Option<&Path>,
+) -> Result<Vec<Tensor<f32>>, String> {
     match init_file {
         Some(p) => {
-            let names: Vec<(String, Vec<usize>)> = model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
+            let names: Vec<(String, Vec<usize>)> =
+                model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
             weights::load_into(p, &names).map_err(|e| e.to_string())
         }
         None => Ok(init::init_params(&model.params, seed)),
@@ -152,7 +168,12 @@ pub fn make_backend(kind: BackendKind, c: &Compiled, params: Vec<Tensor<f32>>) -
 }
 
 /// Loss and metrics over a whole data set, in batches of `batch`, weighted by batch size.
-pub fn evaluate(model: &Model, be: &mut dyn Backend, ds: &Dataset, batch: usize) -> Result<Outputs, String> {
+pub fn evaluate(
+    model: &Model,
+    be: &mut dyn Backend,
+    ds: &Dataset,
+    batch: usize,
+) -> Result<Outputs, String> {
     let n = ds.x.shape[0];
     let mut acc: Vec<f64> = Vec::new();
     for start in (0..n).step_by(batch.max(1)) {
@@ -241,7 +262,8 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     };
     if let Some(p) = &o.save {
         let ps = be.params();
-        let named: Vec<(String, &Tensor<f32>)> = model.params.iter().map(|d| d.name.clone()).zip(ps.iter()).collect();
+        let named: Vec<(String, &Tensor<f32>)> =
+            model.params.iter().map(|d| d.name.clone()).zip(ps.iter()).collect();
         weights::save(p, &named).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     Ok(Summary { steps: t, epochs: epoch, names, last, train: train_out, validation })
@@ -266,7 +288,9 @@ impl CsvLog {
         self.write(&format!("{t},{epoch},{},{lr}{metrics}\n", out[0]))
     }
     fn write(&mut self, s: &str) -> Result<(), String> {
-        self.out.write_all(s.as_bytes()).map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+        self.out
+            .write_all(s.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
     fn flush(&mut self) -> Result<(), String> {
         self.out.flush().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
@@ -284,8 +308,10 @@ impl Progress {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]",
+                )
+                .expect("valid template"),
             );
             b
         });
@@ -324,7 +350,11 @@ impl Progress {
 
 /// Gradients of the loss with respect to every parameter on one batch (the `grad` stage run
 /// by the interpreter in f32), in parameter order.
-pub fn gradients(c: &Compiled, inputs: &[Tensor<f32>], params: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>, String> {
+pub fn gradients(
+    c: &Compiled,
+    inputs: &[Tensor<f32>],
+    params: &[Tensor<f32>],
+) -> Result<Vec<Tensor<f32>>, String> {
     let env = crate::graph::eval::Env { inputs, params, states: &[], lr: 0.0, step: 0.0 };
     let ev = crate::graph::eval::eval(&c.grad, &env).map_err(|e| e.to_string())?;
     c.grad
@@ -332,7 +362,12 @@ pub fn gradients(c: &Compiled, inputs: &[Tensor<f32>], params: &[Tensor<f32>]) -
         .iter()
         .map(|p| {
             let name = format!("grad.{}", p.name);
-            let k = c.grad.outputs.iter().position(|o| o.name == name).ok_or(format!("no gradient for {}", p.name))?;
+            let k = c
+                .grad
+                .outputs
+                .iter()
+                .position(|o| o.name == name)
+                .ok_or(format!("no gradient for {}", p.name))?;
             Ok(ev.outputs[k].clone())
         })
         .collect()
