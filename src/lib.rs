@@ -20,11 +20,15 @@ pub mod files;
 pub mod tensor;
 
 pub mod autodiff;
+pub mod bench;
 pub mod check;
 pub mod graph;
 pub mod lower;
 pub mod passes;
+pub mod jit;
 pub mod pipeline;
+pub mod probes;
+pub mod schedule;
 pub mod syntax;
 pub mod train;
 pub mod update;

@@ -1,19 +1,57 @@
-//! Lowering: a checked [`Model`] becomes the forward [`Graph`] of primitive tensor ops.
+//! Lowering: a checked [`Model`] becomes the forward [`Graph`] of primitive tensor ops, in
+//! training or evaluation [`Mode`].
 //!
 //! Each model value turns into a few graph nodes carrying the value's span and layer name as
 //! provenance. Broadcasting becomes explicit `Broadcast` nodes; `Dense` becomes a matmul with
 //! the weight's transpose folded into the op (PyTorch layout `[out, in]`) plus a broadcast
-//! bias; `gelu` and `leaky_relu` decompose; losses are written in their textbook form (the
-//! cross-entropy as `−mean Σ onehot(y)·log softmax(z)`), which `passes::stabilize` rewrites
-//! into the fused, max-shifted primitive. The graph's outputs are `loss` then each metric.
+//! bias; `gelu`, `elu`, `silu` and `leaky_relu` decompose; normalization layers and weight
+//! normalization decompose into reductions and broadcasts ([`norm`]); losses are written in
+//! their textbook form (the cross-entropy as `−mean Σ onehot(y)·log softmax(z)`), which
+//! `passes::stabilize` rewrites into the fused, max-shifted primitive.
 //!
+//! Interface of the result, in this order:
+//! - states: the model's buffers (`bn.running_mean`, `bn.running_var`,
+//!   `bn.num_batches_tracked`, in `Model::buffers` order), in both modes, so that the
+//!   evaluation graph's states are a prefix of the training step's (whose optimizer state
+//!   `update` appends after them);
+//! - outputs: `loss`, each metric, then (with [`LowerOptions::probes`]) the activation
+//!   statistics of `crate::probes`;
+//! - updates (training mode only): the new running statistics of every batch norm.
+//!
+//! The modes differ only in batch norm: training normalizes with the batch's statistics and
+//! updates the running ones; evaluation normalizes with the running statistics.
 //! Lowering never fails: `check` has validated every shape.
 
-use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
-use crate::graph::{Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Shape, UnaryOp};
+mod norm;
 
-/// The forward graph of `model`: inputs, parameters, and outputs `loss` and the metrics.
+use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
+use crate::graph::{Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update};
+
+/// Training (batch statistics, running statistics updated) or evaluation (running
+/// statistics read) behaviour of the layers that have one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Train,
+    Eval,
+}
+
+/// How to lower: the mode, and whether to add the activation-statistics outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LowerOptions {
+    pub mode: Mode,
+    /// Add `act_mean.<layer>` and `act_var.<layer>` outputs (`crate::probes`).
+    pub probes: bool,
+}
+
+/// The training-mode forward graph of `model`, without probes.
 pub fn lower(model: &Model) -> Graph {
+    lower_with(model, LowerOptions::default())
+}
+
+/// The forward graph of `model` in `o.mode`: inputs, parameters, buffers as states, and
+/// outputs `loss`, the metrics and (with `o.probes`) the activation statistics.
+pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
     let mut g = Graph::new();
     for inp in &model.inputs {
         g.add_input(&inp.name, inp.shape.clone(), inp.kind);
@@ -21,10 +59,18 @@ pub fn lower(model: &Model) -> Graph {
     for p in &model.params {
         g.add_param(&p.name, Shape::fixed(&p.shape));
     }
+    for b in &model.buffers {
+        g.add_state(&b.name, Shape::fixed(&b.shape), b.init);
+    }
+    let mut cx = Lowering { mode: o.mode, latest: vec![None; model.buffers.len()] };
     let mut ids: Vec<NodeId> = Vec::with_capacity(model.values.len());
+    let mut probes = crate::probes::Activations::default();
     for v in &model.values {
         g.origin = Meta { span: Some(v.span), grad_of: None, note: v.layer.clone() };
-        let id = lower_value(&mut g, v, &ids);
+        let id = lower_value(&mut g, &mut cx, v, &ids);
+        if o.probes {
+            probes.record(&mut g, v, id);
+        }
         ids.push(id);
     }
     g.origin = Meta::default();
@@ -32,10 +78,33 @@ pub fn lower(model: &Model) -> Graph {
     for m in &model.metrics {
         g.add_output(m.name.clone(), ids[m.value.0 as usize]);
     }
+    probes.add_outputs(&mut g);
+    for (i, node) in cx.latest.iter().enumerate() {
+        if let Some(node) = *node {
+            g.updates.push(Update { target: Target::State(i as u32), node });
+        }
+    }
     g
 }
 
-fn lower_value(g: &mut Graph, v: &Value, ids: &[NodeId]) -> NodeId {
+/// State of one lowering: the mode, and the newest value of each buffer the forward pass
+/// has updated so far (a batch norm applied twice updates its statistics twice, in order).
+struct Lowering {
+    mode: Mode,
+    latest: Vec<Option<NodeId>>,
+}
+
+impl Lowering {
+    /// The current value of buffer `i`: its newest update, or the state itself.
+    fn buffer(&self, g: &mut Graph, i: u32) -> NodeId {
+        self.latest[i as usize].unwrap_or_else(|| g.state(i))
+    }
+    fn set_buffer(&mut self, i: u32, node: NodeId) {
+        self.latest[i as usize] = Some(node);
+    }
+}
+
+fn lower_value(g: &mut Graph, cx: &mut Lowering, v: &Value, ids: &[NodeId]) -> NodeId {
     let at = |id: crate::check::ValueId| ids[id.0 as usize];
     match &v.kind {
         ValueKind::Input(i) => g.input(*i),
@@ -64,6 +133,12 @@ fn lower_value(g: &mut Graph, v: &Value, ids: &[NodeId]) -> NodeId {
                 }
                 None => y,
             }
+        }
+        ValueKind::WeightNormDense { x, g: gi, v: vi, bias } => {
+            norm::weight_norm_dense(g, at(*x), *gi, *vi, *bias, &v.shape)
+        }
+        ValueKind::Norm { norm, x, weight, bias } => {
+            norm::normalize(g, cx, *norm, at(*x), *weight, *bias)
         }
         ValueKind::Reduce { op, x, axis } => {
             let x = at(*x);
@@ -111,10 +186,35 @@ fn unary(g: &mut Graph, f: UnaryFn, x: NodeId) -> NodeId {
         UnaryFn::Gelu => {
             let s = g.scale(x, std::f64::consts::FRAC_1_SQRT_2);
             let e = g.unary(UnaryOp::Erf, s);
+            return half_x_one_plus(g, x, e);
+        }
+        // gelu_tanh(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+        UnaryFn::GeluTanh => {
+            let x2 = g.unary(UnaryOp::Square, x);
+            let x3 = g.mul(x2, x);
+            let c = g.scale(x3, 0.044715);
+            let inner = g.add2(x, c);
+            let k = (2.0 / std::f64::consts::PI).sqrt();
+            let s = g.scale(inner, k);
+            let t = g.unary(UnaryOp::Tanh, s);
+            return half_x_one_plus(g, x, t);
+        }
+        // elu(x) = relu(x) + α·(exp(min(x, 0)) − 1): no exp of a large positive x, so neither
+        // value nor gradient overflows.
+        UnaryFn::Elu(alpha) => {
+            let zero = g.constant(0.0, g.shape(x).clone());
+            let neg = g.binary(BinaryOp::Min, x, zero);
+            let e = g.unary(UnaryOp::Exp, neg);
             let one = g.constant(1.0, g.shape(x).clone());
-            let p = g.add2(one, e);
-            let h = g.scale(x, 0.5);
-            return g.mul(h, p);
+            let em1 = g.sub(e, one);
+            let a = g.scale(em1, alpha);
+            let r = g.unary(UnaryOp::Relu, x);
+            return g.add2(r, a);
+        }
+        // silu(x) = x·sigmoid(x)
+        UnaryFn::Silu => {
+            let s = g.unary(UnaryOp::Sigmoid, x);
+            return g.mul(x, s);
         }
         UnaryFn::Relu => UnaryOp::Relu,
         UnaryFn::Tanh => UnaryOp::Tanh,
@@ -130,6 +230,14 @@ fn unary(g: &mut Graph, f: UnaryFn, x: NodeId) -> NodeId {
     g.unary(op, x)
 }
 
+/// `0.5·x·(1 + t)`, the common tail of both gelu forms.
+fn half_x_one_plus(g: &mut Graph, x: NodeId, t: NodeId) -> NodeId {
+    let one = g.constant(1.0, g.shape(x).clone());
+    let p = g.add2(one, t);
+    let h = g.scale(x, 0.5);
+    g.mul(h, p)
+}
+
 /// Losses as scalars, mean over the batch (CATALOG.md definitions).
 fn loss(g: &mut Graph, kind: LossKind, z: NodeId, y: NodeId) -> NodeId {
     match kind {
@@ -140,7 +248,18 @@ fn loss(g: &mut Graph, kind: LossKind, z: NodeId, y: NodeId) -> NodeId {
             g.mean_all(sq)
         }
         // −mean_i Σ_c onehot(y)_ic · log softmax(z)_ic   (stabilized by passes::stabilize)
-        LossKind::CrossEntropy => {
+        LossKind::CrossEntropy { label_smoothing } if label_smoothing > 0.0 => {
+            // (1 − ε)·CE(z, y) + ε·(−mean_i (1/C)·Σ_c log softmax(z)_ic), which is
+            // −mean_i Σ_c ((1 − ε)·onehot(y)_ic + ε/C)·log softmax(z)_ic [CrossEntropyLoss]
+            let plain = LossKind::CrossEntropy { label_smoothing: 0.0 };
+            let ce = loss(g, plain, z, y);
+            let ce = g.scale(ce, 1.0 - label_smoothing);
+            let ls = g.add(Op::LogSoftmax, vec![z], g.shape(z).clone());
+            let uniform = g.mean_all(ls);
+            let uniform = g.scale(uniform, -label_smoothing);
+            g.add2(ce, uniform)
+        }
+        LossKind::CrossEntropy { .. } => {
             let zs = g.shape(z).clone();
             let classes = match zs.dims()[1] {
                 crate::graph::Dim::Fixed(c) => c,
@@ -168,6 +287,33 @@ fn loss(g: &mut Graph, kind: LossKind, z: NodeId, y: NodeId) -> NodeId {
             let yz = g.mul(y, z);
             let l = g.sub(sp, yz);
             g.mean_all(l)
+        }
+        // mean max(0, 1 − y·z)
+        LossKind::Hinge => {
+            let yz = g.mul(y, z);
+            let one = g.constant(1.0, g.shape(z).clone());
+            let m = g.sub(one, yz);
+            let h = g.unary(UnaryOp::Relu, m);
+            g.mean_all(h)
+        }
+        // a = |z − y|, q = min(a, δ): ½q² + δ·(a − q) is ½a² below δ and δ(a − ½δ) above
+        LossKind::Huber(delta) => {
+            let d = g.sub(z, y);
+            let a = g.unary(UnaryOp::Abs, d);
+            let k = g.constant(delta, g.shape(z).clone());
+            let q = g.binary(BinaryOp::Min, a, k);
+            let q2 = g.unary(UnaryOp::Square, q);
+            let half = g.scale(q2, 0.5);
+            let lin = g.sub(a, q);
+            let lin = g.scale(lin, delta);
+            let l = g.add2(half, lin);
+            g.mean_all(l)
+        }
+        // mean |z − y|
+        LossKind::L1 => {
+            let d = g.sub(z, y);
+            let a = g.unary(UnaryOp::Abs, d);
+            g.mean_all(a)
         }
     }
 }

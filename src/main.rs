@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use nnc::bench;
 use nnc::diagnostic::{render_all, Diagnostic};
 use nnc::pipeline::{self, Compiled, Stage};
 use nnc::tensor::Tensor;
@@ -22,6 +23,12 @@ struct Cli {
 enum Command {
     /// Parse and check a model; print its parameters and their count.
     Check { file: PathBuf },
+    /// Print the built-in names with their parameters and defaults (every table, or one).
+    List {
+        /// Which table.
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(nnc::check::registry::list_words()))]
+        what: Option<String>,
+    },
     /// Print the IR of one compiler stage (deterministic text, for reading and snapshots).
     Ir {
         file: PathBuf,
@@ -58,6 +65,10 @@ enum Command {
         /// Write one CSV row per step: step,epoch,loss,lr and the metrics.
         #[arg(long, value_name = "FILE.csv")]
         log: Option<PathBuf>,
+        /// With --log: also write per-layer gradient norms, weight norms and activation
+        /// mean/variance of every step to FILE.layers.csv.
+        #[arg(long, requires = "log")]
+        log_layers: bool,
         /// Which engine runs the training step.
         #[arg(long, value_enum, default_value = "interp")]
         backend: BackendArg,
@@ -86,6 +97,28 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Compile time per stage, training steps per second and peak memory (see BENCHMARKS.md).
+    Bench {
+        file: PathBuf,
+        /// Print one JSON line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Threads, the calling one included.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Which engine runs the training steps.
+        #[arg(long, value_enum, default_value = "interp")]
+        backend: BenchBackendArg,
+        /// Timed windows (the result is their median).
+        #[arg(long, hide = true, default_value_t = 5)]
+        windows: usize,
+        /// Target seconds per timed window.
+        #[arg(long, hide = true, default_value_t = 1.0)]
+        window_s: f64,
+        /// Untimed warm-up seconds.
+        #[arg(long, hide = true, default_value_t = 1.0)]
+        warmup_s: f64,
+    },
 }
 
 #[derive(clap::Args)]
@@ -108,10 +141,18 @@ enum StageArg {
     Grad,
     Step,
     Opt,
+    Kernels,
+    Clif,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
+    Interp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BenchBackendArg {
+    Jit,
     Interp,
 }
 
@@ -148,8 +189,12 @@ fn read(file: &Path) -> Result<String, Failure> {
 }
 
 fn compile(file: &Path) -> Result<Compiled, Failure> {
+    compile_with(file, &pipeline::CompileOptions::default())
+}
+
+fn compile_with(file: &Path, o: &pipeline::CompileOptions) -> Result<Compiled, Failure> {
     let src = read(file)?;
-    pipeline::compile(&src).map_err(|diags| Failure::Diagnostics {
+    pipeline::compile_with(&src, o).map_err(|diags| Failure::Diagnostics {
         file: file.to_path_buf(),
         src,
         diags,
@@ -162,6 +207,20 @@ fn base_dir(file: &Path) -> &Path {
 
 fn run(cmd: Command) -> Result<(), Failure> {
     match cmd {
+        Command::List { what } => {
+            use nnc::check::registry;
+            let words: Vec<String> = match what {
+                Some(w) => vec![w],
+                None => registry::list_words().into_iter().map(String::from).collect(),
+            };
+            let tables: Vec<String> = words
+                .iter()
+                .filter_map(|w| registry::list(w))
+                .map(|(title, table)| registry::render(title, table))
+                .collect();
+            print!("{}", tables.join("\n"));
+            Ok(())
+        }
         Command::Check { file } => {
             let c = compile(&file)?;
             let m = &c.model;
@@ -178,6 +237,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 );
             }
             println!("  {} parameters in {} tensors", m.param_count(), m.params.len());
+            for b in &m.buffers {
+                println!("  buffer {} {:?}", b.name, b.shape);
+            }
             Ok(())
         }
         Command::Ir { file, stage, check, bless } => {
@@ -188,6 +250,8 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 StageArg::Grad => Stage::Grad,
                 StageArg::Step => Stage::Step,
                 StageArg::Opt => Stage::Opt,
+                StageArg::Kernels => Stage::Kernels,
+                StageArg::Clif => Stage::Clif,
             };
             let text = pipeline::ir(&src, stage).map_err(|diags| Failure::Diagnostics {
                 file: file.clone(),
@@ -226,11 +290,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             init,
             save,
             log,
+            log_layers,
             backend,
             threads: _,
             quiet,
         } => {
-            let c = compile(&file)?;
+            let c = compile_with(&file, &pipeline::CompileOptions { log_layers })?;
             let kind = match backend {
                 BackendArg::Interp => BackendKind::Interp,
             };
@@ -244,6 +309,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 init,
                 save: save.clone(),
                 log,
+                log_layers,
                 quiet,
             };
             let s = session::train(&c, kind, base_dir(&file), &o)?;
@@ -275,13 +341,38 @@ fn run(cmd: Command) -> Result<(), Failure> {
             };
             let spec = session::effective_spec(&c.model, &o);
             let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
-            let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
-            let mut be = session::make_backend(BackendKind::Interp, &c, params);
+            let weights = session::initial_weights(&c.model, spec.seed, Some(&w))?;
+            let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
             let out = session::evaluate(&c.model, be.as_mut(), &ds, spec.batch.max(256))?;
             let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
             println!("{} examples", ds.x.shape[0]);
             for (n, v) in names.iter().zip(&out) {
                 println!("{n} {v:.6}");
+            }
+            Ok(())
+        }
+        Command::Bench { file, json, threads, backend, windows, window_s, warmup_s } => {
+            let src = read(&file)?;
+            let engine = match backend {
+                BenchBackendArg::Jit => bench::Engine::Jit,
+                BenchBackendArg::Interp => bench::Engine::Interp,
+            };
+            let threads = threads.max(1);
+            let s = bench::Settings {
+                engine,
+                threads,
+                windows,
+                window_s,
+                warmup_s,
+                ..Default::default()
+            };
+            let r = bench::run(&src, &file, &s).map_err(|e| match e {
+                bench::BenchError::Diagnostics(diags) => Failure::Diagnostics { file, src, diags },
+                bench::BenchError::Message(m) => Failure::Message(m),
+            })?;
+            match json {
+                true => println!("{}", r.json()),
+                false => print!("{}", r.table()),
             }
             Ok(())
         }

@@ -1,20 +1,36 @@
 //! The whole compiler in one function per stage boundary, read top to bottom:
 //! source → AST → checked model → forward graph → gradients → training step → optimized
 //! step. `nnc ir` prints any of these stages; `train` runs the result.
+//!
+//! The model is lowered twice: in training mode (batch norm on batch statistics, updating
+//! its running statistics), which the step is built from, and in evaluation mode (running
+//! statistics), which `nnc eval` and validation run. For a model without batch norm the two
+//! graphs are the same. Both register the model's buffers as their first states, so the
+//! evaluation graph's states are a prefix of the step's.
 
 use crate::check::Model;
 use crate::diagnostic::Result;
 use crate::graph::{print, Graph};
+use crate::lower::{LowerOptions, Mode};
 use crate::syntax::ast;
-use crate::{autodiff, check, lower, passes, syntax, update};
+use crate::{autodiff, check, lower, passes, probes, syntax, update};
+
+/// Variants of a compilation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Add the per-layer probes of `crate::probes` to the training step's outputs (after the
+    /// loss and the metrics): `nnc train --log-layers`.
+    pub log_layers: bool,
+}
 
 /// Every stage of one compilation.
 pub struct Compiled {
     pub ast: ast::File,
     pub model: Model,
-    /// The lowered forward graph, as written (stage `graph`).
+    /// The lowered training-mode forward graph, as written (stage `graph`).
     pub lowered: Graph,
-    /// The optimized forward graph: loss and metrics (used for evaluation).
+    /// The optimized evaluation-mode forward graph: loss and metrics (`nnc eval`,
+    /// validation). Its states are the model's buffers.
     pub forward: Graph,
     /// Forward plus backward: outputs `grad.<param>` (stage `grad`).
     pub grad: Graph,
@@ -27,13 +43,29 @@ pub struct Compiled {
 }
 
 pub fn compile(src: &str) -> Result<Compiled> {
+    compile_with(src, &CompileOptions::default())
+}
+
+pub fn compile_with(src: &str, o: &CompileOptions) -> Result<Compiled> {
     let ast = syntax::parse(src)?;
     let model = check::check(&ast)?;
-    let lowered = lower::lower(&model);
+    let train = LowerOptions { mode: Mode::Train, probes: o.log_layers };
+    let lowered = lower::lower_with(&model, train);
     // Stabilize before differentiating: the backward pass of log(softmax(z)) is not stable,
     // that of the fused cross-entropy is.
-    let forward = passes::optimize(&lowered);
-    let grad = autodiff::backward(&forward);
+    let stable = passes::optimize(&lowered);
+    let mut grad = autodiff::backward(&stable);
+    if o.log_layers {
+        probes::add_param_norms(&mut grad);
+    }
+    // The modes differ only with buffers; probes are outputs of training only.
+    let forward = match model.buffers.is_empty() && !o.log_layers {
+        true => stable,
+        false => {
+            let eval = LowerOptions { mode: Mode::Eval, probes: false };
+            passes::optimize(&lower::lower_with(&model, eval))
+        }
+    };
     let step = update::step(&grad, &model);
     let (opt, rules) = passes::optimize_with_log(&step);
     Ok(Compiled { ast, model, lowered, forward, grad, step, opt, rules })
@@ -47,15 +79,21 @@ pub enum Stage {
     Grad,
     Step,
     Opt,
+    /// The JIT's fused kernels and memory plan (`jit::print::kernels`).
+    Kernels,
+    /// The JIT's Cranelift IR of the training step (`jit::print::clif`).
+    Clif,
 }
 
 impl Stage {
-    pub const ALL: [(&'static str, Stage); 5] = [
+    pub const ALL: [(&'static str, Stage); 7] = [
         ("ast", Stage::Ast),
         ("graph", Stage::Graph),
         ("grad", Stage::Grad),
         ("step", Stage::Step),
         ("opt", Stage::Opt),
+        ("kernels", Stage::Kernels),
+        ("clif", Stage::Clif),
     ];
 }
 
@@ -78,6 +116,14 @@ pub fn ir(src: &str, stage: Stage) -> Result<String> {
             }
             s.push('\n');
             s
+        }
+        Stage::Kernels | Stage::Clif => {
+            let text = match stage {
+                Stage::Kernels => crate::jit::print::kernels(&c, Some(src)),
+                _ => crate::jit::print::clif(&c, Some(src)),
+            };
+            let span = crate::diagnostic::Span::default();
+            text.map_err(|e| vec![crate::diagnostic::Diagnostic::error(span, e)])?
         }
     };
     Ok(text)

@@ -217,6 +217,20 @@ impl<'e> Args<'e> {
         Some(Args { builtin, slots, errors: Vec::new() })
     }
 
+    /// Like [`Args::bind`] but every parameter is optional: for overrides of values already
+    /// given elsewhere (an optimizer's parameter groups).
+    pub fn bind_overrides(
+        builtin: &'static Builtin,
+        args: &'e [Arg],
+        call: Span,
+        diags: &mut Vec<Diagnostic>,
+    ) -> Option<Args<'e>> {
+        let params: Vec<Slot> =
+            builtin.params.iter().map(|p| Slot { name: p.name, required: false }).collect();
+        let slots = bind(builtin.name, &builtin.signature(), &params, args, call, diags)?;
+        Some(Args { builtin, slots, errors: Vec::new() })
+    }
+
     /// The argument given for parameter `name`.
     pub fn get(&self, name: &str) -> Option<&'e Arg> {
         self.builtin.param_index(name).and_then(|i| self.slots[i])

@@ -224,7 +224,7 @@ impl<'a> Elab<'a, '_> {
         None
     }
 
-    fn size_expr(&mut self, scope: &Scope, e: &Expr, what: &str) -> Option<u32> {
+    pub(super) fn size_expr(&mut self, scope: &Scope, e: &Expr, what: &str) -> Option<u32> {
         let v = self.int_expr(scope, e, what)?;
         self.size(v, e.span, what)
     }
@@ -263,6 +263,10 @@ impl<'a> Elab<'a, '_> {
             Some(e) => {
                 let i = init_spec(e, self.diags)?;
                 self.init_fits(&i, &shape, e.span, &path)?;
+                if i == Init::Lsuv {
+                    self.report(lsuv_misplaced(e.span, "a `param`"));
+                    return None;
+                }
                 i
             }
             None => Init::Default,
@@ -282,7 +286,7 @@ impl<'a> Elab<'a, '_> {
         Some(())
     }
 
-    fn add_param(&mut self, p: ParamDef) -> Option<u32> {
+    pub(super) fn add_param(&mut self, p: ParamDef) -> Option<u32> {
         let elems: u128 = p.shape.iter().map(|&d| d as u128).product();
         if elems > MAX_PARAM_ELEMS {
             self.report(
@@ -337,6 +341,9 @@ impl<'a> Elab<'a, '_> {
             Some(Ctor::Layer { callee, args }) if callee.name == "Dense" => {
                 self.dense(scope, args, e.span, name, path)?
             }
+            Some(Ctor::Layer { callee, args }) if registry::find(LAYERS, &callee.name).is_some() => {
+                self.norm_layer(scope, &callee.name, args, e.span, name, path)?
+            }
             Some(Ctor::Layer { callee, args }) => {
                 let decl = self.items.layer(&callee.name)?;
                 self.user(scope, decl, callee, args, e.span, name, path)?
@@ -378,6 +385,7 @@ impl<'a> Elab<'a, '_> {
         let inputs = self.size_expr(scope, from, "Dense's input size");
         let outputs = self.size_expr(scope, to, "Dense's output size");
         let bias = a.boolean("bias", true);
+        let weight_norm = a.boolean("weight_norm", false);
         let errors = std::mem::take(&mut a.errors);
         self.diags.extend(errors);
         let init = a.get("init").map(|x| init_spec(&x.value, self.diags));
@@ -393,36 +401,63 @@ impl<'a> Elab<'a, '_> {
         let (inputs, outputs) = (inputs? as usize, outputs? as usize);
         let (init, bias_init) =
             (init.unwrap_or(Some(Init::Default))?, bias_init.unwrap_or(Some(Init::Default))?);
-        let wpath = format!("{path}.weight");
         let bpath = format!("{path}.bias");
         if let Some(x) = a.get("bias_init") {
             self.init_fits(&bias_init, &[outputs], x.value.span, &bpath)?;
+            if bias_init == Init::Lsuv {
+                self.report(lsuv_misplaced(x.value.span, "a bias"));
+                return None;
+            }
         }
-        let weight = ParamDef {
-            name: wpath,
-            shape: vec![outputs, inputs],
+        if let (true, Init::Lsuv, Some(x)) = (weight_norm, &init, a.get("init")) {
+            self.report(lsuv_misplaced(x.value.span, "a weight-normalized layer"));
+            return None;
+        }
+        let sizes = (inputs, outputs);
+        let bias_init = bias.then_some(bias_init);
+        let (weight, bias, g) = self.dense_params(&path, sizes, init, bias_init, weight_norm, span)?;
+        let in_span = from.span;
+        Some(Inst::Dense { name: name.to_string(), path, inputs, outputs, weight, bias, g, in_span })
+    }
+
+    /// A Dense layer's parameters `(weight or weight_v, bias, weight_g)`. Without weight
+    /// normalization: `weight [out, in]`, `bias [out]`. With it, in PyTorch's order (its
+    /// `weight_norm` re-registers the weight after the bias): `bias`, `weight_g [out, 1]`
+    /// (initialized to the row norms of `weight_v`, so `w = v` at the start), `weight_v`.
+    fn dense_params(
+        &mut self,
+        path: &str,
+        (inputs, outputs): (usize, usize),
+        init: Init,
+        bias_init: Option<Init>,
+        weight_norm: bool,
+        span: Span,
+    ) -> Option<(u32, Option<u32>, Option<u32>)> {
+        let def = |name: String, shape: Vec<usize>, init: Init| ParamDef {
+            name: format!("{path}.{name}"),
+            shape,
             init,
             fan_in: inputs,
             fan_out: outputs,
             span,
         };
-        let weight = self.add_param(weight)?;
-        let bias = match bias {
-            true => {
-                let p = ParamDef {
-                    name: bpath,
-                    shape: vec![outputs],
-                    init: bias_init,
-                    fan_in: inputs,
-                    fan_out: outputs,
-                    span,
-                };
-                Some(self.add_param(p)?)
-            }
-            false => None,
+        if !weight_norm {
+            let weight = self.add_param(def("weight".into(), vec![outputs, inputs], init))?;
+            let bias = match bias_init {
+                Some(b) => Some(self.add_param(def("bias".into(), vec![outputs], b))?),
+                None => None,
+            };
+            return Some((weight, bias, None));
+        }
+        let bias = match bias_init {
+            Some(b) => Some(self.add_param(def("bias".into(), vec![outputs], b))?),
+            None => None,
         };
-        let in_span = from.span;
-        Some(Inst::Dense { name: name.to_string(), path, inputs, outputs, weight, bias, in_span })
+        let v_index = self.params.len() as u32 + 1;
+        let g_init = Init::RowNormOf { param: v_index };
+        let g = self.add_param(def("weight_g".into(), vec![outputs, 1], g_init))?;
+        let v = self.add_param(def("weight_v".into(), vec![outputs, inputs], init))?;
+        Some((v, bias, Some(g)))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -528,6 +563,14 @@ impl<'a> Elab<'a, '_> {
         }
         Some(Inst::Repeat { name: name.to_string(), layer: layer_name, copies, span })
     }
+}
+
+/// `init = lsuv` where it cannot apply: LSUV rescales a Dense layer's weight by the variance
+/// of that layer's output.
+fn lsuv_misplaced(span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(span, format!("lsuv cannot initialize {what}"))
+        .label("lsuv is data-dependent: it rescales a Dense weight by its layer's output variance")
+        .note("use it as a Dense layer's weight initializer: `Dense(64 -> 64, init = lsuv)`")
 }
 
 /// `a op b` on integers, refusing overflow and inexact division.

@@ -10,7 +10,7 @@
 //! A mistake makes the affected name "poisoned": later uses stay silent instead of
 //! reporting consequences of the first error.
 
-use super::model::{MetricDef, ModelInput, ParamDef, Value, ValueId, ValueKind};
+use super::model::{BufferDef, MetricDef, ModelInput, Norm, ParamDef, Value, ValueId, ValueKind};
 use super::resolve::constructor;
 use super::shapes::show;
 use super::Items;
@@ -29,6 +29,7 @@ pub(crate) struct Parts {
     pub name: String,
     pub inputs: Vec<ModelInput>,
     pub params: Vec<ParamDef>,
+    pub buffers: Vec<BufferDef>,
     pub values: Vec<Value>,
     pub loss: ValueId,
     pub metrics: Vec<MetricDef>,
@@ -68,10 +69,24 @@ pub(crate) enum Inst<'a> {
         path: String,
         inputs: usize,
         outputs: usize,
+        /// The weight, or with weight normalization its direction `weight_v`.
         weight: u32,
         bias: Option<u32>,
+        /// With `weight_norm = true`: the magnitude `weight_g` (`[out, 1]`).
+        g: Option<u32>,
         /// Where the input size is written.
         in_span: Span,
+    },
+    /// LayerNorm, BatchNorm or GroupNorm over `d` features (the last axis).
+    Norm {
+        name: String,
+        path: String,
+        norm: Norm,
+        d: usize,
+        weight: Option<u32>,
+        bias: Option<u32>,
+        /// Where `d` is written.
+        d_span: Span,
     },
     User {
         decl: &'a LayerDecl,
@@ -95,6 +110,7 @@ pub(crate) struct Elab<'a, 'd> {
     /// Span of each class label's `of C`, by input index.
     pub class_spans: HashMap<u32, Span>,
     pub params: Vec<ParamDef>,
+    pub buffers: Vec<BufferDef>,
     pub values: Vec<Value>,
     pub param_values: HashMap<u32, ValueId>,
     pub insts: Vec<Inst<'a>>,
@@ -128,6 +144,7 @@ pub(crate) fn elaborate(
         inputs: Vec::new(),
         class_spans: HashMap::new(),
         params: Vec::new(),
+        buffers: Vec::new(),
         values: Vec::new(),
         param_values: HashMap::new(),
         insts: Vec::new(),
@@ -153,6 +170,7 @@ pub(crate) fn elaborate(
         name: decl.name.name.clone(),
         inputs: e.inputs,
         params: e.params,
+        buffers: e.buffers,
         values: e.values,
         loss,
         metrics,
@@ -343,6 +361,8 @@ pub(crate) fn operands(kind: &ValueKind) -> Vec<ValueId> {
         ValueKind::Input(_) | ValueKind::Param(_) | ValueKind::Const(_) => vec![],
         ValueKind::Unary(_, x)
         | ValueKind::Dense { x, .. }
+        | ValueKind::WeightNormDense { x, .. }
+        | ValueKind::Norm { x, .. }
         | ValueKind::Reduce { x, .. }
         | ValueKind::Softmax(x)
         | ValueKind::LogSoftmax(x) => vec![x],

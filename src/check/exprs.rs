@@ -26,7 +26,7 @@ const UNARY: &[(&str, UnaryFn)] = &[
     ("tanh", UnaryFn::Tanh),
     ("sigmoid", UnaryFn::Sigmoid),
     ("softplus", UnaryFn::Softplus),
-    ("gelu", UnaryFn::Gelu),
+    ("silu", UnaryFn::Silu),
     ("exp", UnaryFn::Exp),
     ("log", UnaryFn::Log),
     ("sqrt", UnaryFn::Sqrt),
@@ -34,13 +34,28 @@ const UNARY: &[(&str, UnaryFn)] = &[
     ("square", UnaryFn::Square),
 ];
 
-/// Losses by name.
+/// Losses by name, with their default options (read from the call by [`loss_kind`]).
 const LOSSES: &[(&str, LossKind)] = &[
     ("mse", LossKind::Mse),
-    ("cross_entropy", LossKind::CrossEntropy),
+    ("cross_entropy", LossKind::CrossEntropy { label_smoothing: 0.0 }),
     ("logistic", LossKind::Logistic),
     ("bce_with_logits", LossKind::BceWithLogits),
+    ("hinge", LossKind::Hinge),
+    ("huber", LossKind::Huber(1.0)),
+    ("l1", LossKind::L1),
 ];
+
+/// The loss `kind` with the options given in the call: cross_entropy's
+/// `label_smoothing` in [0, 1], huber's `delta > 0`.
+fn loss_kind(kind: LossKind, a: &mut Args) -> LossKind {
+    match kind {
+        LossKind::CrossEntropy { .. } => LossKind::CrossEntropy {
+            label_smoothing: a.num("label_smoothing", 0.0, Rule::Unit),
+        },
+        LossKind::Huber(_) => LossKind::Huber(a.num("delta", 1.0, Rule::Positive)),
+        k => k,
+    }
+}
 
 /// A tensor argument and its span.
 pub(super) type Arg1 = (Tv, Span);
@@ -156,7 +171,7 @@ impl<'a> Elab<'a, '_> {
     }
 
     /// `base.field`: a parameter or a sub-layer of a layer instance.
-    fn field(&mut self, scope: &Scope, e: &Expr) -> Option<Entry> {
+    pub(super) fn field(&mut self, scope: &Scope, e: &Expr) -> Option<Entry> {
         let ExprKind::Field { base, field } = &e.kind else { return None };
         let base_entry = match &base.kind {
             ExprKind::Name(n) => scope.get(n).cloned(),
@@ -178,6 +193,34 @@ impl<'a> Elab<'a, '_> {
     fn member(&mut self, id: InstId, field: &Ident) -> Option<Entry> {
         let f = field.name.as_str();
         let (msg, candidates, note) = match &self.insts[id] {
+            Inst::Dense { g: Some(g), weight, bias, name, .. } => {
+                match (f, bias) {
+                    ("weight_g", _) => return Some(Entry::Param(*g)),
+                    ("weight_v", _) => return Some(Entry::Param(*weight)),
+                    ("bias", Some(b)) => return Some(Entry::Param(*b)),
+                    _ => {}
+                }
+                (
+                    format!("`{name}` has no field `{f}`"),
+                    vec!["weight_g".to_string(), "weight_v".to_string(), "bias".to_string()],
+                    "a Dense layer with `weight_norm = true` has the fields `weight_g`, \
+                     `weight_v` and `bias`"
+                        .to_string(),
+                )
+            }
+            Inst::Norm { weight: Some(w), .. } if f == "weight" => return Some(Entry::Param(*w)),
+            Inst::Norm { bias: Some(b), .. } if f == "bias" => return Some(Entry::Param(*b)),
+            Inst::Norm { name, weight, .. } => {
+                let (fields, note) = match weight {
+                    Some(_) => (
+                        vec!["weight".to_string(), "bias".to_string()],
+                        "a normalization layer has the fields `weight` and `bias`; its running \
+                         statistics are not values",
+                    ),
+                    None => (vec![], "declared with `affine = false`, it has no parameters"),
+                };
+                (format!("`{name}` has no field `{f}`"), fields, note.to_string())
+            }
             Inst::Dense { bias: None, name, .. } if f == "bias" => {
                 let msg = format!("`{name}` has no bias");
                 let d = Diagnostic::error(field.span, msg).label("declared with `bias = false`");
@@ -264,12 +307,15 @@ impl<'a> Elab<'a, '_> {
     /// Applies layer instance `id` to `args` at `call`.
     pub fn apply(&mut self, id: InstId, args: Vec<Arg1>, call: Span) -> Option<Tv> {
         match self.insts[id].clone() {
-            Inst::Dense { name, path, inputs, outputs, weight, bias, in_span } => {
+            Inst::Dense { name, path, inputs, outputs, weight, bias, g, in_span } => {
                 let [x] = self.arity::<1>(&name, args, call)?;
                 let shape = self.shape(x.0.id).clone();
                 match shapes::dense(&shape, inputs, outputs) {
                     Ok(out) => {
-                        let kind = ValueKind::Dense { x: x.0.id, weight, bias };
+                        let kind = match g {
+                            Some(g) => ValueKind::WeightNormDense { x: x.0.id, g, v: weight, bias },
+                            None => ValueKind::Dense { x: x.0.id, weight, bias },
+                        };
                         let id = self.push_in(kind, out, call, Some(path));
                         Some(Tv { id, from: Some(name) })
                     }
@@ -278,6 +324,13 @@ impl<'a> Elab<'a, '_> {
                         None
                     }
                 }
+            }
+            Inst::Norm { name, path, norm, d, weight, bias, d_span } => {
+                let [x] = self.arity::<1>(&name, args, call)?;
+                let shape = self.norm_shape(&name, &norm, d, d_span, &x)?;
+                let kind = ValueKind::Norm { norm, x: x.0.id, weight, bias };
+                let id = self.push_in(kind, shape, call, Some(path));
+                Some(Tv { id, from: Some(name) })
             }
             Inst::User { decl, name, path, scope } => {
                 self.inline(decl, name, path, scope, args, call)
@@ -482,10 +535,19 @@ impl<'a> Elab<'a, '_> {
         args: &[Arg],
         span: Span,
     ) -> Option<Tv> {
+        if registry::is_penalty(b.name) {
+            return self.penalty(scope, b, args, span);
+        }
         let mut a = Args::bind(b, args, span, self.diags)?;
         let first = a.get(b.params[0].name)?;
         if let Some(&(_, kind)) = LOSSES.iter().find(|l| l.0 == b.name) {
             let target = a.get(b.params[1].name)?;
+            let kind = loss_kind(kind, &mut a);
+            let errors = std::mem::take(&mut a.errors);
+            if !errors.is_empty() {
+                errors.into_iter().for_each(|d| self.report(d));
+                return None;
+            }
             return self.loss(scope, kind, b.name, first, target, span);
         }
         if b.name == "accuracy" {
@@ -499,6 +561,8 @@ impl<'a> Elab<'a, '_> {
         }
         let x = self.operand(scope, &first.value);
         let slope = (b.name == "leaky_relu").then(|| a.num("slope", 0.01, Rule::Finite));
+        let alpha = (b.name == "elu").then(|| a.num("alpha", 1.0, Rule::Finite));
+        let gelu = (b.name == "gelu").then(|| gelu_form(&mut a));
         let axis = a.get("axis");
         let errors = std::mem::take(&mut a.errors);
         let failed = !errors.is_empty();
@@ -510,6 +574,8 @@ impl<'a> Elab<'a, '_> {
         let shape = self.shape(x.0.id).clone();
         let kind = match b.name {
             "leaky_relu" => ValueKind::Unary(UnaryFn::LeakyRelu(slope.unwrap_or(0.01)), x.0.id),
+            "elu" => ValueKind::Unary(UnaryFn::Elu(alpha.unwrap_or(1.0)), x.0.id),
+            "gelu" => ValueKind::Unary(gelu.unwrap_or(UnaryFn::Gelu), x.0.id),
             "softmax" | "log_softmax" => {
                 if shape.rank() == 0 {
                     self.report(
@@ -577,6 +643,26 @@ impl<'a> Elab<'a, '_> {
     }
 }
 
+/// gelu's `approximate`: `"none"` (the erf form, the default) or `"tanh"`, as PyTorch's.
+fn gelu_form(a: &mut Args) -> UnaryFn {
+    let Some(arg) = a.get("approximate") else { return UnaryFn::Gelu };
+    match a.string("approximate", None).as_deref() {
+        Some("none") => UnaryFn::Gelu,
+        Some("tanh") => UnaryFn::GeluTanh,
+        Some(other) => {
+            a.errors.push(
+                Diagnostic::error(
+                    arg.value.span,
+                    format!("approximate must be \"none\" or \"tanh\", found \"{other}\""),
+                )
+                .label("unknown approximation"),
+            );
+            UnaryFn::Gelu
+        }
+        None => UnaryFn::Gelu,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,7 +671,9 @@ mod tests {
     fn implemented(name: &str) -> bool {
         UNARY.iter().any(|u| u.0 == name)
             || LOSSES.iter().any(|l| l.0 == name)
-            || ["leaky_relu", "softmax", "log_softmax", "sum", "mean", "accuracy"].contains(&name)
+            || registry::is_penalty(name)
+            || ["leaky_relu", "elu", "gelu", "softmax", "log_softmax", "sum", "mean", "accuracy"]
+                .contains(&name)
     }
 
     #[test]

@@ -1,19 +1,19 @@
-//! Hyper-parameters: the `optimizer`, `schedule`, `clip` and `train { ... }` items, read
-//! against the registry tables with PyTorch's defaults and validation rules, and the check
-//! that a `data` set fits the model's `input` and `label`.
+//! Hyper-parameters: the `optimizer` (`optim`), `schedule` (`sched`), `clip` and
+//! `train { ... }` items, read against the registry tables with PyTorch's defaults and
+//! validation rules, and the check that a `data` set fits the model's `input` and `label`.
 //!
 //! | item      | rules                                                                    |
 //! |-----------|--------------------------------------------------------------------------|
-//! | sgd       | lr > 0; momentum, in [0, 1); dampening in [0, 1]; weight_decay >= 0;      |
-//! |           | nesterov needs momentum > 0 and dampening = 0                            |
-//! | adam      | lr > 0; betas in [0, 1); eps > 0; weight_decay >= 0                       |
+//! | optimizer | see `optim` (PyTorch's checks per hyper-parameter; groups)               |
+//! | schedule  | see `sched` (every part but the last must end)                           |
 //! | clip      | c > 0                                                                    |
-//! | train     | batch, epochs, steps >= 1; seed >= 0; validation in [0, 1)               |
+//! | train     | batch, epochs, steps >= 1; seed >= 0; validation in [0, 1);              |
+//! |           | scale_lr a positive number, `batch / N` or `sqrt(batch / N)`             |
 //! | synthetic | n >= 1, noise >= 0                                                       |
 
 use super::args::{describe, Args, Rule};
 use super::model::{Clip, DataSpec, ModelInput, Optimizer, Schedule, Synthetic, TrainSpec};
-use super::registry::{self, Builtin, CLIPS, DATASETS, OPTIMIZERS, SCHEDULES, TRAIN_SETTINGS};
+use super::registry::{self, Builtin, CLIPS, DATASETS, TRAIN_SETTINGS};
 use super::shapes::show;
 use super::suggest::did_you_mean;
 use super::Items;
@@ -38,15 +38,17 @@ pub(crate) fn check_hyper(items: &Items, diags: &mut Vec<Diagnostic>) -> Hyper {
         })
     });
     Hyper {
-        optimizer: items.optimizer.and_then(|e| optimizer(e, diags)),
-        schedule: items.schedule.map_or(Schedule::Constant, |(parts, _)| schedule(parts, diags)),
+        optimizer: items.optimizer.and_then(|e| super::optim::optimizer(e, items.groups, diags)),
+        schedule: items
+            .schedule
+            .map_or_else(Schedule::default, |(parts, _)| super::sched::schedule(parts, diags)),
         clip: items.clip.and_then(|e| clip(e, diags)),
         train: items.train.map_or_else(default_train, |(s, _)| train(s, label, diags)),
     }
 }
 
 /// A spec written `name` or `name(args)`: its name, the name's span and the arguments.
-fn spec<'e>(
+pub(super) fn spec<'e>(
     e: &'e Expr,
     what: &str,
     example: &str,
@@ -67,7 +69,7 @@ fn spec<'e>(
 }
 
 /// `name` in `table`, or an "unknown ..." diagnostic with a suggestion.
-fn lookup(
+pub(super) fn lookup(
     table: &'static [Builtin],
     what: &str,
     name: &str,
@@ -88,66 +90,14 @@ fn lookup(
 }
 
 /// Moves `a`'s value errors to `diags`; `Some(v)` if there were none.
-fn done<T>(mut a: Args, v: T, diags: &mut Vec<Diagnostic>) -> Option<T> {
+pub(super) fn done<T>(mut a: Args, v: T, diags: &mut Vec<Diagnostic>) -> Option<T> {
     let ok = a.errors.is_empty();
     diags.append(&mut a.errors);
     ok.then_some(v)
 }
 
-fn optimizer(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Optimizer> {
-    let (name, span, args) = spec(e, "an optimizer", "optimizer sgd(lr = 0.1)", diags)?;
-    let b = lookup(OPTIMIZERS, "optimizer", name, span, diags)?;
-    let mut a = Args::bind(b, args, e.span, diags)?;
-    let opt = match name {
-        "sgd" => {
-            let lr = a.num("lr", 0.0, Rule::Positive);
-            let momentum = a.num("momentum", 0.0, Rule::UnitOpen);
-            let dampening = a.num("dampening", 0.0, Rule::Unit);
-            let nesterov = a.boolean("nesterov", false);
-            let weight_decay = a.num("weight_decay", 0.0, Rule::NonNegative);
-            if let (true, Some(arg)) =
-                (nesterov && (momentum <= 0.0 || dampening != 0.0), a.get("nesterov"))
-            {
-                a.errors.push(
-                    Diagnostic::error(arg.value.span, "nesterov needs momentum > 0 and dampening = 0")
-                        .label(format!("momentum is {momentum}, dampening {dampening}"))
-                        .note("as in torch.optim.SGD; e.g. `sgd(lr = 0.1, momentum = 0.9, nesterov = true)`"),
-                );
-            }
-            Optimizer::Sgd { lr, momentum, dampening, nesterov, weight_decay }
-        }
-        _ => {
-            let lr = a.num("lr", 1e-3, Rule::Positive);
-            let (beta1, beta2) = a.pair("betas", (0.9, 0.999), Rule::UnitOpen);
-            let eps = a.num("eps", 1e-8, Rule::Positive);
-            let weight_decay = a.num("weight_decay", 0.0, Rule::NonNegative);
-            Optimizer::Adam { lr, beta1, beta2, eps, weight_decay }
-        }
-    };
-    done(a, opt, diags)
-}
-
-fn schedule(parts: &[Expr], diags: &mut Vec<Diagnostic>) -> Schedule {
-    for (i, e) in parts.iter().enumerate() {
-        let Some((name, span, args)) = spec(e, "a schedule", "schedule constant", diags) else {
-            continue;
-        };
-        let Some(b) = lookup(SCHEDULES, "schedule", name, span, diags) else { continue };
-        if let Some(a) = Args::bind(b, args, e.span, diags) {
-            done(a, (), diags);
-        }
-        if i > 0 {
-            diags.push(
-                Diagnostic::error(e.span, "nothing can follow `constant`")
-                    .label("a constant schedule never ends")
-                    .secondary(parts[i - 1].span, "this schedule runs to the end of training"),
-            );
-        }
-    }
-    Schedule::Constant
-}
-
-fn clip(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Clip> {
+/// `global_norm(c)` or `value(c)`, globally or in a parameter group.
+pub(super) fn clip(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Clip> {
     let (name, span, args) = spec(e, "a clipping rule", "clip global_norm(1.0)", diags)?;
     let b = lookup(CLIPS, "clipping rule", name, span, diags)?;
     let mut a = Args::bind(b, args, e.span, diags)?;
@@ -165,6 +115,7 @@ fn default_train() -> TrainSpec {
         seed: 0,
         shuffle: true,
         validation: 0.0,
+        scale_lr: None,
     }
 }
 
@@ -216,6 +167,7 @@ const TRAIN: Builtin = Builtin {
         registry::Param { name: "seed", default: Some("0") },
         registry::Param { name: "shuffle", default: Some("true") },
         registry::Param { name: "validation", default: Some("0") },
+        registry::Param { name: "scale_lr", default: Some("none") },
     ],
     doc: "train settings",
 };
@@ -230,6 +182,9 @@ fn read_train(settings: &[Arg], label: Option<&str>, diags: &mut Vec<Diagnostic>
     spec.shuffle = a.boolean("shuffle", true);
     spec.validation = a.num("validation", 0.0, Rule::UnitOpen);
     spec.data = a.get("data").and_then(|d| data(&d.value, label, diags));
+    if let Some(arg) = a.get("scale_lr") {
+        spec.scale_lr = super::sched::scale_lr(&arg.value, &mut a.errors);
+    }
     diags.append(&mut a.errors);
     spec
 }
@@ -280,6 +235,7 @@ fn synthetic(name: &str) -> Option<Synthetic> {
         "moons" => Synthetic::Moons,
         "blobs" => Synthetic::Blobs,
         "teacher" => Synthetic::Teacher,
+        "random" => Synthetic::Random,
         _ => return None,
     })
 }
@@ -394,6 +350,14 @@ impl Fit<'_> {
                     Err(self.bad_y("teacher makes target rows", &format!("`[{}, T]`", self.batch)))
                 }
             },
+            Synthetic::Random => match self.y.kind {
+                InputKind::Classes(_) => Ok(()),
+                _ if self.y.shape.rank() == 2 => Ok(()),
+                _ => Err(self.bad_y(
+                    "random makes class labels or target rows",
+                    &format!("`class[{b}] of C` or `[{b}, T]`", b = self.batch),
+                )),
+            },
         }
     }
 
@@ -435,5 +399,6 @@ fn synthetic_name(kind: Synthetic) -> &'static str {
         Synthetic::Moons => "moons",
         Synthetic::Blobs => "blobs",
         Synthetic::Teacher => "teacher",
+        Synthetic::Random => "random",
     }
 }

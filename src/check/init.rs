@@ -1,7 +1,9 @@
 //! Initializer specs: `init = he_normal`, `init = normal(std = 0.01)`, `= ones` after a
 //! `param`. Reads the name and arguments against the INITIALIZERS table, validates the
-//! arguments (std > 0, low < high, gain > 0) and, given the parameter's shape, that the
-//! initializer applies to it (orthogonal needs rank >= 2, identity rank 2).
+//! arguments (std > 0, low < high, gain > 0, fixup's branches >= 1 and layers >= 2) and,
+//! given the parameter's shape, that the initializer applies to it (orthogonal and lsuv need
+//! rank >= 2, identity rank 2). Where an initializer may appear (lsuv only as a Dense
+//! weight's `init`) is checked by the declarations.
 
 use super::args::{describe, Args, Rule};
 use super::model::Init;
@@ -9,6 +11,9 @@ use super::registry::{self, INITIALIZERS};
 use super::suggest::did_you_mean;
 use crate::diagnostic::Diagnostic;
 use crate::syntax::ast::{Expr, ExprKind};
+
+/// Largest branch or layer count of `fixup` (larger ones are clamped: the scale is 0 anyway).
+const MAX_FIXUP: u64 = 1 << 30;
 
 /// Reads an initializer spec; `None` after reporting what is wrong.
 pub(crate) fn init_spec(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Init> {
@@ -43,6 +48,17 @@ pub(crate) fn init_spec(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Init> {
     diags.append(&mut a.errors);
     if bad {
         return None;
+    }
+    if let Init::Fixup { layers, .. } = init {
+        if layers < 2 {
+            let at = a.get("layers").map_or(e.span, |x| x.value.span);
+            diags.push(
+                Diagnostic::error(at, format!("fixup needs at least 2 layers per branch, found {layers}"))
+                    .label("the scale branches^(-1/(2 layers - 2)) needs layers >= 2")
+                    .note("a branch's last layer is initialized to zeros: write `init = zeros` for it"),
+            );
+            return None;
+        }
     }
     if let Init::Uniform { low, high } = init {
         if low >= high {
@@ -86,6 +102,11 @@ fn read(name: &str, a: &mut Args) -> Option<Init> {
         "lecun_normal" => Init::LecunNormal,
         "orthogonal" => Init::Orthogonal { gain: a.num("gain", 1.0, Rule::Positive) },
         "identity" => Init::Identity,
+        "fixup" => Init::Fixup {
+            branches: a.int("branches", 1, 1).min(MAX_FIXUP) as u32,
+            layers: a.int("layers", 2, 1).min(MAX_FIXUP) as u32,
+        },
+        "lsuv" => Init::Lsuv,
         _ => return None,
     })
 }
@@ -95,6 +116,9 @@ pub(crate) fn fits(init: &Init, shape: &[usize]) -> Result<(), String> {
     match init {
         Init::Orthogonal { .. } if shape.len() < 2 => {
             Err("orthogonal needs a parameter with at least 2 dimensions".to_string())
+        }
+        Init::Lsuv if shape.len() < 2 => {
+            Err("lsuv needs a parameter with at least 2 dimensions".to_string())
         }
         Init::Identity if shape.len() != 2 => {
             Err("identity needs a matrix parameter (2 dimensions)".to_string())

@@ -1,5 +1,5 @@
-//! Targets of losses and metrics: `mse`, `logistic` and `bce_with_logits` take a real-valued
-//! target of the prediction's shape; `cross_entropy` and `accuracy` take logits `[N, C]` and
+//! Targets of losses and metrics: `mse`, `logistic`, `bce_with_logits`, `hinge`, `huber` and
+//! `l1` take a real-valued target of the prediction's shape; `cross_entropy` and `accuracy` take logits `[N, C]` and
 //! class labels `class[N] of C`. Messages name the label and point at the offending
 //! argument, with the label's declaration as the second place.
 
@@ -23,7 +23,7 @@ impl Elab<'_, '_> {
         let p = self.operand(scope, &pred.value);
         let t = self.expr(scope, &target.value).map(|t| (t, target.value.span));
         let (p, t) = (p?, t?);
-        if kind == LossKind::CrossEntropy {
+        if matches!(kind, LossKind::CrossEntropy { .. }) {
             self.class_target(name, &p, &t)?;
         } else {
             self.real_target(name, &p, &t)?;

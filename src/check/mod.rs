@@ -25,6 +25,10 @@ mod exprs;
 mod hyper;
 mod init;
 mod losses;
+mod norms;
+mod penalty;
+mod optim;
+mod sched;
 mod suggest;
 #[cfg(test)]
 mod tests;
@@ -40,12 +44,15 @@ pub fn check(file: &ast::File) -> Result<Model> {
     let before_resolve = diags.len();
     resolve::resolve(&items, &mut diags);
     let names_ok = diags.len() == before_resolve;
-    let hyper = hyper::check_hyper(&items, &mut diags);
+    let mut hyper = hyper::check_hyper(&items, &mut diags);
     let mut model = None;
     if let (Some(decl), true) = (items.model, names_ok) {
         if let Some(parts) = elaborate::elaborate(&items, decl, &mut diags) {
             if let Some(data) = &hyper.train.data {
                 hyper::check_data_fit(data, &parts.inputs, &parts.batch, &mut diags);
+            }
+            if let Some(o) = hyper.optimizer.as_mut() {
+                optim::resolve_groups(o, items.groups, &parts.params, &mut diags);
             }
             model = Some(parts);
         }
@@ -55,6 +62,7 @@ pub fn check(file: &ast::File) -> Result<Model> {
             name: m.name,
             inputs: m.inputs,
             params: m.params,
+            buffers: m.buffers,
             values: m.values,
             loss: m.loss,
             metrics: m.metrics,
@@ -86,6 +94,8 @@ pub(crate) struct Items<'a> {
     pub model: Option<&'a ModelDecl>,
     pub layers: Vec<&'a LayerDecl>,
     pub optimizer: Option<&'a Expr>,
+    /// The optimizer's parameter groups, as written (empty without an optimizer).
+    pub groups: &'a [ast::Group],
     pub schedule: Option<(&'a [Expr], Span)>,
     pub clip: Option<&'a Expr>,
     pub train: Option<(&'a [Arg], Span)>,
@@ -97,6 +107,7 @@ impl<'a> Items<'a> {
             model: None,
             layers: Vec::new(),
             optimizer: None,
+            groups: &[],
             schedule: None,
             clip: None,
             train: None,
@@ -130,7 +141,10 @@ impl<'a> Items<'a> {
             firsts[slot] = Some(span);
             match item {
                 Item::Model(m) => items.model = Some(m),
-                Item::Optimizer { spec, .. } => items.optimizer = Some(spec),
+                Item::Optimizer { spec, groups, .. } => {
+                    items.optimizer = Some(spec);
+                    items.groups = groups;
+                }
                 Item::Schedule { parts, span } => items.schedule = Some((parts, *span)),
                 Item::Clip { spec, .. } => items.clip = Some(spec),
                 Item::Train { settings, span } => items.train = Some((settings, *span)),

@@ -21,6 +21,10 @@ pub struct Model {
     /// Trainable parameters with PyTorch `state_dict` names, in PyTorch's `named_parameters()`
     /// order: a module's own `param`s first, then its sub-layers', each in declaration order.
     pub params: Vec<ParamDef>,
+    /// Persistent non-trainable tensors (batch norm's running statistics), in PyTorch's
+    /// `named_buffers()` order. They are graph states updated by the training step, read in
+    /// evaluation, and saved in weight files beside the parameters.
+    pub buffers: Vec<BufferDef>,
     /// The forward computation; operands precede users.
     pub values: Vec<Value>,
     /// The scalar training loss (including any penalty terms the user added).
@@ -50,6 +54,17 @@ pub struct ModelInput {
     pub kind: InputKind,
     /// Declared with `label` (the data's target column) rather than `input`.
     pub is_label: bool,
+    pub span: Span,
+}
+
+/// A persistent non-trainable tensor: `bn.running_mean`, `bn.running_var`,
+/// `bn.num_batches_tracked` (PyTorch's `state_dict` names and shapes; the counter is `[]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BufferDef {
+    pub name: String,
+    pub shape: Vec<usize>,
+    /// Every element's value before the first training step.
+    pub init: f64,
     pub span: Span,
 }
 
@@ -105,6 +120,21 @@ pub enum Init {
     },
     /// The identity matrix (square or rectangular, ones on the diagonal).
     Identity,
+    /// Fixup (Zhang et al. 2019): He-normal `N(0, 2/fan_in)` scaled by `L^(−1/(2m−2))` for a
+    /// residual branch layer, with `L` branches of `m ≥ 2` layers each.
+    Fixup {
+        branches: u32,
+        layers: u32,
+    },
+    /// LSUV (Mishkin & Matas 2016): orthogonal here; the training session then rescales the
+    /// weight on one data batch until its layer's output variance is 1 (`train::lsuv`).
+    Lsuv,
+    /// The 2-norm of each row of parameter `param` (a `[rows, ...]` tensor), as a `[rows, 1]`
+    /// column: weight normalization's `g = ‖v‖`, so that `w = v` at the start
+    /// [torch.nn.utils.weight_norm]. Not written by users.
+    RowNormOf {
+        param: u32,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -160,6 +190,22 @@ pub enum ValueKind {
         pred: ValueId,
         target: ValueId,
     },
+    /// A normalization layer applied to `x`, with its affine `weight` and `bias` (`[d]`,
+    /// per feature) when it has them. Same shape as `x`.
+    Norm {
+        norm: Norm,
+        x: ValueId,
+        weight: Option<u32>,
+        bias: Option<u32>,
+    },
+    /// `x @ wᵀ + bias` with the weight-normalized `w = g·v/‖v‖` (row-wise norm of `v`):
+    /// `x: [N, in]`, `g: [out, 1]`, `v: [out, in]`, bias `[out]` [torch.nn.utils.weight_norm].
+    WeightNormDense {
+        x: ValueId,
+        g: u32,
+        v: u32,
+        bias: Option<u32>,
+    },
     /// Fraction of rows whose argmax equals the class label, scalar.
     Accuracy {
         pred: ValueId,
@@ -177,6 +223,12 @@ pub enum UnaryFn {
     Softplus,
     /// erf form `x·Φ(x)`.
     Gelu,
+    /// tanh approximation `x/2·(1 + tanh(√(2/π)(x + 0.044715x³)))` [GELU(approximate='tanh')].
+    GeluTanh,
+    /// `x` if `x > 0`, else `α(eˣ − 1)` [ELU].
+    Elu(f64),
+    /// `x·sigmoid(x)` [SiLU].
+    Silu,
     Neg,
     Exp,
     Log,
@@ -203,44 +255,254 @@ pub enum ReduceFn {
 pub enum LossKind {
     /// `mean((z − y)²)` over all elements; `y` real, same shape as `z`.
     Mse,
-    /// `−mean_i log softmax(z_i)[y_i]`; `z: [N, C]`, `y: class[N] of C`.
-    CrossEntropy,
+    /// `−mean_i Σ_c q_ic log softmax(z_i)_c` with `q = (1 − ε)·onehot(y) + ε/C`
+    /// (`ε = label_smoothing`, 0 gives `−mean_i log softmax(z_i)[y_i]`); `z: [N, C]`,
+    /// `y: class[N] of C` [CrossEntropyLoss].
+    CrossEntropy {
+        label_smoothing: f64,
+    },
     /// `mean softplus(−y·z)`, `y ∈ {−1, +1}`, same shape as `z`.
     Logistic,
     /// `mean softplus(z) − y·z`, `y ∈ {0, 1}`, same shape as `z`.
     BceWithLogits,
+    /// `mean max(0, 1 − y·z)`, `y ∈ {−1, +1}`, same shape as `z`.
+    Hinge,
+    /// `mean` of `½d²` where `|d| < δ`, else `δ(|d| − ½δ)`, `d = z − y` [HuberLoss].
+    Huber(f64),
+    /// `mean |z − y|` [L1Loss].
+    L1,
 }
 
-/// The optimizer and its validated hyper-parameters (PyTorch's defaults where omitted).
+/// Normalization layers (PyTorch's definitions; `d` is the feature count, the last axis).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Norm {
+    /// `(x − mean)/√(var + eps)` over the last axis, biased variance [LayerNorm].
+    Layer { eps: f64 },
+    /// `x: [N, d]`, per feature over the batch [BatchNorm1d]. Training: batch mean and biased
+    /// variance; the running statistics (buffers `buffer`, `buffer + 1`, `buffer + 2`:
+    /// `running_mean`, `running_var`, `num_batches_tracked`) move by
+    /// `r = (1 − momentum)·r + momentum·batch statistic`, with the unbiased variance.
+    /// Evaluation: `(x − running_mean)/√(running_var + eps)`.
+    Batch { eps: f64, momentum: f64, buffer: u32 },
+    /// `x: [N, d]`, the `d` features split into `groups` consecutive groups of `d/groups`,
+    /// each normalized over its features [GroupNorm].
+    Group { groups: u32, eps: f64 },
+}
+
+/// The optimizer: its method, the hyper-parameters of every parameter that no group selects,
+/// and the parameter groups (PyTorch's `param_groups`). A parameter belongs to the first
+/// group with a pattern matching its name.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Optimizer {
-    /// torch.optim.SGD
-    Sgd { lr: f64, momentum: f64, dampening: f64, nesterov: bool, weight_decay: f64 },
-    /// torch.optim.Adam
-    Adam { lr: f64, beta1: f64, beta2: f64, eps: f64, weight_decay: f64 },
+pub struct Optimizer {
+    pub method: Method,
+    /// The values written in the `optimizer` call, defaults filled in.
+    pub hyper: Hyper,
+    pub groups: Vec<ParamGroup>,
 }
 
 impl Optimizer {
+    /// The base learning rate of parameters in no group (the schedule scales it).
     pub fn lr(&self) -> f64 {
+        self.hyper.lr
+    }
+    /// The group parameter `i` belongs to (first matching group), if any.
+    pub fn group_of(&self, i: u32) -> Option<&ParamGroup> {
+        self.groups.iter().find(|g| g.params.contains(&i))
+    }
+    /// The hyper-parameters that apply to parameter `i`.
+    pub fn hyper_of(&self, i: u32) -> &Hyper {
+        self.group_of(i).map_or(&self.hyper, |g| &g.hyper)
+    }
+}
+
+/// The update rules (CATALOG.md; PyTorch's definitions where PyTorch has the method).
+/// `amsgrad(...)` is `Adam` with `amsgrad = true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// torch.optim.SGD
+    Sgd,
+    /// Polyak: `θ_{t+1} = θ_t − lr·g + β(θ_t − θ_{t−1})`
+    HeavyBall,
+    /// torch.optim.Adagrad
+    Adagrad,
+    /// torch.optim.RMSprop
+    Rmsprop,
+    /// torch.optim.Adadelta
+    Adadelta,
+    /// torch.optim.Adam (and AMSGrad)
+    Adam,
+    /// torch.optim.AdamW
+    AdamW,
+    /// torch.optim.NAdam
+    NAdam,
+    /// torch.optim.RAdam
+    RAdam,
+    /// torch.optim.Adamax
+    Adamax,
+    /// AdaBound (Luo et al. 2019): Adam's per-element step size clipped into bounds that
+    /// converge to `final_lr`.
+    AdaBound,
+    /// Padam (Chen & Gu 2018): `θ −= lr·m̂/(v̂^p + ε)`, partially adaptive.
+    Padam,
+    /// LARS (You et al. 2017): per-layer trust ratio, momentum.
+    Lars,
+    /// LAMB (You et al. 2019): Adam direction with a per-layer trust ratio.
+    Lamb,
+}
+
+impl Method {
+    /// The name a `.nn` file uses (`adam` for AMSGrad too).
+    pub fn name(self) -> &'static str {
         match self {
-            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr,
+            Method::Sgd => "sgd",
+            Method::HeavyBall => "heavy_ball",
+            Method::Adagrad => "adagrad",
+            Method::Rmsprop => "rmsprop",
+            Method::Adadelta => "adadelta",
+            Method::Adam => "adam",
+            Method::AdamW => "adamw",
+            Method::NAdam => "nadam",
+            Method::RAdam => "radam",
+            Method::Adamax => "adamax",
+            Method::AdaBound => "adabound",
+            Method::Padam => "padam",
+            Method::Lars => "lars",
+            Method::Lamb => "lamb",
         }
     }
 }
 
-/// Learning-rate schedule, evaluated on the host each step.
+/// Every hyper-parameter any method reads, like one PyTorch `param_group` dict: a method
+/// reads only its own (its registry entry lists them); the others keep their zero default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hyper {
+    pub lr: f64,
+    /// SGD, heavy ball (β), RMSprop, LARS momentum.
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    /// Coupled (`g += λθ`) except AdamW's (`θ −= lr·λ·θ`) and LAMB/LARS's (in the ratio).
+    pub weight_decay: f64,
+    /// `betas = (beta1, beta2)`.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// Adam/AdamW: keep `max_exp_avg_sq`; Padam: the same max in `v̂`.
+    pub amsgrad: bool,
+    /// RMSprop smoothing constant.
+    pub alpha: f64,
+    pub centered: bool,
+    /// Adadelta decay.
+    pub rho: f64,
+    /// Adagrad: `lr_t = lr / (1 + (t−1)·lr_decay)`.
+    pub lr_decay: f64,
+    pub initial_accumulator_value: f64,
+    /// NAdam's ψ.
+    pub momentum_decay: f64,
+    /// AdaBound's bounds converge to `final_lr`, at speed `gamma`.
+    pub final_lr: f64,
+    pub gamma: f64,
+    /// Padam's exponent `p`.
+    pub partial: f64,
+    /// LARS's η.
+    pub trust_coefficient: f64,
+}
+
+/// A parameter group: the parameters whose names match one of `patterns` (and no earlier
+/// group's), with their own hyper-parameters (the optimizer's, overridden) and clipping.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Schedule {
-    Constant,
+pub struct ParamGroup {
+    /// Glob patterns over parameter names: `*` matches any run of characters (dots too).
+    pub patterns: Vec<String>,
+    pub hyper: Hyper,
+    /// Clipping of this group's gradients, after the global `clip`.
+    pub clip: Option<Clip>,
+    /// Indices into [`Model::params`] of the parameters this group owns, ascending.
+    pub params: Vec<u32>,
+    pub span: Span,
 }
 
-impl Schedule {
-    /// The learning rate for optimizer step `t` (from 1) given the optimizer's base rate.
-    pub fn lr(&self, base: f64, _t: u64) -> f64 {
-        match self {
-            Schedule::Constant => base,
-        }
+/// Learning-rate schedule, evaluated on the host each step (`crate::schedule`): one or more
+/// phases run one after the other (`warmup(200) then cosine(T = 1000)`); each phase but the
+/// last has a length, and each counts its own steps from 1.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule {
+    pub phases: Vec<Phase>,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule { phases: vec![Phase::Constant] }
     }
+}
+
+/// One schedule phase. `e = t − 1` is PyTorch's `last_epoch` when its scheduler is stepped
+/// once per optimizer step (the rate at step `t` is PyTorch's after `t − 1` `step()` calls).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Phase {
+    /// `lr`
+    Constant,
+    /// `lr·γ^⌊e/step_size⌋` [StepLR]
+    Step { step_size: u64, gamma: f64 },
+    /// `lr·γ^(number of milestones ≤ e)` [MultiStepLR]
+    MultiStep { milestones: Vec<u64>, gamma: f64 },
+    /// `lr·γ^e` [ExponentialLR]
+    Exponential { gamma: f64 },
+    /// `lr/(1 + k·e)^p`
+    InverseTime { k: f64, power: f64 },
+    /// `lr/√t`
+    InvSqrt,
+    /// `(lr − end)·(1 − min(e, total)/total)^power + end` [PolynomialLR when end = 0]
+    Polynomial { total: u64, power: f64, end: f64 },
+    /// `η_min + (lr − η_min)(1 + cos(π·e/T))/2` [CosineAnnealingLR]
+    Cosine { t_max: u64, eta_min: f64 },
+    /// Cosine annealing restarted after `T₀`, `T₀·T_mult`, ... steps
+    /// [CosineAnnealingWarmRestarts].
+    Sgdr { t0: u64, t_mult: u64, eta_min: f64 },
+    /// Between `base_lr` and `max_lr`, up in `up` steps and down in `down` [CyclicLR].
+    Cyclic { base_lr: f64, max_lr: f64, up: u64, down: u64, mode: CyclicMode, gamma: f64 },
+    /// [OneCycleLR]: from `max_lr/div_factor` up to `max_lr` over `pct_start` of the steps,
+    /// then down to `max_lr/(div_factor·final_div_factor)`.
+    OneCycle {
+        max_lr: f64,
+        total_steps: u64,
+        pct_start: f64,
+        div_factor: f64,
+        final_div_factor: f64,
+        anneal: Anneal,
+        three_phase: bool,
+    },
+    /// Linear warmup `lr·(from + (1 − from)·min(e, steps)/steps)` [LinearLR with
+    /// start_factor = from, total_iters = steps]; `from = 0` starts at rate 0.
+    Warmup { steps: u64, from: f64 },
+}
+
+/// CyclicLR's amplitude policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CyclicMode {
+    /// Constant amplitude.
+    Triangular,
+    /// Amplitude halved each cycle.
+    Triangular2,
+    /// Amplitude times `γ^e`.
+    ExpRange,
+}
+
+/// OneCycleLR's annealing between phase ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anneal {
+    Cos,
+    Linear,
+}
+
+/// The `scale_lr` train setting: a factor applied to every scheduled learning rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrScale {
+    /// `scale_lr = 2.5`
+    Factor(f64),
+    /// `scale_lr = batch / reference` (Goyal et al.'s linear scaling rule) or, with `sqrt`,
+    /// `scale_lr = sqrt(batch / reference)`; follows `--batch`.
+    Batch { reference: f64, sqrt: bool },
 }
 
 /// Gradient clipping applied before the optimizer update.
@@ -269,6 +531,8 @@ pub struct TrainSpec {
     /// Fraction of examples held out for validation (taken from the end after a seeded
     /// shuffle), default 0.
     pub validation: f64,
+    /// Multiplies every scheduled learning rate (the linear scaling rule); default none.
+    pub scale_lr: Option<LrScale>,
 }
 
 /// Where the examples come from. Paths are as written (relative to the `.nn` file).
@@ -298,4 +562,6 @@ pub enum Synthetic {
     Blobs,
     /// Regression: targets from a fixed random teacher MLP (tanh, 32 hidden) plus noise.
     Teacher,
+    /// Benchmarks: features `N(0,1)`, labels uniform classes or `N(0,1)` targets (no signal).
+    Random,
 }

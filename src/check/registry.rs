@@ -59,11 +59,37 @@ const GAIN: &[Param] = &[opt("gain", "1")];
 const N_NOISE: &[Param] = &[opt("n", "200"), opt("noise", "0.1")];
 
 /// Built-in layers (constructors). User-defined `layer`s join these in scope.
-pub const LAYERS: &[Builtin] = &[b(
-    "Dense",
-    &[req("in -> out"), opt("init", "default"), opt("bias", "true"), opt("bias_init", "default")],
-    "fully connected: [N, in] -> [N, out]; params `weight` [out, in] and `bias` [out]",
-)];
+pub const LAYERS: &[Builtin] = &[
+    b(
+        "Dense",
+        &[
+            req("in -> out"),
+            opt("init", "default"),
+            opt("bias", "true"),
+            opt("bias_init", "default"),
+            opt("weight_norm", "false"),
+        ],
+        "fully connected: [N, in] -> [N, out]; params `weight` [out, in] and `bias` [out]; \
+         weight_norm: `weight_g` [out, 1], `weight_v` [out, in], w = g v / |v| per row",
+    ),
+    b(
+        "LayerNorm",
+        &[req("d"), opt("eps", "1e-5"), opt("affine", "true")],
+        "(x - mean) / sqrt(var + eps) over the last axis (size d), then * weight + bias \
+         [LayerNorm]",
+    ),
+    b(
+        "BatchNorm",
+        &[req("d"), opt("eps", "1e-5"), opt("momentum", "0.1"), opt("affine", "true")],
+        "[N, d] per feature over the batch; running_mean/running_var buffers for eval \
+         [BatchNorm1d]",
+    ),
+    b(
+        "GroupNorm",
+        &[req("groups"), req("d"), opt("eps", "1e-5"), opt("affine", "true")],
+        "[N, d]: each group of d / groups features normalized together [GroupNorm]",
+    ),
+];
 
 /// Elementwise activations: the result has the operand's shape.
 pub const ACTIVATIONS: &[Builtin] = &[
@@ -73,7 +99,13 @@ pub const ACTIVATIONS: &[Builtin] = &[
     b("tanh", X, "hyperbolic tangent"),
     b("sigmoid", X, "1 / (1 + exp(-x))"),
     b("softplus", X, "log(1 + exp(x)), computed stably"),
-    b("gelu", X, "x * Phi(x) (erf form)"),
+    b(
+        "gelu",
+        &[req("x"), opt("approximate", "\"none\"")],
+        "x * Phi(x) (erf form); approximate = \"tanh\": tanh approximation",
+    ),
+    b("elu", &[req("x"), opt("alpha", "1")], "x if x > 0 else alpha * (exp(x) - 1)"),
+    b("silu", X, "x * sigmoid(x)"),
 ];
 
 /// Elementwise math and the row-wise normalizers.
@@ -98,8 +130,9 @@ pub const LOSSES: &[Builtin] = &[
     b("mse", PRED_TARGET, "mean((pred - target)^2); real target of the same shape"),
     b(
         "cross_entropy",
-        &[req("logits"), req("labels")],
-        "-mean log softmax(logits)[labels]; logits [N, C], labels class[N] of C",
+        &[req("logits"), req("labels"), opt("label_smoothing", "0")],
+        "-mean log softmax(logits)[labels]; logits [N, C], labels class[N] of C; \
+         label_smoothing mixes in the uniform distribution [CrossEntropyLoss]",
     ),
     b("logistic", PRED_TARGET, "mean softplus(-target * pred); target in {-1, +1}, same shape"),
     b(
@@ -107,6 +140,22 @@ pub const LOSSES: &[Builtin] = &[
         PRED_TARGET,
         "mean softplus(pred) - target * pred; target in {0, 1}, same shape",
     ),
+    b("hinge", PRED_TARGET, "mean max(0, 1 - target * pred); target in {-1, +1}, same shape"),
+    b(
+        "huber",
+        &[req("pred"), req("target"), opt("delta", "1")],
+        "mean of d^2 / 2 where |d| < delta, else delta (|d| - delta / 2); d = pred - target \
+         [HuberLoss]",
+    ),
+    b("l1", PRED_TARGET, "mean |pred - target| [L1Loss]"),
+];
+
+/// Penalties on chosen parameters, added to the loss by the user. Arguments: any number of
+/// parameters (`fc1.weight`) or layers (all their parameters), each counted once, then
+/// `lambda`.
+pub const PENALTIES: &[Builtin] = &[
+    b("l2_penalty", &[req("params..."), req("lambda")], "lambda / 2 * sum of theta^2"),
+    b("l1_penalty", &[req("params..."), req("lambda")], "lambda * sum of |theta|"),
 ];
 
 /// Metrics: scalar, reported during training and evaluation.
@@ -139,9 +188,24 @@ pub const INITIALIZERS: &[Builtin] = &[
     b("lecun_normal", NO_PARAMS, "N(0, 1 / fan_in)"),
     b("orthogonal", GAIN, "gain * Q from the QR of a Gaussian matrix (rank >= 2)"),
     b("identity", NO_PARAMS, "the identity matrix (rank 2)"),
+    b(
+        "fixup",
+        &[req("branches"), req("layers")],
+        "Fixup: N(0, 2 / fan_in) * branches^(-1 / (2 layers - 2)), for residual branch layers",
+    ),
+    b(
+        "lsuv",
+        NO_PARAMS,
+        "orthogonal, then rescaled on one data batch until the layer's output variance is 1",
+    ),
 ];
 
-/// Optimizers (PyTorch's definitions and defaults).
+const BETAS: Param = opt("betas", "(0.9, 0.999)");
+const NO_DECAY: Param = opt("weight_decay", "0");
+
+/// Optimizers (PyTorch's definitions and defaults; CATALOG.md for the others). Every one
+/// takes `weight_decay`, so a parameter group can switch decay off for biases. The default
+/// texts are parsed by the checker: they are the defaults.
 pub const OPTIMIZERS: &[Builtin] = &[
     b(
         "sgd",
@@ -150,24 +214,174 @@ pub const OPTIMIZERS: &[Builtin] = &[
             opt("momentum", "0"),
             opt("dampening", "0"),
             opt("nesterov", "false"),
-            opt("weight_decay", "0"),
+            NO_DECAY,
         ],
-        "stochastic gradient descent with optional (Nesterov) momentum [torch.optim.SGD]",
+        "SGD with optional (Nesterov) momentum and dampening [torch.optim.SGD]",
+    ),
+    b(
+        "heavy_ball",
+        &[req("lr"), opt("momentum", "0.9"), NO_DECAY],
+        "Polyak: theta += -lr * g + momentum * (theta - previous theta)",
+    ),
+    b(
+        "adagrad",
+        &[
+            opt("lr", "1e-2"),
+            opt("lr_decay", "0"),
+            NO_DECAY,
+            opt("initial_accumulator_value", "0"),
+            opt("eps", "1e-10"),
+        ],
+        "sum of squared gradients; lr / (1 + (t - 1) lr_decay) [torch.optim.Adagrad]",
+    ),
+    b(
+        "rmsprop",
+        &[
+            opt("lr", "1e-2"),
+            opt("alpha", "0.99"),
+            opt("eps", "1e-8"),
+            NO_DECAY,
+            opt("momentum", "0"),
+            opt("centered", "false"),
+        ],
+        "running mean of squared gradients, optional momentum and centering [torch.optim.RMSprop]",
+    ),
+    b(
+        "adadelta",
+        &[opt("lr", "1"), opt("rho", "0.9"), opt("eps", "1e-6"), NO_DECAY],
+        "step from the ratio of running RMS of updates and gradients [torch.optim.Adadelta]",
     ),
     b(
         "adam",
+        &[opt("lr", "1e-3"), BETAS, opt("eps", "1e-8"), NO_DECAY, opt("amsgrad", "false")],
+        "Adam with bias correction; amsgrad keeps max_exp_avg_sq [torch.optim.Adam]",
+    ),
+    b(
+        "amsgrad",
+        &[opt("lr", "1e-3"), BETAS, opt("eps", "1e-8"), NO_DECAY],
+        "adam(amsgrad = true) [torch.optim.Adam(amsgrad=True)]",
+    ),
+    b(
+        "adamw",
         &[
             opt("lr", "1e-3"),
-            opt("betas", "(0.9, 0.999)"),
+            BETAS,
             opt("eps", "1e-8"),
-            opt("weight_decay", "0"),
+            opt("weight_decay", "0.01"),
+            opt("amsgrad", "false"),
         ],
-        "Adam with bias correction [torch.optim.Adam]",
+        "Adam with decoupled weight decay theta -= lr * weight_decay * theta [torch.optim.AdamW]",
+    ),
+    b(
+        "nadam",
+        &[opt("lr", "2e-3"), BETAS, opt("eps", "1e-8"), NO_DECAY, opt("momentum_decay", "4e-3")],
+        "Adam with Nesterov momentum and the mu_product schedule [torch.optim.NAdam]",
+    ),
+    b(
+        "radam",
+        &[opt("lr", "1e-3"), BETAS, opt("eps", "1e-8"), NO_DECAY],
+        "rectified Adam: SGD with momentum until rho_t > 5 [torch.optim.RAdam]",
+    ),
+    b(
+        "adamax",
+        &[opt("lr", "2e-3"), BETAS, opt("eps", "1e-8"), NO_DECAY],
+        "Adam with the infinity norm exp_inf [torch.optim.Adamax]",
+    ),
+    b(
+        "adabound",
+        &[
+            opt("lr", "1e-3"),
+            BETAS,
+            opt("final_lr", "0.1"),
+            opt("gamma", "1e-3"),
+            opt("eps", "1e-8"),
+            NO_DECAY,
+        ],
+        "Adam step sizes clipped into bounds converging to final_lr (Luo et al. 2019)",
+    ),
+    b(
+        "padam",
+        &[
+            opt("lr", "0.1"),
+            BETAS,
+            opt("partial", "0.125"),
+            opt("eps", "1e-8"),
+            NO_DECAY,
+            opt("amsgrad", "true"),
+        ],
+        "partially adaptive: theta -= lr * m_hat / (v_hat^partial + eps) (Chen & Gu 2018)",
+    ),
+    b(
+        "lars",
+        &[req("lr"), opt("momentum", "0.9"), NO_DECAY, opt("trust_coefficient", "1e-3")],
+        "momentum SGD with a per-tensor trust ratio (You et al. 2017)",
+    ),
+    b(
+        "lamb",
+        &[opt("lr", "1e-3"), BETAS, opt("eps", "1e-6"), opt("weight_decay", "0.01")],
+        "Adam direction plus decay, scaled per tensor by |theta| / |r| (You et al. 2019)",
     ),
 ];
 
-/// Learning-rate schedules.
-pub const SCHEDULES: &[Builtin] = &[b("constant", NO_PARAMS, "the optimizer's lr at every step")];
+/// Learning-rate schedules; `t` counts optimizer steps from 1 and `e = t - 1` (PyTorch's
+/// `last_epoch` with one scheduler step per optimizer step). Parts join with `then`.
+pub const SCHEDULES: &[Builtin] = &[
+    b("constant", NO_PARAMS, "the optimizer's lr at every step"),
+    b("step", &[req("step_size"), opt("gamma", "0.1")], "lr * gamma^floor(e / step_size) [StepLR]"),
+    b(
+        "multistep",
+        &[req("milestones"), opt("gamma", "0.1")],
+        "lr * gamma^(number of milestones <= e) [MultiStepLR]",
+    ),
+    b("exponential", &[req("gamma")], "lr * gamma^e [ExponentialLR]"),
+    b("inverse_time", &[req("k"), opt("power", "1")], "lr / (1 + k e)^power"),
+    b("inv_sqrt", NO_PARAMS, "lr / sqrt(t)"),
+    b(
+        "polynomial",
+        &[req("total"), opt("power", "1"), opt("end", "0")],
+        "(lr - end) (1 - min(e, total) / total)^power + end [PolynomialLR]; lasts total steps",
+    ),
+    b(
+        "cosine",
+        &[req("T"), opt("eta_min", "0")],
+        "eta_min + (lr - eta_min) (1 + cos(pi e / T)) / 2 [CosineAnnealingLR]; lasts T steps",
+    ),
+    b(
+        "sgdr",
+        &[req("T0"), opt("T_mult", "1"), opt("eta_min", "0")],
+        "cosine restarted after T0, T0 T_mult, ... steps [CosineAnnealingWarmRestarts]",
+    ),
+    b(
+        "cyclic",
+        &[
+            req("base_lr"),
+            req("max_lr"),
+            opt("step_size", "2000"),
+            opt("step_size_down", "step_size"),
+            opt("mode", "triangular"),
+            opt("gamma", "1"),
+        ],
+        "base_lr to max_lr and back; mode triangular, triangular2 or exp_range [CyclicLR]",
+    ),
+    b(
+        "one_cycle",
+        &[
+            req("max_lr"),
+            req("total_steps"),
+            opt("pct_start", "0.3"),
+            opt("div_factor", "25"),
+            opt("final_div_factor", "1e4"),
+            opt("anneal", "cos"),
+            opt("three_phase", "false"),
+        ],
+        "max_lr / div_factor up to max_lr, then down [OneCycleLR]; lasts total_steps",
+    ),
+    b(
+        "warmup",
+        &[req("steps"), opt("from", "0")],
+        "lr * (from + (1 - from) min(e, steps) / steps) [LinearLR]; lasts steps",
+    ),
+];
 
 /// Gradient clipping, applied before the optimizer update.
 pub const CLIPS: &[Builtin] = &[
@@ -189,6 +403,7 @@ pub const DATASETS: &[Builtin] = &[
     b("moons", N_NOISE, "2 features, 2 classes: two interleaving half circles"),
     b("blobs", N_NOISE, "F features, one Gaussian cluster per class"),
     b("teacher", N_NOISE, "regression targets from a fixed random tanh MLP, plus noise"),
+    b("random", N_NOISE, "benchmarks: N(0,1) features, uniform classes or N(0,1) targets; noise unused"),
 ];
 
 /// Settings of the `train { ... }` block (each written `key = value`).
@@ -200,6 +415,11 @@ pub const TRAIN_SETTINGS: &[Builtin] = &[
     b("seed", NO_PARAMS, "seed of initialization, shuffling and synthetic data (default 0)"),
     b("shuffle", NO_PARAMS, "shuffle the examples every epoch (default true)"),
     b("validation", NO_PARAMS, "fraction held out for validation, in [0, 1) (default 0)"),
+    b(
+        "scale_lr",
+        NO_PARAMS,
+        "multiply every scheduled lr: a number, `batch / 256` (linear scaling) or `sqrt(batch / 256)`",
+    ),
 ];
 
 /// Every table with a title, in the order `nnc list` prints them.
@@ -209,6 +429,7 @@ pub const ALL: &[(&str, &[Builtin])] = &[
     ("math", MATH),
     ("reductions", REDUCTIONS),
     ("losses", LOSSES),
+    ("penalties", PENALTIES),
     ("metrics", METRICS),
     ("initializers", INITIALIZERS),
     ("optimizers", OPTIMIZERS),
@@ -219,7 +440,8 @@ pub const ALL: &[(&str, &[Builtin])] = &[
 ];
 
 /// The tables of functions callable in expressions.
-pub const FUNCTION_TABLES: &[&[Builtin]] = &[ACTIVATIONS, MATH, REDUCTIONS, LOSSES, METRICS];
+pub const FUNCTION_TABLES: &[&[Builtin]] =
+    &[ACTIVATIONS, MATH, REDUCTIONS, LOSSES, PENALTIES, METRICS];
 
 /// Finds `name` in `table`.
 pub fn find(table: &'static [Builtin], name: &str) -> Option<&'static Builtin> {
@@ -236,9 +458,49 @@ pub fn function_names() -> impl Iterator<Item = &'static str> {
     FUNCTION_TABLES.iter().flat_map(|t| t.iter().map(|b| b.name))
 }
 
+/// True for the penalty functions, whose arguments may be layers.
+pub fn is_penalty(name: &str) -> bool {
+    find(PENALTIES, name).is_some()
+}
+
 /// The names of `table`.
 pub fn names(table: &'static [Builtin]) -> impl Iterator<Item = &'static str> {
     table.iter().map(|b| b.name)
+}
+
+/// The words `nnc list WORD` accepts: the first word of each title in [`ALL`].
+pub fn list_words() -> Vec<&'static str> {
+    ALL.iter().map(|(title, _)| title.split(' ').next().unwrap_or(title)).collect()
+}
+
+/// The table `nnc list WORD` prints, with its title.
+pub fn list(word: &str) -> Option<(&'static str, &'static [Builtin])> {
+    ALL.iter().copied().find(|(title, _)| title.split(' ').next() == Some(word))
+}
+
+/// Notes printed after a table by `nnc list`.
+const LIST_NOTES: &[(&str, &str)] = &[
+    (
+        "optimizers",
+        "parameter groups: optimizer NAME(...) { group \"PATTERN\", ... (any of its parameters, clip = RULE) }\n  \
+         patterns match whole names, `*` any characters; the first matching group wins",
+    ),
+    ("schedules", "join phases with `then`: schedule warmup(200) then cosine(T = 1000)"),
+    ("clips", "globally (`clip RULE`) or per parameter group (`clip = RULE`), global first"),
+];
+
+/// One table as `nnc list` prints it: the title, then each builtin's signature (its bare name
+/// when it takes no arguments) and description.
+pub fn render(title: &str, table: &[Builtin]) -> String {
+    let mut out = format!("{title}:\n");
+    for b in table {
+        let head = if b.params.is_empty() { b.name.to_string() } else { b.signature() };
+        out.push_str(&format!("  {head}\n      {}\n", b.doc));
+    }
+    if let Some((_, note)) = LIST_NOTES.iter().find(|(t, _)| *t == title) {
+        out.push_str(&format!("  {note}\n"));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -272,6 +534,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_table_is_listable_under_its_first_word() {
+        for word in list_words() {
+            let (title, table) = list(word).unwrap();
+            let text = render(title, table);
+            for b in table {
+                assert!(text.contains(b.name), "{word}: {} missing", b.name);
+            }
+        }
+        let text = render("optimizers", OPTIMIZERS);
+        let adamw = "adamw(lr = 1e-3, betas = (0.9, 0.999), eps = 1e-8, weight_decay = 0.01, \
+                     amsgrad = false)";
+        assert!(text.contains(&format!("  {adamw}\n")));
+        assert!(render("schedules", SCHEDULES).contains("  inv_sqrt\n"));
     }
 
     #[test]

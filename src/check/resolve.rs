@@ -205,11 +205,12 @@ impl Resolver<'_, '_> {
     fn ctor(&mut self, scope: &Scope, ctor: Ctor) {
         match ctor {
             Ctor::Layer { callee, args } => {
-                let dense = callee.name == "Dense";
+                let builtin = registry::find(registry::LAYERS, &callee.name).is_some();
                 for a in args {
                     match (&a.name, &a.value.kind) {
-                        // Dense's keyword arguments are initializers and flags, read later.
-                        (Some(_), _) if dense => {}
+                        // Built-in layers' keyword arguments are initializers, numbers and
+                        // flags, read later.
+                        (Some(_), _) if builtin => {}
                         (_, ExprKind::Arrow { from, to }) => {
                             self.int_expr(scope, from);
                             self.int_expr(scope, to);
@@ -293,7 +294,16 @@ impl Resolver<'_, '_> {
             ExprKind::Field { base, .. } => self.layer_ref(scope, base),
             ExprKind::Call { callee, args } => {
                 self.callee(scope, callee);
-                self.call_args(scope, args);
+                if registry::is_penalty(&callee.name) && !scope.defs.contains_key(&callee.name) {
+                    // Penalties take layers too: `l2_penalty(fc1, lambda = 1e-4)`.
+                    let layer = |a: &&Arg| match &a.value.kind {
+                        ExprKind::Name(n) => scope.defs.get(n).is_some_and(|d| d.0 == Kind::Layer),
+                        _ => false,
+                    };
+                    args.iter().filter(|a| !layer(a)).for_each(|a| self.expr(scope, &a.value));
+                } else {
+                    self.call_args(scope, args);
+                }
             }
             ExprKind::Neg(x) => self.expr(scope, x),
             ExprKind::Binary { lhs, rhs, .. } | ExprKind::Arrow { from: lhs, to: rhs } => {

@@ -148,15 +148,11 @@ fn language_example_inputs_values_and_settings() {
     assert_eq!(m.params[dense[1].0 as usize].name, "blocks.0.fc1.weight");
     assert_eq!(dense[1].1.as_deref(), Some("blocks.0.fc1"));
     assert_eq!(m.params[dense[8].0 as usize].name, "blocks.3.fc2.weight");
+    let (o, h) = (&m.optimizer, &m.optimizer.hyper);
+    assert_eq!((o.method, o.groups.len()), (Method::Sgd, 0));
     assert_eq!(
-        m.optimizer,
-        Optimizer::Sgd {
-            lr: 0.1,
-            momentum: 0.9,
-            dampening: 0.0,
-            nesterov: true,
-            weight_decay: 5e-4
-        }
+        (h.lr, h.momentum, h.dampening, h.nesterov, h.weight_decay),
+        (0.1, 0.9, 0.0, true, 5e-4)
     );
     assert_eq!(m.clip, Some(Clip::GlobalNorm(1.0)));
     let t = &m.train;
@@ -211,9 +207,11 @@ fn user_layer_instance_names_and_model_params() {
     assert_eq!(param(&m, "r.fc.weight").shape, vec![8, 3]);
     assert_eq!(param(&m, "r.fc.weight").init, Init::XavierUniform { gain: 2.0 });
     assert_eq!(param(&m, "r.s.g").init, Init::Constant(0.5));
+    let h = &m.optimizer.hyper;
+    assert_eq!(m.optimizer.method, Method::Adam);
     assert_eq!(
-        m.optimizer,
-        Optimizer::Adam { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 }
+        (h.lr, h.beta1, h.beta2, h.eps, h.weight_decay, h.amsgrad),
+        (1e-3, 0.9, 0.999, 1e-8, 0.0, false)
     );
     assert_eq!(m.train.data, None);
     assert_eq!((m.train.batch, m.train.epochs), (32, None));
@@ -495,7 +493,8 @@ fn train_errors() {
         one(&with(&format!("{o}train {{ epoch = 3 }}")), "unknown train setting `epoch`", "epoch");
     assert_eq!(d.notes[0], "did you mean `epochs`?");
     one(&with(&format!("{o}clip value(0)")), "c must be positive, found 0", "0");
-    one(&with(&format!("{o}schedule cosine")), "unknown schedule `cosine`", "cosine");
+    let d = one(&with(&format!("{o}schedule cosin(T = 9)")), "unknown schedule `cosin`", "cosin");
+    assert_eq!(d.notes[0], "did you mean `cosine`?");
 }
 
 #[test]

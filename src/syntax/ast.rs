@@ -24,13 +24,30 @@ pub enum Item {
     /// `layer Name(p1, p2) { stmt* }` — a user-defined layer with constructor parameters.
     Layer(LayerDecl),
     /// `optimizer sgd(lr = 0.1, momentum = 0.9)`; the expression is a `Call` (or a bare `Name`).
-    Optimizer { spec: Expr, span: Span },
+    /// Optional parameter groups follow in braces: `{ group "*.bias" (weight_decay = 0) }`.
+    Optimizer { spec: Expr, groups: Vec<Group>, span: Span },
     /// `schedule warmup(200) then cosine(to = 1e-5)`: one or more parts joined by `then`.
     Schedule { parts: Vec<Expr>, span: Span },
     /// `clip global_norm(1.0)`
     Clip { spec: Expr, span: Span },
     /// `train { data = csv("digits.csv", label = "label"), batch = 64, epochs = 20 }`
     Train { settings: Vec<Arg>, span: Span },
+}
+
+/// `group "*.bias", "norm*" (weight_decay = 0, clip = value(1))`: a parameter group of the
+/// optimizer, selecting parameters by name patterns, with its own hyper-parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub patterns: Vec<Pattern>,
+    pub args: Vec<Arg>,
+    pub span: Span,
+}
+
+/// A string literal used as a name pattern, e.g. `"*.bias"`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    pub text: String,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]

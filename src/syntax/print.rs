@@ -60,11 +60,22 @@ fn item_doc(item: &Item) -> Doc {
             let params = l.params.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(" ");
             block(format!("layer {} ({params})", l.name.name), stmts(&l.body))
         }
-        Item::Optimizer { spec, .. } => list("optimizer", vec![expr_doc(spec)]),
+        Item::Optimizer { spec, groups, .. } => {
+            let mut children = vec![expr_doc(spec)];
+            children.extend(groups.iter().map(group_doc));
+            list("optimizer", children)
+        }
         Item::Schedule { parts, .. } => list("schedule", parts.iter().map(expr_doc).collect()),
         Item::Clip { spec, .. } => list("clip", vec![expr_doc(spec)]),
         Item::Train { settings, .. } => block("train", settings.iter().map(arg_doc).collect()),
     }
+}
+
+/// `(group "*.bias" "norm*" weight_decay=0)`
+fn group_doc(g: &Group) -> Doc {
+    let mut children: Vec<Doc> = g.patterns.iter().map(|p| atom(format!("{:?}", p.text))).collect();
+    children.extend(g.args.iter().map(arg_doc));
+    list("group", children)
 }
 
 fn stmts(body: &[Stmt]) -> Vec<Doc> {

@@ -19,6 +19,9 @@
 //! | lecun_uniform / normal | `U(±√(3/fi))` / `N(0, 1/fi)`                              |
 //! | orthogonal(g)          | `g·Q`, Q from the QR of a Gaussian `[rows, cols]` matrix, signs fixed by diag(R) [orthogonal_] |
 //! | identity               | ones on the diagonal of `[rows, cols]`, zeros elsewhere   |
+//! | fixup(L, m)            | `N(0, 2/fi)·L^(−1/(2m−2))` (He normal, scaled)            |
+//! | lsuv                   | orthogonal(1); `train::lsuv` then rescales it on data     |
+//! | row norm of `v`        | `‖v_i‖₂` per row `i`, after every other parameter (weight_norm's `g`) |
 //!
 //! `rows` is the first dimension and `cols` the product of the others (a scalar is `[1,1]`,
 //! a vector `[1, n]`), as PyTorch's `orthogonal_` flattens. A zero fan gives a zero bound.
@@ -34,10 +37,30 @@ use crate::tensor::Tensor;
 /// `seed` (the same stream as `data::rng(seed, Stream::Init, 0)`).
 pub fn init_params(params: &[ParamDef], seed: u64) -> Vec<Tensor<f32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    params.iter().map(|p| init_param(p, &mut rng)).collect()
+    let mut out: Vec<Tensor<f32>> = params.iter().map(|p| init_param(p, &mut rng)).collect();
+    for (i, p) in params.iter().enumerate() {
+        if let Init::RowNormOf { param } = p.init {
+            out[i] = row_norms(&out[param as usize], &p.shape);
+        }
+    }
+    out
 }
 
-/// One parameter's initial value, drawing from `rng`.
+/// The 2-norm of each row of `v` (first dimension), shaped `shape` (`[rows, 1]`).
+fn row_norms(v: &Tensor<f32>, shape: &[usize]) -> Tensor<f32> {
+    let rows = v.shape.first().copied().unwrap_or(1).max(1);
+    let cols = v.data.len() / rows;
+    let norms = (0..rows)
+        .map(|r| {
+            let row = &v.data[r * cols..(r + 1) * cols];
+            row.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt() as f32
+        })
+        .collect();
+    Tensor::new(shape.to_vec(), norms)
+}
+
+/// One parameter's initial value, drawing from `rng`. A row norm of another parameter
+/// (`Init::RowNormOf`) is zeros here: [`init_params`] fills it in.
 pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
     let n: usize = p.shape.iter().product();
     let (fi, fo) = (p.fan_in as f64, p.fan_out as f64);
@@ -63,6 +86,16 @@ pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
             let (rows, cols) = matrix_dims(&p.shape);
             orthogonal(rows, cols, rng).into_iter().map(|v| gain * v).collect()
         }
+        // He normal scaled by L^(−1/(2m−2))
+        Init::Fixup { branches, layers } => {
+            let scale = (branches as f64).powf(-1.0 / (2.0 * layers as f64 - 2.0));
+            gaussian(n, bound(2.0, fi) * scale, rng)
+        }
+        Init::Lsuv => {
+            let (rows, cols) = matrix_dims(&p.shape);
+            orthogonal(rows, cols, rng)
+        }
+        Init::RowNormOf { .. } => vec![0.0; n],
         Init::Identity => {
             let (_, cols) = matrix_dims(&p.shape);
             (0..n).map(|i| if i / cols.max(1) == i % cols.max(1) { 1.0 } else { 0.0 }).collect()

@@ -6,10 +6,17 @@
 //! evaluation on one batch. `interp` runs the optimized step graph with `graph::eval`; the
 //! Cranelift backend implements the same trait with one native function per entry point.
 //! Inputs are passed in the graph's input order; the batch size is whatever the tensors say.
+//!
+//! A model's buffers (batch norm's running statistics, `Model::buffers`) are the first
+//! states of the step graph, and the only states of the evaluation graph: the step updates
+//! them, evaluation reads them, and [`Backend::buffers`] / [`Backend::set_buffers`] move
+//! them in and out (weight files, `--init`).
 
 pub mod data;
 pub mod init;
+pub mod lsuv;
 pub mod session;
+pub mod state;
 pub mod synthetic;
 pub mod weights;
 
@@ -29,6 +36,18 @@ pub trait Backend {
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String>;
     /// The current parameters, in the graph's parameter order.
     fn params(&self) -> Vec<Tensor<f32>>;
+    /// The current buffers: the evaluation graph's states, which are the first states of
+    /// the step graph, in that order. The session calls this only for models with buffers;
+    /// a backend that keeps none returns an error.
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
+        Err("this backend does not keep model buffers (batch-norm running statistics)".into())
+    }
+    /// Overwrites the buffers (same order and shapes as [`Backend::buffers`]). The session
+    /// calls this only for models with buffers.
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
+        let _ = buffers;
+        Err("this backend does not keep model buffers (batch-norm running statistics)".into())
+    }
 }
 
 /// The reference backend: interprets the optimized graphs with `graph::eval` in f32.
@@ -59,11 +78,28 @@ impl Backend for Interp {
         Ok(scalars(&ev.outputs))
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
-        let env = Env { inputs, params: &self.params, states: &[], lr: 0.0, step: 0.0 };
+        let states = &self.states[..self.forward.states.len()];
+        let env = Env { inputs, params: &self.params, states, lr: 0.0, step: 0.0 };
         let ev = eval(&self.forward, &env).map_err(|e| e.to_string())?;
         Ok(scalars(&ev.outputs))
     }
     fn params(&self) -> Vec<Tensor<f32>> {
         self.params.clone()
+    }
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
+        Ok(self.states[..self.forward.states.len()].to_vec())
+    }
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
+        let want = &self.forward.states;
+        if buffers.len() != want.len() {
+            return Err(format!("expected {} buffers, got {}", want.len(), buffers.len()));
+        }
+        for ((b, info), slot) in buffers.iter().zip(want).zip(&mut self.states) {
+            if b.shape != info.shape.concrete(0) {
+                return Err(format!("buffer `{}` has shape {:?}", info.name, b.shape));
+            }
+            *slot = b.clone();
+        }
+        Ok(())
     }
 }

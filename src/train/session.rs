@@ -11,7 +11,8 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::data::{self, DataShape, Dataset, LabelSpec};
-use super::{init, weights, Backend, Interp, Outputs};
+use super::state::{self, Weights};
+use super::{lsuv, Backend, Interp, Outputs};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
 use crate::graph::{Dim, InputKind};
@@ -36,6 +37,9 @@ pub struct Options {
     pub init: Option<PathBuf>,
     pub save: Option<PathBuf>,
     pub log: Option<PathBuf>,
+    /// With `log`: also write the per-layer probes (`crate::probes`) of every step to
+    /// `<log stem>.layers.csv`. Needs a compilation with `CompileOptions { log_layers: true }`.
+    pub log_layers: bool,
     /// Print nothing but errors.
     pub quiet: bool,
 }
@@ -151,20 +155,63 @@ pub fn initial_params(
     seed: u64,
     init_file: Option<&Path>,
 ) -> Result<Vec<Tensor<f32>>, String> {
-    match init_file {
-        Some(p) => {
-            let names: Vec<(String, Vec<usize>)> =
-                model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
-            weights::load_into(p, &names).map_err(|e| e.to_string())
-        }
-        None => Ok(init::init_params(&model.params, seed)),
-    }
+    state::initial(model, seed, init_file).map(|w| w.params)
 }
 
+/// Initial parameters and buffers: from `--init` weights, else the initializers and seed.
+pub fn initial_weights(
+    model: &Model,
+    seed: u64,
+    init_file: Option<&Path>,
+) -> Result<Weights, String> {
+    state::initial(model, seed, init_file)
+}
+
+/// A backend with the initial buffers.
 pub fn make_backend(kind: BackendKind, c: &Compiled, params: Vec<Tensor<f32>>) -> Box<dyn Backend> {
     match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
     }
+}
+
+/// A backend holding `w`'s parameters and buffers.
+pub fn backend_with(kind: BackendKind, c: &Compiled, w: Weights) -> Result<Box<dyn Backend>, String> {
+    let mut be = make_backend(kind, c, w.params);
+    if !w.buffers.is_empty() {
+        be.set_buffers(&w.buffers)?;
+    }
+    Ok(be)
+}
+
+/// The backend's parameters and buffers.
+pub fn current_weights(model: &Model, be: &dyn Backend) -> Result<Weights, String> {
+    let buffers = if model.buffers.is_empty() { Vec::new() } else { be.buffers()? };
+    Ok(Weights { params: be.params(), buffers })
+}
+
+/// LSUV (`init = lsuv`) on the first batch of the first epoch, unless weights were given.
+fn calibrate(
+    model: &Model,
+    spec: &TrainSpec,
+    train: &Dataset,
+    w: &mut Weights,
+    o: &Options,
+) -> Result<(), String> {
+    if o.init.is_some() || lsuv::layers(model).is_empty() {
+        return Ok(());
+    }
+    let order = data::epoch_order(train.x.shape[0], spec.shuffle, spec.seed, 0);
+    let (x, y) = data::batch(train, &order[..spec.batch.min(order.len())]);
+    let inputs = inputs_for(model, x, y);
+    for r in lsuv::calibrate(model, &mut w.params, &w.buffers, &inputs)? {
+        if !o.quiet {
+            eprintln!(
+                "lsuv {}: output variance {:.4} -> {:.4} after {} rescaling(s)",
+                r.layer, r.first, r.last, r.rescalings
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Loss and metrics over a whole data set, in batches of `batch`, weighted by batch size.
@@ -199,22 +246,25 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     if n == 0 {
         return Err("the training split is empty".into());
     }
-    let params = initial_params(model, spec.seed, o.init.as_deref())?;
-    let mut be = make_backend(kind, c, params);
+    let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
+    calibrate(model, &spec, &train, &mut w, o)?;
+    let mut be = backend_with(kind, c, w)?;
     let per_epoch = n.div_ceil(spec.batch);
     let total = match (spec.steps, spec.epochs) {
         (Some(s), _) => s as u64,
         (None, e) => (e.unwrap_or(1) * per_epoch) as u64,
     };
-    let names: Vec<String> = c.opt.outputs.iter().map(|o| o.name.clone()).collect();
+    // The step's outputs: loss, the metrics, then any probes.
+    let standard = 1 + model.metrics.len();
+    let names: Vec<String> = c.opt.outputs[..standard].iter().map(|o| o.name.clone()).collect();
     let mut log = match &o.log {
         Some(p) => Some(CsvLog::create(p, &names)?),
         None => None,
     };
+    let mut layer_log = layer_log(c, o, standard)?;
     let mut progress = Progress::new(total, o.quiet);
     // About twenty epoch lines, whatever the number of epochs.
     let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
-    let base_lr = model.optimizer.lr();
     let (mut t, mut epoch, mut last) = (0u64, 0usize, Vec::new());
     while t < total {
         epoch += 1;
@@ -223,9 +273,13 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         let mut seen = 0usize;
         for idx in order.chunks(spec.batch) {
             t += 1;
-            let lr = model.schedule.lr(base_lr, t);
+            let lr = crate::schedule::lr_at(model, &spec, t);
             let (x, y) = data::batch(&train, idx);
             last = be.step(&inputs_for(model, x, y), lr, t)?;
+            let probes = last.split_off(standard.min(last.len()));
+            if let Some(l) = layer_log.as_mut() {
+                l.probes(t, epoch, &probes)?;
+            }
             if !last[0].is_finite() {
                 return Err(format!("the loss became {} at step {t} (epoch {epoch}): training diverged; try a smaller learning rate or gradient clipping", last[0]));
             }
@@ -252,7 +306,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         }
     }
     progress.finish();
-    if let Some(l) = log.as_mut() {
+    for l in log.iter_mut().chain(layer_log.iter_mut()) {
         l.flush()?;
     }
     let train_out = evaluate(model, be.as_mut(), &train, spec.batch.max(256))?;
@@ -261,12 +315,24 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         None => None,
     };
     if let Some(p) = &o.save {
-        let ps = be.params();
-        let named: Vec<(String, &Tensor<f32>)> =
-            model.params.iter().map(|d| d.name.clone()).zip(ps.iter()).collect();
-        weights::save(p, &named).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+        state::save(model, &current_weights(model, be.as_ref())?, p)?;
     }
     Ok(Summary { steps: t, epochs: epoch, names, last, train: train_out, validation })
+}
+
+/// `--log-layers`: the CSV of the step's probes, `<log stem>.layers.csv` beside `--log`.
+fn layer_log(c: &Compiled, o: &Options, standard: usize) -> Result<Option<CsvLog>, String> {
+    if !o.log_layers {
+        return Ok(None);
+    }
+    let Some(main) = &o.log else { return Err("--log-layers needs --log FILE.csv".into()) };
+    let probes: Vec<String> = c.opt.outputs[standard..].iter().map(|o| o.name.clone()).collect();
+    if probes.is_empty() {
+        return Err("internal error: --log-layers without a compilation that has probes".into());
+    }
+    let path = main.with_extension("layers.csv");
+    let header = format!("step,epoch,{}\n", probes.join(","));
+    Ok(Some(CsvLog::with_header(&path, &header)?))
 }
 
 /// `--log`: CSV with header `step,epoch,loss,lr` then the metrics, one row per step.
@@ -276,6 +342,17 @@ struct CsvLog {
 }
 
 impl CsvLog {
+    fn with_header(path: &Path, header: &str) -> Result<CsvLog, String> {
+        let f = File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
+        l.write(header)?;
+        Ok(l)
+    }
+    /// A row of the probes CSV: `step,epoch` then every probe.
+    fn probes(&mut self, t: u64, epoch: usize, values: &[f32]) -> Result<(), String> {
+        let v: String = values.iter().map(|m| format!(",{m}")).collect();
+        self.write(&format!("{t},{epoch}{v}\n"))
+    }
     fn create(path: &Path, names: &[String]) -> Result<CsvLog, String> {
         let f = File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
@@ -355,7 +432,9 @@ pub fn gradients(
     inputs: &[Tensor<f32>],
     params: &[Tensor<f32>],
 ) -> Result<Vec<Tensor<f32>>, String> {
-    let env = crate::graph::eval::Env { inputs, params, states: &[], lr: 0.0, step: 0.0 };
+    // Training-mode gradients do not depend on the buffers' values: their initial ones do.
+    let states = state::initial_buffers(&c.model);
+    let env = crate::graph::eval::Env { inputs, params, states: &states, lr: 0.0, step: 0.0 };
     let ev = crate::graph::eval::eval(&c.grad, &env).map_err(|e| e.to_string())?;
     c.grad
         .params

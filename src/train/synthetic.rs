@@ -10,11 +10,14 @@
 //! | moons   | 2        | classes(2) or targets(1) | sklearn `make_moons`: outer `(cos s, sin s)`, inner `(1−cos s, ½−sin s)`, `s = linspace(0,π)`, + `noise·N(0,1)` |
 //! | blobs   | F        | classes(C)               | centres `U[−5,5]^F`; points centre + `(1+noise)·N(0,1)` |
 //! | teacher | F        | targets(T)               | `x ~ N(0,1)^F`; `y = W₂ tanh(W₁x + b₁) + b₂ + noise·N(0,1)`, F-32-T, all weights and biases `N(0, 1/fan_in)` |
+//! | random  | F        | classes(C) or targets(T) | `x ~ N(0,1)^F`; class uniform in `0..C`, or `y ~ N(0,1)^T`, drawn example by example; noise unused; for benchmarks |
 //!
 //! Classes are balanced (class j gets `n/C` examples, the first `n mod C` one more), and
 //! the examples are then put in a seeded random order, as sklearn's `shuffle=True` does. A
 //! targets(1) label of xor or moons holds the class as a 0/1 float. The teacher's weights
-//! are drawn first, so the teacher depends on the seed and shapes only, not on `n`.
+//! are drawn first, so the teacher depends on the seed and shapes only, not on `n`. Random
+//! examples are neither balanced nor shuffled: each is an independent draw (features then
+//! label), computed in f32 directly so a large benchmark set needs no f64 copy.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -54,6 +57,7 @@ pub fn generate(
             let y = teacher(n, f, t, noise, rng);
             return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
         }
+        (Synthetic::Random, label) => return Ok(random(n, want, label, rng)),
         (_, label) => return Err(fail(format!("cannot produce {}", label_text(label)))),
     };
     Ok(shuffled(n, want, xs, y, rng))
@@ -72,6 +76,10 @@ fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
         (Synthetic::Spirals, LabelSpec::Classes(c)) if c >= 1 => two(),
         (Synthetic::Blobs, LabelSpec::Classes(c)) if c >= 1 && f >= 1 => Ok(()),
         (Synthetic::Teacher, LabelSpec::Targets(t)) if t >= 1 && f >= 1 => Ok(()),
+        (Synthetic::Random, LabelSpec::Classes(c) | LabelSpec::Targets(c)) if c >= 1 => Ok(()),
+        (Synthetic::Random, label) => {
+            Err(format!("cannot produce {} (needs at least one)", label_text(label)))
+        }
         (Synthetic::Xor | Synthetic::Moons, label) => Err(format!(
             "has 2 classes (or one 0/1 target) but the model's label wants {}",
             label_text(label)
@@ -198,6 +206,25 @@ fn teacher(n: usize, f: usize, t: usize, noise: f64, rng: &mut ChaCha8Rng) -> (V
     (xs, y)
 }
 
+/// `n` independent examples: `N(0,1)` features, then a uniform class or `N(0,1)` targets.
+fn random(n: usize, want: &DataShape, label: LabelSpec, rng: &mut ChaCha8Rng) -> Dataset {
+    let f = want.feature_count();
+    let (mut xs, mut y) = (Vec::with_capacity(f * n), Vec::new());
+    for _ in 0..n {
+        xs.extend((0..f).map(|_| normal(rng) as f32));
+        match label {
+            LabelSpec::Classes(c) => y.push(rng.random_range(0..c) as f32),
+            LabelSpec::Targets(t) => y.extend((0..t).map(|_| normal(rng) as f32)),
+        }
+    }
+    let y_shape = match label {
+        LabelSpec::Classes(_) => vec![n],
+        LabelSpec::Targets(t) => vec![n, t],
+    };
+    let x_shape = [vec![n], want.features.clone()].concat();
+    Dataset { x: Tensor::new(x_shape, xs), y: Tensor::new(y_shape, y) }
+}
+
 fn x_tensor(n: usize, want: &DataShape, xs: Vec<f64>) -> Tensor<f32> {
     let shape = [vec![n], want.features.clone()].concat();
     Tensor::new(shape, xs.into_iter().map(|v| v as f32).collect())
@@ -219,4 +246,42 @@ fn shuffled(
     let mut order: Vec<usize> = (0..n).collect();
     shuffle(&mut order, rng);
     ds.select(&order)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mean_std(v: &[f32]) -> (f64, f64) {
+        let n = v.len() as f64;
+        let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / n;
+        (m, var.sqrt())
+    }
+
+    #[test]
+    fn random_classes_are_standard_normal_features_and_uniform_labels() {
+        let want = DataShape { features: vec![16], label: LabelSpec::Classes(10) };
+        let ds = generate(Synthetic::Random, 2000, 0.1, &want, 5).unwrap();
+        assert_eq!((ds.x.shape.clone(), ds.y.shape.clone()), (vec![2000, 16], vec![2000]));
+        let (m, s) = mean_std(&ds.x.data);
+        assert!(m.abs() < 0.02 && (s - 1.0).abs() < 0.02, "mean {m} std {s}");
+        let mut counts = [0usize; 10];
+        for &y in &ds.y.data {
+            assert!(y.fract() == 0.0 && (0.0..10.0).contains(&y));
+            counts[y as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| (140..260).contains(&c)), "{counts:?}");
+        assert_eq!(ds, generate(Synthetic::Random, 2000, 0.0, &want, 5).unwrap(), "noise unused");
+        assert_ne!(ds, generate(Synthetic::Random, 2000, 0.1, &want, 6).unwrap());
+    }
+
+    #[test]
+    fn random_targets_are_standard_normal() {
+        let want = DataShape { features: vec![3, 2], label: LabelSpec::Targets(4) };
+        let ds = generate(Synthetic::Random, 1000, 0.1, &want, 1).unwrap();
+        assert_eq!((ds.x.shape.clone(), ds.y.shape.clone()), (vec![1000, 3, 2], vec![1000, 4]));
+        let (m, s) = mean_std(&ds.y.data);
+        assert!(m.abs() < 0.05 && (s - 1.0).abs() < 0.05, "mean {m} std {s}");
+    }
 }

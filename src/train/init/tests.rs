@@ -202,3 +202,44 @@ fn same_seed_same_weights_pinned() {
     let expected: Vec<f32> = (0..3).map(|_| rng.random::<f64>() as f32).collect();
     assert_eq!(init_param(&p, &mut ChaCha8Rng::seed_from_u64(0)).data, expected);
 }
+
+#[test]
+fn fixup_is_he_normal_scaled_by_the_branch_count() {
+    // Var = 2/fan_in · L^(−2/(2m−2)) = 2/512 · L^(−1/(m−1))
+    for (branches, layers) in [(16u32, 2u32), (50, 3), (1, 2)] {
+        let v = draw(Init::Fixup { branches, layers });
+        let scale = (branches as f64).powf(-1.0 / (layers as f64 - 1.0));
+        assert_moments(&v, 0.0, 2.0 / 512.0 * scale);
+    }
+    // One branch of two layers is plain He normal, draw for draw.
+    assert_eq!(draw(Init::Fixup { branches: 1, layers: 2 }), draw(Init::HeNormal));
+    assert_ne!(draw(Init::Fixup { branches: 4, layers: 2 }), draw(Init::HeNormal));
+}
+
+#[test]
+fn lsuv_starts_from_the_orthogonal_draw() {
+    // train::lsuv rescales it on data; its statistics before that are orthogonal(1)'s.
+    assert_eq!(draw(Init::Lsuv), draw(Init::Orthogonal { gain: 1.0 }));
+    let p = param(&[128, 256], Init::Lsuv, 256, 128);
+    let w = init_param(&p, &mut ChaCha8Rng::seed_from_u64(5));
+    assert_scaled_identity(&gram_rows(&w.data, 128, 256), 128, 1.0);
+}
+
+#[test]
+fn row_norm_of_another_parameter_is_filled_after_the_draws() {
+    // weight_norm's g = ‖v_i‖ per row, so that w = g·v/‖v‖ = v at the start.
+    let params = [
+        param(&[16], Init::Default, 8, 16),
+        param(&[16, 1], Init::RowNormOf { param: 2 }, 8, 16),
+        param(&[16, 8], Init::HeNormal, 8, 16),
+    ];
+    let a = init_params(&params, 7);
+    assert_eq!(a, init_params(&params, 7));
+    for i in 0..16 {
+        let row = &a[2].data[i * 8..(i + 1) * 8];
+        let norm = row.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((a[1].data[i] as f64 - norm).abs() < 1e-6 * norm, "row {i}");
+        assert!(norm > 0.0);
+    }
+    assert_eq!(a[1].shape, vec![16, 1]);
+}

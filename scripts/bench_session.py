@@ -1,0 +1,127 @@
+"""One benchmark session: nnc against the peer scripts on the five standard configs, plus
+nnc's 2-thread vs 1-thread comparison. Produces the tables of BENCHMARKS.md.
+
+Usage (from the project root, after `cargo build --release`):
+    ~/peers-venv/bin/python scripts/bench_session.py [--rounds 3] [--configs abcde]
+        [--peers ../shared/bench/peers] [--nnc target/release/nnc] [--raw raw.jsonl]
+        [--backend jit|interp] [--no-compile-peer]
+
+Method (as ../shared/bench/compare-peers, extended):
+- steps/s: for each config and round, `nnc bench examples/bench/<c>.nn --threads 1 --json`
+  pinned to core 0 (`taskset -c 0`), then the best peer (JAX jit for A, B, E; PyTorch eager
+  for C, D) with `--threads 1 --windows 5`, alternating so drift cancels; medians of the
+  rounds and the median of the per-round ratios;
+- D is also run against torch.compile (`--mode compile`), which the issue names for D;
+- JAX's peak RSS and first-call time on every config (JAX rounds, or one extra run);
+- threads: `nnc bench ... --threads 2` (cores 0,1) alternated with `--threads 1` (core 0),
+  median ratio 2t/1t per config.
+Every JSON line is appended to --raw. Prints Markdown tables on stdout, progress on stderr.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+p = argparse.ArgumentParser()
+p.add_argument("--rounds", type=int, default=3)
+p.add_argument("--configs", default="abcde")
+p.add_argument("--peers", default="../shared/bench/peers")
+p.add_argument("--nnc", default="target/release/nnc")
+p.add_argument("--raw", default=None)
+p.add_argument("--backend", default=None, help="pass --backend to nnc bench")
+p.add_argument("--no-compile-peer", action="store_true", help="skip torch.compile on D")
+p.add_argument("--no-threads", action="store_true", help="skip the 2-thread comparison")
+args = p.parse_args()
+PY = sys.executable
+raw = open(args.raw, "a") if args.raw else None
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def run_json(cmd, tag):
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{tag} failed ({' '.join(cmd)}):\n{out.stderr[-2000:]}")
+    line = out.stdout.strip().splitlines()[-1]
+    d = json.loads(line)
+    d["_tag"] = tag
+    d["_wall_s"] = round(time.time() - t0, 2)
+    with open("/proc/loadavg") as f:
+        d["_loadavg"] = f.read().split()[0]
+    if raw:
+        raw.write(json.dumps(d) + "\n")
+        raw.flush()
+    log(f"  {tag}: {d.get('steps_per_s', float('nan')):.1f} steps/s (load {d['_loadavg']})")
+    return d
+
+
+def nnc(c, threads):
+    cores = "0" if threads == 1 else ",".join(str(i) for i in range(threads))
+    cmd = ["taskset", "-c", cores, args.nnc, "bench", f"examples/bench/{c}.nn",
+           "--threads", str(threads), "--json"]
+    if args.backend:
+        cmd += ["--backend", args.backend]
+    return run_json(cmd, f"nnc {c.upper()} {threads}t")
+
+
+def peer(C, which, extra=()):
+    script = {"jax": "bench_jax.py", "torch": "bench_torch.py", "compile": "bench_torch.py"}[which]
+    cmd = [PY, os.path.join(args.peers, script), "--config", C, "--threads", "1", "--windows", "5"]
+    if which == "compile":
+        cmd += ["--mode", "compile"]
+    return run_json(cmd + list(extra), f"{which} {C}")
+
+
+med = statistics.median
+rows, rss_rows, thread_rows = [], [], []
+log(f"start {time.strftime('%Y-%m-%d %H:%M:%S')}, load {open('/proc/loadavg').read().split()[:3]}")
+for c in args.configs:
+    C = c.upper()
+    best = "torch" if C in "CD" else "jax"
+    log(f"config {C} (peer {best})")
+    ns, ps = [], []
+    for _ in range(args.rounds):
+        ns.append(nnc(c, 1))
+        ps.append(peer(C, best))
+    ratios = [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(ns, ps)]
+    rows.append((C, best, ns, ps, ratios))
+    jax = ps if best == "jax" else [peer(C, "jax")]
+    if C == "D" and not args.no_compile_peer:
+        ns2, cs = [], []
+        for _ in range(args.rounds):
+            ns2.append(nnc(c, 1))
+            cs.append(peer(C, "compile"))
+        rows.append((C, "torch.compile", ns2, cs,
+                     [a["steps_per_s"] / b["steps_per_s"] for a, b in zip(ns2, cs)]))
+    rss_rows.append((C, med([n["peak_rss_mib"] for n in ns]), med([j["peak_rss_mib"] for j in jax]),
+                     med([n["compile_ms"]["total"] for n in ns]),
+                     med([j["first_step_s"] for j in jax]), ns[0]["compile_ms"]))
+    if not args.no_threads:
+        one, two = [], []
+        for _ in range(args.rounds):
+            one.append(nnc(c, 1))
+            two.append(nnc(c, 2))
+        thread_rows.append((C, one, two, [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(one, two)]))
+
+sps = lambda xs: med([x["steps_per_s"] for x in xs])
+print("\n| config | nnc steps/s | peer | peer steps/s | ratio (median) | min | max |")
+print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+for C, best, ns, ps, r in rows:
+    print(f"| {C} | {sps(ns):,.1f} | {best} | {sps(ps):,.1f} | {med(r):.2f} | {min(r):.2f} | {max(r):.2f} |")
+print("\n| config | compile total (ms) | stages (ms) | nnc peak RSS (MiB) | JAX peak RSS (MiB) | RSS ratio | JAX first call (s) |")
+print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+for C, n_rss, j_rss, comp, first, stages in rss_rows:
+    st = ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if k != "total")
+    print(f"| {C} | {comp:.2f} | {st} | {n_rss:.1f} | {j_rss:.1f} | {n_rss / j_rss:.3f} | {first:.2f} |")
+if thread_rows:
+    print("\n| config | 1 thread steps/s | 2 threads steps/s | 2t/1t (median) | min | max |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for C, one, two, r in thread_rows:
+        print(f"| {C} | {sps(one):,.1f} | {sps(two):,.1f} | {med(r):.2f} | {min(r):.2f} | {max(r):.2f} |")
+log(f"end {time.strftime('%Y-%m-%d %H:%M:%S')}, load {open('/proc/loadavg').read().split()[:3]}")

@@ -1,0 +1,377 @@
+//! The `optimizer` item: its method, its hyper-parameters and its parameter groups.
+//!
+//! Defaults are the texts of the method's registry entry (`registry::OPTIMIZERS`), parsed
+//! here, so `nnc list optimizers`, the README and the checker cannot disagree. A group
+//! (`group "*.bias", "norm*" (weight_decay = 0, clip = value(1))`) starts from the
+//! optimizer's values and overrides any of them; it may also clip its own gradients.
+//! Groups are matched against parameter names after elaboration ([`resolve_groups`]): a
+//! parameter belongs to the first group with a matching pattern, and a pattern that matches
+//! nothing is an error at the pattern.
+//!
+//! | hyper-parameter | rule (as PyTorch checks it) |
+//! |-----------------|------------------------------|
+//! | lr, eps, final_lr, gamma, trust_coefficient | > 0 |
+//! | momentum, alpha, betas | in [0, 1) |
+//! | dampening, rho | in [0, 1] |
+//! | weight_decay, lr_decay, initial_accumulator_value, momentum_decay | >= 0 |
+//! | partial | in (0, 1/2] |
+//! | nesterov (sgd) | needs momentum > 0 and dampening = 0 |
+
+use super::args::{Args, Rule};
+use super::hyper::{clip, done, lookup, spec};
+use super::model::{Clip, Hyper, Method, Optimizer, ParamDef, ParamGroup};
+use super::registry::{Builtin, OPTIMIZERS};
+use super::suggest::did_you_mean;
+use crate::diagnostic::{Diagnostic, Span};
+use crate::syntax::ast::{Arg, Expr, Group};
+
+/// How a hyper-parameter is written and the range it must lie in.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Num(Rule),
+    Bool,
+    Pair(Rule),
+}
+
+/// Every hyper-parameter name used in `OPTIMIZERS`, with its kind and rule.
+const KINDS: &[(&str, Kind)] = &[
+    ("lr", Kind::Num(Rule::Positive)),
+    ("momentum", Kind::Num(Rule::UnitOpen)),
+    ("dampening", Kind::Num(Rule::Unit)),
+    ("nesterov", Kind::Bool),
+    ("weight_decay", Kind::Num(Rule::NonNegative)),
+    ("betas", Kind::Pair(Rule::UnitOpen)),
+    ("eps", Kind::Num(Rule::Positive)),
+    ("amsgrad", Kind::Bool),
+    ("alpha", Kind::Num(Rule::UnitOpen)),
+    ("centered", Kind::Bool),
+    ("rho", Kind::Num(Rule::Unit)),
+    ("lr_decay", Kind::Num(Rule::NonNegative)),
+    ("initial_accumulator_value", Kind::Num(Rule::NonNegative)),
+    ("momentum_decay", Kind::Num(Rule::NonNegative)),
+    ("final_lr", Kind::Num(Rule::Positive)),
+    ("gamma", Kind::Num(Rule::Positive)),
+    // Also at most 1/2: see `cross_check`.
+    ("partial", Kind::Num(Rule::Positive)),
+    ("trust_coefficient", Kind::Num(Rule::Positive)),
+];
+
+/// A hyper-parameter value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Val {
+    Num(f64),
+    Bool(bool),
+    Pair(f64, f64),
+}
+
+fn kind(name: &str) -> Option<Kind> {
+    KINDS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+}
+
+fn method(name: &str) -> Option<Method> {
+    Some(match name {
+        "sgd" => Method::Sgd,
+        "heavy_ball" => Method::HeavyBall,
+        "adagrad" => Method::Adagrad,
+        "rmsprop" => Method::Rmsprop,
+        "adadelta" => Method::Adadelta,
+        "adam" | "amsgrad" => Method::Adam,
+        "adamw" => Method::AdamW,
+        "nadam" => Method::NAdam,
+        "radam" => Method::RAdam,
+        "adamax" => Method::Adamax,
+        "adabound" => Method::AdaBound,
+        "padam" => Method::Padam,
+        "lars" => Method::Lars,
+        "lamb" => Method::Lamb,
+        _ => return None,
+    })
+}
+
+/// Stores `v` in the field called `name` (names and kinds come from the registry).
+fn set(h: &mut Hyper, name: &str, v: Val) {
+    let num = match v {
+        Val::Num(x) => x,
+        Val::Bool(b) => f64::from(u8::from(b)),
+        Val::Pair(a, b) => {
+            (h.beta1, h.beta2) = (a, b);
+            return;
+        }
+    };
+    let flag = num != 0.0;
+    match name {
+        "lr" => h.lr = num,
+        "momentum" => h.momentum = num,
+        "dampening" => h.dampening = num,
+        "nesterov" => h.nesterov = flag,
+        "weight_decay" => h.weight_decay = num,
+        "eps" => h.eps = num,
+        "amsgrad" => h.amsgrad = flag,
+        "alpha" => h.alpha = num,
+        "centered" => h.centered = flag,
+        "rho" => h.rho = num,
+        "lr_decay" => h.lr_decay = num,
+        "initial_accumulator_value" => h.initial_accumulator_value = num,
+        "momentum_decay" => h.momentum_decay = num,
+        "final_lr" => h.final_lr = num,
+        "gamma" => h.gamma = num,
+        "partial" => h.partial = num,
+        "trust_coefficient" => h.trust_coefficient = num,
+        _ => {}
+    }
+}
+
+/// A registry default text: `1e-3`, `false`, `(0.9, 0.999)`.
+fn parse_default(text: &str) -> Option<Val> {
+    match text {
+        "true" => return Some(Val::Bool(true)),
+        "false" => return Some(Val::Bool(false)),
+        _ => {}
+    }
+    if let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        let (a, b) = inner.split_once(',')?;
+        return Some(Val::Pair(a.trim().parse().ok()?, b.trim().parse().ok()?));
+    }
+    text.parse().ok().map(Val::Num)
+}
+
+/// The defaults of optimizer `b` (`amsgrad` is `adam` with `amsgrad = true`).
+fn defaults(b: &Builtin) -> Hyper {
+    let mut h = Hyper::default();
+    for p in b.params {
+        if let Some(v) = p.default.and_then(parse_default) {
+            set(&mut h, p.name, v);
+        }
+    }
+    if b.name == "amsgrad" {
+        h.amsgrad = true;
+    }
+    h
+}
+
+/// Reads every argument given in `a` into `h`, each with its rule.
+fn read(b: &Builtin, a: &mut Args, h: &mut Hyper) {
+    for p in b.params {
+        if a.get(p.name).is_none() {
+            continue;
+        }
+        let v = match kind(p.name) {
+            Some(Kind::Num(rule)) => Val::Num(a.num(p.name, 0.0, rule)),
+            Some(Kind::Bool) => Val::Bool(a.boolean(p.name, false)),
+            Some(Kind::Pair(rule)) => {
+                let (x, y) = a.pair(p.name, (h.beta1, h.beta2), rule);
+                Val::Pair(x, y)
+            }
+            None => continue,
+        };
+        set(h, p.name, v);
+    }
+}
+
+/// Rules between parameters, blamed on the named parameter where it was given in `a`, else
+/// on `call`.
+fn cross_check(method: Method, h: &Hyper, a: &mut Args, call: Span) {
+    let at = |a: &Args, p: &str| a.get(p).map_or(call, |arg| arg.value.span);
+    if method == Method::Sgd && h.nesterov && (h.momentum <= 0.0 || h.dampening != 0.0) {
+        let span = at(a, "nesterov");
+        a.errors.push(
+            Diagnostic::error(span, "nesterov needs momentum > 0 and dampening = 0")
+                .label(format!("momentum is {}, dampening {}", h.momentum, h.dampening))
+                .note(
+                    "as in torch.optim.SGD; e.g. `sgd(lr = 0.1, momentum = 0.9, nesterov = true)`",
+                ),
+        );
+    }
+    if method == Method::Padam && h.partial > 0.5 {
+        let span = at(a, "partial");
+        a.errors.push(
+            Diagnostic::error(span, format!("partial must be in (0, 0.5], found {}", h.partial))
+                .label("out of range")
+                .note("partial = 0.5 is Adam (AMSGrad); smaller is closer to SGD with momentum"),
+        );
+    }
+}
+
+/// The `optimizer` item with its `{ group ... }` list. Groups are checked even when the
+/// optimizer's own arguments have mistakes, so that all of them are reported.
+pub(crate) fn optimizer(
+    e: &Expr,
+    groups: &[Group],
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Optimizer> {
+    let (name, span, args) = spec(e, "an optimizer", "optimizer sgd(lr = 0.1)", diags)?;
+    let b = lookup(OPTIMIZERS, "optimizer", name, span, diags)?;
+    let method = method(name)?;
+    let mut a = Args::bind(b, args, e.span, diags)?;
+    let mut hyper = defaults(b);
+    read(b, &mut a, &mut hyper);
+    cross_check(method, &hyper, &mut a, e.span);
+    let base_ok = a.errors.is_empty();
+    let groups: Vec<Option<ParamGroup>> =
+        groups.iter().map(|g| group(b, method, &hyper, base_ok, g, diags)).collect();
+    let hyper = done(a, hyper, diags)?;
+    let groups = groups.into_iter().collect::<Option<Vec<_>>>()?;
+    Some(Optimizer { method, hyper, groups })
+}
+
+/// One `group "pattern", ... (name = value, ..., clip = rule)`.
+fn group(
+    b: &'static Builtin,
+    method: Method,
+    base: &Hyper,
+    base_ok: bool,
+    g: &Group,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ParamGroup> {
+    let before = diags.len();
+    let mut group_clip: Option<(Clip, Span)> = None;
+    let mut rest: Vec<Arg> = Vec::new();
+    for arg in &g.args {
+        if arg.name.as_ref().is_some_and(|n| n.name == "clip") {
+            if let Some((_, first)) = group_clip {
+                diags.push(
+                    Diagnostic::error(arg.span, "`clip` given twice")
+                        .label("given again here")
+                        .secondary(first, "first given here"),
+                );
+            } else if let Some(c) = clip(&arg.value, diags) {
+                group_clip = Some((c, arg.span));
+            }
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    let mut a = Args::bind_overrides(b, &rest, g.span, diags)?;
+    let mut hyper = base.clone();
+    read(b, &mut a, &mut hyper);
+    if base_ok {
+        cross_check(method, &hyper, &mut a, g.span);
+    }
+    let hyper = done(a, hyper, diags)?;
+    (diags.len() == before).then(|| ParamGroup {
+        patterns: g.patterns.iter().map(|p| p.text.clone()).collect(),
+        hyper,
+        clip: group_clip.map(|(c, _)| c),
+        params: Vec::new(),
+        span: g.span,
+    })
+}
+
+/// `*` matches any run of characters (dots included); every other character itself.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    // matched[j]: the pattern so far matches the first j characters of the name.
+    let mut matched = vec![false; n.len() + 1];
+    matched[0] = true;
+    for &c in &p {
+        if c == '*' {
+            for j in 1..=n.len() {
+                matched[j] = matched[j] || matched[j - 1];
+            }
+        } else {
+            for j in (1..=n.len()).rev() {
+                matched[j] = matched[j - 1] && n[j - 1] == c;
+            }
+            matched[0] = false;
+        }
+    }
+    matched[n.len()]
+}
+
+/// Gives every group its parameters (first matching group wins). `decls` are the groups as
+/// written, in the same order as `opt.groups`.
+pub(crate) fn resolve_groups(
+    opt: &mut Optimizer,
+    decls: &[Group],
+    params: &[ParamDef],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut owner: Vec<Option<usize>> = vec![None; params.len()];
+    for (k, decl) in decls.iter().enumerate() {
+        let mut matched_any = false;
+        for p in &decl.patterns {
+            let hits: Vec<usize> =
+                (0..params.len()).filter(|&i| glob(&p.text, &params[i].name)).collect();
+            if hits.is_empty() {
+                diags.push(no_match(&p.text, p.span, params));
+            }
+            matched_any |= !hits.is_empty();
+            for i in hits {
+                owner[i].get_or_insert(k);
+            }
+        }
+        let mine: Vec<u32> =
+            (0..params.len()).filter(|&i| owner[i] == Some(k)).map(|i| i as u32).collect();
+        if matched_any && mine.is_empty() {
+            let earlier = (0..params.len())
+                .find(|&i| decl.patterns.iter().any(|p| glob(&p.text, &params[i].name)))
+                .and_then(|i| owner[i])
+                .map_or(decl.span, |j| decls[j].span);
+            diags.push(
+                Diagnostic::error(decl.span, "this group gets no parameters")
+                    .label("every parameter it matches belongs to an earlier group")
+                    .secondary(earlier, "the first matching group wins")
+                    .note("reorder the groups or make the earlier patterns narrower"),
+            );
+        }
+        if let Some(g) = opt.groups.get_mut(k) {
+            g.params = mine;
+        }
+    }
+}
+
+fn no_match(pattern: &str, span: Span, params: &[ParamDef]) -> Diagnostic {
+    let names = params.iter().map(|p| p.name.as_str());
+    let mut d = Diagnostic::error(span, format!("no parameter matches \"{pattern}\""))
+        .label("matches no parameter")
+        .note("patterns match whole names; `*` matches any characters, e.g. \"*.bias\"");
+    if let Some(s) = did_you_mean(pattern, names.clone()) {
+        d = d.note(s);
+    }
+    let shown: Vec<&str> = names.take(8).collect();
+    let more = if params.len() > 8 { ", ..." } else { "" };
+    d.note(format!("parameters: {}{more}", shown.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_whole_names() {
+        assert!(glob("*.bias", "fc1.bias"));
+        assert!(glob("*.bias", "blocks.0.fc1.bias"));
+        assert!(!glob("*.bias", "fc1.bias_g"));
+        assert!(glob("norm*", "norm1.weight"));
+        assert!(!glob("norm*", "fc.norm.weight"));
+        assert!(glob("*norm*", "blocks.2.norm.weight"));
+        assert!(glob("fc1.weight", "fc1.weight"));
+        assert!(!glob("fc1", "fc1.weight"));
+        assert!(glob("*", ""));
+        assert!(glob("a*b*c", "aXbYc") && !glob("a*b*c", "aXcYb"));
+    }
+
+    #[test]
+    fn every_registry_hyper_parameter_has_a_kind_and_a_parsable_default() {
+        for b in OPTIMIZERS {
+            assert!(method(b.name).is_some(), "{} has no method", b.name);
+            for p in b.params {
+                assert!(kind(p.name).is_some(), "{}: {} has no kind", b.name, p.name);
+                if let Some(d) = p.default {
+                    assert!(parse_default(d).is_some(), "{}: default {d} does not parse", b.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_registry_text() {
+        let adamw = defaults(super::super::registry::find(OPTIMIZERS, "adamw").unwrap());
+        assert_eq!((adamw.lr, adamw.beta1, adamw.beta2), (1e-3, 0.9, 0.999));
+        assert_eq!((adamw.eps, adamw.weight_decay, adamw.amsgrad), (1e-8, 0.01, false));
+        let ams = defaults(super::super::registry::find(OPTIMIZERS, "amsgrad").unwrap());
+        assert!(ams.amsgrad);
+        let nadam = defaults(super::super::registry::find(OPTIMIZERS, "nadam").unwrap());
+        assert_eq!((nadam.lr, nadam.momentum_decay), (2e-3, 4e-3));
+    }
+}

@@ -1,0 +1,148 @@
+//! The runtime ABI between Rust and the generated code: the context every generated
+//! function receives, the arenas, and the calls into JIT code. The only `unsafe` of the
+//! JIT (besides the GEMM and pool trampolines, which own theirs).
+//!
+//! Soundness rests on three facts, checked here or by construction:
+//! - generated code touches only the arenas at offsets of the static plan, sized for the
+//!   batch size in the context ([`Machine::run`] grows the batch arena to
+//!   `plan.batch_len(batch)` before every call), and the inputs, whose lengths
+//!   [`Machine::run`] checks against what the program reads;
+//! - the function pointers come from a finalized module that `Machine` owns and frees only
+//!   when dropped;
+//! - the context is `repr(C)` with the field offsets the generator uses ([`Ctx::FIXED`] …).
+
+use std::mem::offset_of;
+
+use cranelift::jit::JITModule;
+use cranelift::module::FuncId;
+
+use super::gemm::nnc_gemm;
+use super::pool::{nnc_pool_run, Pool};
+
+/// What every generated function receives (by pointer).
+#[repr(C)]
+pub struct Ctx {
+    /// Parameters, optimizer state, fixed-size temporaries.
+    pub fixed: *mut f32,
+    /// Batch-sized temporaries, `plan.batch_units · B̂` floats.
+    pub batch_arena: *mut f32,
+    /// One pointer per graph input.
+    pub inputs: *const *const f32,
+    /// The thread pool, or null for one thread.
+    pub pool: *const Pool,
+    /// The batch size `B`.
+    pub batch: u64,
+    /// `B̂`: `B` rounded up to a multiple of 16.
+    pub batch_pad: u64,
+    /// The learning rate of this step.
+    pub lr: f32,
+    /// The optimizer step `t` (from 1).
+    pub step: f32,
+}
+
+impl Ctx {
+    pub const FIXED: usize = offset_of!(Ctx, fixed);
+    pub const BATCH_ARENA: usize = offset_of!(Ctx, batch_arena);
+    pub const INPUTS: usize = offset_of!(Ctx, inputs);
+    pub const POOL: usize = offset_of!(Ctx, pool);
+    pub const BATCH: usize = offset_of!(Ctx, batch);
+    pub const BATCH_PAD: usize = offset_of!(Ctx, batch_pad);
+    pub const LR: usize = offset_of!(Ctx, lr);
+    pub const STEP: usize = offset_of!(Ctx, step);
+}
+
+/// The address generated code calls for matrix products.
+pub fn gemm_address() -> *const u8 {
+    nnc_gemm as *const u8
+}
+
+/// The address generated code calls to split a kernel across the pool.
+pub fn pool_run_address() -> *const u8 {
+    nnc_pool_run as *const u8
+}
+
+type EntryFn = unsafe extern "C" fn(*mut Ctx);
+
+/// Compiled code with its memory: the module, its entry points and the arenas.
+pub struct Machine {
+    module: Option<JITModule>,
+    entries: Vec<EntryFn>,
+    /// The fixed arena (parameters and state live here, see the plan).
+    pub fixed: Vec<f32>,
+    batch: Vec<f32>,
+    inputs: Vec<*const f32>,
+    pool: Option<Box<Pool>>,
+}
+
+/// What one run of an entry needs.
+pub struct Run<'a> {
+    /// Which entry (index into the compiled programs).
+    pub entry: usize,
+    /// Input data, in graph order, with the number of floats the program reads from each.
+    pub inputs: &'a [(&'a [f32], usize)],
+    pub batch: usize,
+    /// Floats the batch arena must hold for this batch size.
+    pub batch_len: usize,
+    pub lr: f32,
+    pub step: f32,
+}
+
+impl Machine {
+    /// Takes a finalized module whose `entries` have the signature `(i64 ctx)`.
+    pub fn new(module: JITModule, entries: &[FuncId], fixed: Vec<f32>, threads: usize) -> Machine {
+        let entries = entries
+            .iter()
+            .map(|&id| {
+                let p = module.get_finalized_function(id);
+                // SAFETY: `p` is a finalized function of `module` compiled with the host's C
+                // calling convention and the signature `(i64) -> ()`; a pointer is an i64.
+                unsafe { std::mem::transmute::<*const u8, EntryFn>(p) }
+            })
+            .collect();
+        let pool = (threads > 1).then(|| Box::new(Pool::new(threads)));
+        Machine { module: Some(module), entries, fixed, batch: Vec::new(), inputs: Vec::new(), pool }
+    }
+
+    /// The batch arena as the last run left it.
+    pub fn batch_arena(&self) -> &[f32] {
+        &self.batch
+    }
+
+    /// Runs one entry. Panics if an input is shorter than the program reads (callers
+    /// validate shapes first and report errors; this is the last line of defence).
+    pub fn run(&mut self, r: &Run) {
+        for (data, need) in r.inputs {
+            assert!(data.len() >= *need, "input of {} floats, the program reads {need}", data.len());
+        }
+        if self.batch.len() < r.batch_len {
+            self.batch.resize(r.batch_len, 0.0);
+        }
+        self.inputs.clear();
+        self.inputs.extend(r.inputs.iter().map(|(d, _)| d.as_ptr()));
+        let mut ctx = Ctx {
+            fixed: self.fixed.as_mut_ptr(),
+            batch_arena: self.batch.as_mut_ptr(),
+            inputs: self.inputs.as_ptr(),
+            pool: self.pool.as_deref().map_or(std::ptr::null(), |p| p as *const Pool),
+            batch: r.batch as u64,
+            batch_pad: super::plan::batch_pad(r.batch) as u64,
+            lr: r.lr,
+            step: r.step,
+        };
+        let f = self.entries[r.entry];
+        // SAFETY: see the module doc: the arenas and inputs are as large as the plan and the
+        // input shapes say, `ctx` outlives the call, and the code is alive while `self` is.
+        unsafe { f(&mut ctx) }
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            self.entries.clear();
+            // SAFETY: no function pointer of the module survives: `entries` was cleared and
+            // no other copy exists (they are private and only called inside `run`).
+            unsafe { m.free_memory() };
+        }
+    }
+}

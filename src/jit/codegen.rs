@@ -1,0 +1,412 @@
+//! Code generation: kernel IR ([`Program`]) to native code with Cranelift.
+//!
+//! One Cranelift module per compiled model. Every loop, gather and reduce kernel becomes a
+//! function `(ctx, start, end)` over its rows (or elements, for flat kernels), so that the
+//! thread pool can split it; each program (the training step, the forward pass) becomes one
+//! entry function `(ctx)` calling its kernels in order and the GEMM trampoline directly.
+//! Addresses are computed from the context ([`abi::Ctx`]) and the static [`Plan`], so code
+//! never embeds a host address and the printed IR is deterministic.
+//!
+//! The ISA is the host's (`cranelift_native`, which enables AVX/AVX2/FMA when detected),
+//! compiled at `opt_level=speed`. Without FMA the code still runs: Cranelift lowers `fma`
+//! to a call of `fmaf`, which is registered.
+
+mod generic;
+mod loops;
+mod ops;
+
+use std::collections::HashMap;
+
+use cranelift::codegen::ir::{BlockArg, FuncRef, Function, UserFuncName};
+use cranelift::codegen::isa::OwnedTargetIsa;
+use cranelift::jit::{JITBuilder, JITModule};
+use cranelift::module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift::prelude::*;
+
+use super::abi::{self, Ctx};
+use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym};
+use super::plan::{Plan, Slot};
+use crate::jit::gemm::{GEMM_TA, GEMM_TB};
+pub use ops::Libm;
+
+/// A function the generated code calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Import {
+    /// `gemm::nnc_gemm`.
+    Gemm,
+    /// `pool::nnc_pool_run`.
+    PoolRun,
+    /// A scalar function for values computed once per kernel (exactly the interpreter's).
+    Libm(Libm),
+}
+
+/// Elements above which a splittable loop kernel is run on the thread pool.
+pub const PAR_MIN_ELEMS: i64 = 1 << 20;
+
+/// The compiled programs.
+pub struct Code {
+    pub module: JITModule,
+    /// One entry per program, in the order given to [`compile`].
+    pub entries: Vec<FuncId>,
+    /// With `want_text`: every function's name and Cranelift IR, before optimization.
+    pub text: Vec<(String, String)>,
+}
+
+/// True if the host has FMA (and so Cranelift emits `vfmadd` instead of `fmaf` calls).
+pub fn host_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
+
+/// The host ISA with its features, optimizing for speed.
+pub fn host_isa() -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")] {
+        flags.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))?;
+    }
+    let isa = cranelift::native::builder().map_err(|e| format!("unsupported host: {e}"))?;
+    isa.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
+}
+
+/// Compiles `programs` (named `names`) sharing `plan`; `threads > 1` lets large kernels
+/// and products use the pool.
+pub fn compile(
+    programs: &[&Program],
+    names: &[&str],
+    plan: &Plan,
+    threads: usize,
+    want_text: bool,
+) -> Result<Code, String> {
+    let mut jb = JITBuilder::with_isa(host_isa()?, default_libcall_names());
+    jb.symbol("nnc_gemm", abi::gemm_address());
+    jb.symbol("nnc_pool_run", abi::pool_run_address());
+    jb.symbol("fmaf", ops::fmaf as extern "C" fn(f32, f32, f32) -> f32 as *const u8);
+    for f in Libm::ALL {
+        jb.symbol(f.symbol(), f.address());
+    }
+    let mut g = Gen { module: JITModule::new(jb), imports: HashMap::new(), text: Vec::new(), want_text };
+    g.declare_imports()?;
+    let mut entries = Vec::new();
+    for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
+        entries.push(g.program(prog, name, plan, p, threads)?);
+    }
+    g.module.finalize_definitions().map_err(|e| format!("cranelift: {e}"))?;
+    Ok(Code { module: g.module, entries, text: g.text })
+}
+
+struct Gen {
+    module: JITModule,
+    imports: HashMap<Import, FuncId>,
+    text: Vec<(String, String)>,
+    want_text: bool,
+}
+
+fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
+    let mut s = m.make_signature();
+    s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    s.returns.extend(ret.map(AbiParam::new));
+    s
+}
+
+impl Gen {
+    fn declare_imports(&mut self) -> Result<(), String> {
+        let i64s = |n| vec![types::I64; n];
+        let mut gemm = i64s(7);
+        gemm.push(types::I32);
+        let mut decls = vec![
+            (Import::Gemm, "nnc_gemm".to_string(), sig(&self.module, &gemm, None)),
+            (Import::PoolRun, "nnc_pool_run".to_string(), sig(&self.module, &i64s(5), None)),
+        ];
+        for f in Libm::ALL {
+            let params = vec![types::F32; f.arity()];
+            decls.push((Import::Libm(f), f.symbol().to_string(), sig(&self.module, &params, Some(types::F32))));
+        }
+        for (imp, name, s) in decls {
+            let id = self.module.declare_function(&name, Linkage::Import, &s).map_err(|e| e.to_string())?;
+            self.imports.insert(imp, id);
+        }
+        Ok(())
+    }
+
+    /// Defines a function named `name` taking `params` i64s, built by `body`; `plan` and
+    /// `prog` say where program `prog`'s buffers are.
+    fn define<'p>(
+        &mut self,
+        name: &str,
+        params: usize,
+        header: &str,
+        (plan, prog): (&'p Plan, usize),
+        body: impl FnOnce(&mut Fx<'_, 'p>),
+    ) -> Result<FuncId, String> {
+        let s = sig(&self.module, &vec![types::I64; params], None);
+        let id = self.module.declare_function(name, Linkage::Local, &s).map_err(|e| e.to_string())?;
+        let mut ctx = self.module.make_context();
+        ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), s);
+        let mut fbc = FunctionBuilderContext::new();
+        let target = self.module.target_config();
+        {
+            let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let mut fx = Fx::new(b, &mut self.module, &self.imports, plan, prog);
+            body(&mut fx);
+            let mut b = fx.b;
+            b.seal_all_blocks();
+            b.finalize(target);
+        }
+        if self.want_text {
+            self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
+        }
+        self.module.define_function(id, &mut ctx).map_err(|e| format!("cranelift: {name}: {e:?}"))?;
+        Ok(id)
+    }
+
+    /// The kernels of `prog` and its entry function.
+    fn program(&mut self, prog: &Program, name: &str, plan: &Plan, p: usize, threads: usize) -> Result<FuncId, String> {
+        let mut fns = Vec::new();
+        for (i, k) in prog.kernels.iter().enumerate() {
+            let fname = format!("{name}_k{i}");
+            let header = format!("; {fname}\n");
+            let f = match k {
+                Kernel::Loop(l) => Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l))?),
+                Kernel::Gather(gk) => {
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::gather(fx, gk))?)
+                }
+                Kernel::Reduce(rk) => {
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::reduce(fx, rk))?)
+                }
+                Kernel::Gemm(_) => None,
+            };
+            fns.push(f);
+        }
+        let header = format!("; {name}: {} kernels in order\n", prog.kernels.len());
+        self.define(name, 1, &header, (plan, p), |fx| {
+            for (k, f) in prog.kernels.iter().zip(&fns) {
+                match (k, f) {
+                    (Kernel::Gemm(gk), _) => fx.gemm(gk),
+                    (k, Some(f)) => fx.call_kernel(k, *f, threads),
+                    (_, None) => unreachable!("every non-GEMM kernel is a function"),
+                }
+            }
+            fx.b.ins().return_(&[]);
+        })
+    }
+}
+
+/// The state of one function being built (`'p`: the plan's lifetime).
+pub(super) struct Fx<'a, 'p> {
+    pub b: FunctionBuilder<'a>,
+    module: &'a mut JITModule,
+    imports: &'a HashMap<Import, FuncId>,
+    refs: HashMap<Import, FuncRef>,
+    kernels: HashMap<FuncId, FuncRef>,
+    plan: &'p Plan,
+    prog: usize,
+    pub ctx: Value,
+    ptrs: HashMap<Buf, Value>,
+    batch: Option<Value>,
+}
+
+/// Memory flags of loads from the context: never change during a call.
+fn ctx_flags() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
+}
+
+/// Memory flags of buffer accesses: in bounds, possibly unaligned.
+pub(super) fn data_flags() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+impl<'a, 'p> Fx<'a, 'p> {
+    fn new(
+        mut b: FunctionBuilder<'a>,
+        module: &'a mut JITModule,
+        imports: &'a HashMap<Import, FuncId>,
+        plan: &'p Plan,
+        prog: usize,
+    ) -> Fx<'a, 'p> {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let ctx = b.block_params(entry)[0];
+        Fx {
+            b,
+            module,
+            imports,
+            refs: HashMap::new(),
+            kernels: HashMap::new(),
+            plan,
+            prog,
+            ctx,
+            ptrs: HashMap::new(),
+            batch: None,
+        }
+    }
+
+    /// The parameters of the entry block: `(ctx[, start, end])`.
+    pub fn entry_params(&mut self) -> Vec<Value> {
+        let entry = self.b.func.layout.entry_block().expect("entry block");
+        self.b.block_params(entry).to_vec()
+    }
+
+    fn ctx_field(&mut self, offset: usize, ty: Type) -> Value {
+        let ctx = self.ctx;
+        self.b.ins().load(ty, ctx_flags(), ctx, offset as i32)
+    }
+
+    pub fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(types::I64, v)
+    }
+
+    /// The batch size, loaded once (call in the entry block before branching).
+    pub fn batch(&mut self) -> Value {
+        if let Some(b) = self.batch {
+            return b;
+        }
+        let b = self.ctx_field(Ctx::BATCH, types::I64);
+        self.batch = Some(b);
+        b
+    }
+
+    /// A size as an i64.
+    pub fn sym(&mut self, s: Sym) -> Value {
+        match s.e {
+            0 => self.iconst(s.c as i64),
+            _ if s.c == 1 => self.batch(),
+            _ => {
+                let b = self.batch();
+                self.b.ins().imul_imm_s(b, s.c as i64)
+            }
+        }
+    }
+
+    /// The address of `buf`, computed in the current block (call in the entry block).
+    pub fn ptr(&mut self, buf: Buf) -> Value {
+        if let Some(&p) = self.ptrs.get(&buf) {
+            return p;
+        }
+        let (plan, prog) = (self.plan, self.prog);
+        let fixed_at = |fx: &mut Fx, off: usize| {
+            let base = fx.ctx_field(Ctx::FIXED, types::I64);
+            fx.b.ins().iadd_imm_s(base, (off * 4) as i64)
+        };
+        let p = match buf {
+            Buf::Input(i) => {
+                let inputs = self.ctx_field(Ctx::INPUTS, types::I64);
+                self.b.ins().load(types::I64, ctx_flags(), inputs, (i * 8) as i32)
+            }
+            Buf::Param(i) => fixed_at(self, plan.params[i as usize]),
+            Buf::State(i) => fixed_at(self, plan.states[i as usize]),
+            Buf::Temp(t) => match plan.temps[prog][t as usize] {
+                Slot::Fixed(o) => fixed_at(self, o),
+                Slot::Batch(units) => {
+                    let base = self.ctx_field(Ctx::BATCH_ARENA, types::I64);
+                    let pad = self.ctx_field(Ctx::BATCH_PAD, types::I64);
+                    let off = self.b.ins().imul_imm_s(pad, (units * 4) as i64);
+                    self.b.ins().iadd(base, off)
+                }
+            },
+        };
+        self.ptrs.insert(buf, p);
+        p
+    }
+
+    /// `ptr + index·4`.
+    pub fn addr(&mut self, ptr: Value, index: Value) -> Value {
+        let off = self.b.ins().ishl_imm_s(index, 2);
+        self.b.ins().iadd(ptr, off)
+    }
+
+    fn import(&mut self, imp: Import) -> FuncRef {
+        if let Some(&r) = self.refs.get(&imp) {
+            return r;
+        }
+        let r = self.module.declare_func_in_func(self.imports[&imp], self.b.func);
+        self.refs.insert(imp, r);
+        r
+    }
+
+    /// Calls an import, returning its result if any.
+    pub fn call(&mut self, imp: Import, args: &[Value]) -> Option<Value> {
+        let f = self.import(imp);
+        let call = self.b.ins().call(f, args);
+        self.b.inst_results(call).first().copied()
+    }
+
+    pub fn jump(&mut self, to: Block, args: &[Value]) {
+        let a: Vec<BlockArg> = args.iter().map(|&v| BlockArg::Value(v)).collect();
+        self.b.ins().jump(to, &a);
+    }
+
+    /// A block with `n` parameters of type `ty`.
+    pub fn block(&mut self, tys: &[Type]) -> Block {
+        let blk = self.b.create_block();
+        for &t in tys {
+            self.b.append_block_param(blk, t);
+        }
+        blk
+    }
+
+    fn kernel_ref(&mut self, f: FuncId) -> FuncRef {
+        if let Some(&r) = self.kernels.get(&f) {
+            return r;
+        }
+        let r = self.module.declare_func_in_func(f, self.b.func);
+        self.kernels.insert(f, r);
+        r
+    }
+
+    /// Calls kernel function `f` over its whole range; through the pool when it is large,
+    /// splittable and there is more than one thread.
+    fn call_kernel(&mut self, k: &Kernel, f: FuncId, threads: usize) {
+        let (n, splittable) = match k {
+            Kernel::Loop(l) => {
+                let n = if l.flat { l.dom.rows.mul(l.dom.cols) } else { l.dom.rows };
+                (n, loops::splittable(l))
+            }
+            Kernel::Gather(g) => (Sym::product(&g.dims), true),
+            _ => (Sym::ONE, false),
+        };
+        let fr = self.kernel_ref(f);
+        let zero = self.iconst(0);
+        let n = self.sym(n);
+        let elems = match k {
+            Kernel::Loop(l) if !l.flat => {
+                let c = self.sym(l.dom.cols);
+                self.b.ins().imul(n, c)
+            }
+            _ => n,
+        };
+        let ctx = self.ctx;
+        if threads <= 1 || !splittable {
+            self.b.ins().call(fr, &[ctx, zero, n]);
+            return;
+        }
+        let (par, seq, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let big = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, elems, PAR_MIN_ELEMS);
+        self.b.ins().brif(big, par, &[], seq, &[]);
+        self.b.switch_to_block(par);
+        let pool = self.ctx_field(Ctx::POOL, types::I64);
+        let addr = self.b.ins().func_addr(types::I64, fr);
+        self.call(Import::PoolRun, &[pool, addr, ctx, zero, n]);
+        self.jump(done, &[]);
+        self.b.switch_to_block(seq);
+        self.b.ins().call(fr, &[ctx, zero, n]);
+        self.jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// `out = op(a)·op(b)` through the trampoline.
+    fn gemm(&mut self, k: &GemmKernel) {
+        let pool = self.ctx_field(Ctx::POOL, types::I64);
+        let (m, n, kk) = (self.sym(k.m), self.sym(k.n), self.sym(k.k));
+        let (a, b, c) = (self.ptr(k.a), self.ptr(k.b), self.ptr(k.out));
+        let flags = (if k.ta { GEMM_TA } else { 0 }) | (if k.tb { GEMM_TB } else { 0 });
+        let flags = self.b.ins().iconst(types::I32, flags as i64);
+        self.call(Import::Gemm, &[pool, m, n, kk, a, b, c, flags]);
+    }
+}

@@ -1,0 +1,580 @@
+//! Loop kernels to Cranelift: `fn(ctx, start, end)`.
+//!
+//! ```text
+//! entry:   buffer addresses; Inv values (once, exact scalar math); sink initialization
+//! rows:    for i in start..end                       (flat kernels: one "row" start..end)
+//!            Row values available at pass 0 (per-row loads)
+//!            for each pass p: column loop over j, accumulating the row reductions fed
+//!                             in pass p; the last pass also runs the in-loop sinks
+//!                             (stores, column and full reductions)
+//!                             then the Row values that became available
+//!            per-row sinks (stores of Row values, full reductions of them)
+//! epilogue: means of column/full reductions, stores of Inv values
+//! ```
+//! A column loop is an unrolled `f32x4` loop ([`UNROLL`] vectors, independent
+//! accumulators), a one-vector loop and a scalar tail; when the column count is a small
+//! constant it is straight-line code instead, and loops that cannot run are left out.
+
+use std::collections::HashMap;
+
+use cranelift::prelude::*;
+
+use super::ops::{self, Mode};
+use super::{data_flags, Fx};
+use crate::graph::ScalarArg;
+use crate::jit::abi::Ctx;
+use crate::jit::fuse::{Buf, KOp, Level, LoopKernel, Pat, RKind, SinkKind, V};
+
+/// Vectors per iteration of the unrolled column loop.
+pub const UNROLL: usize = 4;
+/// Constant column counts up to this are emitted as straight-line code.
+pub const STRAIGHT_MAX: u64 = 32;
+
+/// True if disjoint row ranges of the kernel can run in parallel (no shared accumulator).
+pub(super) fn splittable(k: &LoopKernel) -> bool {
+    k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)))
+}
+
+fn is_vec(l: Level) -> bool {
+    matches!(l, Level::Elem | Level::Col)
+}
+
+pub(super) fn emit(fx: &mut Fx, k: &LoopKernel) {
+    let p = fx.entry_params();
+    let (start, end) = (p[1], p[2]);
+    let mut st = St::new(fx, k);
+    for v in 0..k.ops.len() {
+        if k.levels[v] == Level::Inv {
+            st.scalar_op(fx, v, true);
+        }
+    }
+    st.init_sinks(fx);
+    if k.flat {
+        st.row = st.ptr.clone();
+        st.pass(fx, 0, start, end, None);
+    } else {
+        st.rows(fx, start, end);
+    }
+    st.epilogue(fx);
+    fx.b.ins().return_(&[]);
+}
+
+/// Where a pass's accumulator goes: a row reduction op, or a full-reduction sink.
+#[derive(Clone, Copy)]
+enum Acc {
+    Row(usize),
+    Full(usize),
+}
+
+struct St<'k> {
+    k: &'k LoopKernel,
+    avail: Vec<usize>,
+    passes: usize,
+    /// Scalar values of Inv ops and of Row ops (current row).
+    scalar: Vec<Option<Value>>,
+    /// Their splats, for the ops vector code uses.
+    splat: Vec<Option<Value>>,
+    vec_use: Vec<bool>,
+    ptr: HashMap<Buf, Value>,
+    /// Where the current row of a Full-pattern buffer starts.
+    row: HashMap<Buf, Value>,
+    i: Option<Value>,
+    cols: Value,
+}
+
+impl<'k> St<'k> {
+    fn new(fx: &mut Fx, k: &'k LoopKernel) -> St<'k> {
+        let n = k.ops.len();
+        let mut vec_use = vec![false; n];
+        for (v, op) in k.ops.iter().enumerate() {
+            if is_vec(k.levels[v]) {
+                for a in args(op) {
+                    vec_use[a.0 as usize] = true;
+                }
+            }
+        }
+        for s in k.sinks.iter().filter(|s| k.in_loop(s)) {
+            vec_use[s.value.0 as usize] = true;
+        }
+        let uses_batch = k.dom.rows.has_batch()
+            || k.dom.cols.has_batch()
+            || k.ops.iter().any(|op| matches!(op, KOp::Count(s) if s.has_batch()));
+        if uses_batch {
+            fx.batch();
+        }
+        let mut ptr = HashMap::new();
+        let bufs = k.ops.iter().filter_map(|op| match op {
+            KOp::Load(b, _) => Some(*b),
+            _ => None,
+        });
+        for b in bufs.chain(k.sinks.iter().map(|s| s.buf)) {
+            ptr.entry(b).or_insert_with(|| fx.ptr(b));
+        }
+        let cols = fx.sym(k.dom.cols);
+        St {
+            k,
+            avail: k.avail(),
+            passes: k.passes(),
+            scalar: vec![None; n],
+            splat: vec![None; n],
+            vec_use,
+            ptr,
+            row: HashMap::new(),
+            i: None,
+            cols,
+        }
+    }
+
+    /// The value of `v` in `mode` at the current point (`vals`: this body's vector values).
+    fn get(&self, fx: &mut Fx, v: V, mode: Mode, vals: &HashMap<u32, Value>) -> Value {
+        let i = v.0 as usize;
+        if is_vec(self.k.levels[i]) {
+            return vals[&v.0];
+        }
+        match mode {
+            Mode::Vec => self.splat[i].unwrap_or_else(|| {
+                let s = self.scalar[i].expect("value computed before use");
+                ops::splat(fx, s)
+            }),
+            Mode::Scalar => self.scalar[i].expect("value computed before use"),
+        }
+    }
+
+    /// Computes an Inv or Row op as a scalar (and its splat if vector code uses it).
+    fn scalar_op(&mut self, fx: &mut Fx, v: usize, exact: bool) {
+        let s = |st: &St, x: V| st.scalar[x.0 as usize].expect("operand computed first");
+        let val = match self.k.ops[v] {
+            KOp::Load(b, Pat::Scalar) => fx.b.ins().load(types::F32, data_flags(), self.ptr[&b], 0),
+            KOp::Load(b, _) => {
+                let a = fx.addr(self.ptr[&b], self.i.expect("a row load inside the row loop"));
+                fx.b.ins().load(types::F32, data_flags(), a, 0)
+            }
+            KOp::Const(bits) => fx.b.ins().f32const(f32::from_bits(bits)),
+            KOp::Arg(a) => {
+                let off = if a == ScalarArg::Lr { Ctx::LR } else { Ctx::STEP };
+                let ctx = fx.ctx;
+                fx.b.ins().load(types::F32, MemFlagsData::trusted(), ctx, off as i32)
+            }
+            KOp::Count(n) => {
+                let n = fx.sym(n);
+                fx.b.ins().fcvt_from_sint(types::F32, n)
+            }
+            KOp::Unary(op, x) => {
+                let x = s(self, x);
+                ops::unary(fx, op, x, Mode::Scalar, exact)
+            }
+            KOp::Binary(op, x, y) => {
+                let (x, y) = (s(self, x), s(self, y));
+                ops::binary(fx, op, x, y, Mode::Scalar, exact)
+            }
+            KOp::Select(c, x, y) => {
+                let (c, x, y) = (s(self, c), s(self, x), s(self, y));
+                ops::select(fx, c, x, y, Mode::Scalar)
+            }
+            KOp::RowReduce(..) | KOp::Iota => unreachable!("not a scalar op"),
+        };
+        self.set_scalar(fx, v, val);
+    }
+
+    fn set_scalar(&mut self, fx: &mut Fx, v: usize, val: Value) {
+        self.scalar[v] = Some(val);
+        if self.vec_use[v] {
+            self.splat[v] = Some(ops::splat(fx, val));
+        }
+    }
+
+    fn init_sinks(&mut self, fx: &mut Fx) {
+        for s in &self.k.sinks {
+            let init = match s.kind {
+                SinkKind::ColReduce(kind) | SinkKind::FullReduce(kind) => ops::init(kind),
+                SinkKind::Store(_) => continue,
+            };
+            let p = self.ptr[&s.buf];
+            if let SinkKind::ColReduce(_) = s.kind {
+                let (zero, cols) = (fx.iconst(0), self.cols);
+                column_loop(fx, zero, cols, self.k.dom.cols.constant(), &[], &mut |fx, mode, j, _| {
+                    let c = ops::fconst(fx, init, mode);
+                    let a = fx.addr(p, j);
+                    fx.b.ins().store(data_flags(), c, a, 0);
+                    vec![]
+                });
+            } else {
+                let c = fx.b.ins().f32const(init);
+                fx.b.ins().store(data_flags(), c, p, 0);
+            }
+        }
+    }
+
+    /// The row loop over `start..end`.
+    fn rows(&mut self, fx: &mut Fx, start: Value, end: Value) {
+        let hdr = fx.block(&[types::I64]);
+        let (body, exit) = (fx.b.create_block(), fx.b.create_block());
+        fx.jump(hdr, &[start]);
+        fx.b.switch_to_block(hdr);
+        let i = fx.b.block_params(hdr)[0];
+        let more = fx.b.ins().icmp(IntCC::SignedLessThan, i, end);
+        fx.b.ins().brif(more, body, &[], exit, &[]);
+        fx.b.switch_to_block(body);
+        self.i = Some(i);
+        let base = fx.b.ins().imul(i, self.cols);
+        let full: Vec<Buf> = self.full_bufs();
+        self.row = full.into_iter().map(|b| (b, fx.addr(self.ptr[&b], base))).collect();
+        self.row_ops(fx, 0);
+        let zero = fx.iconst(0);
+        for p in 0..self.passes {
+            self.pass(fx, p, zero, self.cols, self.k.dom.cols.constant());
+            self.row_ops(fx, p + 1);
+        }
+        self.row_sinks(fx);
+        let next = fx.b.ins().iadd_imm_s(i, 1);
+        fx.jump(hdr, &[next]);
+        fx.b.switch_to_block(exit);
+    }
+
+    /// Buffers read or written with the Full pattern.
+    fn full_bufs(&self) -> Vec<Buf> {
+        let loads = self.k.ops.iter().filter_map(|op| match op {
+            KOp::Load(b, Pat::Full) => Some(*b),
+            _ => None,
+        });
+        let stores = self.k.sinks.iter().filter_map(|s| match s.kind {
+            SinkKind::Store(Level::Elem) => Some(s.buf),
+            _ => None,
+        });
+        let mut v: Vec<Buf> = loads.chain(stores).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The Row ops (other than row reductions) that become available after `a` passes.
+    fn row_ops(&mut self, fx: &mut Fx, a: usize) {
+        for v in 0..self.k.ops.len() {
+            let row = self.k.levels[v] == Level::Row && self.avail[v] == a;
+            if row && !matches!(self.k.ops[v], KOp::RowReduce(..)) {
+                self.scalar_op(fx, v, false);
+            }
+        }
+    }
+
+    fn row_sinks(&mut self, fx: &mut Fx) {
+        for s in &self.k.sinks {
+            if self.k.in_loop(s) {
+                continue;
+            }
+            let p = self.ptr[&s.buf];
+            match s.kind {
+                SinkKind::Store(Level::Row) => {
+                    let x = self.scalar[s.value.0 as usize].expect("row value");
+                    let a = fx.addr(p, self.i.expect("row loop"));
+                    fx.b.ins().store(data_flags(), x, a, 0);
+                }
+                SinkKind::FullReduce(kind) => {
+                    let x = self.scalar[s.value.0 as usize].expect("row value");
+                    let old = fx.b.ins().load(types::F32, data_flags(), p, 0);
+                    let new = ops::combine(fx, kind, old, x, Mode::Scalar);
+                    fx.b.ins().store(data_flags(), new, p, 0);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Pass `p` over the columns `j0..jend` of the current row.
+    fn pass(&mut self, fx: &mut Fx, p: usize, j0: Value, jend: Value, fixed: Option<u64>) {
+        let k = self.k;
+        let last = p + 1 == self.passes;
+        let mut accs: Vec<(RKind, V, Acc)> = Vec::new();
+        for (v, op) in k.ops.iter().enumerate() {
+            if let KOp::RowReduce(kind, x) = *op {
+                if self.avail[x.0 as usize] == p {
+                    accs.push((kind, x, Acc::Row(v)));
+                }
+            }
+        }
+        let mut sinks = Vec::new();
+        for (si, s) in k.sinks.iter().enumerate().filter(|(_, s)| last && k.in_loop(s)) {
+            match s.kind {
+                SinkKind::FullReduce(kind) => accs.push((kind, s.value, Acc::Full(si))),
+                _ => sinks.push(si),
+            }
+        }
+        if accs.is_empty() && sinks.is_empty() {
+            return;
+        }
+        let roots = accs.iter().map(|a| a.1).chain(sinks.iter().map(|&si| k.sinks[si].value));
+        let needed = self.needed(roots);
+        let kinds: Vec<RKind> = accs.iter().map(|a| a.0).collect();
+        let inputs: Vec<V> = accs.iter().map(|a| a.1).collect();
+        let st = &*self;
+        let fin = column_loop(fx, j0, jend, fixed, &kinds, &mut |fx, mode, j, acc| {
+            let vals = st.body(fx, &needed, mode, j);
+            st.sinks_at(fx, &sinks, &vals, mode, j);
+            let mut out = Vec::with_capacity(acc.len());
+            for ((&kind, &x), &a) in kinds.iter().zip(&inputs).zip(acc) {
+                let x = st.get(fx, x, mode, &vals);
+                out.push(ops::combine(fx, kind, a, x, mode));
+            }
+            out
+        });
+        for ((kind, _, target), s) in accs.into_iter().zip(fin) {
+            match target {
+                Acc::Row(v) => self.set_scalar(fx, v, s),
+                Acc::Full(si) => {
+                    let ptr = self.ptr[&k.sinks[si].buf];
+                    let old = fx.b.ins().load(types::F32, data_flags(), ptr, 0);
+                    let new = ops::combine(fx, kind, old, s, Mode::Scalar);
+                    fx.b.ins().store(data_flags(), new, ptr, 0);
+                }
+            }
+        }
+    }
+
+    /// The vector-level ops the given values depend on, in order.
+    fn needed(&self, roots: impl Iterator<Item = V>) -> Vec<usize> {
+        let mut want = vec![false; self.k.ops.len()];
+        let mut stack: Vec<usize> = roots.map(|v| v.0 as usize).collect();
+        while let Some(v) = stack.pop() {
+            if want[v] || !is_vec(self.k.levels[v]) {
+                continue;
+            }
+            want[v] = true;
+            stack.extend(args(&self.k.ops[v]).map(|a| a.0 as usize));
+        }
+        (0..want.len()).filter(|&v| want[v]).collect()
+    }
+
+    /// The vector-level values at column `j` (one vector or one element).
+    fn body(&self, fx: &mut Fx, needed: &[usize], mode: Mode, j: Value) -> HashMap<u32, Value> {
+        let mut vals: HashMap<u32, Value> = HashMap::new();
+        for &v in needed {
+            let val = match self.k.ops[v] {
+                KOp::Load(b, p) => {
+                    let base = if p == Pat::Full { self.row[&b] } else { self.ptr[&b] };
+                    let a = fx.addr(base, j);
+                    fx.b.ins().load(mode.ty(), data_flags(), a, 0)
+                }
+                KOp::Iota => {
+                    let jf = fx.b.ins().fcvt_from_sint(types::F32, j);
+                    match mode {
+                        Mode::Scalar => jf,
+                        Mode::Vec => {
+                            let s = ops::splat(fx, jf);
+                            let l = ops::lanes(fx);
+                            fx.b.ins().fadd(s, l)
+                        }
+                    }
+                }
+                KOp::Unary(op, x) => {
+                    let x = self.get(fx, x, mode, &vals);
+                    ops::unary(fx, op, x, mode, false)
+                }
+                KOp::Binary(op, x, y) => {
+                    let (x, y) = (self.get(fx, x, mode, &vals), self.get(fx, y, mode, &vals));
+                    ops::binary(fx, op, x, y, mode, false)
+                }
+                KOp::Select(c, x, y) => {
+                    let c = self.get(fx, c, mode, &vals);
+                    let (x, y) = (self.get(fx, x, mode, &vals), self.get(fx, y, mode, &vals));
+                    ops::select(fx, c, x, y, mode)
+                }
+                _ => unreachable!("scalar-level op in vector code"),
+            };
+            vals.insert(v as u32, val);
+        }
+        vals
+    }
+
+    /// The in-loop stores and column reductions at column `j`.
+    fn sinks_at(&self, fx: &mut Fx, sinks: &[usize], vals: &HashMap<u32, Value>, mode: Mode, j: Value) {
+        for &si in sinks {
+            let s = &self.k.sinks[si];
+            let x = self.get(fx, s.value, mode, vals);
+            match s.kind {
+                SinkKind::Store(Level::Elem) => {
+                    let a = fx.addr(self.row[&s.buf], j);
+                    fx.b.ins().store(data_flags(), x, a, 0);
+                }
+                SinkKind::Store(_) => {
+                    let a = fx.addr(self.ptr[&s.buf], j);
+                    fx.b.ins().store(data_flags(), x, a, 0);
+                }
+                SinkKind::ColReduce(kind) => {
+                    let a = fx.addr(self.ptr[&s.buf], j);
+                    let old = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
+                    let new = ops::combine(fx, kind, old, x, mode);
+                    fx.b.ins().store(data_flags(), new, a, 0);
+                }
+                SinkKind::FullReduce(_) => unreachable!("accumulated, not stored"),
+            }
+        }
+    }
+
+    /// Means of the reductions and stores of values computed once.
+    fn epilogue(&mut self, fx: &mut Fx) {
+        for s in &self.k.sinks {
+            let p = self.ptr[&s.buf];
+            match (s.kind, s.mean) {
+                (SinkKind::ColReduce(_), Some(n)) => {
+                    let n = fx.sym(n);
+                    let nf = fx.b.ins().fcvt_from_sint(types::F32, n);
+                    let (zero, cols) = (fx.iconst(0), self.cols);
+                    column_loop(fx, zero, cols, self.k.dom.cols.constant(), &[], &mut |fx, mode, j, _| {
+                        let a = fx.addr(p, j);
+                        let x = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
+                        let d = if mode == Mode::Vec { ops::splat(fx, nf) } else { nf };
+                        let q = fx.b.ins().fdiv(x, d);
+                        fx.b.ins().store(data_flags(), q, a, 0);
+                        vec![]
+                    });
+                }
+                (SinkKind::FullReduce(_), Some(n)) => {
+                    let n = fx.sym(n);
+                    let nf = fx.b.ins().fcvt_from_sint(types::F32, n);
+                    let x = fx.b.ins().load(types::F32, data_flags(), p, 0);
+                    let q = fx.b.ins().fdiv(x, nf);
+                    fx.b.ins().store(data_flags(), q, p, 0);
+                }
+                (SinkKind::Store(Level::Inv), _) => {
+                    let x = self.scalar[s.value.0 as usize].expect("inv value");
+                    fx.b.ins().store(data_flags(), x, p, 0);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The operands of an op.
+fn args(op: &KOp) -> impl Iterator<Item = V> {
+    let v: Vec<V> = match *op {
+        KOp::Unary(_, x) | KOp::RowReduce(_, x) => vec![x],
+        KOp::Binary(_, x, y) => vec![x, y],
+        KOp::Select(c, x, y) => vec![c, x, y],
+        _ => vec![],
+    };
+    v.into_iter()
+}
+
+/// The body of a column loop: `(mode, j, accumulators) → accumulators`.
+type Body<'b> = dyn FnMut(&mut Fx, Mode, Value, &[Value]) -> Vec<Value> + 'b;
+
+/// Runs `body` over `j0..jend` (see the module doc) with one accumulator per `kinds`;
+/// returns the accumulators reduced to scalars. `fixed` is the trip count when it is a
+/// constant and `j0 = 0`.
+fn column_loop(
+    fx: &mut Fx,
+    j0: Value,
+    jend: Value,
+    fixed: Option<u64>,
+    kinds: &[RKind],
+    body: &mut Body,
+) -> Vec<Value> {
+    let init = |fx: &mut Fx, mode| kinds.iter().map(|&k| ops::fconst(fx, ops::init(k), mode)).collect::<Vec<_>>();
+    if let Some(n) = fixed.filter(|&n| n <= STRAIGHT_MAX) {
+        let nv = n / 4;
+        let sets = (nv as usize).clamp(1, UNROLL);
+        let mut acc: Vec<Vec<Value>> = (0..sets).map(|_| init(fx, Mode::Vec)).collect();
+        for q in 0..nv {
+            let j = fx.iconst(4 * q as i64);
+            let a = &acc[q as usize % sets];
+            acc[q as usize % sets] = body(fx, Mode::Vec, j, &a.clone());
+        }
+        let v = combine_sets(fx, kinds, acc);
+        let mut s: Vec<Value> = kinds.iter().zip(&v).map(|(&k, &x)| ops::hreduce(fx, k, x)).collect();
+        for t in 4 * nv..n {
+            let j = fx.iconst(t as i64);
+            s = body(fx, Mode::Scalar, j, &s);
+        }
+        return s;
+    }
+    let step = (4 * UNROLL) as i64;
+    let (need_u, need_v, need_s) = match fixed {
+        Some(n) => (n >= step as u64, n % step as u64 >= 4, n % 4 != 0),
+        None => (true, true, true),
+    };
+    let (mut j, mut accv) = (j0, init(fx, Mode::Vec));
+    if need_u {
+        let mut tys = vec![types::I64];
+        tys.extend(std::iter::repeat_n(types::F32X4, UNROLL * kinds.len()));
+        let hdr = fx.block(&tys);
+        let (bb, exit) = (fx.b.create_block(), fx.b.create_block());
+        let mut start = vec![j];
+        for _ in 0..UNROLL {
+            start.extend(init(fx, Mode::Vec));
+        }
+        fx.jump(hdr, &start);
+        fx.b.switch_to_block(hdr);
+        let ps = fx.b.block_params(hdr).to_vec();
+        let next = fx.b.ins().iadd_imm_s(ps[0], step);
+        let fits = fx.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, jend);
+        fx.b.ins().brif(fits, bb, &[], exit, &[]);
+        fx.b.switch_to_block(bb);
+        let sets: Vec<Vec<Value>> = ps[1..].chunks(kinds.len().max(1)).map(|c| c.to_vec()).collect();
+        let mut back = vec![next];
+        for u in 0..UNROLL {
+            let ju = fx.b.ins().iadd_imm_s(ps[0], 4 * u as i64);
+            let a = sets.get(u).cloned().unwrap_or_default();
+            back.extend(body(fx, Mode::Vec, ju, &a));
+        }
+        fx.jump(hdr, &back);
+        fx.b.switch_to_block(exit);
+        j = ps[0];
+        accv = if kinds.is_empty() { vec![] } else { combine_sets(fx, kinds, sets) };
+    }
+    if need_v {
+        let mut tys = vec![types::I64];
+        tys.extend(std::iter::repeat_n(types::F32X4, kinds.len()));
+        let (hdr, bb, exit) = (fx.block(&tys), fx.b.create_block(), fx.b.create_block());
+        let mut start = vec![j];
+        start.extend(&accv);
+        fx.jump(hdr, &start);
+        fx.b.switch_to_block(hdr);
+        let ps = fx.b.block_params(hdr).to_vec();
+        let next = fx.b.ins().iadd_imm_s(ps[0], 4);
+        let fits = fx.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, jend);
+        fx.b.ins().brif(fits, bb, &[], exit, &[]);
+        fx.b.switch_to_block(bb);
+        let mut back = vec![next];
+        back.extend(body(fx, Mode::Vec, ps[0], &ps[1..]));
+        fx.jump(hdr, &back);
+        fx.b.switch_to_block(exit);
+        j = ps[0];
+        accv = ps[1..].to_vec();
+    }
+    let mut s: Vec<Value> = kinds.iter().zip(&accv).map(|(&k, &x)| ops::hreduce(fx, k, x)).collect();
+    if need_s {
+        let mut tys = vec![types::I64];
+        tys.extend(std::iter::repeat_n(types::F32, kinds.len()));
+        let (hdr, bb, exit) = (fx.block(&tys), fx.b.create_block(), fx.b.create_block());
+        let mut start = vec![j];
+        start.extend(&s);
+        fx.jump(hdr, &start);
+        fx.b.switch_to_block(hdr);
+        let ps = fx.b.block_params(hdr).to_vec();
+        let more = fx.b.ins().icmp(IntCC::SignedLessThan, ps[0], jend);
+        fx.b.ins().brif(more, bb, &[], exit, &[]);
+        fx.b.switch_to_block(bb);
+        let next = fx.b.ins().iadd_imm_s(ps[0], 1);
+        let mut back = vec![next];
+        back.extend(body(fx, Mode::Scalar, ps[0], &ps[1..]));
+        fx.jump(hdr, &back);
+        fx.b.switch_to_block(exit);
+        s = ps[1..].to_vec();
+    }
+    s
+}
+
+/// Sets of vector accumulators combined lane-wise into one.
+fn combine_sets(fx: &mut Fx, kinds: &[RKind], sets: Vec<Vec<Value>>) -> Vec<Value> {
+    let mut it = sets.into_iter();
+    let mut acc = it.next().unwrap_or_default();
+    for set in it {
+        acc = kinds
+            .iter()
+            .zip(acc.iter().zip(&set))
+            .map(|(&k, (&a, &b))| ops::combine(fx, k, a, b, Mode::Vec))
+            .collect();
+    }
+    acc
+}

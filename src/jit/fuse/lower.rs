@@ -1,0 +1,562 @@
+//! Phase 2 of fusion: buffers and kernel programs.
+//!
+//! 1. Readers: for every value, which kernels read it and with which load pattern.
+//! 2. Stored values: a value leaves registers (gets a buffer) when a later kernel, an output
+//!    or an update copy reads it, or when its kernel is not a loop (GEMM, gather, reduce).
+//! 3. Updates: `θ := v` is written in place (v's stores go straight to θ's buffer) when no
+//!    kernel after v's reads the old θ and v's own kernel reads θ only at the index it
+//!    writes (and not at all for a late v); otherwise v is stored in a temporary and copied
+//!    into θ after every other kernel. A source that is itself a parameter or state is first
+//!    copied to a temporary, so that no final copy reads what another one writes.
+//! 4. Each loop draft becomes its [`KOp`] program; the softmax family expands into row
+//!    reductions (max, Σ exp) and elementwise code, with the max trick:
+//!
+//! ```text
+//! m = max_j z    d = z − m    lse = log Σ_j exp d
+//! softmax = exp(d − lse)      log_softmax = d − lse
+//! xent    = (m − z[y]) + lse, z[y] = Σ_j (j = y ? z : 0)
+//! argmax  = min_j (z = max_j z ? j : C)      one_hot = (j = y)
+//! ```
+
+use std::collections::HashMap;
+
+use super::partition::{Draft, Drafts, Home, Ref, Role};
+use super::view::{classify, Domain, Level, Pat, Sym};
+use super::{Buf, Kernel, KOp, LabelCheck, LoopKernel, OutRef, Program, RKind, Sink, SinkKind, Temp, V};
+use super::{GatherKernel, GemmKernel, ReduceKernel};
+use crate::graph::{BinaryOp, Graph, NodeId, Op, Target, UnaryOp};
+
+/// A kernel index meaning "after the program" (outputs, update copies).
+const END: usize = usize::MAX;
+
+/// One read of a value: by kernel `k`, with a load pattern when `k` is a loop kernel.
+#[derive(Clone, Copy, Debug)]
+struct Reader {
+    k: usize,
+    pat: Option<Pat>,
+}
+
+pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
+    let mut l = Lower { g, readers: vec![Vec::new(); g.len()], inplace: vec![None; g.len()], temp: vec![None; g.len()], temps: Vec::new(), d };
+    l.collect_readers();
+    let (stage1, finals) = l.decide_updates();
+    l.assign_temps();
+    let mut kernels: Vec<Kernel> = (0..l.d.kernels.len()).map(|k| l.kernel(k)).collect();
+    let mut copies = Vec::new();
+    for (leaf, _) in &stage1 {
+        let t = l.new_temp(*leaf);
+        copies.push((l.buf(*leaf), t, *leaf));
+    }
+    for (i, (target, src)) in finals.iter().enumerate() {
+        let from = match stage1.iter().position(|(_, j)| *j == i) {
+            Some(s) => copies[s].1,
+            None => l.buf(*src),
+        };
+        copies.push((from, *target, *src));
+    }
+    for (from, to, node) in copies {
+        let size = l.size(node);
+        kernels.push(Kernel::Loop(copy_kernel(from, to, size, node)));
+    }
+    let outputs = l.outputs();
+    let labels = l.labels();
+    let mut temps = l.temps;
+    liveness(&mut temps, &kernels, &outputs);
+    Program { kernels, temps, outputs, labels }
+}
+
+/// `to := from` over `size` elements, one flat loop.
+fn copy_kernel(from: Buf, to: Buf, size: Sym, node: NodeId) -> LoopKernel {
+    LoopKernel {
+        dom: Domain { rows: Sym::ONE, cols: size },
+        flat: true,
+        ops: vec![KOp::Load(from, Pat::Full)],
+        levels: vec![Level::Elem],
+        sinks: vec![Sink { value: V(0), buf: to, kind: SinkKind::Store(Level::Elem), mean: None, node }],
+        nodes: vec![],
+        what: "copy",
+    }
+}
+
+/// First and last kernel touching each temporary; outputs live to the end.
+fn liveness(temps: &mut [Temp], kernels: &[Kernel], outputs: &[OutRef]) {
+    let end = kernels.len();
+    for t in temps.iter_mut() {
+        t.live = (usize::MAX, 0);
+    }
+    let mut touch = |b: Buf, k: usize| {
+        if let Buf::Temp(i) = b {
+            let t = &mut temps[i as usize];
+            t.live = (t.live.0.min(k), t.live.1.max(k));
+        }
+    };
+    for (k, kernel) in kernels.iter().enumerate() {
+        for b in kernel.reads().into_iter().chain(kernel.writes()) {
+            touch(b, k);
+        }
+    }
+    for o in outputs {
+        touch(o.buf, end);
+    }
+}
+
+struct Lower<'g> {
+    g: &'g Graph,
+    d: Drafts,
+    readers: Vec<Vec<Reader>>,
+    /// The parameter/state buffer a value is written to in place.
+    inplace: Vec<Option<Buf>>,
+    temp: Vec<Option<u32>>,
+    temps: Vec<Temp>,
+}
+
+impl Lower<'_> {
+    fn dom(&self, k: usize) -> Option<Domain> {
+        match &self.d.kernels[k] {
+            Draft::Loop { dom, .. } => Some(*dom),
+            _ => None,
+        }
+    }
+
+    fn size(&self, n: NodeId) -> Sym {
+        Sym::product(&self.d.dims[n.index()])
+    }
+
+    fn read(&mut self, r: &Ref, k: usize, at: Option<Level>) {
+        if let Ref::Base { node, dims, strides } = r {
+            let pat = match (at, k) {
+                (Some(l), k) if k != END => self.dom(k).and_then(|dom| classify(dims, strides, l, dom)),
+                _ => None,
+            };
+            self.readers[node.index()].push(Reader { k, pat });
+        }
+    }
+
+    fn collect_readers(&mut self) {
+        for k in 0..self.d.kernels.len() {
+            match self.d.kernels[k].clone() {
+                Draft::Loop { nodes, .. } => {
+                    for n in nodes {
+                        let p = self.d.placed[n.index()].clone().expect("placed");
+                        for (r, l) in p.refs.iter().zip(&p.arg_levels) {
+                            self.read(r, k, Some(*l));
+                        }
+                    }
+                }
+                Draft::Gemm { a, b, .. } => {
+                    self.read(&a, k, None);
+                    self.read(&b, k, None);
+                }
+                Draft::Gather { src, .. } | Draft::Reduce { src, .. } => self.read(&src, k, None),
+                Draft::Fill { .. } => {}
+            }
+        }
+        for r in self.d.outputs.clone() {
+            self.read(&r, END, None);
+        }
+        // Update sources that are leaves are read (copied) after the program.
+        for (_, r) in self.d.updates.clone() {
+            if let Some(r @ Ref::Base { node, .. }) = &r {
+                if self.d.home[node.index()] == Home::Leaf {
+                    self.read(r, END, None);
+                }
+            }
+        }
+    }
+
+    /// The graph node reading the old value of `t`, if the graph has one.
+    fn leaf_of(&self, t: Target) -> Option<NodeId> {
+        self.g.ids().find(|&id| {
+            self.d.home[id.index()] == Home::Leaf
+                && match (self.g.node(id).op, t) {
+                    (Op::Param(i), Target::Param(j)) | (Op::State(i), Target::State(j)) => i == j,
+                    _ => false,
+                }
+        })
+    }
+
+    /// In place where safe (module doc); returns the leaf sources to copy to temporaries
+    /// first (leaf, index into the final copies) and the final copies (target, source).
+    #[allow(clippy::type_complexity)]
+    fn decide_updates(&mut self) -> (Vec<(NodeId, usize)>, Vec<(Buf, NodeId)>) {
+        let (mut stage1, mut finals) = (Vec::new(), Vec::new());
+        for (t, r) in self.d.updates.clone() {
+            let Some(Ref::Base { node: b, .. }) = r else { continue };
+            let target = match t {
+                Target::Param(i) => Buf::Param(i),
+                Target::State(i) => Buf::State(i),
+            };
+            if let Home::Kernel { k, level, late } = self.d.home[b.index()] {
+                let is_loop = matches!(self.d.kernels[k], Draft::Loop { .. } | Draft::Fill { .. });
+                if is_loop && self.inplace[b.index()].is_none() && self.safe_in_place(t, k, level, late) {
+                    self.inplace[b.index()] = Some(target);
+                    continue;
+                }
+            }
+            if self.d.home[b.index()] == Home::Leaf {
+                stage1.push((b, finals.len()));
+            } else {
+                self.readers[b.index()].push(Reader { k: END, pat: None });
+            }
+            finals.push((target, b));
+        }
+        (stage1, finals)
+    }
+
+    fn safe_in_place(&self, t: Target, k: usize, level: Level, late: bool) -> bool {
+        let Some(leaf) = self.leaf_of(t) else { return true };
+        let dom = self.dom(k);
+        self.readers[leaf.index()].iter().all(|r| {
+            r.k < k
+                || (r.k == k && !late && matches!((r.pat, dom), (Some(p), Some(d)) if d.same_index(level, p)))
+        })
+    }
+
+    fn stored(&self, n: NodeId) -> bool {
+        if self.inplace[n.index()].is_some() {
+            return true;
+        }
+        match self.d.home[n.index()] {
+            Home::Kernel { k, late, .. } => {
+                late || !matches!(self.d.kernels[k], Draft::Loop { .. })
+                    || self.readers[n.index()].iter().any(|r| r.k != k)
+            }
+            _ => false,
+        }
+    }
+
+    fn new_temp(&mut self, node: NodeId) -> Buf {
+        self.temps.push(Temp { node, size: self.size(node), live: (0, 0) });
+        Buf::Temp(self.temps.len() as u32 - 1)
+    }
+
+    fn assign_temps(&mut self) {
+        for id in self.g.ids() {
+            if self.stored(id) && self.inplace[id.index()].is_none() {
+                let Buf::Temp(t) = self.new_temp(id) else { unreachable!() };
+                self.temp[id.index()] = Some(t);
+            }
+        }
+    }
+
+    /// The buffer holding node `n`'s value.
+    fn buf(&self, n: NodeId) -> Buf {
+        if let Some(b) = self.inplace[n.index()] {
+            return b;
+        }
+        match self.g.node(n).op {
+            Op::Input(i) if self.d.home[n.index()] == Home::Leaf => Buf::Input(i),
+            Op::Param(i) if self.d.home[n.index()] == Home::Leaf => Buf::Param(i),
+            Op::State(i) if self.d.home[n.index()] == Home::Leaf => Buf::State(i),
+            _ => Buf::Temp(self.temp[n.index()].unwrap_or_else(|| panic!("%{} has no buffer", n.0))),
+        }
+    }
+
+    fn base(&self, r: &Ref) -> (Buf, Vec<Sym>, Vec<Sym>) {
+        match r {
+            Ref::Base { node, dims, strides } => (self.buf(*node), dims.clone(), strides.clone()),
+            Ref::Uniform(u) => panic!("uniform %{} was not materialized", u.0),
+        }
+    }
+
+    fn outputs(&self) -> Vec<OutRef> {
+        self.g
+            .outputs
+            .iter()
+            .zip(&self.d.outputs)
+            .map(|(o, r)| {
+                let (buf, dims, strides) = self.base(r);
+                OutRef { name: o.name.clone(), buf, dims, strides }
+            })
+            .collect()
+    }
+
+    fn labels(&self) -> Vec<LabelCheck> {
+        let mut v = Vec::new();
+        for id in self.g.ids() {
+            let Some(p) = &self.d.placed[id.index()] else { continue };
+            let (r, classes) = match (p.role, self.g.node(id).op) {
+                (Role::Xent, _) => (&p.refs[1], self.d.dims[self.g.node(id).args[0].index()][1].c),
+                (Role::OneHot, Op::OneHot(c)) => (&p.refs[0], c as u64),
+                _ => continue,
+            };
+            if let Ref::Base { node, .. } = r {
+                if let (Op::Input(i), Home::Leaf) = (self.g.node(*node).op, &self.d.home[node.index()]) {
+                    v.push(LabelCheck { node: id, input: i, classes: classes as usize });
+                }
+            }
+        }
+        v
+    }
+
+    fn kernel(&self, k: usize) -> Kernel {
+        match &self.d.kernels[k] {
+            Draft::Loop { dom, nodes } => Kernel::Loop(self.loop_kernel(k, *dom, nodes)),
+            Draft::Fill { node } => Kernel::Loop(self.fill_kernel(k, *node)),
+            Draft::Gemm { node, a, b } => Kernel::Gemm(self.gemm(*node, a, b)),
+            Draft::Gather { node, src } => {
+                let (src, dims, strides) = self.base(src);
+                Kernel::Gather(GatherKernel { src, dims, strides, out: self.buf(*node), node: *node })
+            }
+            Draft::Reduce { node, src, kind, mean } => {
+                let (src, dims, strides) = self.base(src);
+                let mut out_strides = super::view::contiguous(&self.d.dims[node.index()]);
+                let ax = match self.g.node(*node).op {
+                    Op::ReduceSum(a) | Op::ReduceMean(a) | Op::ReduceMax(a) => a,
+                    _ => unreachable!("a reduce draft is a reduction"),
+                };
+                let rank = out_strides.len();
+                for x in ax.iter().filter(|&x| x < rank) {
+                    out_strides[x] = Sym::ZERO;
+                }
+                let (out, out_size) = (self.buf(*node), self.size(*node));
+                let (kind, mean) = (*kind, *mean);
+                Kernel::Reduce(ReduceKernel { src, dims, strides, out_strides, out_size, kind, mean, out, node: *node })
+            }
+        }
+    }
+
+    /// `out = op(a)·op(b)`: a contiguous operand keeps the node's transpose flag, a
+    /// transposed-contiguous one flips it.
+    fn gemm(&self, node: NodeId, a: &Ref, b: &Ref) -> GemmKernel {
+        let Op::MatMul { ta, tb } = self.g.node(node).op else { unreachable!("gemm of a matmul") };
+        let flag = |r: &Ref, t: bool| {
+            let (_, dims, strides) = self.base(r);
+            if super::view::linear(&dims, &strides, Sym::ONE) {
+                t
+            } else {
+                !t
+            }
+        };
+        let (ad, bd) = (self.dims_of(a), self.dims_of(b));
+        let (m, k) = if ta { (ad[1], ad[0]) } else { (ad[0], ad[1]) };
+        let n = if tb { bd[0] } else { bd[1] };
+        let (abuf, bbuf) = (self.base(a).0, self.base(b).0);
+        GemmKernel { m, n, k, a: abuf, ta: flag(a, ta), b: bbuf, tb: flag(b, tb), out: self.buf(node), node }
+    }
+
+    fn dims_of(&self, r: &Ref) -> Vec<Sym> {
+        self.base(r).1
+    }
+
+    fn fill_kernel(&self, k: usize, u: NodeId) -> LoopKernel {
+        let dims = &self.d.dims[u.index()];
+        let mut kb = KBuilder::new(self, k, Domain { rows: Sym::ONE, cols: Sym::product(dims) });
+        let v = kb.uniform(u);
+        kb.sinks.push(Sink { value: v, buf: self.buf(u), kind: SinkKind::Store(Level::Elem), mean: None, node: u });
+        kb.finish(vec![u], "fill")
+    }
+
+    fn loop_kernel(&self, k: usize, dom: Domain, nodes: &[NodeId]) -> LoopKernel {
+        let mut kb = KBuilder::new(self, k, dom);
+        for &n in nodes {
+            kb.node(n);
+        }
+        kb.finish(nodes.to_vec(), "fused")
+    }
+}
+
+/// Builds one loop kernel's program; ops are shared by value (CSE within the kernel).
+struct KBuilder<'a, 'g> {
+    l: &'a Lower<'g>,
+    k: usize,
+    dom: Domain,
+    ops: Vec<KOp>,
+    levels: Vec<Level>,
+    memo: HashMap<KOp, V>,
+    vals: HashMap<NodeId, V>,
+    sinks: Vec<Sink>,
+}
+
+impl<'a, 'g> KBuilder<'a, 'g> {
+    fn new(l: &'a Lower<'g>, k: usize, dom: Domain) -> Self {
+        KBuilder { l, k, dom, ops: vec![], levels: vec![], memo: HashMap::new(), vals: HashMap::new(), sinks: vec![] }
+    }
+
+    fn push(&mut self, op: KOp) -> V {
+        if let Some(&v) = self.memo.get(&op) {
+            return v;
+        }
+        let lv = |v: V| self.levels[v.0 as usize];
+        let level = match op {
+            KOp::Load(_, p) => match p {
+                Pat::Full => Level::Elem,
+                Pat::Row => Level::Row,
+                Pat::Col => Level::Col,
+                Pat::Scalar => Level::Inv,
+            },
+            KOp::Const(_) | KOp::Arg(_) | KOp::Count(_) => Level::Inv,
+            KOp::Iota => Level::Col,
+            KOp::Unary(_, x) => lv(x),
+            KOp::Binary(_, x, y) => lv(x).join(lv(y)),
+            KOp::Select(c, x, y) => lv(c).join(lv(x)).join(lv(y)),
+            KOp::RowReduce(..) => Level::Row,
+        };
+        let v = V(self.ops.len() as u32);
+        self.ops.push(op);
+        self.levels.push(level);
+        self.memo.insert(op, v);
+        v
+    }
+
+    fn c(&mut self, x: f32) -> V {
+        self.push(KOp::Const(x.to_bits()))
+    }
+    fn un(&mut self, op: UnaryOp, x: V) -> V {
+        self.push(KOp::Unary(op, x))
+    }
+    fn bin(&mut self, op: BinaryOp, x: V, y: V) -> V {
+        self.push(KOp::Binary(op, x, y))
+    }
+
+    /// The value of a uniform node, computed inline.
+    fn uniform(&mut self, u: NodeId) -> V {
+        let node = self.l.g.node(u);
+        let a = |i: usize| node.args[i];
+        match node.op {
+            Op::Const(c) => self.c(c.get() as f32),
+            Op::Scalar(s) => self.push(KOp::Arg(s)),
+            Op::Unary(op) => {
+                let x = self.uniform(a(0));
+                self.un(op, x)
+            }
+            Op::Binary(op) => {
+                let (x, y) = (self.uniform(a(0)), self.uniform(a(1)));
+                self.bin(op, x, y)
+            }
+            Op::Select => {
+                let (c, x, y) = (self.uniform(a(0)), self.uniform(a(1)), self.uniform(a(2)));
+                self.push(KOp::Select(c, x, y))
+            }
+            Op::ReduceSum(ax) => {
+                let x = self.uniform(a(0));
+                let d = &self.l.d.dims[a(0).index()];
+                let count = Sym::product(&ax.iter().filter(|&i| i < d.len()).map(|i| d[i]).collect::<Vec<_>>());
+                if count.is_one() {
+                    x
+                } else {
+                    let n = self.push(KOp::Count(count));
+                    self.bin(BinaryOp::Mul, x, n)
+                }
+            }
+            // Views, means and maxima of a uniform value are that value.
+            _ => self.uniform(a(0)),
+        }
+    }
+
+    fn operand(&mut self, r: &Ref, at: Level) -> V {
+        match r {
+            Ref::Uniform(u) => self.uniform(*u),
+            Ref::Base { node, dims, strides } => {
+                if let Home::Kernel { k, .. } = self.l.d.home[node.index()] {
+                    if k == self.k {
+                        return self.vals[node];
+                    }
+                }
+                let p = classify(dims, strides, at, self.dom).expect("partition checked the pattern");
+                self.push(KOp::Load(self.l.buf(*node), p))
+            }
+        }
+    }
+
+    /// `max_j z`, `z − max` and `log Σ_j exp(z − max)` of a row.
+    fn row_stats(&mut self, z: V) -> (V, V, V) {
+        let m = self.push(KOp::RowReduce(RKind::MaxNum, z));
+        let d = self.bin(BinaryOp::Sub, z, m);
+        let e = self.un(UnaryOp::Exp, d);
+        let s = self.push(KOp::RowReduce(RKind::Sum, e));
+        let lse = self.un(UnaryOp::Log, s);
+        (m, d, lse)
+    }
+
+    fn node(&mut self, n: NodeId) {
+        let p = self.l.d.placed[n.index()].clone().expect("placed");
+        let args: Vec<V> = p.refs.iter().zip(&p.arg_levels).map(|(r, l)| self.operand(r, *l)).collect();
+        let op = self.l.g.node(n).op;
+        let l = self.l;
+        let buf = || l.buf(n);
+        let value = match p.role {
+            Role::Elementwise => match op {
+                Op::Unary(u) => self.un(u, args[0]),
+                Op::Binary(b) => self.bin(b, args[0], args[1]),
+                _ => self.push(KOp::Select(args[0], args[1], args[2])),
+            },
+            Role::Identity => args[0],
+            Role::RowReduce(kind, mean) => {
+                let r = self.push(KOp::RowReduce(kind, args[0]));
+                match mean {
+                    Some(c) => {
+                        let c = self.push(KOp::Count(c));
+                        self.bin(BinaryOp::Div, r, c)
+                    }
+                    None => r,
+                }
+            }
+            Role::ColReduce(kind, mean) | Role::FullReduce(kind, mean) => {
+                let kind = if matches!(p.role, Role::ColReduce(..)) {
+                    SinkKind::ColReduce(kind)
+                } else {
+                    SinkKind::FullReduce(kind)
+                };
+                self.sinks.push(Sink { value: args[0], buf: buf(), kind, mean, node: n });
+                return;
+            }
+            Role::Softmax => {
+                let (_, d, lse) = self.row_stats(args[0]);
+                let x = self.bin(BinaryOp::Sub, d, lse);
+                self.un(UnaryOp::Exp, x)
+            }
+            Role::LogSoftmax => {
+                let (_, d, lse) = self.row_stats(args[0]);
+                self.bin(BinaryOp::Sub, d, lse)
+            }
+            Role::Xent => {
+                let (z, y) = (args[0], args[1]);
+                let (m, _, lse) = self.row_stats(z);
+                let j = self.push(KOp::Iota);
+                let hit = self.bin(BinaryOp::Eq, j, y);
+                let zero = self.c(0.0);
+                let picked = self.push(KOp::Select(hit, z, zero));
+                let zy = self.push(KOp::RowReduce(RKind::Sum, picked));
+                let x = self.bin(BinaryOp::Sub, m, zy);
+                self.bin(BinaryOp::Add, x, lse)
+            }
+            Role::ArgMax => {
+                let z = args[0];
+                let m = self.push(KOp::RowReduce(RKind::MaxNum, z));
+                let at_max = self.bin(BinaryOp::Eq, z, m);
+                let j = self.push(KOp::Iota);
+                let none = self.push(KOp::Count(self.dom.cols));
+                let idx = self.push(KOp::Select(at_max, j, none));
+                self.push(KOp::RowReduce(RKind::Min, idx))
+            }
+            Role::OneHot => {
+                let j = self.push(KOp::Iota);
+                self.bin(BinaryOp::Eq, j, args[0])
+            }
+        };
+        self.vals.insert(n, value);
+        if self.l.stored(n) {
+            let Home::Kernel { level, .. } = self.l.d.home[n.index()] else { unreachable!() };
+            self.sinks.push(Sink { value, buf: buf(), kind: SinkKind::Store(level), mean: None, node: n });
+        }
+    }
+
+    fn finish(self, nodes: Vec<NodeId>, what: &'static str) -> LoopKernel {
+        let mut k = LoopKernel {
+            dom: self.dom,
+            flat: false,
+            ops: self.ops,
+            levels: self.levels,
+            sinks: self.sinks,
+            nodes,
+            what,
+        };
+        let rowwise = k.levels.iter().any(|l| matches!(l, Level::Row | Level::Col))
+            || k.sinks.iter().any(|s| {
+                matches!(s.kind, SinkKind::ColReduce(_) | SinkKind::Store(Level::Row | Level::Col))
+            });
+        k.flat = !rowwise && k.passes() == 1;
+        k
+    }
+}

@@ -1,0 +1,276 @@
+//! The native backend: the optimized step graph and the forward graph compiled to fused
+//! kernels with Cranelift (design: /work/notes/jit.md).
+//!
+//! ```text
+//! Graph ─ fuse ─▶ Program (kernels, temporaries)  ─ plan ─▶ Plan (arenas, offsets)
+//!       ─ codegen ─▶ one native entry per program: `step(ctx)`, `forward(ctx)`
+//! ```
+//! [`Jit`] owns the compiled code and the arenas: parameters and optimizer state live in the
+//! fixed arena and are updated in place by the step; batch-sized temporaries live in a batch
+//! arena grown (never shrunk) to the largest batch seen. One compilation serves every batch
+//! size. A step allocates nothing but the returned vector of losses and metrics.
+//!
+//! Inputs are validated before every run exactly as `graph::eval` does (counts, shapes, one
+//! batch size, class labels of `softmax_xent`/`one_hot` read straight from an input), with
+//! the same error messages, so both backends fail alike on bad data.
+//!
+//! Runtime support: `gemm` (the matrix-product trampoline) and `pool` (the thread pool);
+//! `vmath` (vectorized transcendental functions); `abi` holds the only `unsafe`.
+
+pub mod abi;
+pub mod codegen;
+pub mod fuse;
+pub mod gemm;
+pub mod plan;
+pub mod pool;
+pub mod print;
+pub mod vmath;
+
+use crate::graph::eval::{EvalError, Slot as EvalSlot};
+use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
+use crate::pipeline::Compiled;
+use crate::tensor::Tensor;
+use crate::train::{Backend, Outputs};
+use fuse::{Buf, OutRef, Program};
+use plan::{Plan, Slot};
+
+/// One compiled program with what is needed to check its inputs.
+struct Prog {
+    program: Program,
+    inputs: Vec<InputInfo>,
+    /// A live node with the batch dimension, if any (needs an input declaring `B`).
+    batch_node: Option<NodeId>,
+    entry: usize,
+}
+
+/// A model compiled to native code; see the module doc.
+pub struct Jit {
+    machine: abi::Machine,
+    plan: Plan,
+    step: Prog,
+    forward: Prog,
+    params: Vec<ParamInfo>,
+    states: Vec<StateInfo>,
+    /// The model's buffers: the first states, the forward graph's only ones.
+    n_buffers: usize,
+}
+
+/// Compiles `c`'s optimized step (`c.opt`) and forward graph; parameters start at zero (set
+/// them with [`Jit::set_params`]). `threads > 1` splits large products and kernels.
+pub fn compile(c: &Compiled, threads: usize) -> Result<Jit, String> {
+    compile_graphs(&c.opt, &c.forward, threads)
+}
+
+/// Compiles a training step graph and a forward graph over the same parameters.
+pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
+    if !forward.params.is_empty() && step.params != forward.params {
+        return Err("the forward graph's parameters differ from the step's".into());
+    }
+    if step.states.get(..forward.states.len()) != Some(&forward.states[..]) {
+        return Err("the forward graph's states are not the first states of the step".into());
+    }
+    let (sp, fp) = (fuse::fuse(step)?, fuse::fuse(forward)?);
+    let plan = plan::plan(step, &[&sp, &fp]);
+    let code = codegen::compile(&[&sp, &fp], &["step", "forward"], &plan, threads, false)?;
+    let mut fixed = vec![0f32; plan.fixed_len];
+    for (s, &off) in step.states.iter().zip(&plan.states) {
+        fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
+    }
+    let machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    let prog = |g: &Graph, program: Program, entry: usize| Prog {
+        program,
+        inputs: g.inputs.clone(),
+        batch_node: {
+            let live = g.live();
+            g.ids().find(|id| live[id.index()] && g.shape(*id).has_batch())
+        },
+        entry,
+    };
+    Ok(Jit {
+        machine,
+        plan,
+        step: prog(step, sp, 0),
+        forward: prog(forward, fp, 1),
+        params: step.params.clone(),
+        states: step.states.clone(),
+        n_buffers: forward.states.len(),
+    })
+}
+
+/// The batch size the inputs agree on (`None` if none declares `B`), or the interpreter's
+/// error for them.
+fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usize>, EvalError> {
+    let slot = EvalSlot::Input;
+    if decl.len() != given.len() {
+        return Err(EvalError::Count { slot, expected: decl.len(), got: given.len() });
+    }
+    let mut batch: Option<(usize, String)> = None;
+    for (d, t) in decl.iter().zip(given) {
+        let numel: usize = t.shape.iter().product();
+        if t.data.len() != numel {
+            return Err(EvalError::Data { slot, name: d.name.clone(), len: t.data.len(), numel });
+        }
+        let err = || EvalError::Shape { slot, name: d.name.clone(), expected: d.shape.clone(), got: t.shape.clone() };
+        if d.shape.rank() != t.shape.len() {
+            return Err(err());
+        }
+        for (dim, &n) in d.shape.dims().iter().zip(&t.shape) {
+            match (dim, &batch) {
+                (Dim::Fixed(k), _) if *k as usize != n => return Err(err()),
+                (Dim::Batch, None) => batch = Some((n, d.name.clone())),
+                (Dim::Batch, Some((b, first))) if *b != n => {
+                    let (first, expected, name) = (first.clone(), *b, d.name.clone());
+                    return Err(EvalError::Batch { name, got: n, first, expected });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(batch.map(|b| b.0))
+}
+
+impl Jit {
+    /// Replaces the parameters (graph order; shapes must match).
+    pub fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+        if params.len() != self.params.len() {
+            return Err(format!("expected {} parameter tensor(s), got {}", self.params.len(), params.len()));
+        }
+        for ((p, t), &off) in self.params.iter().zip(params).zip(&self.plan.params) {
+            if t.shape != p.shape.concrete(0) || t.data.len() != p.shape.numel(0) {
+                return Err(format!("parameter `{}` has shape {:?}, expected {}", p.name, t.shape, p.shape));
+            }
+            self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
+    /// Replaces the optimizer state (graph order; shapes must match).
+    pub fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<(), String> {
+        if states.len() != self.states.len() {
+            return Err(format!("expected {} state tensor(s), got {}", self.states.len(), states.len()));
+        }
+        for ((s, t), &off) in self.states.iter().zip(states).zip(&self.plan.states) {
+            if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
+                return Err(format!("state `{}` has shape {:?}, expected {}", s.name, t.shape, s.shape));
+            }
+            self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
+        }
+        Ok(())
+    }
+
+    /// The optimizer state, in graph order.
+    pub fn states(&self) -> Vec<Tensor<f32>> {
+        let f = &self.machine.fixed;
+        self.states
+            .iter()
+            .zip(&self.plan.states)
+            .map(|(s, &o)| Tensor::new(s.shape.concrete(0), f[o..o + s.shape.numel(0)].to_vec()))
+            .collect()
+    }
+
+    /// One training step; returns every output in full (tests compare them all).
+    pub fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>, String> {
+        let b = self.run(true, inputs, lr as f32, t as f32)?;
+        Ok(self.step.program.outputs.iter().map(|o| self.read(0, o, b, inputs)).collect())
+    }
+
+    /// A forward pass; returns every output in full.
+    pub fn forward_full(&mut self, inputs: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>, String> {
+        let b = self.run(false, inputs, 0.0, 0.0)?;
+        Ok(self.forward.program.outputs.iter().map(|o| self.read(1, o, b, inputs)).collect())
+    }
+
+    /// Validates the inputs and runs the step or forward program; returns the batch size.
+    fn run(&mut self, step: bool, inputs: &[Tensor<f32>], lr: f32, t: f32) -> Result<usize, String> {
+        let p = if step { &self.step } else { &self.forward };
+        let batch = check_inputs(&p.inputs, inputs).map_err(|e| e.to_string())?;
+        if let (None, Some(node)) = (batch, p.batch_node) {
+            return Err(EvalError::NoBatch { node }.to_string());
+        }
+        let batch = batch.unwrap_or(0);
+        for l in &p.program.labels {
+            let data = &inputs[l.input as usize].data;
+            if let Some(&v) = data.iter().find(|&&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < l.classes)) {
+                return Err(EvalError::Label { node: l.node, value: v as f64, classes: l.classes }.to_string());
+            }
+        }
+        let need: Vec<(&[f32], usize)> =
+            inputs.iter().zip(&p.inputs).map(|(t, d)| (t.data.as_slice(), d.shape.numel(batch))).collect();
+        let entry = p.entry;
+        let batch_len = self.plan.batch_len(batch);
+        self.machine.run(&abi::Run { entry, inputs: &need, batch, batch_len, lr, step: t });
+        Ok(batch)
+    }
+
+    /// The floats of `buf` for batch size `batch`, from its start.
+    fn data<'a>(&'a self, prog: usize, buf: Buf, batch: usize, inputs: &'a [Tensor<f32>]) -> &'a [f32] {
+        let f = &self.machine.fixed;
+        match buf {
+            Buf::Input(i) => &inputs[i as usize].data,
+            Buf::Param(i) => &f[self.plan.params[i as usize]..],
+            Buf::State(i) => &f[self.plan.states[i as usize]..],
+            Buf::Temp(t) => match self.plan.temps[prog][t as usize] {
+                Slot::Fixed(o) => &f[o..],
+                Slot::Batch(u) => &self.machine.batch_arena()[u * plan::batch_pad(batch)..],
+            },
+        }
+    }
+
+    /// Output `o` of program `which` gathered from its view.
+    fn read(&self, which: usize, o: &OutRef, batch: usize, inputs: &[Tensor<f32>]) -> Tensor<f32> {
+        let data = self.data(which, o.buf, batch, inputs);
+        let dims: Vec<usize> = o.dims.iter().map(|d| d.eval(batch)).collect();
+        let strides: Vec<usize> = o.strides.iter().map(|d| d.eval(batch)).collect();
+        let out = (0..dims.iter().product())
+            .map(|e: usize| {
+                let (mut rem, mut off) = (e, 0);
+                for k in (0..dims.len()).rev() {
+                    off += (rem % dims[k]) * strides[k];
+                    rem /= dims[k];
+                }
+                data[off]
+            })
+            .collect();
+        Tensor::new(dims, out)
+    }
+
+    /// Element 0 of every output of a program (what the training loop reports).
+    fn firsts(&self, step: bool, batch: usize, inputs: &[Tensor<f32>]) -> Outputs {
+        let (p, which) = if step { (&self.step, 0) } else { (&self.forward, 1) };
+        p.program
+            .outputs
+            .iter()
+            .map(|o| self.data(which, o.buf, batch, inputs).first().copied().unwrap_or(f32::NAN))
+            .collect()
+    }
+}
+
+impl Backend for Jit {
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
+        let b = self.run(true, inputs, lr as f32, t as f32)?;
+        Ok(self.firsts(true, b, inputs))
+    }
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
+        let b = self.run(false, inputs, 0.0, 0.0)?;
+        Ok(self.firsts(false, b, inputs))
+    }
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
+        Ok(self.states()[..self.n_buffers].to_vec())
+    }
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
+        if buffers.len() != self.n_buffers {
+            return Err(format!("expected {} buffers, got {}", self.n_buffers, buffers.len()));
+        }
+        let mut all = self.states();
+        all[..buffers.len()].clone_from_slice(buffers);
+        self.set_states(&all)
+    }
+    fn params(&self) -> Vec<Tensor<f32>> {
+        let f = &self.machine.fixed;
+        self.params
+            .iter()
+            .zip(&self.plan.params)
+            .map(|(p, &o)| Tensor::new(p.shape.concrete(0), f[o..o + p.shape.numel(0)].to_vec()))
+            .collect()
+    }
+}

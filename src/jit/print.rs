@@ -1,0 +1,243 @@
+//! Text of the JIT stages, for `nnc ir --stage kernels|clif` and snapshots. Deterministic:
+//! kernels, temporaries and values are numbered in program order.
+//!
+//! `kernels` prints each program (the training step, then the forward pass): every kernel
+//! with the graph nodes it computes and their source lines, a loop kernel's program (one
+//! value a line with its level) and sinks; then the memory plan: arena sizes and each
+//! temporary's size, place and lifetime (first and last kernel).
+//!
+//! `clif` prints the Cranelift IR of the training step's functions as generated (before
+//! Cranelift's own optimizations), each under a comment naming its kernel, the graph nodes
+//! and the source lines it came from.
+
+use std::fmt::Write;
+
+use super::codegen;
+use super::fuse::{self, Buf, Kernel, KOp, Level, LoopKernel, Pat, Program, RKind, SinkKind};
+use super::plan::{self, Plan, Slot};
+use crate::graph::print::mnemonic;
+use crate::graph::{Graph, NodeId, Op};
+use crate::pipeline::Compiled;
+
+/// The kernels and memory plan of `c`'s step and forward programs.
+pub fn kernels(c: &Compiled, src: Option<&str>) -> Result<String, String> {
+    let (sp, fp) = (fuse::fuse(&c.opt)?, fuse::fuse(&c.forward)?);
+    let plan = plan::plan(&c.opt, &[&sp, &fp]);
+    let mut out = String::new();
+    let _ = writeln!(out, "memory: {}", arenas(&c.opt, &plan));
+    for (i, (name, g, p)) in [("step", &c.opt, &sp), ("forward", &c.forward, &fp)].into_iter().enumerate() {
+        out.push('\n');
+        program(&mut out, name, g, p, &plan, i, src);
+    }
+    Ok(out)
+}
+
+/// The Cranelift IR of `c`'s training step.
+pub fn clif(c: &Compiled, src: Option<&str>) -> Result<String, String> {
+    let sp = fuse::fuse(&c.opt)?;
+    let plan = plan::plan(&c.opt, &[&sp]);
+    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true)?;
+    let mut out = String::new();
+    for (name, text) in &code.text {
+        let k = name.rsplit_once("_k").and_then(|(_, k)| k.parse::<usize>().ok());
+        if let Some(k) = k {
+            let _ = writeln!(out, "; kernel k{k}: {}", headline(&c.opt, &sp, &sp.kernels[k], src));
+        }
+        out.push_str(text);
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+fn arenas(g: &Graph, plan: &Plan) -> String {
+    let params: usize = g.params.iter().map(|p| p.shape.numel(0)).sum();
+    let states: usize = g.states.iter().map(|s| s.shape.numel(0)).sum();
+    format!(
+        "fixed arena {} floats (parameters {params}, optimizer state {states}, temporaries from {}), \
+         batch arena {}·B̂ floats (B̂ = B rounded up to {})",
+        plan.fixed_len,
+        plan.temp_base,
+        plan.batch_units,
+        plan::ALIGN
+    )
+}
+
+fn program(out: &mut String, name: &str, g: &Graph, p: &Program, plan: &Plan, which: usize, src: Option<&str>) {
+    let gemms = p.kernels.iter().filter(|k| matches!(k, Kernel::Gemm(_))).count();
+    let _ = writeln!(
+        out,
+        "program {name}: {} kernels ({gemms} gemm), {} temporaries",
+        p.kernels.len(),
+        p.temps.len()
+    );
+    for (i, k) in p.kernels.iter().enumerate() {
+        let _ = writeln!(out, "k{i} {}", headline(g, p, k, src));
+        if let Kernel::Loop(l) = k {
+            loop_body(out, g, p, l);
+        }
+    }
+    for o in &p.outputs {
+        let _ = writeln!(out, "output {} = {}", o.name, buf_name(g, p, o.buf));
+    }
+    let _ = writeln!(out, "temporaries:");
+    for (t, temp) in p.temps.iter().enumerate() {
+        let place = match plan.temps[which][t] {
+            Slot::Fixed(o) => format!("fixed @{o}"),
+            Slot::Batch(u) => format!("batch @{u}·B̂"),
+        };
+        let end = if temp.live.1 >= p.kernels.len() { "end".to_string() } else { format!("k{}", temp.live.1) };
+        let _ = writeln!(
+            out,
+            "  t{t} = %{} {}: {} floats, {place}, live k{}..{end}",
+            temp.node.0,
+            g.shape(temp.node),
+            temp.size,
+            temp.live.0
+        );
+    }
+}
+
+/// `loop B×10, 3 passes ← %14 %15 … (fc2, line 12)` and the like.
+fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
+    let b = |x: Buf| buf_name(g, p, x);
+    let what = match k {
+        Kernel::Loop(l) => {
+            let shape = if l.flat {
+                format!("{} flat", l.dom.rows.mul(l.dom.cols))
+            } else {
+                format!("{}×{}", l.dom.rows, l.dom.cols)
+            };
+            let passes = l.passes();
+            let passes = if passes > 1 { format!(", {passes} passes") } else { String::new() };
+            format!("{} {shape}{passes}", l.what)
+        }
+        Kernel::Gemm(m) => {
+            let t = |x: bool| if x { "ᵀ" } else { "" };
+            format!(
+                "gemm {} = {}{}·{}{}  [{}×{}]·[{}×{}]",
+                b(m.out),
+                b(m.a),
+                t(m.ta),
+                b(m.b),
+                t(m.tb),
+                m.m,
+                m.k,
+                m.k,
+                m.n
+            )
+        }
+        Kernel::Gather(x) => format!("gather {} = {} strides {:?}", b(x.out), b(x.src), syms(&x.strides)),
+        Kernel::Reduce(x) => format!("reduce {} = {} over {:?}", b(x.out), b(x.src), syms(&x.dims)),
+    };
+    format!("{what}  ← {}", provenance(g, &k.nodes(), src))
+}
+
+fn syms(s: &[fuse::Sym]) -> Vec<String> {
+    s.iter().map(|x| x.to_string()).collect()
+}
+
+/// `%9 %10 %11 (fc1, line 12)`: the nodes, their notes and source lines.
+fn provenance(g: &Graph, nodes: &[NodeId], src: Option<&str>) -> String {
+    let ids: Vec<String> = nodes.iter().map(|n| format!("%{}", n.0)).collect();
+    let mut notes: Vec<String> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
+    for &n in nodes {
+        let m = g.meta(n);
+        if let Some(note) = &m.note {
+            if !notes.contains(note) {
+                notes.push(note.clone());
+            }
+        }
+        if let (Some(span), Some(src)) = (m.span, src) {
+            lines.push(span.line(src));
+        }
+    }
+    lines.sort();
+    lines.dedup();
+    let mut extra: Vec<String> = notes;
+    if !lines.is_empty() {
+        let l: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        extra.push(format!("line{} {}", if l.len() > 1 { "s" } else { "" }, l.join(", ")));
+    }
+    let ids = if ids.is_empty() { "-".to_string() } else { ids.join(" ") };
+    if extra.is_empty() {
+        ids
+    } else {
+        format!("{ids} ({})", extra.join(", "))
+    }
+}
+
+fn buf_name(g: &Graph, _p: &Program, b: Buf) -> String {
+    match b {
+        Buf::Input(i) => g.inputs[i as usize].name.clone(),
+        Buf::Param(i) => g.params[i as usize].name.clone(),
+        Buf::State(i) => g.states[i as usize].name.clone(),
+        Buf::Temp(t) => format!("t{t}"),
+    }
+}
+
+fn level(l: Level) -> &'static str {
+    match l {
+        Level::Inv => "inv",
+        Level::Row => "row",
+        Level::Col => "col",
+        Level::Elem => "elem",
+    }
+}
+
+fn rkind(k: RKind) -> &'static str {
+    match k {
+        RKind::Sum => "sum",
+        RKind::Max => "max",
+        RKind::MaxNum => "maxnum",
+        RKind::Min => "min",
+    }
+}
+
+fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
+    let avail = l.avail();
+    for (v, op) in l.ops.iter().enumerate() {
+        let text = match *op {
+            KOp::Load(b, pat) => {
+                let at = match pat {
+                    Pat::Full => "[i,j]",
+                    Pat::Row => "[i]",
+                    Pat::Col => "[j]",
+                    Pat::Scalar => "[0]",
+                };
+                format!("load {}{at}", buf_name(g, p, b))
+            }
+            KOp::Const(bits) => format!("const {}", f32::from_bits(bits)),
+            KOp::Arg(a) => match a {
+                crate::graph::ScalarArg::Lr => "arg lr".to_string(),
+                crate::graph::ScalarArg::Step => "arg step".to_string(),
+            },
+            KOp::Count(s) => format!("count {s}"),
+            KOp::Iota => "iota j".to_string(),
+            KOp::Unary(u, x) => format!("{} v{}", mnemonic(&Op::Unary(u)), x.0),
+            KOp::Binary(b, x, y) => format!("{} v{}, v{}", mnemonic(&Op::Binary(b)), x.0, y.0),
+            KOp::Select(c, x, y) => format!("select v{}, v{}, v{}", c.0, x.0, y.0),
+            KOp::RowReduce(k, x) => format!("row_{} v{}", rkind(k), x.0),
+        };
+        let pass = if l.levels[v] == Level::Row && avail[v] > 0 { format!(" after pass {}", avail[v] - 1) } else { String::new() };
+        let _ = writeln!(out, "    v{v} = {text} : {}{pass}", level(l.levels[v]));
+    }
+    for s in &l.sinks {
+        let name = buf_name(g, p, s.buf);
+        let mean = s.mean.map(|m| format!(" / {m}")).unwrap_or_default();
+        let text = match s.kind {
+            SinkKind::Store(lv) => {
+                let at = match lv {
+                    Level::Elem => "[i,j]",
+                    Level::Row => "[i]",
+                    Level::Col => "[j]",
+                    Level::Inv => "[0]",
+                };
+                format!("store {name}{at} = v{}", s.value.0)
+            }
+            SinkKind::ColReduce(k) => format!("{name}[j] = col_{} v{}{mean}", rkind(k), s.value.0),
+            SinkKind::FullReduce(k) => format!("{name}[0] = all_{} v{}{mean}", rkind(k), s.value.0),
+        };
+        let _ = writeln!(out, "    {text}  (%{})", s.node.0);
+    }
+}

@@ -1,0 +1,646 @@
+//! Vectorized single-precision math for the JIT: Cranelift IR emitters that compute
+//! `exp, ln, ln(1+x), tanh, sigmoid, softplus, erf` and `aᵇ` on `f32x4` values, branch-free.
+//!
+//! Owns: the algorithms and their constants. Every emitter appends straight-line CLIF to
+//! the builder's current block (no blocks, no calls, no memory) using only FMA, float and
+//! integer SIMD arithmetic, bit casts, compares and `bitselect`; so it can sit anywhere in a
+//! kernel body. The ISA must have FMA (`cranelift_native` detects it on the x86-64 hosts
+//! we run on; without it Cranelift would lower each `fma` to four libcalls). Scalars
+//! (loop tails): splat the scalar into an `f32x4`, emit, `extractlane 0`; every lane is
+//! computed independently, so no other support is needed.
+//!
+//! Accuracy, measured by the tests in `vmath/tests.rs` against `f64` references (std's
+//! `exp, ln, ln_1p, tanh`; `1/(1+e⁻ˣ)`; `max(x,0) + ln_1p(e^−|x|)`; [`crate::graph::eval::erf`];
+//! `powf`) over dense sweeps of the whole float range, in units in the last place of the
+//! `f32` result (a correctly rounded function has 0.5) and as relative error for normal
+//! results, with the instruction count each emitter adds (constants included; the
+//! optimizer shares identical constants between calls):
+//!
+//! ```text
+//! fn        max ulp  max rel    CLIF insts  method
+//! exp       1.03     8.6e-8     42          2ⁿ·p(r), r = x − n·ln2 (Cody-Waite), p degree 6
+//! log       0.80     7.8e-8     52          x = 2ᵏ·(1+f), ln(1+f) = f − f²/2 + s·(f²/2 + R(s²)),
+//! log1p     0.81     8.1e-8     47          s = f/(2+f) (fdlibm); log1p adds (x−(u−1))/u
+//! tanh      1.45     1.5e-7     48          |x| < 0.625: x + x³·P(x²); else 1 − 2q/(1+q), q = e^−2|x|
+//! sigmoid   1.6      1.3e-7     44          (x ≥ 0 ? 1 : q)/(1 + q), q = e^−|x|
+//! softplus  1.6      1.3e-7     70          max(x,0) + ln(1+q), q = e^−|x|
+//! erf       1.05     1.2e-7     54          |x| < 0.92: x + x·P(x²); else 1 − P(t)/Q(t), t = (|x|−0.915)/3.085
+//! pow       see emit_pow                    e^(y·ln|a|) with ln|a| in double-f32
+//! ```
+//! (The table is the measured state; `tests::accuracy_table` prints it again.)
+//!
+//! Special values (all as `f32::{exp, ln, ...}` except where noted):
+//! - exp: `e^x = +∞` for `x > 88.72`, subnormal results are correctly produced (two-step
+//!   scaling `p·2^⌊n/2⌋·2^⌈n/2⌉`), `0` below `−103.97`, `e^±∞ = ∞, 0`, NaN → NaN.
+//! - log: `ln 0 = −∞`, `ln(x < 0) = NaN`, `ln ∞ = ∞`, subnormal inputs are exact (rescaled by 2²³).
+//! - log1p: `log1p(−1) = −∞`, `x < −1 → NaN`, tiny x gives x exactly; `log1p(−0) = +0` (std: −0).
+//! - tanh: odd, exactly `±1` for `|x| ≥ 9.01`, `tanh(±∞) = ±1`, `tanh(−0) = −0`.
+//! - sigmoid: exactly `1` for `x ≥ 16.7`, subnormal results down to `x = −103.3`, then `0`;
+//!   never overflows.
+//! - softplus: `= x` exactly for `x ≥ 16.7`, `= e^x` (subnormal) for very negative x, `(+∞) = ∞`,
+//!   `(−∞) = 0`.
+//! - erf: odd, exactly `±1` for `|x| ≥ 3.92`, `erf(±∞) = ±1`.
+//! - NaN inputs give NaN everywhere (payload unspecified).
+//!
+//! Constants were fitted offline by a weighted minimax (Lawson) iteration in `f64` and
+//! rounded to `f32` one coefficient at a time, refitting the rest (the evaluation order
+//! here — Horner with FMA — is the one the fit was checked with).
+
+use cranelift::codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift::codegen::ir::types::{F32X4, I32X4};
+use cranelift::codegen::ir::{ConstantData, MemFlagsData};
+use cranelift::prelude::{FunctionBuilder, InstBuilder, Value};
+
+/// A unary math function [`emit`] can generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MathFn {
+    /// `eˣ`
+    Exp,
+    /// `ln x`
+    Log,
+    /// `ln(1 + x)`
+    Log1p,
+    /// `tanh x`
+    Tanh,
+    /// `1 / (1 + e⁻ˣ)`
+    Sigmoid,
+    /// `ln(1 + eˣ)`
+    Softplus,
+    /// `2/√π ∫₀ˣ e^(−t²) dt`
+    Erf,
+}
+
+impl MathFn {
+    /// Every function, in declaration order.
+    pub const ALL: [MathFn; 7] = [
+        MathFn::Exp,
+        MathFn::Log,
+        MathFn::Log1p,
+        MathFn::Tanh,
+        MathFn::Sigmoid,
+        MathFn::Softplus,
+        MathFn::Erf,
+    ];
+}
+
+/// Emits `f(x)` for an `f32x4` value `x`, returning an `f32x4`.
+pub fn emit(b: &mut FunctionBuilder, f: MathFn, x: Value) -> Value {
+    let mut v = V::new(b);
+    match f {
+        MathFn::Exp => exp(&mut v, x),
+        MathFn::Log => log(&mut v, x),
+        MathFn::Log1p => log1p(&mut v, x),
+        MathFn::Tanh => tanh(&mut v, x),
+        MathFn::Sigmoid => sigmoid(&mut v, x),
+        MathFn::Softplus => softplus(&mut v, x),
+        MathFn::Erf => erf(&mut v, x),
+    }
+}
+
+/// Emits `aᵇ` lane-wise for `f32x4` values, with the full IEEE `powf` semantics:
+///
+/// ```text
+/// a > 0 finite          e^(b·ln a), ln a carried as an unevaluated f32 sum hi + lo so that
+///                       b·ln a keeps ~30 bits: ≤ 2.5 ulp measured for |b·ln a| ≤ 88
+/// a < 0, b integer      (−1)ᵇ·|a|ᵇ          a < 0 finite, b not an integer: NaN
+/// a = ±0                +0 / +∞ for b > 0 / b < 0 (−0 / −∞ when b is an odd integer)
+/// a = ±∞                like 1/±0 above, mirrored
+/// b = ±0 or a = 1       1 (even for NaN in the other operand); (−1)^±∞ = 1
+/// otherwise NaN in → NaN out
+/// ```
+///
+/// About 150 CLIF instructions: prefer [`emit_pow_const`] when `b` is a known constant.
+pub fn emit_pow(b: &mut FunctionBuilder, a: Value, y: Value) -> Value {
+    pow(&mut V::new(b), a, y)
+}
+
+/// Emits `aʸ` for a compile-time exponent: `y ∈ {0, ±1, 2, 3, 4, −2}` by products and one
+/// division (≤ 1.5 ulp; same special values as `powf`), `y = ±0.5` by a square root (as
+/// `powf` except `(−∞)^0.5 = NaN`), anything else by [`emit_pow`] with `y` splatted.
+pub fn emit_pow_const(b: &mut FunctionBuilder, a: Value, y: f32) -> Value {
+    let mut v = V::new(b);
+    let sq = |v: &mut V, a| v.b.ins().fmul(a, a);
+    if y == 0.0 {
+        v.f(1.0)
+    } else if y == 1.0 {
+        a
+    } else if y == 2.0 {
+        sq(&mut v, a)
+    } else if y == 3.0 {
+        let s = sq(&mut v, a);
+        v.b.ins().fmul(s, a)
+    } else if y == 4.0 {
+        let s = sq(&mut v, a);
+        sq(&mut v, s)
+    } else if y == -1.0 {
+        let one = v.f(1.0);
+        v.b.ins().fdiv(one, a)
+    } else if y == -2.0 {
+        // (1/a)² rather than 1/a²: a² may overflow or underflow when the result does not.
+        let one = v.f(1.0);
+        let r = v.b.ins().fdiv(one, a);
+        sq(&mut v, r)
+    } else if y.abs() == 0.5 {
+        // `+ 0` turns −0 into +0: pow(−0, ½) = +0, pow(−0, −½) = +∞.
+        let zero = v.f(0.0);
+        let a0 = v.b.ins().fadd(a, zero);
+        let r = v.b.ins().sqrt(a0);
+        if y > 0.0 {
+            r
+        } else {
+            let one = v.f(1.0);
+            v.b.ins().fdiv(one, r)
+        }
+    } else {
+        let yv = v.f(y);
+        pow(&mut v, a, yv)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Constants. Polynomials are listed constant term first and evaluated by Horner with FMA.
+
+/// `e^r ≈ Σ EXP_P[k]·r^k` on `|r| ≤ ln2/2`: relative error 3.2e-9.
+const EXP_P: [f32; 7] = [1.0, 1.0, 0.49999994, 0.16666521, 0.041668266, 0.008368687, 0.0013821048];
+const LOG2E: f32 = std::f32::consts::LOG2_E;
+/// `1.5·2²³`: adding it rounds to an integer that sits in the low mantissa bits.
+const ROUND_MAGIC: f32 = 12582912.0;
+/// `ln 2 = LN2_HI + LN2_LO` (`LN2_HI` is `ln 2` rounded to f32).
+const LN2_HI: f32 = 0.693_147_2;
+const LN2_LO: f32 = -1.904_654_3e-9;
+/// `ln 2` to 16 bits (so `k·LN2_HI16` is exact for |k| < 256) and the rest (pow).
+const LN2_HI16: f32 = 0.693_145_75;
+const LN2_LO16: f32 = 1.428_606_8e-6;
+/// `exp` input clamps: `e^89 = ∞` in f32; `e^−104` rounds to 0.
+const EXP_HI: f32 = 89.0;
+const EXP_LO: f32 = -104.0;
+/// pow: `|y·ln a|` beyond which the low part of the product is dropped (result is 0 or ∞).
+const PH_LIMIT: f32 = 128.0;
+
+/// `(ln((1+s)/(1−s)) − 2s)/s ≈ Σ LG[k]·z^(k+1)`, `z = s²`, `|s| ≤ 0.2`: error 2.6e-11.
+const LG: [f32; 4] = [0.6666666, 0.40000933, 0.28503516, 0.24151592];
+/// Bits of `√½`: the mantissa split puts `1 + f` in `[√½, √2)`.
+const SQRT_HALF_BITS: i32 = 0x3F35_04F3;
+/// Smallest normal f32 and the factor that makes subnormals normal.
+const MIN_NORMAL: f32 = f32::MIN_POSITIVE;
+const TWO_23: f32 = 8388608.0;
+
+/// `tanh x ≈ x + x·z·Σ TANH_P[k]·z^k`, `z = x²`, `|x| < TANH_SMALL`: relative error 4.5e-9.
+const TANH_P: [f32; 5] = [-0.3333328, 0.13331406, -0.053736515, 0.020628167, -0.005692296];
+const TANH_SMALL: f32 = 0.625;
+/// `e^(−2|x|)` is clamped here: enough for `tanh = 1` and keeps `2ⁿ` normal.
+const TANH_EXP_LO: f32 = -86.5;
+
+/// `erf x ≈ x + x·Σ ERF_P[k]·z^k`, `z = x²`, `|x| < ERF_SMALL`: relative error 1.5e-8.
+const ERF_P: [f32; 6] =
+    [0.12837915, -0.376125, 0.11281877, -0.02676858, 0.004995853, -0.0006003794];
+const ERF_SMALL: f32 = 0.92;
+/// `erfc x ≈ N(t)/D(t)`, `t = x·ERF_T_SCALE + ERF_T_SHIFT = (x − 0.915)/3.085`, `x ≤ 4`:
+/// absolute error 2.6e-8 (`erf(4) = 1` in f32).
+const ERFC_N: [f32; 7] =
+    [0.19566353, -1.23715, 3.3025076, -4.759548, 3.901604, -1.7228453, 0.31977054];
+const ERFC_D: [f32; 7] = [1.0, 1.3790402, 5.7604303, 6.495922, 13.851103, 9.716647, 21.71132];
+const ERF_T_SCALE: f32 = 0.3241491;
+const ERF_T_SHIFT: f32 = -0.29659644;
+const ERF_MAX: f32 = 4.0;
+
+const SIGN: f32 = -0.0;
+
+// ---------------------------------------------------------------------------------------
+// The functions.
+
+/// `eˣ` with both clamps and subnormal results.
+fn exp(v: &mut V, x: Value) -> Value {
+    let x = v.min(x, EXP_HI);
+    let x = v.max(x, EXP_LO);
+    exp_core(v, x, None, true)
+}
+
+/// `e^x` for `x` already clamped to `[EXP_LO, EXP_HI]` (or to `[−86.5, ..]` when
+/// `subnormal` is false). `r_lo` is an extra low-order part of the argument (pow).
+///
+/// ```text
+/// n = round(x·log2 e)            k = x·log2e + 1.5·2²³ (n in its low bits)
+/// r = x − n·ln2 (+ r_lo)         exact FMA steps, |r| ≤ ln2/2
+/// eˣ = 2ⁿ·p(r)                   2ⁿ applied by integer adds to exponent fields:
+///   subnormal: p·2^⌊n/2⌋ (exponent add) · 2^⌈n/2⌉ (a float built from bits), one rounding
+///   else:      p·2ⁿ by one exponent add (needs n ≥ −125)
+/// ```
+fn exp_core(v: &mut V, x: Value, r_lo: Option<Value>, subnormal: bool) -> Value {
+    let (log2e, magic) = (v.f(LOG2E), v.f(ROUND_MAGIC));
+    let k = v.b.ins().fma(x, log2e, magic);
+    let n = v.b.ins().fsub(k, magic);
+    let (nhi, nlo) = (v.f(-LN2_HI), v.f(-LN2_LO));
+    let r = v.b.ins().fma(n, nhi, x);
+    let mut r = v.b.ins().fma(n, nlo, r);
+    if let Some(lo) = r_lo {
+        r = v.b.ins().fadd(r, lo);
+    }
+    let p = v.horner(&EXP_P, r);
+    let ki = v.int(k);
+    let pi = v.int(p);
+    if subnormal {
+        // (n>>1)<<23 = (k<<22) & 0xFF800000: only n's bits survive the shift.
+        let top9 = v.i(0xFF80_0000_u32 as i32);
+        let t = v.b.ins().ishl_imm_u(ki, 22);
+        let a23 = v.b.ins().band(t, top9);
+        let n23 = v.b.ins().ishl_imm_u(ki, 23);
+        let b23 = v.b.ins().isub(n23, a23);
+        let one_bits = v.i(1.0f32.to_bits() as i32);
+        let s2 = v.b.ins().iadd(b23, one_bits);
+        let ps = v.b.ins().iadd(pi, a23);
+        let (ps, s2) = (v.float(ps), v.float(s2));
+        v.b.ins().fmul(ps, s2)
+    } else {
+        let n23 = v.b.ins().ishl_imm_u(ki, 23);
+        let s = v.b.ins().iadd(pi, n23);
+        v.float(s)
+    }
+}
+
+/// `dk·ln2 + ln(1+f)` for `f ∈ [√½−1, 0.5]` (fdlibm's `__log1pf` kernel) plus `extra`,
+/// a small correction added before the last roundings.
+///
+/// ```text
+/// s = f/(2+f), z = s², R = z·LG(z)       ln(1+f) = 2s + s·R
+/// h = f²/2                               ln(1+f) = f − h + s·(h + R)   (no cancellation)
+/// ```
+fn log_core(v: &mut V, f: Value, dk: Value, extra: Option<Value>) -> Value {
+    let two = v.f(2.0);
+    let d = v.b.ins().fadd(f, two);
+    let s = v.b.ins().fdiv(f, d);
+    let z = v.b.ins().fmul(s, s);
+    let poly = v.horner(&LG, z);
+    let r = v.b.ins().fmul(poly, z);
+    let half = v.f(0.5);
+    let hf = v.b.ins().fmul(f, half);
+    let h = v.b.ins().fmul(hf, f);
+    let t = v.b.ins().fadd(h, r);
+    let ln2lo = v.f(LN2_LO);
+    let lo = match extra {
+        Some(e) => v.b.ins().fma(dk, ln2lo, e),
+        None => v.b.ins().fmul(dk, ln2lo),
+    };
+    let acc = v.b.ins().fma(s, t, lo);
+    let acc = v.b.ins().fsub(acc, h);
+    let acc = v.b.ins().fadd(acc, f);
+    let ln2hi = v.f(LN2_HI);
+    v.b.ins().fma(dk, ln2hi, acc)
+}
+
+/// Splits the bits `i` of a positive normal float into `x = 2^e·(1+f)`, `1+f ∈ [√½, √2)`:
+/// returns `(f, e)` with `f` exact and `e` as `i32x4`.
+fn split(v: &mut V, i: Value) -> (Value, Value) {
+    let c = v.i(SQRT_HALF_BITS);
+    let t = v.b.ins().isub(i, c);
+    let e = v.b.ins().sshr_imm_u(t, 23);
+    let e23 = v.b.ins().ishl_imm_u(e, 23);
+    let mi = v.b.ins().isub(i, e23);
+    let m = v.float(mi);
+    let one = v.f(1.0);
+    let f = v.b.ins().fsub(m, one);
+    (f, e)
+}
+
+/// `ln x` for every input: subnormals rescaled, specials patched in at the end.
+fn log(v: &mut V, x: Value) -> Value {
+    let (tiny, xs) = rescale_subnormal(v, x);
+    let i = v.int(xs);
+    let (f, e) = split(v, i);
+    let adj = {
+        let c23 = v.i(23);
+        v.b.ins().band(tiny, c23)
+    };
+    let e = v.b.ins().isub(e, adj);
+    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    let l = log_core(v, f, dk, None);
+    let special = not_positive_normal(v, i);
+    let g = log_special(v, x);
+    v.select(special, g, l)
+}
+
+/// `(x < MIN_NORMAL, x < MIN_NORMAL ? x·2²³ : x)`, the mask as `i32x4`.
+fn rescale_subnormal(v: &mut V, x: Value) -> (Value, Value) {
+    let min = v.f(MIN_NORMAL);
+    let tiny = v.b.ins().fcmp(FloatCC::LessThan, x, min);
+    let big = v.f(TWO_23);
+    let scaled = v.b.ins().fmul(x, big);
+    (tiny, v.select(tiny, scaled, x))
+}
+
+/// Mask of lanes whose bits `i` are not a positive normal finite float
+/// (`(i − 0x00800000) ≥ 0x7F000000` unsigned: zero, negative, ∞, NaN).
+fn not_positive_normal(v: &mut V, i: Value) -> Value {
+    let lo = v.i(0x0080_0000);
+    let span = v.i(0x7F00_0000);
+    let t = v.b.ins().isub(i, lo);
+    v.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, t, span)
+}
+
+/// `√x − 1/x²`: the value of `ln x` on the special lanes (±0 → −∞, x < 0 → NaN, ∞ → ∞,
+/// NaN → NaN).
+fn log_special(v: &mut V, x: Value) -> Value {
+    let r = v.b.ins().sqrt(x);
+    let x2 = v.b.ins().fmul(x, x);
+    let one = v.f(1.0);
+    let inv = v.b.ins().fdiv(one, x2);
+    v.b.ins().fsub(r, inv)
+}
+
+/// `ln(1+x)`: `u = 1 + x` rounded, `ln(1+x) = ln u + (x − (u−1))/u` (the second term
+/// restores what the rounding of u lost; it is x itself when u = 1).
+fn log1p(v: &mut V, x: Value) -> Value {
+    let one = v.f(1.0);
+    let u = v.b.ins().fadd(x, one);
+    let um1 = v.b.ins().fsub(u, one);
+    let lost = v.b.ins().fsub(x, um1);
+    let c = v.b.ins().fdiv(lost, u);
+    let i = v.int(u);
+    let (f, e) = split(v, i);
+    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    let l = log_core(v, f, dk, Some(c));
+    let special = not_positive_normal(v, i);
+    let g = log_special(v, u);
+    v.select(special, g, l)
+}
+
+/// `tanh x`: odd polynomial near 0, `1 − 2q/(1+q)`, `q = e^(−2|x|)`, with x's sign beyond.
+fn tanh(v: &mut V, x: Value) -> Value {
+    let a = v.b.ins().fabs(x);
+    let m2 = v.f(-2.0);
+    let y = v.b.ins().fmul(a, m2);
+    let y = v.max(y, TANH_EXP_LO);
+    let q = exp_core(v, y, None, false);
+    let one = v.f(1.0);
+    let d = v.b.ins().fadd(q, one);
+    let t = v.b.ins().fdiv(q, d);
+    let big = v.b.ins().fma(t, m2, one);
+    let z = v.b.ins().fmul(x, x);
+    let p = v.horner(&TANH_P, z);
+    let x3 = v.b.ins().fmul(z, x);
+    let small = v.b.ins().fma(p, x3, x);
+    let lim = v.f(TANH_SMALL);
+    let is_small = v.b.ins().fcmp(FloatCC::LessThan, a, lim);
+    let y = v.select(is_small, small, big);
+    // big ≥ 0 gets x's sign; small has it already, except +0 for x = −0.
+    v.copysign(y, x)
+}
+
+/// `σ(x) = (x ≥ 0 ? 1 : q)/(1 + q)`, `q = e^−|x| ≤ 1`: no overflow, subnormal tails.
+fn sigmoid(v: &mut V, x: Value) -> Value {
+    let q = exp_neg_abs(v, x);
+    let one = v.f(1.0);
+    let d = v.b.ins().fadd(q, one);
+    let zero = v.f(0.0);
+    let pos = v.b.ins().fcmp(FloatCC::GreaterThanOrEqual, x, zero);
+    let num = v.select(pos, one, q);
+    v.b.ins().fdiv(num, d)
+}
+
+/// `e^−|x|` (clamped below, subnormal results kept).
+fn exp_neg_abs(v: &mut V, x: Value) -> Value {
+    let sign = v.f(SIGN);
+    let nx = v.b.ins().bor(x, sign);
+    let nx = v.max(nx, EXP_LO);
+    exp_core(v, nx, None, true)
+}
+
+/// `softplus x = max(x, 0) + ln(1 + q)`, `q = e^−|x|`; `ln(1+q)` needs no rounding of 1+q:
+/// for `q < ½`, `f = q`, else `1 + q = 2·(1 + f)` with `f = (q−1)/2` exact.
+fn softplus(v: &mut V, x: Value) -> Value {
+    let q = exp_neg_abs(v, x);
+    let half = v.f(0.5);
+    let big = v.b.ins().fcmp(FloatCC::GreaterThanOrEqual, q, half);
+    let mhalf = v.f(-0.5);
+    let fb = v.b.ins().fma(q, half, mhalf);
+    let f = v.select(big, fb, q);
+    let one = v.f(1.0);
+    let bigf = v.float(big);
+    let dk = v.b.ins().band(bigf, one);
+    let l = log_core(v, f, dk, None);
+    let m = v.max(x, 0.0);
+    v.b.ins().fadd(m, l)
+}
+
+/// `erf x`: `x + x·P(x²)` for `|x| < 0.92`, else `±(1 − erfc|x|)` with a rational erfc.
+fn erf(v: &mut V, x: Value) -> Value {
+    let a = v.b.ins().fabs(x);
+    let z = v.b.ins().fmul(a, a);
+    let p = v.horner(&ERF_P, z);
+    let small = v.b.ins().fma(p, a, a);
+    let ac = v.min(a, ERF_MAX);
+    let (sc, sh) = (v.f(ERF_T_SCALE), v.f(ERF_T_SHIFT));
+    let t = v.b.ins().fma(ac, sc, sh);
+    let n = v.horner(&ERFC_N, t);
+    let d = v.horner(&ERFC_D, t);
+    let r = v.b.ins().fdiv(n, d);
+    let one = v.f(1.0);
+    let big = v.b.ins().fsub(one, r);
+    let lim = v.f(ERF_SMALL);
+    let is_small = v.b.ins().fcmp(FloatCC::LessThan, a, lim);
+    let y = v.select(is_small, small, big);
+    v.copysign(y, x)
+}
+
+// ---------------------------------------------------------------------------------------
+// pow
+
+/// `aʸ`; see [`emit_pow`].
+fn pow(v: &mut V, a: Value, y: Value) -> Value {
+    let xa = v.b.ins().fabs(a);
+    let (hi, lo, i) = log_hi_lo(v, xa);
+    // y·(hi + lo) = ph + pl exactly up to y·lo's rounding.
+    let ph = v.b.ins().fmul(y, hi);
+    let nph = v.b.ins().fneg(ph);
+    let pe = v.b.ins().fma(y, hi, nph);
+    let pl = v.b.ins().fma(y, lo, pe);
+    // Beyond the clamps pl is meaningless (huge, or ∞ − ∞): drop it there.
+    let aph = v.b.ins().fabs(ph);
+    let lim = v.f(PH_LIMIT);
+    let finite = v.b.ins().fcmp(FloatCC::LessThan, aph, lim);
+    let finite = v.float(finite);
+    let pl = v.b.ins().band(pl, finite);
+    let ph = v.min(ph, EXP_HI);
+    let ph = v.max(ph, EXP_LO);
+    let main = exp_core(v, ph, Some(pl), true);
+    let res = pow_specials(v, xa, y, i, main);
+    pow_negative_base(v, a, y, res)
+}
+
+/// `ln x = hi + lo` for `x ≥ 0` with ~2⁻²⁸ relative accuracy (hi + lo unevaluated), and
+/// the (rescaled) bits of x for the special-lane test.
+///
+/// ```text
+/// ln x = k·ln2 + f − h + s·(h + R)       as in log_core, with
+///   h = hh + hl exactly (FMA), f − hh by Fast2Sum, k·LN2_HI16 exact, sum by Fast2Sum
+/// ```
+fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
+    let (tiny, xs) = rescale_subnormal(v, x);
+    let i = v.int(xs);
+    let (f, e) = split(v, i);
+    let c23 = v.i(23);
+    let adj = v.b.ins().band(tiny, c23);
+    let e = v.b.ins().isub(e, adj);
+    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    let two = v.f(2.0);
+    let d = v.b.ins().fadd(f, two);
+    let s = v.b.ins().fdiv(f, d);
+    let z = v.b.ins().fmul(s, s);
+    let poly = v.horner(&LG, z);
+    let r = v.b.ins().fmul(poly, z);
+    let half = v.f(0.5);
+    let hf = v.b.ins().fmul(f, half);
+    let hh = v.b.ins().fmul(hf, f);
+    let nhh = v.b.ins().fneg(hh);
+    let hl = v.b.ins().fma(hf, f, nhh);
+    let t = v.b.ins().fadd(hh, r);
+    let dd = v.b.ins().fmul(s, t);
+    // f − hh = h1 + e1 (|f| ≥ hh).
+    let h1 = v.b.ins().fsub(f, hh);
+    let fd = v.b.ins().fsub(f, h1);
+    let e1 = v.b.ins().fsub(fd, hh);
+    let dl = v.b.ins().fsub(dd, hl);
+    let lo = v.b.ins().fadd(e1, dl);
+    // k·ln2_hi + h1 = hi + e2 (|k·ln2| ≥ 0.69 > |h1| unless k = 0).
+    let l2h = v.f(LN2_HI16);
+    let ka = v.b.ins().fmul(dk, l2h);
+    let hi = v.b.ins().fadd(ka, h1);
+    let hk = v.b.ins().fsub(hi, ka);
+    let e2 = v.b.ins().fsub(h1, hk);
+    let lo = v.b.ins().fadd(lo, e2);
+    let l2l = v.f(LN2_LO16);
+    let lo = v.b.ins().fma(dk, l2l, lo);
+    // Renormalize so that |lo| ≤ ulp(hi)/2 (Fast2Sum): y·lo then stays below ulp(y·hi).
+    let sum = v.b.ins().fadd(hi, lo);
+    let moved = v.b.ins().fsub(sum, hi);
+    let lo = v.b.ins().fsub(lo, moved);
+    (sum, lo, i)
+}
+
+/// Lanes where `|a|` is 0, ∞ or NaN get `max(y·ln|a|, 0)` (0, ∞ or NaN); lanes with
+/// `y = 0` or `|a| = 1` get 1.
+fn pow_specials(v: &mut V, xa: Value, y: Value, i: Value, main: Value) -> Value {
+    let m1 = v.i(-1);
+    let im = v.b.ins().iadd(i, m1);
+    let lim = v.i(0x7F7F_FFFF);
+    let odd_a = v.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, im, lim);
+    let l = log_special(v, xa);
+    let w = v.b.ins().fmul(y, l);
+    let w = v.max(w, 0.0);
+    let res = v.select(odd_a, w, main);
+    let (zero, one) = (v.f(0.0), v.f(1.0));
+    let y0 = v.b.ins().fcmp(FloatCC::Equal, y, zero);
+    let a1 = v.b.ins().fcmp(FloatCC::Equal, xa, one);
+    let unit = v.b.ins().bor(y0, a1);
+    v.select(unit, one, res)
+}
+
+/// Negative `a`: odd integer `y` flips the sign, non-integer `y` (finite `a`) gives NaN.
+fn pow_negative_base(v: &mut V, a: Value, y: Value, res: Value) -> Value {
+    let ry = v.b.ins().nearest(y);
+    let is_int = v.b.ins().fcmp(FloatCC::Equal, ry, y);
+    let half = v.f(0.5);
+    let hy = v.b.ins().fmul(y, half);
+    let rhy = v.b.ins().nearest(hy);
+    let frac = v.b.ins().fcmp(FloatCC::NotEqual, rhy, hy);
+    let odd = v.b.ins().band(is_int, frac);
+    let oddf = v.float(odd);
+    let sign = v.f(SIGN);
+    let asign = v.b.ins().band(a, sign);
+    let flip = v.b.ins().band(asign, oddf);
+    let res = v.b.ins().bxor(res, flip);
+    let zero = v.f(0.0);
+    let neg = v.b.ins().fcmp(FloatCC::LessThan, a, zero);
+    let ninf = v.f(f32::NEG_INFINITY);
+    let fin = v.b.ins().fcmp(FloatCC::GreaterThan, a, ninf);
+    let neg = v.b.ins().band(neg, fin);
+    let bad = v.b.ins().band_not(neg, is_int);
+    let nan = v.f(f32::NAN);
+    v.select(bad, nan, res)
+}
+
+// ---------------------------------------------------------------------------------------
+// Builder helpers.
+
+/// The builder plus a cache of the vector constants made by one emitter call (all in the
+/// current block, so they dominate their uses).
+struct V<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    consts: Vec<(u32, bool, Value)>,
+}
+
+impl<'a, 'b> V<'a, 'b> {
+    fn new(b: &'a mut FunctionBuilder<'b>) -> Self {
+        V { b, consts: Vec::new() }
+    }
+
+    /// A splatted constant (`vconst`), made once per emitter call.
+    fn splat(&mut self, bits: u32, float: bool) -> Value {
+        if let Some(&(_, _, v)) = self.consts.iter().find(|c| c.0 == bits && c.1 == float) {
+            return v;
+        }
+        let data = ConstantData::from(bits.to_le_bytes().repeat(4));
+        let handle = self.b.func.dfg.constants.insert(data);
+        let ty = if float { F32X4 } else { I32X4 };
+        let v = self.b.ins().vconst(ty, handle);
+        self.consts.push((bits, float, v));
+        v
+    }
+
+    fn f(&mut self, c: f32) -> Value {
+        self.splat(c.to_bits(), true)
+    }
+
+    fn i(&mut self, c: i32) -> Value {
+        self.splat(c as u32, false)
+    }
+
+    fn int(&mut self, x: Value) -> Value {
+        self.b.ins().bitcast(I32X4, MemFlagsData::new(), x)
+    }
+
+    fn float(&mut self, x: Value) -> Value {
+        self.b.ins().bitcast(F32X4, MemFlagsData::new(), x)
+    }
+
+    /// `mask ? t : f` for an `i32x4` lane mask (all ones / all zeros) and `f32x4` values.
+    fn select(&mut self, mask: Value, t: Value, f: Value) -> Value {
+        let m = self.float(mask);
+        self.b.ins().bitselect(m, t, f)
+    }
+
+    /// `min(x, c)`, NaN in x propagates. `c < x ? c : x` is the pattern x86 lowers to one `minps`.
+    fn min(&mut self, x: Value, c: f32) -> Value {
+        let c = self.f(c);
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, c, x);
+        self.select(lt, c, x)
+    }
+
+    /// `max(x, c)`, NaN in x propagates: `x < c ? c : x` (one `maxps`).
+    fn max(&mut self, x: Value, c: f32) -> Value {
+        let c = self.f(c);
+        let lt = self.b.ins().fcmp(FloatCC::LessThan, x, c);
+        self.select(lt, c, x)
+    }
+
+    /// `y` with the sign bit of `s` or-ed in (`|y|·sgn s` when y ≥ 0).
+    fn copysign(&mut self, y: Value, s: Value) -> Value {
+        let sign = self.f(SIGN);
+        let sb = self.b.ins().band(s, sign);
+        self.b.ins().bor(y, sb)
+    }
+
+    /// `Σ c[k]·x^k` by Horner with FMA.
+    fn horner(&mut self, c: &[f32], x: Value) -> Value {
+        let (last, rest) = c.split_last().expect("a polynomial has a coefficient");
+        let mut acc = self.f(*last);
+        for &ck in rest.iter().rev() {
+            let k = self.f(ck);
+            acc = self.b.ins().fma(acc, x, k);
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests;

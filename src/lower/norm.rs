@@ -1,0 +1,170 @@
+//! Normalization layers and weight normalization, decomposed into reductions, broadcasts and
+//! elementwise ops, as PyTorch defines them (`x̂` then `y = x̂·weight + bias` when affine):
+//!
+//! | layer      | mode  | `x̂`                                                                 |
+//! |------------|-------|---------------------------------------------------------------------|
+//! | layer norm | both  | `(x − μ)/√(σ² + ε)`, μ and biased σ² over the last axis              |
+//! | group norm | both  | `[N, d]` viewed as `[N, G, d/G]`, normalized over the last axis      |
+//! | batch norm | train | `(x − μ)/√(σ² + ε)`, μ and biased σ² over the batch (axis 0)         |
+//! | batch norm | eval  | `(x − running_mean)/√(running_var + ε)`                              |
+//!
+//! Training-mode batch norm also moves its buffers (PyTorch's `momentum` convention):
+//! `running_mean ← (1 − m)·running_mean + m·μ`,
+//! `running_var ← (1 − m)·running_var + m·σ²·n/(n − 1)` (the unbiased variance; `n` is the
+//! batch size, read at run time as `Σ` of a `[B, 1]` constant of ones, and `n − 1` is taken
+//! as at least 1 so that a batch of one leaves a finite value where PyTorch raises), and
+//! `num_batches_tracked ← num_batches_tracked + 1`.
+//!
+//! Weight normalization: `w = g·v/‖v_i‖` with the 2-norm of each row `v_i` of `v`
+//! (`torch.nn.utils.weight_norm(..., dim = 0)`, no epsilon), then `x·wᵀ + b` as Dense.
+
+use super::{Lowering, Mode};
+use crate::check::Norm;
+use crate::graph::{Axes, BinaryOp, Dim, Graph, NodeId, Reduce, Shape, UnaryOp};
+
+/// A normalization layer applied to `x`, with its optional affine parameters.
+pub(super) fn normalize(
+    g: &mut Graph,
+    cx: &mut Lowering,
+    norm: Norm,
+    x: NodeId,
+    weight: Option<u32>,
+    bias: Option<u32>,
+) -> NodeId {
+    let shape = g.shape(x).clone();
+    let xhat = match norm {
+        Norm::Layer { eps } => standardize(g, x, shape.rank() - 1, eps).0,
+        Norm::Group { groups, eps } => {
+            let d = fixed(shape.dims()[1]);
+            let grouped = Shape(vec![shape.dims()[0], Dim::Fixed(groups), Dim::Fixed(d / groups)]);
+            let xg = g.reshape(x, &grouped);
+            let xhat = standardize(g, xg, 2, eps).0;
+            g.reshape(xhat, &shape)
+        }
+        Norm::Batch { eps, momentum, buffer } => match cx.mode {
+            Mode::Train => {
+                let (xhat, mean, var) = standardize(g, x, 0, eps);
+                update_running(g, cx, buffer, momentum, mean, var, &shape);
+                xhat
+            }
+            Mode::Eval => {
+                let (rm, rv) = (cx.buffer(g, buffer), cx.buffer(g, buffer + 1));
+                let rm = g.broadcast(rm, &shape);
+                let xc = g.sub(x, rm);
+                let den = root_plus(g, rv, eps);
+                let den = g.broadcast(den, &shape);
+                g.div(xc, den)
+            }
+        },
+    };
+    affine(g, xhat, weight, bias)
+}
+
+/// `(x̂, μ, σ²)` over `axis`: `x̂ = (x − μ)/√(σ² + ε)` with the biased variance; μ and σ²
+/// keep the axis with size 1.
+fn standardize(g: &mut Graph, x: NodeId, axis: usize, eps: f64) -> (NodeId, NodeId, NodeId) {
+    let shape = g.shape(x).clone();
+    let mean = g.reduce(Reduce::Mean, x, Axes::of(&[axis]));
+    let mb = g.broadcast(mean, &shape);
+    let xc = g.sub(x, mb);
+    let sq = g.unary(UnaryOp::Square, xc);
+    let var = g.reduce(Reduce::Mean, sq, Axes::of(&[axis]));
+    let den = root_plus(g, var, eps);
+    let den = g.broadcast(den, &shape);
+    (g.div(xc, den), mean, var)
+}
+
+/// `√(v + ε)`.
+fn root_plus(g: &mut Graph, v: NodeId, eps: f64) -> NodeId {
+    let e = g.constant(eps, g.shape(v).clone());
+    let s = g.add2(v, e);
+    g.unary(UnaryOp::Sqrt, s)
+}
+
+/// The running-statistics updates of a training-mode batch norm over `x: [B, d]` (`shape`)
+/// whose batch mean and biased variance are `mean`, `var` (`[1, d]`).
+fn update_running(
+    g: &mut Graph,
+    cx: &mut Lowering,
+    buffer: u32,
+    m: f64,
+    mean: NodeId,
+    var: NodeId,
+    shape: &Shape,
+) {
+    let d = Shape(vec![shape.dims()[1]]);
+    let (mean, var) = (g.reshape(mean, &d), g.reshape(var, &d));
+    // n/(max(n − 1, 1)), n the run-time batch size
+    let ones = g.constant(1.0, Shape(vec![shape.dims()[0], Dim::Fixed(1)]));
+    let n = g.sum_all(ones);
+    let one = g.constant(1.0, Shape::scalar());
+    let n1 = g.sub(n, one);
+    let n1 = g.binary(BinaryOp::Max, n1, one);
+    let corr = g.div(n, n1);
+    let corr = g.broadcast(corr, &d);
+    let unbiased = g.mul(var, corr);
+    for (i, stat) in [(buffer, mean), (buffer + 1, unbiased)] {
+        let old = cx.buffer(g, i);
+        let kept = g.scale(old, 1.0 - m);
+        let moved = g.scale(stat, m);
+        let new = g.add2(kept, moved);
+        cx.set_buffer(i, new);
+    }
+    let count = cx.buffer(g, buffer + 2);
+    let one = g.constant(1.0, Shape::scalar());
+    let count = g.add2(count, one);
+    cx.set_buffer(buffer + 2, count);
+}
+
+/// `x̂·weight + bias`, each broadcast over the leading axes.
+fn affine(g: &mut Graph, xhat: NodeId, weight: Option<u32>, bias: Option<u32>) -> NodeId {
+    let shape = g.shape(xhat).clone();
+    let mut y = xhat;
+    if let Some(w) = weight {
+        let w = g.param(w);
+        let w = g.broadcast(w, &shape);
+        y = g.mul(y, w);
+    }
+    if let Some(b) = bias {
+        let b = g.param(b);
+        let b = g.broadcast(b, &shape);
+        y = g.add2(y, b);
+    }
+    y
+}
+
+/// `x·wᵀ + bias` with `w = g·v/‖v_i‖` (row norms); `out` is the result's shape.
+pub(super) fn weight_norm_dense(
+    g: &mut Graph,
+    x: NodeId,
+    gi: u32,
+    vi: u32,
+    bias: Option<u32>,
+    out: &Shape,
+) -> NodeId {
+    let v = g.param(vi);
+    let vshape = g.shape(v).clone();
+    let sq = g.unary(UnaryOp::Square, v);
+    let rows = g.reduce(Reduce::Sum, sq, Axes::of(&[1]));
+    let norm = g.unary(UnaryOp::Sqrt, rows);
+    let gp = g.param(gi);
+    let scale = g.div(gp, norm);
+    let scale = g.broadcast(scale, &vshape);
+    let w = g.mul(v, scale);
+    let y = g.matmul(x, w, false, true);
+    match bias {
+        Some(b) => {
+            let b = g.param(b);
+            let b = g.broadcast(b, out);
+            g.add2(y, b)
+        }
+        None => y,
+    }
+}
+
+fn fixed(d: Dim) -> u32 {
+    match d {
+        Dim::Fixed(n) => n,
+        Dim::Batch => 1,
+    }
+}

@@ -1,0 +1,247 @@
+//! The optimizer step as graph code: from a graph with gradients (`autodiff::backward`) to
+//! the whole training step, whose [`Update`]s give every parameter's new value and every
+//! optimizer state's new value. Gradient clipping is applied first: the global `clip`, then
+//! each parameter group's own `clip` over that group's gradients.
+//!
+//! The learning rate and the step count `t` (from 1) are runtime scalars (`Op::Scalar`), so a
+//! schedule never changes the graph; everything that depends on `t` (bias corrections,
+//! RAdam's switch, NAdam's μ, AdaBound's bounds) is scalar graph code, and per-layer norms
+//! (LARS, LAMB) are reductions to scalars. A parameter group whose `lr` differs from the
+//! optimizer's scales the runtime rate by `group lr / optimizer lr`.
+//!
+//! Optimizer state is named as PyTorch names it, after the parameter: `momentum_buffer`,
+//! `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `grad_avg`, `acc_delta`,
+//! `exp_inf`, `mu_product` (and `previous` for the heavy ball). Formulas are PyTorch's or
+//! CATALOG.md's; each is written next to the code that builds it:
+//!
+//! | module | methods |
+//! |--------|---------|
+//! | `sgd` | sgd, heavy_ball |
+//! | `adaptive` | adagrad, rmsprop, adadelta |
+//! | `adam` | adam (amsgrad), adamw, nadam, radam, adamax, adabound, padam |
+//! | `layerwise` | lars, lamb |
+//!
+//! What it does not do: compute the schedule (the runtime passes `lr`), or simplify: the
+//! graph it builds is left to `passes`. L-BFGS is not a graph update and is not here.
+
+mod adam;
+mod adaptive;
+mod layerwise;
+mod sgd;
+
+use crate::check::{Clip, Hyper, Method, Model};
+use crate::graph::{BinaryOp, Graph, Meta, NodeId, ScalarArg, Shape, Target, UnaryOp, Update};
+
+/// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
+/// state updates. Outputs kept: the loss and the metrics.
+pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
+    let mut g = grad_graph.clone();
+    let params: Vec<(u32, NodeId)> = (0..g.params.len() as u32)
+        .map(|i| {
+            let name = format!("grad.{}", g.params[i as usize].name);
+            (i, g.output(&name).expect("backward graph has a gradient per parameter"))
+        })
+        .collect();
+    g.outputs.retain(|o| !o.name.starts_with("grad."));
+    let grads: Vec<NodeId> = params.iter().map(|p| p.1).collect();
+
+    g.origin = Meta { note: Some("clip".into()), ..Meta::default() };
+    let mut grads = match &model.clip {
+        Some(c) => clip(&mut g, c, &grads),
+        None => grads,
+    };
+    group_clips(&mut g, model, &mut grads);
+    let opt = &model.optimizer;
+    for ((i, _), grad) in params.into_iter().zip(grads) {
+        let name = g.params[i as usize].name.clone();
+        let h = opt.hyper_of(i);
+        g.origin =
+            Meta { note: Some(format!("{} {name}", label(opt.method, h))), ..Meta::default() };
+        let theta = g.param(i);
+        let mut u = Ctx { g: &mut g, name: &name, theta, grad, h, lr_ratio: h.lr / opt.hyper.lr };
+        let new = match opt.method {
+            Method::Sgd => sgd::sgd(&mut u),
+            Method::HeavyBall => sgd::heavy_ball(&mut u),
+            Method::Adagrad => adaptive::adagrad(&mut u),
+            Method::Rmsprop => adaptive::rmsprop(&mut u),
+            Method::Adadelta => adaptive::adadelta(&mut u),
+            Method::Adam => adam::adam(&mut u, false),
+            Method::AdamW => adam::adam(&mut u, true),
+            Method::NAdam => adam::nadam(&mut u),
+            Method::RAdam => adam::radam(&mut u),
+            Method::Adamax => adam::adamax(&mut u),
+            Method::AdaBound => adam::adabound(&mut u),
+            Method::Padam => adam::padam(&mut u),
+            Method::Lars => layerwise::lars(&mut u),
+            Method::Lamb => layerwise::lamb(&mut u),
+        };
+        g.updates.push(Update { target: Target::Param(i), node: new });
+    }
+    g.origin = Meta::default();
+    g
+}
+
+/// The IR note's name of the method (`amsgrad` for Adam with `amsgrad = true`).
+fn label(m: Method, h: &Hyper) -> &'static str {
+    match m {
+        Method::Adam if h.amsgrad => "amsgrad",
+        _ => m.name(),
+    }
+}
+
+/// Each group's `clip`, over that group's gradients (after the global clip).
+fn group_clips(g: &mut Graph, model: &Model, grads: &mut [NodeId]) {
+    for group in &model.optimizer.groups {
+        let Some(c) = &group.clip else { continue };
+        g.origin = Meta {
+            note: Some(format!("clip group {}", group.patterns.join(" "))),
+            ..Meta::default()
+        };
+        let mine: Vec<NodeId> = group.params.iter().map(|&i| grads[i as usize]).collect();
+        for (&i, new) in group.params.iter().zip(clip(g, c, &mine)) {
+            grads[i as usize] = new;
+        }
+    }
+}
+
+/// One parameter's update under construction: the graph, the parameter and its gradient,
+/// and the hyper-parameters of its group.
+pub(super) struct Ctx<'a> {
+    pub g: &'a mut Graph,
+    /// The parameter's name, prefix of its state names.
+    pub name: &'a str,
+    pub theta: NodeId,
+    pub grad: NodeId,
+    pub h: &'a Hyper,
+    /// The group's `lr` over the optimizer's: the runtime rate is scaled by it.
+    pub lr_ratio: f64,
+}
+
+impl Ctx<'_> {
+    fn shape(&self) -> Shape {
+        self.g.shape(self.theta).clone()
+    }
+    /// A constant shaped like the parameter.
+    pub fn konst(&mut self, c: f64) -> NodeId {
+        let shape = self.shape();
+        self.g.constant(c, shape)
+    }
+    /// A scalar constant `[]`.
+    pub fn sconst(&mut self, c: f64) -> NodeId {
+        self.g.constant(c, Shape::scalar())
+    }
+    /// The runtime learning rate of this parameter's group, a scalar.
+    pub fn lr(&mut self) -> NodeId {
+        let lr = self.g.scalar(ScalarArg::Lr);
+        if self.lr_ratio == 1.0 {
+            return lr;
+        }
+        let r = self.sconst(self.lr_ratio);
+        self.g.mul(lr, r)
+    }
+    /// The step count `t` (from 1), a scalar.
+    pub fn t(&mut self) -> NodeId {
+        self.g.scalar(ScalarArg::Step)
+    }
+    /// A scalar broadcast to the parameter's shape.
+    pub fn bcast(&mut self, s: NodeId) -> NodeId {
+        let shape = self.shape();
+        self.g.broadcast(s, &shape)
+    }
+    /// `1 − cᵗ` (a bias correction), a scalar.
+    pub fn one_minus_pow_t(&mut self, c: f64) -> NodeId {
+        let b = self.sconst(c);
+        let t = self.t();
+        let bt = self.g.binary(BinaryOp::Pow, b, t);
+        let one = self.sconst(1.0);
+        self.g.sub(one, bt)
+    }
+    /// A new state tensor `{param}.{suffix}` shaped like the parameter, filled with `init`.
+    pub fn state(&mut self, suffix: &str, init: f64) -> (u32, NodeId) {
+        let shape = self.shape();
+        self.state_shaped(suffix, init, shape)
+    }
+    pub fn state_shaped(&mut self, suffix: &str, init: f64, shape: Shape) -> (u32, NodeId) {
+        let i = self.g.states.len() as u32;
+        let node = self.g.add_state(&format!("{}.{suffix}", self.name), shape, init);
+        (i, node)
+    }
+    /// `state i := node` after the step.
+    pub fn set(&mut self, i: u32, node: NodeId) {
+        self.g.updates.push(Update { target: Target::State(i), node });
+    }
+    /// `g + λθ` (coupled weight decay), or `g` when λ = 0.
+    pub fn decayed(&mut self) -> NodeId {
+        let wd = self.h.weight_decay;
+        if wd == 0.0 {
+            return self.grad;
+        }
+        let d = self.g.scale(self.theta, wd);
+        self.g.add2(self.grad, d)
+    }
+    /// `c·a + (1 − c)·b`, the exponential moving average step of PyTorch's `lerp`/`mul_.add_`.
+    pub fn ema(&mut self, a: NodeId, c: f64, b: NodeId) -> NodeId {
+        let x = self.g.scale(a, c);
+        let y = self.g.scale(b, 1.0 - c);
+        self.g.add2(x, y)
+    }
+    pub fn un(&mut self, op: UnaryOp, a: NodeId) -> NodeId {
+        self.g.unary(op, a)
+    }
+    pub fn bin(&mut self, op: BinaryOp, a: NodeId, b: NodeId) -> NodeId {
+        self.g.binary(op, a, b)
+    }
+    /// `√(Σ x²)`, a scalar (a per-tensor 2-norm).
+    pub fn norm(&mut self, x: NodeId) -> NodeId {
+        let sq = self.g.unary(UnaryOp::Square, x);
+        let s = self.g.sum_all(sq);
+        self.g.unary(UnaryOp::Sqrt, s)
+    }
+    /// `θ − lr·d` with the group's runtime rate.
+    pub fn descend(&mut self, d: NodeId) -> NodeId {
+        let lr = self.lr();
+        let lr = self.bcast(lr);
+        let delta = self.g.mul(lr, d);
+        self.g.sub(self.theta, delta)
+    }
+}
+
+/// Clipping of the gradients `grads` together (CATALOG.md):
+/// global_norm(c): `n = ‖concat(g)‖₂`, `g *= min(1, c/(n + 1e-6))`; value(c): clamp to ±c.
+fn clip(g: &mut Graph, c: &Clip, grads: &[NodeId]) -> Vec<NodeId> {
+    match *c {
+        Clip::GlobalNorm(c) => {
+            let mut total = g.constant(0.0, Shape::scalar());
+            for &d in grads {
+                let sq = g.unary(UnaryOp::Square, d);
+                let s = g.sum_all(sq);
+                total = g.add2(total, s);
+            }
+            let n = g.unary(UnaryOp::Sqrt, total);
+            let eps = g.constant(1e-6, Shape::scalar());
+            let n = g.add2(n, eps);
+            let cc = g.constant(c, Shape::scalar());
+            let r = g.div(cc, n);
+            let one = g.constant(1.0, Shape::scalar());
+            let f = g.binary(BinaryOp::Min, one, r);
+            grads
+                .iter()
+                .map(|&d| {
+                    let s = g.shape(d).clone();
+                    let fb = g.broadcast(f, &s);
+                    g.mul(d, fb)
+                })
+                .collect()
+        }
+        Clip::Value(c) => grads
+            .iter()
+            .map(|&d| {
+                let shape = g.shape(d).clone();
+                let hi = g.constant(c, shape.clone());
+                let lo = g.constant(-c, shape);
+                let m = g.binary(BinaryOp::Min, d, hi);
+                g.binary(BinaryOp::Max, m, lo)
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,94 @@
+//! `nnc bench`: the JSON line `../shared/bench/compare-peers` reads, the table, the five
+//! benchmark configs, and errors. Tiny timing windows (hidden flags) keep it fast.
+
+use std::process::Command;
+
+fn nnc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const QUICK: [&str; 6] = ["--windows", "2", "--window-s", "0.05", "--warmup-s", "0.05"];
+
+/// The parsed JSON line and its text.
+fn bench_json(file: &str, extra: &[&str]) -> (serde_json::Value, String) {
+    let mut args = vec!["bench", file, "--json"];
+    args.extend(QUICK);
+    args.extend(extra);
+    let (code, out, err) = nnc(&args);
+    assert_eq!(code, 0, "{file}: {err}");
+    assert_eq!(out.lines().count(), 1, "one JSON line: {out}");
+    (serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}")), out)
+}
+
+#[test]
+fn json_has_the_keys_compare_peers_reads() {
+    let (v, out) = bench_json("examples/bench/a.nn", &["--threads", "1", "--backend", "interp"]);
+    // compare-peers takes the first key matching /steps.*(per|\/).*s/: it must be the rate.
+    assert!(out.starts_with(r#"{"steps_per_s":"#), "{out}");
+    let num = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {v}"));
+    assert!(num("steps_per_s") > 0.0);
+    assert!((num("us_per_step") * num("steps_per_s") - 1e6).abs() < 1e3);
+    assert!(num("peak_rss_mib") > 0.0);
+    assert_eq!(num("threads"), 1.0);
+    assert_eq!(num("batch"), 32.0);
+    assert_eq!(num("n_params"), 64.0 * 32.0 + 32.0 + 32.0 * 10.0 + 10.0);
+    assert_eq!(v["config"], "a");
+    assert_eq!(v["backend"], "interp");
+    assert_eq!(v["window_rates"].as_array().unwrap().len(), 2);
+    let stages = v["compile_ms"].as_object().unwrap();
+    for s in ["parse", "check", "lower", "autodiff", "update", "passes", "total"] {
+        assert!(stages[s].as_f64().unwrap() >= 0.0, "{s}: {v}");
+    }
+    assert!(num("compile_total_ms") > 0.0);
+    assert!(num("loss_first").is_finite() && num("loss_last").is_finite());
+}
+
+#[test]
+fn every_benchmark_config_compiles_and_matches_the_peer_table() {
+    // (file, parameter count of the peers' model, batch): bench_common.py CONFIGS.
+    let configs = [
+        ("a", [64, 32, 10].as_slice(), 32),
+        ("b", &[784, 128, 10], 64),
+        ("c", &[784, 512, 512, 512, 10], 128),
+        ("d", &[1024, 2048, 2048, 1024], 256),
+        ("e", &[10, 64, 64, 1], 256),
+    ];
+    for (c, layers, batch) in configs {
+        let file = format!("examples/bench/{c}.nn");
+        let (code, out, err) = nnc(&["check", &file]);
+        assert_eq!(code, 0, "{file}: {err}");
+        let params: usize = layers.windows(2).map(|w| w[0] * w[1] + w[1]).sum();
+        assert!(
+            out.contains(&format!("{params} parameters in {} tensors", 2 * (layers.len() - 1))),
+            "{file}: {out}"
+        );
+        let src = std::fs::read_to_string(&file).unwrap();
+        assert!(src.contains(&format!("batch = {batch}")), "{file}");
+        assert!(src.contains(&format!("random(n = {})", 8 * batch)), "{file}");
+    }
+}
+
+#[test]
+fn the_table_is_readable() {
+    let mut args = vec!["bench", "examples/bench/e.nn"];
+    args.extend(QUICK);
+    let (code, out, err) = nnc(&args);
+    assert_eq!(code, 0, "{err}");
+    for want in ["compile", "parse", "total", "steps/s", "peak RSS", "batch 256"] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
+}
+
+#[test]
+fn errors_are_reported() {
+    let (code, _, err) = nnc(&["bench", "no/such/file.nn", "--json"]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = nnc(&["bench", "tests/cases/errors/check_undefined_name.nn"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("error"), "{err}");
+}
