@@ -15,11 +15,13 @@ Method (as ../shared/bench/compare-peers, extended):
 - JAX's peak RSS and first-call time on every config (JAX rounds, or one extra run);
 - threads: `nnc bench ... --threads 2` (cores 0,1) alternated with `--threads 1` (core 0),
   median ratio 2t/1t per config.
-Every JSON line is appended to --raw. Prints Markdown tables on stdout, progress on stderr.
+Every JSON line is appended to --raw, with the CPU share other processes used during the
+run (`_others_cpu_frac`, from /proc/stat minus this run's own CPU time). Prints Markdown tables on stdout, progress on stderr.
 """
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,9 @@ p.add_argument("--raw", default=None)
 p.add_argument("--backend", default=None, help="pass --backend to nnc bench")
 p.add_argument("--no-compile-peer", action="store_true", help="skip torch.compile on D")
 p.add_argument("--no-threads", action="store_true", help="skip the 2-thread comparison")
+p.add_argument("--wait-quiet", action="store_true",
+               help="before each run, wait until other processes use < 10%% of the CPUs")
+p.add_argument("--max-wait", type=float, default=600, help="seconds --wait-quiet waits at most")
 args = p.parse_args()
 PY = sys.executable
 raw = open(args.raw, "a") if args.raw else None
@@ -43,22 +48,67 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def run_json(cmd, tag):
+def cpu_jiffies():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return sum(v) - idle, sum(v)
+
+
+def others_busy(seconds=1.0):
+    """Fraction of the machine's CPU time used over `seconds` (we are idle meanwhile)."""
+    b0, t0 = cpu_jiffies()
+    time.sleep(seconds)
+    b1, t1 = cpu_jiffies()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet():
+    """With --wait-quiet, wait (up to --max-wait s) until other processes use < 10% CPU."""
+    if not args.wait_quiet:
+        return None
     t0 = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{tag} failed ({' '.join(cmd)}):\n{out.stderr[-2000:]}")
-    line = out.stdout.strip().splitlines()[-1]
-    d = json.loads(line)
+    busy = others_busy()
+    while busy > 0.10 and time.time() - t0 < args.max_wait:
+        time.sleep(4)
+        busy = others_busy()
+    return round(busy, 3)
+
+
+def run_json(cmd, tag):
+    before = wait_quiet()
+    t0 = time.time()
+    b0, j0 = cpu_jiffies()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate()
+    b1, j1 = cpu_jiffies()
+    if proc.returncode != 0:
+        raise SystemExit(f"{tag} failed ({' '.join(cmd)}):\n{err[-2000:]}")
+    d = json.loads(out.strip().splitlines()[-1])
+    # CPU time of everything else during the run: machine busy time minus this child's.
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    child = ru.ru_utime + ru.ru_stime
+    hz = os.sysconf("SC_CLK_TCK")
+    own = child - run_json.child_cpu
+    run_json.child_cpu = child
+    wall = time.time() - t0
+    ncpu = os.cpu_count() or 1
     d["_tag"] = tag
-    d["_wall_s"] = round(time.time() - t0, 2)
+    d["_wall_s"] = round(wall, 2)
+    d["_others_cpu_frac"] = round(max(0.0, ((b1 - b0) / hz - own) / (wall * ncpu)), 3)
+    d["_busy_before"] = before
     with open("/proc/loadavg") as f:
         d["_loadavg"] = f.read().split()[0]
     if raw:
         raw.write(json.dumps(d) + "\n")
         raw.flush()
-    log(f"  {tag}: {d.get('steps_per_s', float('nan')):.1f} steps/s (load {d['_loadavg']})")
+    log(f"  {tag}: {d.get('steps_per_s', float('nan')):.1f} steps/s "
+        f"(others used {100 * d['_others_cpu_frac']:.0f}% of the CPUs, load {d['_loadavg']})")
     return d
+
+
+run_json.child_cpu = 0.0
 
 
 def nnc(c, threads):

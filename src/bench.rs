@@ -66,7 +66,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            engine: Engine::Interp,
+            engine: Engine::Jit,
             threads: 1,
             windows: 5,
             window_s: 1.0,

@@ -25,7 +25,9 @@
 mod norm;
 
 use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
-use crate::graph::{Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update};
+use crate::graph::{
+    Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update,
+};
 
 /// Training (batch statistics, running statistics updated) or evaluation (running
 /// statistics read) behaviour of the layers that have one.

@@ -70,7 +70,7 @@ enum Command {
         #[arg(long, requires = "log")]
         log_layers: bool,
         /// Which engine runs the training step.
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "jit")]
         backend: BackendArg,
         /// Worker threads (the interpreter uses one).
         #[arg(long, default_value_t = 1)]
@@ -107,7 +107,7 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
         /// Which engine runs the training steps.
-        #[arg(long, value_enum, default_value = "interp")]
+        #[arg(long, value_enum, default_value = "jit")]
         backend: BenchBackendArg,
         /// Timed windows (the result is their median).
         #[arg(long, hide = true, default_value_t = 5)]
@@ -147,6 +147,7 @@ enum StageArg {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BackendArg {
+    Jit,
     Interp,
 }
 
@@ -292,12 +293,13 @@ fn run(cmd: Command) -> Result<(), Failure> {
             log,
             log_layers,
             backend,
-            threads: _,
+            threads,
             quiet,
         } => {
             let c = compile_with(&file, &pipeline::CompileOptions { log_layers })?;
             let kind = match backend {
                 BackendArg::Interp => BackendKind::Interp,
+                BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },
             };
             let o = Options {
                 steps,

@@ -74,6 +74,26 @@ fn every_benchmark_config_compiles_and_matches_the_peer_table() {
 }
 
 #[test]
+fn the_jit_reports_its_stages_and_agrees_with_the_interpreter() {
+    for c in ["a", "e"] {
+        let file = format!("examples/bench/{c}.nn");
+        let (jit, _) = bench_json(&file, &[]);
+        let (interp, _) = bench_json(&file, &["--backend", "interp"]);
+        assert_eq!(jit["backend"], "jit", "the default engine");
+        let stages = jit["compile_ms"].as_object().unwrap();
+        for s in ["parse", "check", "lower", "autodiff", "update", "passes", "fuse", "cranelift"] {
+            assert!(stages[s].as_f64().unwrap() >= 0.0, "{s}: {jit}");
+        }
+        let sum: f64 =
+            stages.iter().filter(|(k, _)| *k != "total").map(|(_, v)| v.as_f64().unwrap()).sum();
+        assert!((sum - stages["total"].as_f64().unwrap()).abs() < 0.01, "{jit}");
+        // Same initialization, same first batch: the same loss before the first update.
+        let (a, b) = (jit["loss_first"].as_f64().unwrap(), interp["loss_first"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{c}: jit {a} vs interp {b}");
+    }
+}
+
+#[test]
 fn the_table_is_readable() {
     let mut args = vec!["bench", "examples/bench/e.nn"];
     args.extend(QUICK);

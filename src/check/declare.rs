@@ -341,7 +341,9 @@ impl<'a> Elab<'a, '_> {
             Some(Ctor::Layer { callee, args }) if callee.name == "Dense" => {
                 self.dense(scope, args, e.span, name, path)?
             }
-            Some(Ctor::Layer { callee, args }) if registry::find(LAYERS, &callee.name).is_some() => {
+            Some(Ctor::Layer { callee, args })
+                if registry::find(LAYERS, &callee.name).is_some() =>
+            {
                 self.norm_layer(scope, &callee.name, args, e.span, name, path)?
             }
             Some(Ctor::Layer { callee, args }) => {
@@ -415,9 +417,19 @@ impl<'a> Elab<'a, '_> {
         }
         let sizes = (inputs, outputs);
         let bias_init = bias.then_some(bias_init);
-        let (weight, bias, g) = self.dense_params(&path, sizes, init, bias_init, weight_norm, span)?;
+        let (weight, bias, g) =
+            self.dense_params(&path, sizes, init, bias_init, weight_norm, span)?;
         let in_span = from.span;
-        Some(Inst::Dense { name: name.to_string(), path, inputs, outputs, weight, bias, g, in_span })
+        Some(Inst::Dense {
+            name: name.to_string(),
+            path,
+            inputs,
+            outputs,
+            weight,
+            bias,
+            g,
+            in_span,
+        })
     }
 
     /// A Dense layer's parameters `(weight or weight_v, bias, weight_g)`. Without weight

@@ -49,9 +49,9 @@ const LOSSES: &[(&str, LossKind)] = &[
 /// `label_smoothing` in [0, 1], huber's `delta > 0`.
 fn loss_kind(kind: LossKind, a: &mut Args) -> LossKind {
     match kind {
-        LossKind::CrossEntropy { .. } => LossKind::CrossEntropy {
-            label_smoothing: a.num("label_smoothing", 0.0, Rule::Unit),
-        },
+        LossKind::CrossEntropy { .. } => {
+            LossKind::CrossEntropy { label_smoothing: a.num("label_smoothing", 0.0, Rule::Unit) }
+        }
         LossKind::Huber(_) => LossKind::Huber(a.num("delta", 1.0, Rule::Positive)),
         k => k,
     }
@@ -200,12 +200,18 @@ impl<'a> Elab<'a, '_> {
                     ("bias", Some(b)) => return Some(Entry::Param(*b)),
                     _ => {}
                 }
+                // `weight` is not stored: suggest by the note, not by spelling.
+                let fields = match f {
+                    "weight" => vec![],
+                    _ => vec!["weight_g".to_string(), "weight_v".to_string(), "bias".to_string()],
+                };
                 (
                     format!("`{name}` has no field `{f}`"),
-                    vec!["weight_g".to_string(), "weight_v".to_string(), "bias".to_string()],
-                    "a Dense layer with `weight_norm = true` has the fields `weight_g`, \
-                     `weight_v` and `bias`"
-                        .to_string(),
+                    fields,
+                    format!(
+                        "with `weight_norm = true` the weight is weight_g·weight_v/‖weight_v‖: \
+                         the fields are `{name}.weight_g`, `{name}.weight_v` and `{name}.bias`"
+                    ),
                 )
             }
             Inst::Norm { weight: Some(w), .. } if f == "weight" => return Some(Entry::Param(*w)),

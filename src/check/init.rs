@@ -53,9 +53,12 @@ pub(crate) fn init_spec(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Init> {
         if layers < 2 {
             let at = a.get("layers").map_or(e.span, |x| x.value.span);
             diags.push(
-                Diagnostic::error(at, format!("fixup needs at least 2 layers per branch, found {layers}"))
-                    .label("the scale branches^(-1/(2 layers - 2)) needs layers >= 2")
-                    .note("a branch's last layer is initialized to zeros: write `init = zeros` for it"),
+                Diagnostic::error(
+                    at,
+                    format!("fixup needs at least 2 layers per branch, found {layers}"),
+                )
+                .label("the scale branches^(-1/(2 layers - 2)) needs layers >= 2")
+                .note("a branch's last layer is initialized to zeros: write `init = zeros` for it"),
             );
             return None;
         }

@@ -258,9 +258,7 @@ pub enum LossKind {
     /// `−mean_i Σ_c q_ic log softmax(z_i)_c` with `q = (1 − ε)·onehot(y) + ε/C`
     /// (`ε = label_smoothing`, 0 gives `−mean_i log softmax(z_i)[y_i]`); `z: [N, C]`,
     /// `y: class[N] of C` [CrossEntropyLoss].
-    CrossEntropy {
-        label_smoothing: f64,
-    },
+    CrossEntropy { label_smoothing: f64 },
     /// `mean softplus(−y·z)`, `y ∈ {−1, +1}`, same shape as `z`.
     Logistic,
     /// `mean softplus(z) − y·z`, `y ∈ {0, 1}`, same shape as `z`.

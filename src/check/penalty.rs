@@ -54,9 +54,12 @@ impl Elab<'_, '_> {
                 Some(k) => {
                     ok = false;
                     self.report(
-                        Diagnostic::error(k.span, format!("{} has no parameter `{}`", b.name, k.name))
-                            .label("unknown parameter")
-                            .note(usage.clone()),
+                        Diagnostic::error(
+                            k.span,
+                            format!("{} has no parameter `{}`", b.name, k.name),
+                        )
+                        .label("unknown parameter")
+                        .note(usage.clone()),
                     );
                 }
                 None => match self.penalty_target(scope, b.name, &a.value) {
@@ -92,9 +95,12 @@ impl Elab<'_, '_> {
         }
         if params.is_empty() {
             self.report(
-                Diagnostic::error(span, format!("{} needs at least one parameter or layer", b.name))
-                    .label("nothing to penalize")
-                    .note(usage),
+                Diagnostic::error(
+                    span,
+                    format!("{} needs at least one parameter or layer", b.name),
+                )
+                .label("nothing to penalize")
+                .note(usage),
             );
             return None;
         }
@@ -116,7 +122,9 @@ impl Elab<'_, '_> {
             let s = self.push(reduce, Shape::scalar(), span);
             total = Some(match total {
                 None => s,
-                Some(acc) => self.push(ValueKind::Arith(ArithOp::Add, acc, s), Shape::scalar(), span),
+                Some(acc) => {
+                    self.push(ValueKind::Arith(ArithOp::Add, acc, s), Shape::scalar(), span)
+                }
             });
         }
         let k = self.push(ValueKind::Const(scale), Shape::scalar(), span);
@@ -145,8 +153,12 @@ impl Elab<'_, '_> {
             Some(Entry::Poison) => return None,
             _ => {}
         }
+        let found = match (&e.kind, entry) {
+            (ExprKind::Name(n), Some(Entry::Value(_))) => format!("`{n}` is a computed value"),
+            _ => format!("found {}", describe(e)),
+        };
         self.report(
-            Diagnostic::error(e.span, format!("{name} takes parameters or layers, found {}", describe(e)))
+            Diagnostic::error(e.span, format!("{name} takes parameters or layers, but {found}"))
                 .label("not a parameter or a layer")
                 .note(format!(
                     "penalties apply to parameters, e.g. `{name}(fc1.weight, fc2, lambda = 1e-4)`"
@@ -170,7 +182,9 @@ impl Elab<'_, '_> {
                     _ => vec![],
                 })
                 .collect(),
-            Inst::Repeat { copies, .. } => copies.iter().flat_map(|&c| self.inst_params(c)).collect(),
+            Inst::Repeat { copies, .. } => {
+                copies.iter().flat_map(|&c| self.inst_params(c)).collect()
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ pub enum Import {
     Libm(Libm),
 }
 
+const DEBUG_DISASM: bool = false;
+
 /// Elements above which a splittable loop kernel is run on the thread pool.
 pub const PAR_MIN_ELEMS: i64 = 1 << 20;
 
@@ -161,7 +163,12 @@ impl Gen {
         if self.want_text {
             self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
         }
+        ctx.set_disasm(DEBUG_DISASM);
         self.module.define_function(id, &mut ctx).map_err(|e| format!("cranelift: {name}: {e:?}"))?;
+        if DEBUG_DISASM {
+            let d = ctx.compiled_code().and_then(|c| c.vcode.clone()).unwrap_or_default();
+            eprintln!("==== {name}\n{d}");
+        }
         Ok(id)
     }
 
@@ -207,6 +214,7 @@ pub(super) struct Fx<'a, 'p> {
     plan: &'p Plan,
     prog: usize,
     pub ctx: Value,
+    params: Vec<Value>,
     ptrs: HashMap<Buf, Value>,
     batch: Option<Value>,
 }
@@ -232,8 +240,10 @@ impl<'a, 'p> Fx<'a, 'p> {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
-        let ctx = b.block_params(entry)[0];
+        let params = b.block_params(entry).to_vec();
+        let ctx = params[0];
         Fx {
+            params,
             b,
             module,
             imports,
@@ -249,8 +259,7 @@ impl<'a, 'p> Fx<'a, 'p> {
 
     /// The parameters of the entry block: `(ctx[, start, end])`.
     pub fn entry_params(&mut self) -> Vec<Value> {
-        let entry = self.b.func.layout.entry_block().expect("entry block");
-        self.b.block_params(entry).to_vec()
+        self.params.clone()
     }
 
     fn ctx_field(&mut self, offset: usize, ty: Type) -> Value {

@@ -195,14 +195,15 @@ const TANH_EXP_LO: f32 = -86.5;
 const ERF_P: [f32; 6] =
     [0.12837915, -0.376125, 0.11281877, -0.02676858, 0.004995853, -0.0006003794];
 const ERF_SMALL: f32 = 0.92;
-/// `erfc x ≈ N(t)/D(t)`, `t = x·ERF_T_SCALE + ERF_T_SHIFT = (x − 0.915)/3.085`, `x ≤ 4`:
-/// absolute error 2.6e-8 (`erf(4) = 1` in f32).
+/// `erfc x ≈ N(t)/D(t)`, `t = x·ERF_T_SCALE + ERF_T_SHIFT = (x − 0.915)/3.085`, on
+/// `[0.915, 4]`: absolute error 2.6e-8 (rounded coefficients).
 const ERFC_N: [f32; 7] =
     [0.19566353, -1.23715, 3.3025076, -4.759548, 3.901604, -1.7228453, 0.31977054];
 const ERFC_D: [f32; 7] = [1.0, 1.3790402, 5.7604303, 6.495922, 13.851103, 9.716647, 21.71132];
 const ERF_T_SCALE: f32 = 0.3241491;
 const ERF_T_SHIFT: f32 = -0.29659644;
-const ERF_MAX: f32 = 4.0;
+/// `erfc x < 2⁻²⁵` from here on: `erf x` rounds to 1.
+const ERF_ONE: f32 = 3.919206;
 
 const SIGN: f32 = -0.0;
 
@@ -422,18 +423,22 @@ fn softplus(v: &mut V, x: Value) -> Value {
     v.b.ins().fadd(m, l)
 }
 
-/// `erf x`: `x + x·P(x²)` for `|x| < 0.92`, else `±(1 − erfc|x|)` with a rational erfc.
+/// `erf x`: `x + x·P(x²)` for `|x| < 0.92`, else `±(1 − erfc|x|)` with a rational erfc,
+/// dropped (erf = ±1) from `|x| ≥ ERF_ONE` on, where `erf` rounds to 1.
 fn erf(v: &mut V, x: Value) -> Value {
     let a = v.b.ins().fabs(x);
     let z = v.b.ins().fmul(a, a);
     let p = v.horner(&ERF_P, z);
     let small = v.b.ins().fma(p, a, a);
-    let ac = v.min(a, ERF_MAX);
     let (sc, sh) = (v.f(ERF_T_SCALE), v.f(ERF_T_SHIFT));
-    let t = v.b.ins().fma(ac, sc, sh);
+    let t = v.b.ins().fma(a, sc, sh);
     let n = v.horner(&ERFC_N, t);
     let d = v.horner(&ERFC_D, t);
     let r = v.b.ins().fdiv(n, d);
+    let lim1 = v.f(ERF_ONE);
+    let sat = v.b.ins().fcmp(FloatCC::GreaterThanOrEqual, a, lim1);
+    let sat = v.float(sat);
+    let r = v.b.ins().band_not(r, sat);
     let one = v.f(1.0);
     let big = v.b.ins().fsub(one, r);
     let lim = v.f(ERF_SMALL);
@@ -467,12 +472,13 @@ fn pow(v: &mut V, a: Value, y: Value) -> Value {
     pow_negative_base(v, a, y, res)
 }
 
-/// `ln x = hi + lo` for `x ≥ 0` with ~2⁻²⁸ relative accuracy (hi + lo unevaluated), and
+/// `ln x = hi + lo` for `x ≥ 0` with ~2⁻³⁰ relative accuracy (`|lo| ≤ ulp(hi)/2`), and
 /// the (rescaled) bits of x for the special-lane test.
 ///
 /// ```text
-/// ln x = k·ln2 + f − h + s·(h + R)       as in log_core, with
-///   h = hh + hl exactly (FMA), f − hh by Fast2Sum, k·LN2_HI16 exact, sum by Fast2Sum
+/// x = 2ᵏ·(1+f), s = f/(2+f) = sh + sl     sl from the exact remainders of 2+f and f/(2+f)
+/// ln(1+f) = 2s + s·z·LG(z), z = s²        2sh exact; the rest is ≤ 1% of the result
+/// ln x = k·LN2_HI16 (exact) + 2sh + [2sl + sh·z·LG(z) + k·LN2_LO16]   Fast2Sum at the end
 /// ```
 fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
     let (tiny, xs) = rescale_subnormal(v, x);
@@ -482,37 +488,36 @@ fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
     let adj = v.b.ins().band(tiny, c23);
     let e = v.b.ins().isub(e, adj);
     let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    // d = 2 + f rounded, dd = (2 + f) − d exactly (Fast2Sum, |f| < 2).
     let two = v.f(2.0);
     let d = v.b.ins().fadd(f, two);
+    let two_m_d = v.b.ins().fsub(two, d);
+    let dd = v.b.ins().fadd(two_m_d, f);
+    // s = f/d rounded; sl = (f − s·d − s·dd)/d.
     let s = v.b.ins().fdiv(f, d);
+    let ns = v.b.ins().fneg(s);
+    let rem = v.b.ins().fma(ns, d, f);
+    let rem = v.b.ins().fma(ns, dd, rem);
+    let sl = v.b.ins().fdiv(rem, d);
     let z = v.b.ins().fmul(s, s);
     let poly = v.horner(&LG, z);
-    let r = v.b.ins().fmul(poly, z);
-    let half = v.f(0.5);
-    let hf = v.b.ins().fmul(f, half);
-    let hh = v.b.ins().fmul(hf, f);
-    let nhh = v.b.ins().fneg(hh);
-    let hl = v.b.ins().fma(hf, f, nhh);
-    let t = v.b.ins().fadd(hh, r);
-    let dd = v.b.ins().fmul(s, t);
-    // f − hh = h1 + e1 (|f| ≥ hh).
-    let h1 = v.b.ins().fsub(f, hh);
-    let fd = v.b.ins().fsub(f, h1);
-    let e1 = v.b.ins().fsub(fd, hh);
-    let dl = v.b.ins().fsub(dd, hl);
-    let lo = v.b.ins().fadd(e1, dl);
-    // k·ln2_hi + h1 = hi + e2 (|k·ln2| ≥ 0.69 > |h1| unless k = 0).
+    let sz = v.b.ins().fmul(s, z);
+    let tail = v.b.ins().fmul(sz, poly);
+    let sl2 = v.b.ins().fadd(sl, sl);
+    let lo = v.b.ins().fadd(sl2, tail);
+    let hi = v.b.ins().fadd(s, s);
+    // k·LN2_HI16 + hi = top + e2 (Fast2Sum: |k·ln2| ≥ 0.69 > |hi| unless k = 0).
     let l2h = v.f(LN2_HI16);
     let ka = v.b.ins().fmul(dk, l2h);
-    let hi = v.b.ins().fadd(ka, h1);
-    let hk = v.b.ins().fsub(hi, ka);
-    let e2 = v.b.ins().fsub(h1, hk);
+    let top = v.b.ins().fadd(ka, hi);
+    let moved = v.b.ins().fsub(top, ka);
+    let e2 = v.b.ins().fsub(hi, moved);
     let lo = v.b.ins().fadd(lo, e2);
     let l2l = v.f(LN2_LO16);
     let lo = v.b.ins().fma(dk, l2l, lo);
-    // Renormalize so that |lo| ≤ ulp(hi)/2 (Fast2Sum): y·lo then stays below ulp(y·hi).
-    let sum = v.b.ins().fadd(hi, lo);
-    let moved = v.b.ins().fsub(sum, hi);
+    // Renormalize so that |lo| ≤ ulp(hi)/2: y·lo then stays below ulp(y·hi).
+    let sum = v.b.ins().fadd(top, lo);
+    let moved = v.b.ins().fsub(sum, top);
     let lo = v.b.ins().fsub(lo, moved);
     (sum, lo, i)
 }

@@ -43,8 +43,7 @@ pub fn layers(model: &Model) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = Vec::new();
     for v in &model.values {
         let (ValueKind::Dense { weight, .. }, Some(path)) = (&v.kind, &v.layer) else { continue };
-        if model.params[*weight as usize].init == Init::Lsuv && !out.iter().any(|l| l.0 == *path)
-        {
+        if model.params[*weight as usize].init == Init::Lsuv && !out.iter().any(|l| l.0 == *path) {
             out.push((path.clone(), *weight));
         }
     }

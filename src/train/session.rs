@@ -23,6 +23,8 @@ use crate::tensor::Tensor;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
     Interp,
+    /// The Cranelift JIT (`crate::jit`) with this many threads.
+    Jit { threads: usize },
 }
 
 /// Command-line overrides of the file's `train` block and run options.
@@ -168,15 +170,28 @@ pub fn initial_weights(
 }
 
 /// A backend with the initial buffers.
-pub fn make_backend(kind: BackendKind, c: &Compiled, params: Vec<Tensor<f32>>) -> Box<dyn Backend> {
-    match kind {
+pub fn make_backend(
+    kind: BackendKind,
+    c: &Compiled,
+    params: Vec<Tensor<f32>>,
+) -> Result<Box<dyn Backend>, String> {
+    Ok(match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
-    }
+        BackendKind::Jit { threads } => {
+            let mut jit = crate::jit::compile(c, threads)?;
+            jit.set_params(&params)?;
+            Box::new(jit)
+        }
+    })
 }
 
 /// A backend holding `w`'s parameters and buffers.
-pub fn backend_with(kind: BackendKind, c: &Compiled, w: Weights) -> Result<Box<dyn Backend>, String> {
-    let mut be = make_backend(kind, c, w.params);
+pub fn backend_with(
+    kind: BackendKind,
+    c: &Compiled,
+    w: Weights,
+) -> Result<Box<dyn Backend>, String> {
+    let mut be = make_backend(kind, c, w.params)?;
     if !w.buffers.is_empty() {
         be.set_buffers(&w.buffers)?;
     }
