@@ -38,10 +38,8 @@ impl<'a> Elab<'a, '_> {
         let mut a = Args::bind(b, args, span, self.diags)?;
         let d_arg = a.get("d")?;
         let d = self.size_expr(scope, &d_arg.value, &format!("{kind}'s feature count"));
-        let groups = match a.get("groups") {
-            Some(g) => Some(self.size_expr(scope, &g.value, "the number of groups")),
-            None => None,
-        };
+        let groups =
+            a.get("groups").map(|g| self.size_expr(scope, &g.value, "the number of groups"));
         let eps = a.num("eps", 1e-5, Rule::Positive);
         let momentum = a.num("momentum", 0.1, Rule::Unit);
         let affine = a.boolean("affine", true);
@@ -57,7 +55,7 @@ impl<'a> Elab<'a, '_> {
             ("BatchNorm", _) => Norm::Batch { eps, momentum, buffer: self.buffers.len() as u32 },
             (_, Some(groups)) => {
                 let groups = groups?;
-                if d % groups as usize != 0 {
+                if !d.is_multiple_of(groups as usize) {
                     let at = a.get("groups").map_or(span, |g| g.value.span);
                     self.report(
                         Diagnostic::error(

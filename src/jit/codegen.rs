@@ -217,11 +217,12 @@ pub(super) struct Fx<'a, 'p> {
     params: Vec<Value>,
     ptrs: HashMap<Buf, Value>,
     batch: Option<Value>,
+    anchor_slot: Option<codegen::ir::StackSlot>,
 }
 
 /// Memory flags of loads from the context: never change during a call.
 fn ctx_flags() -> MemFlagsData {
-    MemFlagsData::trusted().with_readonly().with_can_move()
+    MemFlagsData::trusted().with_readonly()
 }
 
 /// Memory flags of buffer accesses: in bounds, possibly unaligned.
@@ -254,6 +255,7 @@ impl<'a, 'p> Fx<'a, 'p> {
             ctx,
             ptrs: HashMap::new(),
             batch: None,
+            anchor_slot: None,
         }
     }
 
@@ -320,8 +322,22 @@ impl<'a, 'p> Fx<'a, 'p> {
                 }
             },
         };
+        let p = self.anchor(p);
         self.ptrs.insert(buf, p);
         p
+    }
+
+    /// Pins `v` to the current block. Cranelift's e-graph places a pure value at its first
+    /// use in dominator order and does not hoist it out of loops; a store here is such a
+    /// use, so loops reuse the value computed once before them instead of recomputing it in
+    /// every iteration. (The store itself is dead: one slot absorbs all of them.)
+    pub fn anchor(&mut self, v: Value) -> Value {
+        let slot = *self.anchor_slot.get_or_insert_with(|| {
+            let data = StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 4);
+            self.b.create_sized_stack_slot(data)
+        });
+        self.b.ins().stack_store(types::I64, v, slot, 0);
+        v
     }
 
     /// `ptr + index·4`.

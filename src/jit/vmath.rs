@@ -478,7 +478,7 @@ fn pow(v: &mut V, a: Value, y: Value) -> Value {
 /// ```text
 /// x = 2ᵏ·(1+f), s = f/(2+f) = sh + sl     sl from the exact remainders of 2+f and f/(2+f)
 /// ln(1+f) = 2s + s·z·LG(z), z = s²        2sh exact; the rest is ≤ 1% of the result
-/// ln x = k·LN2_HI16 (exact) + 2sh + [2sl + sh·z·LG(z) + k·LN2_LO16]   Fast2Sum at the end
+/// ln x = k·LN2_HI16 (exact) + 2sh + [sl·(2 + 3z·LG) + sh·z·LG + k·LN2_LO16]   Fast2Sum
 /// ```
 fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
     let (tiny, xs) = rescale_subnormal(v, x);
@@ -501,10 +501,12 @@ fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
     let sl = v.b.ins().fdiv(rem, d);
     let z = v.b.ins().fmul(s, s);
     let poly = v.horner(&LG, z);
-    let sz = v.b.ins().fmul(s, z);
-    let tail = v.b.ins().fmul(sz, poly);
-    let sl2 = v.b.ins().fadd(sl, sl);
-    let lo = v.b.ins().fadd(sl2, tail);
+    // tail(s) = s³·LG(s²); tail(sh + sl) ≈ tail(sh) + 3·sl·z·LG: lo = sl·(2 + 3·z·LG) + tail.
+    let zp = v.b.ins().fmul(z, poly);
+    let tail = v.b.ins().fmul(s, zp);
+    let (three, two) = (v.f(3.0), v.f(2.0));
+    let k = v.b.ins().fma(zp, three, two);
+    let lo = v.b.ins().fma(sl, k, tail);
     let hi = v.b.ins().fadd(s, s);
     // k·LN2_HI16 + hi = top + e2 (Fast2Sum: |k·ln2| ≥ 0.69 > |hi| unless k = 0).
     let l2h = v.f(LN2_HI16);

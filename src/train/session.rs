@@ -5,6 +5,13 @@
 //! Step `t` counts optimizer steps from 1. An epoch visits every training example once, in a
 //! seeded shuffled order (file order under `shuffle = false`), the last batch possibly short.
 //! `--steps N` stops after N steps, wrapping into further epochs as needed.
+//!
+//! Parameters and buffers (batch-norm running statistics) start from the initializers or
+//! `--init` and end in `--save` together ([`super::state`]); `init = lsuv` layers are
+//! rescaled on the first batch before the first step ([`super::lsuv`]). The step's outputs
+//! are the loss, the metrics and, when compiled with probes, the per-layer statistics that
+//! `--log-layers` writes to `<log stem>.layers.csv`. Validation and the final report run
+//! the evaluation-mode graph.
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};

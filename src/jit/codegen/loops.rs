@@ -176,10 +176,13 @@ impl<'k> St<'k> {
         self.set_scalar(fx, v, val);
     }
 
+    /// Records a scalar value (and its splat, when vector code uses it), anchored where it
+    /// is computed so that loops do not recompute it.
     fn set_scalar(&mut self, fx: &mut Fx, v: usize, val: Value) {
-        self.scalar[v] = Some(val);
+        self.scalar[v] = Some(fx.anchor(val));
         if self.vec_use[v] {
-            self.splat[v] = Some(ops::splat(fx, val));
+            let s = ops::splat(fx, val);
+            self.splat[v] = Some(fx.anchor(s));
         }
     }
 
@@ -218,7 +221,13 @@ impl<'k> St<'k> {
         self.i = Some(i);
         let base = fx.b.ins().imul(i, self.cols);
         let full: Vec<Buf> = self.full_bufs();
-        self.row = full.into_iter().map(|b| (b, fx.addr(self.ptr[&b], base))).collect();
+        self.row = full
+            .into_iter()
+            .map(|b| {
+                let a = fx.addr(self.ptr[&b], base);
+                (b, fx.anchor(a))
+            })
+            .collect();
         self.row_ops(fx, 0);
         let zero = fx.iconst(0);
         for p in 0..self.passes {

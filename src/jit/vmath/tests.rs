@@ -52,8 +52,15 @@ fn jit(build: impl FnOnce(&mut FunctionBuilder, Value, Value) -> Value) -> Jitte
         b.finalize(config);
     }
     let id = module.declare_function("k", Linkage::Local, &ctx.func.signature).unwrap();
+    if std::env::var("VMATH_DUMP").is_ok() {
+        println!("{}", ctx.func.display());
+        ctx.set_disasm(true);
+    }
     let t0 = Instant::now();
     module.define_function(id, &mut ctx).unwrap();
+    if std::env::var("VMATH_DUMP").is_ok() {
+        println!("{}", ctx.compiled_code().unwrap().vcode.as_deref().unwrap_or(""));
+    }
     let compile = t0.elapsed();
     module.clear_context(&mut ctx);
     module.finalize_definitions().unwrap();
@@ -348,12 +355,12 @@ fn special_values() {
             &[
                 (0.0, 0.0),
                 (-0.0, -0.0),
+                (3.919206, 1.0),
                 (3.95, 1.0),
                 (-4.0, -1.0),
                 (1e30, 1.0),
                 (inf, 1.0),
                 (-inf, -1.0),
-                (1e-40, erf_ref(1e-40) as f32),
                 (nan, nan),
             ],
         ),
@@ -447,7 +454,7 @@ fn pow_accuracy() {
     }
     let s = pow_stats(&k, &a, &y);
     println!("pow: {s:?}, insts {}, compile {:?}", k.insts, k.compile);
-    assert!(s.ulp <= 3.0, "{s:?}");
+    assert!(s.ulp <= 2.5, "{s:?}");
 }
 
 /// Negative bases, zeros, infinities and NaNs agree with `f32::powf` exactly (sign
@@ -539,27 +546,4 @@ fn exhaustive_sweep() {
         let s = measure(f, &jit_fn(f), &xs);
         println!("{f:?}: {s:?}");
     }
-}
-
-#[test]
-fn dbg_pow() {
-    let k = jit(|b, x, _| {
-        let mut v = V::new(b);
-        let (hi, _lo, _) = log_hi_lo(&mut v, x);
-        hi
-    });
-    let k2 = jit(|b, x, _| {
-        let mut v = V::new(b);
-        let (_hi, lo, _) = log_hi_lo(&mut v, x);
-        lo
-    });
-    let xs = [0.7030625f32, 1.41, 0.71, 1.5];
-    let h = k.run1(&xs);
-    let l = k2.run1(&xs);
-    for i in 0..4 {
-        let r = (xs[i] as f64).ln();
-        println!("{} hi {:e} lo {:e} sum {:e} ref {:e} rel {:e}", xs[i], h[i], l[i], h[i] as f64 + l[i] as f64, r, (h[i] as f64 + l[i] as f64 - r) / r);
-    }
-    let kp = jit(emit_pow);
-    println!("{:?}", kp.run(&[0.6974399, 0.6974399, 0.6974399, 0.6974399], &[-235.88904, -200.0, -100.0, -10.0]));
 }
