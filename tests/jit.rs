@@ -4,13 +4,21 @@
 //! equal the interpreter's, at batch sizes 1, 7 and the whole data set, all through one
 //! compilation (the batch size changes between calls).
 //!
-//! Closeness, elementwise: `|jit − ref| ≤ 1e-5·|ref| + 1e-5·max|ref|` against the f32
-//! interpreter, the second term scaling with the tensor (a sum that cancels to nearly 0 has
-//! no meaningful relative error: the backends add in different orders). Where that fails,
-//! the element passes only if the JIT is as accurate as the f32 interpreter itself: within
-//! 4× the interpreter's distance to the same computation in f64 (Adam divides by the root
-//! of a squared gradient, so a gradient that cancels to nearly 0 turns rounding noise into
-//! an update of size `lr`; there neither f32 result is more right than the other).
+//! Closeness, elementwise, against the f32 interpreter: `|jit − ref| ≤ tol` with
+//! `tol = 1e-5·|ref| + 1e-5·scale`, where `scale` is the largest magnitude in the group of
+//! tensors compared together (all outputs, all parameters, all states): a sum that cancels
+//! to nearly 0 has no meaningful relative error, the backends add in different orders, and
+//! a tensor that is 0 in exact arithmetic (the gradient of a bias feeding a batch norm) is
+//! pure rounding noise in both. Where that fails, the element still passes when the JIT is
+//! as accurate as the f32 interpreter itself: `|jit − exact| ≤ 4·|ref − exact| + tol`, with
+//! `exact` the same operation in f64 from the same state. That matters for Adam-like
+//! optimizers, which divide by the root of a squared gradient: a gradient that cancels to
+//! nearly 0 turns rounding noise into an update of size `lr`, and neither f32 result is
+//! more right than the other.
+//!
+//! Every comparison is of one operation (a step, a forward pass) from identical state: the
+//! JIT is reset to the reference's parameters and state before each, so differences within
+//! tolerance do not compound over steps into a sensitive model's loss.
 
 use std::path::{Path, PathBuf};
 
@@ -24,72 +32,88 @@ use nnc::train::{data, session, Backend};
 const RTOL: f32 = 1e-5;
 
 /// Checks `got` (JIT) against `want` (f32 interpreter), with `exact` (f64 interpreter) as
-/// the arbiter described in the module doc.
-fn close(what: &str, got: &Tensor<f32>, want: &Tensor<f32>, exact: Option<&Tensor<f64>>) -> Result<(), String> {
+/// the arbiter described in the module doc; `scale` is the group's largest magnitude.
+fn close(what: &str, got: &Tensor<f32>, want: &Tensor<f32>, exact: Option<&Tensor<f64>>, scale: f32) -> Result<(), String> {
     if got.shape != want.shape {
         return Err(format!("{what}: shape {:?}, expected {:?}", got.shape, want.shape));
     }
-    let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs()));
     for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-        let ok = (a - b).abs() <= RTOL * b.abs() + RTOL * scale || (a.is_nan() && b.is_nan()) || a == b;
+        let tol = RTOL * b.abs() + RTOL * scale;
+        let ok = (a - b).abs() <= tol || (a.is_nan() && b.is_nan()) || a == b;
         let arbiter = exact.map(|e| e.data[i]).filter(|_| !ok);
-        let as_good = arbiter.is_some_and(|c| (*a as f64 - c).abs() <= 4.0 * (*b as f64 - c).abs() + 1e-9);
+        let as_good = arbiter
+            .is_some_and(|c| (*a as f64 - c).abs() <= 4.0 * (*b as f64 - c).abs() + tol as f64);
         if !ok && !as_good {
             let c = arbiter.map(|c| format!(", f64 {c}")).unwrap_or_default();
-            return Err(format!("{what}[{i}]: jit {a}, interp {b}{c} (tensor max {scale})"));
+            return Err(format!("{what}[{i}]: jit {a}, interp {b}{c} (scale {scale})"));
         }
     }
     Ok(())
 }
 
-/// The reference: parameters and states stepped by `graph::eval`, in f32 and in f64.
+/// The reference: parameters and states stepped by `graph::eval` in f32; every operation is
+/// also evaluated in f64 from the same f32 state, as the arbiter.
 struct Reference {
     params: Vec<Tensor<f32>>,
     states: Vec<Tensor<f32>>,
-    params64: Vec<Tensor<f64>>,
-    states64: Vec<Tensor<f64>>,
 }
 
 fn to64(v: &[Tensor<f32>]) -> Vec<Tensor<f64>> {
     v.iter().map(|t| t.to_f64()).collect()
 }
 
+/// Results in f32 and, from the same starting state, in f64.
+type Both = (Vec<Tensor<f32>>, Vec<Tensor<f64>>);
+
 impl Reference {
     fn new(step: &Graph, params: Vec<Tensor<f32>>) -> Reference {
-        let states: Vec<Tensor<f32>> =
-            step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
-        Reference { params64: to64(&params), states64: to64(&states), params, states }
+        let states = step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
+        Reference { params, states }
     }
-    /// One step in both precisions: the f32 and f64 outputs.
-    #[allow(clippy::type_complexity)]
-    fn step(&mut self, g: &Graph, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<(Vec<Tensor<f32>>, Vec<Tensor<f64>>), String> {
+    /// One step: the outputs, then the parameters and states after it (each in both
+    /// precisions); the f32 state advances.
+    fn step(&mut self, g: &Graph, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<[Both; 3], String> {
+        let (mut p64, mut s64) = (to64(&self.params), to64(&self.states));
+        let in64 = to64(inputs);
+        let env = Env { inputs: &in64, params: &p64, states: &s64, lr, step: t as f64 };
+        let ev64 = eval(g, &env).map_err(|e| e.to_string())?;
+        apply_updates(g, &ev64, &mut p64, &mut s64);
         let env = Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
         let ev = eval(g, &env).map_err(|e| e.to_string())?;
         apply_updates(g, &ev, &mut self.params, &mut self.states);
-        let in64 = to64(inputs);
-        let env = Env { inputs: &in64, params: &self.params64, states: &self.states64, lr, step: t as f64 };
-        let ev64 = eval(g, &env).map_err(|e| e.to_string())?;
-        apply_updates(g, &ev64, &mut self.params64, &mut self.states64);
-        Ok((ev.outputs, ev64.outputs))
+        Ok([(ev.outputs, ev64.outputs), (self.params.clone(), p64), (self.states.clone(), s64)])
     }
-    fn forward(&self, g: &Graph, inputs: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>, String> {
-        let states = &self.states[..g.states.len()];
-        let env = Env { inputs, params: &self.params, states, lr: 0.0, step: 0.0 };
-        Ok(eval(g, &env).map_err(|e| e.to_string())?.outputs)
+    /// A forward pass in both precisions.
+    fn forward(&self, g: &Graph, inputs: &[Tensor<f32>]) -> Result<Both, String> {
+        let n = g.states.len();
+        let env = Env { inputs, params: &self.params, states: &self.states[..n], lr: 0.0, step: 0.0 };
+        let out = eval(g, &env).map_err(|e| e.to_string())?.outputs;
+        let (in64, p64, s64) = (to64(inputs), to64(&self.params), to64(&self.states[..n]));
+        let env = Env { inputs: &in64, params: &p64, states: &s64, lr: 0.0, step: 0.0 };
+        Ok((out, eval(g, &env).map_err(|e| e.to_string())?.outputs))
     }
 }
 
-fn all_close(what: &str, got: &[Tensor<f32>], want: &[Tensor<f32>], exact: Option<&[Tensor<f64>]>) -> Result<(), String> {
+fn all_close(what: &str, got: &[Tensor<f32>], want: &[Tensor<f32>], exact: &[Tensor<f64>]) -> Result<(), String> {
     if got.len() != want.len() {
         return Err(format!("{what}: {} tensors, expected {}", got.len(), want.len()));
     }
+    let scale = want.iter().flat_map(|t| &t.data).fold(0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        close(&format!("{what} #{i}"), a, b, exact.map(|e| &e[i]))?;
+        close(&format!("{what} #{i}"), a, b, exact.get(i), scale)?;
     }
     Ok(())
 }
 
-/// Runs `steps` steps on both backends from the same parameters and compares everything.
+/// The first element of each tensor, as one tensor (what `Backend::evaluate` reports).
+fn firsts<T: Copy + num_traits::Float>(v: &[Tensor<T>]) -> Tensor<T> {
+    Tensor::new(vec![v.len()], v.iter().map(|t| t.data.first().copied().unwrap_or(T::nan())).collect())
+}
+
+/// Runs one step per batch on both backends from the same parameters and compares the
+/// outputs, parameters and states after each, then the forward pass. Before every step the
+/// JIT is reset to the reference's state, so that each comparison is of one operation from
+/// identical inputs (differences within tolerance must not accumulate over steps).
 fn differential(
     c: &Compiled,
     jit: &mut Jit,
@@ -98,23 +122,24 @@ fn differential(
     lr: f64,
 ) -> Result<(), String> {
     let mut r = Reference::new(&c.opt, params.to_vec());
-    jit.set_params(params)?;
-    jit.set_states(&r.states)?;
     for (t, inputs) in batches.iter().enumerate() {
+        jit.set_params(&r.params)?;
+        jit.set_states(&r.states)?;
         let t = t as u64 + 1;
-        let (want, exact) = r.step(&c.opt, inputs, lr, t)?;
-        let got = jit.step_full(inputs, lr, t)?;
-        all_close(&format!("step {t} outputs"), &got, &want, Some(&exact))?;
-        let firsts = Backend::evaluate(jit, inputs)?;
-        let fwd = r.forward(&c.forward, inputs)?;
-        let want_first: Vec<f32> = fwd.iter().map(|t| t.data.first().copied().unwrap_or(f32::NAN)).collect();
-        let (n, m) = (firsts.len(), want_first.len());
-        close("evaluate", &Tensor::new(vec![n], firsts), &Tensor::new(vec![m], want_first), None)?;
+        let [(out, out64), (p, p64), (s, s64)] = r.step(&c.opt, inputs, lr, t)?;
+        all_close(&format!("step {t} outputs"), &jit.step_full(inputs, lr, t)?, &out, &out64)?;
+        all_close(&format!("step {t} parameters"), &jit.params(), &p, &p64)?;
+        all_close(&format!("step {t} states"), &jit.states(), &s, &s64)?;
+        jit.set_params(&r.params)?;
+        jit.set_states(&r.states)?;
+        let got = Backend::evaluate(jit, inputs)?;
+        let (want, exact) = r.forward(&c.forward, inputs)?;
+        let got = Tensor::new(vec![got.len()], got);
+        all_close("evaluate", &[got], &[firsts(&want)], &[firsts(&exact)])?;
     }
-    all_close("parameters", &jit.params(), &r.params, Some(&r.params64))?;
-    all_close("states", &jit.states(), &r.states, Some(&r.states64))?;
     let inputs = &batches[0];
-    all_close("forward outputs", &jit.forward_full(inputs)?, &r.forward(&c.forward, inputs)?, None)
+    let (want, exact) = r.forward(&c.forward, inputs)?;
+    all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)
 }
 
 fn programs() -> Vec<PathBuf> {
@@ -191,4 +216,365 @@ fn every_program_matches_the_interpreter_at_batch_sizes_1_7_and_all() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---- random models ----------------------------------------------------------------------
+
+/// A small deterministic generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
+        v[self.below(v.len())]
+    }
+}
+
+/// Activations; the smooth ones come first (see `random_model`).
+const ACTIVATIONS: [&str; 10] = [
+    "tanh(#)",
+    "sigmoid(#)",
+    "softplus(#)",
+    "gelu(#)",
+    "gelu(#, approximate = \"tanh\")",
+    "silu(#)",
+    "relu(#)",
+    "leaky_relu(#, slope = 0.1)",
+    "elu(#, alpha = 0.5)",
+    "identity(#)",
+];
+const SMOOTH: usize = 6;
+
+/// The source of a random MLP: widths, depth, activations, normalization layers, a loss
+/// (classification or regression), a penalty, an optimizer, a schedule and clipping.
+///
+/// Models whose gradients are exactly 0 in exact arithmetic are avoided, since there both
+/// backends only amplify rounding noise: a batch norm removes every per-feature constant
+/// shift of its input, so nothing may reach it through a linear path (no bias right before
+/// it, and the activation before its layer must be smooth: through relu-like or identity
+/// activations a shift stays a shift whenever the batch is on one side of the kink);
+/// layer norms need 3 features (over 2 they output ±1), group norms 2 features per group.
+fn random_model(seed: u64) -> String {
+    let mut r = Rng(seed);
+    let features = 1 + r.below(9);
+    let classify = r.below(3) != 0;
+    let outputs = 1 + r.below(5) + usize::from(classify);
+    let depth = 1 + r.below(3);
+    let mut layers = String::new();
+    let mut expr = "x".to_string();
+    let mut width = features;
+    let mut smooth_before = true;
+    for l in 0..depth {
+        let w = 1 + r.below(24);
+        let init = r.pick(&["default", "he_normal", "xavier_uniform", "lecun_normal", "orthogonal"]);
+        let norm = match r.below(5) {
+            0 if w >= 3 => "LayerNorm",
+            1 if smooth_before => "BatchNorm",
+            2 if w >= 4 && w % 2 == 0 => "GroupNorm",
+            _ => "",
+        };
+        let bias = if norm == "BatchNorm" { ", bias = false" } else { "" };
+        layers += &format!("    fc{l} = Dense({width} -> {w}, init = {init}{bias})\n");
+        expr = format!("fc{l}({expr})");
+        if !norm.is_empty() {
+            let groups = if norm == "GroupNorm" { "2, " } else { "" };
+            layers += &format!("    norm{l} = {norm}({groups}{w})\n");
+            expr = format!("norm{l}({expr})");
+        }
+        let a = r.below(ACTIVATIONS.len());
+        smooth_before = a < SMOOTH;
+        expr = ACTIVATIONS[a].replace('#', &expr);
+        width = w;
+    }
+    layers += &format!("    out = Dense({width} -> {outputs})\n");
+    let (label, loss, metric) = if classify {
+        let smooth = r.pick(&["", ", label_smoothing = 0.1"]);
+        (
+            format!("label y: class[B] of {outputs}"),
+            format!("cross_entropy(out({expr}), y{smooth})"),
+            format!("    metric accuracy(out({expr}), y)\n"),
+        )
+    } else {
+        let loss = r.pick(&["mse", "l1", "huber", "logistic", "bce_with_logits", "hinge"]);
+        (format!("label y: [B, {outputs}]"), format!("{loss}(out({expr}), y)"), String::new())
+    };
+    let penalty = r.pick(&["", " + 1e-3 * sum(square(out.weight))", " + l1_penalty(fc0.weight, lambda = 1e-4)"]);
+    let optimizer = r.pick(&[
+        "sgd(lr = 0.05)",
+        "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-3)",
+        "heavy_ball(lr = 0.05)",
+        "adagrad(lr = 0.05)",
+        "rmsprop(lr = 0.01, momentum = 0.5, centered = true)",
+        "adadelta()",
+        "adam(lr = 0.01)",
+        "adamw(lr = 0.01)",
+        "amsgrad(lr = 0.01)",
+        "nadam(lr = 0.01)",
+        "radam(lr = 0.01)",
+        "adamax(lr = 0.01)",
+        "adabound(lr = 0.01)",
+        "padam(lr = 0.01)",
+        "lars(lr = 0.05)",
+        "lamb(lr = 0.01)",
+    ]);
+    let schedule = r.pick(&["", "schedule warmup(2) then cosine(T = 10)\n", "schedule inv_sqrt\n"]);
+    let clip = r.pick(&["", "clip global_norm(1.0)\n", "clip value(0.1)\n"]);
+    let data = if classify { "blobs(n = 60)" } else { "teacher(n = 60)" };
+    format!(
+        "model R {{\n    input x: [B, {features}]\n    {label}\n{layers}    loss = {loss}{penalty}\n{metric}}}\n\
+         optimizer {optimizer}\n{schedule}{clip}train {{ data = {data}, batch = 8, steps = 3, seed = {seed} }}\n"
+    )
+}
+
+#[test]
+fn random_models_match_the_interpreter() {
+    let mut failures = Vec::new();
+    let base = Path::new("examples");
+    for seed in 0..40 {
+        let src = random_model(seed);
+        let c = match pipeline::compile(&src) {
+            Ok(c) => c,
+            Err(d) => panic!("{src}\n{}", nnc::diagnostic::render_all(&d, "random.nn", &src)),
+        };
+        let params = session::initial_params(&c.model, seed, None).unwrap();
+        let mut jit = jit::compile(&c, 1).unwrap();
+        for size in [1, 7, 60] {
+            let batches = batches_of(&c, base, size, 3).unwrap();
+            if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.01) {
+                failures.push(format!("seed {seed} at batch {size}: {e}\n{src}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+
+
+// ---- random graphs ----------------------------------------------------------------------
+
+use nnc::graph::{Axes, BinaryOp, Dim, InputKind, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update};
+
+/// Builds random elementwise/reduction/softmax/matmul graphs over `x, z: [B, n]`, labels
+/// `y: [B]`, parameters `w: [n]`, `m: [n, n]` and a state `s: [n]`, with outputs and updates
+/// of every parameter and the state. Operands of partial functions are made safe first
+/// (`log`, `sqrt`, `pow` of `softplus(a) + 0.5`; division by `1 + a²`).
+struct GraphGen<'a> {
+    g: Graph,
+    r: &'a mut Rng,
+    n: usize,
+    /// Values of shape `[B, n]`.
+    pool: Vec<NodeId>,
+}
+
+impl GraphGen<'_> {
+    fn bn(&self) -> Shape {
+        Shape(vec![Dim::Batch, Dim::Fixed(self.n as u32)])
+    }
+    fn any(&mut self) -> NodeId {
+        self.pool[self.r.below(self.pool.len())]
+    }
+    fn c(&mut self, v: f64, shape: &Shape) -> NodeId {
+        self.g.constant(v, shape.clone())
+    }
+    fn positive(&mut self, a: NodeId) -> NodeId {
+        let sp = self.g.unary(UnaryOp::Softplus, a);
+        let half = self.c(0.5, &self.g.shape(a).clone());
+        self.g.add2(sp, half)
+    }
+    fn unary(&mut self) -> NodeId {
+        use UnaryOp::*;
+        let ops = [Neg, Exp, Log, Log1p, Sqrt, Recip, Abs, Sign, Square, Tanh, Sigmoid, Relu, Step, Softplus, Erf];
+        let op = ops[self.r.below(ops.len())];
+        let a = self.any();
+        let a = match op {
+            Log | Sqrt | Recip | Log1p => self.positive(a),
+            Exp => self.g.unary(Tanh, a),
+            _ => a,
+        };
+        self.g.unary(op, a)
+    }
+    fn binary(&mut self) -> NodeId {
+        use BinaryOp::*;
+        let ops = [Add, Sub, Mul, Div, Max, Min, Pow, Gt, Ge, Eq];
+        let op = ops[self.r.below(ops.len())];
+        let (a, b) = (self.any(), self.any());
+        match op {
+            Div => {
+                let sq = self.g.unary(UnaryOp::Square, b);
+                let one = self.c(1.0, &self.bn());
+                let d = self.g.add2(sq, one);
+                self.g.div(a, d)
+            }
+            Pow => {
+                let base = self.positive(a);
+                let e = self.g.unary(UnaryOp::Tanh, b);
+                self.g.binary(Pow, base, e)
+            }
+            _ => self.g.binary(op, a, b),
+        }
+    }
+    /// A per-row statistic broadcast back: `a ∘ reduce(b, axis 1)`.
+    fn row_stat(&mut self) -> NodeId {
+        let (a, b) = (self.any(), self.any());
+        let kind = [Reduce::Sum, Reduce::Mean, Reduce::Max][self.r.below(3)];
+        let red = self.g.reduce(kind, b, Axes::of(&[1]));
+        let red = if self.r.below(2) == 0 {
+            let flat = self.g.reshape(red, &Shape(vec![Dim::Batch]));
+            self.g.reshape(flat, &Shape(vec![Dim::Batch, Dim::Fixed(1)]))
+        } else {
+            red
+        };
+        let bc = self.g.broadcast(red, &self.bn());
+        self.g.sub(a, bc)
+    }
+    /// A per-column or full statistic broadcast back.
+    fn col_stat(&mut self) -> NodeId {
+        let (a, b) = (self.any(), self.any());
+        let kind = [Reduce::Sum, Reduce::Mean, Reduce::Max][self.r.below(3)];
+        let axes = if self.r.below(2) == 0 { Axes::of(&[0]) } else { Axes::of(&[0, 1]) };
+        let red = self.g.reduce(kind, b, axes);
+        let bc = self.g.broadcast(red, &self.bn());
+        self.g.mul(a, bc)
+    }
+    fn param_row(&mut self, w: NodeId) -> NodeId {
+        let a = self.any();
+        let bc = self.g.broadcast(w, &self.bn());
+        self.g.add2(a, bc)
+    }
+    fn softmaxish(&mut self) -> NodeId {
+        let a = self.any();
+        let op = if self.r.below(2) == 0 { Op::Softmax } else { Op::LogSoftmax };
+        self.g.add(op, vec![a], self.bn())
+    }
+    fn product(&mut self, m: NodeId) -> NodeId {
+        let a = self.any();
+        let tb = self.r.below(2) == 0;
+        self.g.matmul(a, m, false, tb)
+    }
+    /// Elementwise work on a transposed view (the gather path), transposed back.
+    fn transposed(&mut self) -> NodeId {
+        let (a, b) = (self.any(), self.any());
+        let (ta, tb) = (self.g.transpose(a), self.g.transpose(b));
+        let s = self.g.mul(ta, tb);
+        let t = self.g.unary(UnaryOp::Tanh, s);
+        self.g.transpose(t)
+    }
+    fn select(&mut self) -> NodeId {
+        let (a, b, c) = (self.any(), self.any(), self.any());
+        let cond = self.g.binary(BinaryOp::Gt, a, b);
+        self.g.select(cond, b, c)
+    }
+}
+
+fn random_graph(seed: u64) -> Graph {
+    let mut r = Rng(seed);
+    let n = 1 + r.below(9);
+    let mut g = Graph::new();
+    let bn = Shape(vec![Dim::Batch, Dim::Fixed(n as u32)]);
+    let x = g.add_input("x", bn.clone(), InputKind::Features);
+    let z = g.add_input("z", bn.clone(), InputKind::Features);
+    let y = g.add_input("y", Shape(vec![Dim::Batch]), InputKind::Classes(n as u32));
+    let w = g.add_param("w", Shape::fixed(&[n]));
+    let m = g.add_param("m", Shape::fixed(&[n, n]));
+    let s = g.add_state("s", Shape::fixed(&[n]), 0.5);
+    let mut gen = GraphGen { g, r: &mut r, n, pool: vec![x, z] };
+    for _ in 0..6 + gen.r.below(10) {
+        let v = match gen.r.below(10) {
+            0 | 1 => gen.unary(),
+            2 | 3 => gen.binary(),
+            4 => gen.row_stat(),
+            5 => gen.col_stat(),
+            6 => gen.param_row(w),
+            7 => gen.softmaxish(),
+            8 => {
+                if gen.r.below(2) == 0 {
+                    gen.product(m)
+                } else {
+                    gen.transposed()
+                }
+            }
+            _ => gen.select(),
+        };
+        gen.pool.push(v);
+    }
+    let last = *gen.pool.last().unwrap();
+    let GraphGen { mut g, pool, .. } = gen;
+    // Outputs: a loss-like mean, a cross entropy with its accuracy, and a few whole values.
+    let loss = g.mean_all(last);
+    g.add_output("loss", loss);
+    let xe = g.add(Op::SoftmaxCrossEntropy, vec![pool[pool.len() / 2], y], Shape(vec![Dim::Batch]));
+    let xe = g.mean_all(xe);
+    g.add_output("xent", xe);
+    let am = g.add(Op::ArgMax, vec![last], Shape(vec![Dim::Batch]));
+    let hit = g.binary(BinaryOp::Eq, am, y);
+    let acc = g.mean_all(hit);
+    g.add_output("accuracy", acc);
+    let oh = g.add(Op::OneHot(n as u32), vec![y], bn.clone());
+    let picked = g.mul(oh, last);
+    g.add_output("picked", picked);
+    for (i, &v) in pool.iter().enumerate().skip(2).step_by(3) {
+        g.add_output(format!("v{i}"), v);
+    }
+    // Updates: w and s from column sums, m from a product with the inputs.
+    let lr = g.scalar(nnc::graph::ScalarArg::Lr);
+    let col = g.reduce(Reduce::Sum, last, Axes::of(&[0]));
+    let col = g.reshape(col, &Shape::fixed(&[n]));
+    let lrn = g.broadcast(lr, &Shape::fixed(&[n]));
+    let step = g.mul(lrn, col);
+    let w2 = g.sub(w, step);
+    let k = g.constant(0.9, Shape::fixed(&[n]));
+    let decayed = g.mul(s, k);
+    let sq = g.unary(UnaryOp::Square, col);
+    let s2 = g.add2(decayed, sq);
+    let gm = g.matmul(x, last, true, false);
+    let lrm = g.broadcast(lr, &Shape::fixed(&[n, n]));
+    let dm = g.mul(lrm, gm);
+    let m2 = g.sub(m, dm);
+    g.updates.push(Update { target: Target::Param(0), node: w2 });
+    g.updates.push(Update { target: Target::Param(1), node: m2 });
+    g.updates.push(Update { target: Target::State(0), node: s2 });
+    g.compact()
+}
+
+#[test]
+fn random_graphs_match_the_interpreter() {
+    let mut failures = Vec::new();
+    for seed in 0..150 {
+        let g = random_graph(seed);
+        if let Err(e) = nnc::graph::verify::verify(&g) {
+            panic!("seed {seed}: {e:?}");
+        }
+        let mut fwd = g.clone();
+        fwd.updates.clear();
+        let c = Compiled { opt: g.clone(), forward: fwd, ..pipeline::compile(&std::fs::read_to_string("examples/xor.nn").unwrap()).unwrap() };
+        let n = g.params[0].shape.numel(0);
+        let params = vec![
+            Tensor::new(vec![n], (0..n).map(|i| noise(10 + seed, i as u64)).collect()),
+            Tensor::new(vec![n, n], (0..n * n).map(|i| noise(20 + seed, i as u64)).collect()),
+        ];
+        let mut jit = jit::compile(&c, 1).unwrap();
+        for size in [1, 7, 33] {
+            let batches: Vec<Vec<Tensor<f32>>> = (0..3)
+                .map(|b| {
+                    let k = (seed * 10 + b) as u64;
+                    let t = |s| Tensor::new(vec![size, n], (0..size * n).map(|i| 2.0 * noise(s, i as u64)).collect());
+                    let y = (0..size).map(|i| ((noise(k + 7, i as u64) + 1.0) * n as f32 / 2.0).floor().min(n as f32 - 1.0)).collect();
+                    vec![t(k + 1), t(k + 2), Tensor::new(vec![size], y)]
+                })
+                .collect();
+            if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.05) {
+                failures.push(format!("seed {seed} at batch {size}: {e}\n{}", nnc::graph::print::print(&g, None)));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }

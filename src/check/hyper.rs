@@ -236,6 +236,7 @@ fn synthetic(name: &str) -> Option<Synthetic> {
         "blobs" => Synthetic::Blobs,
         "teacher" => Synthetic::Teacher,
         "random" => Synthetic::Random,
+        "linear" => Synthetic::Linear,
         _ => return None,
     })
 }
@@ -337,17 +338,18 @@ impl Fit<'_> {
                     self.y,
                 )),
             },
-            Synthetic::Teacher => match self.y.kind {
+            Synthetic::Teacher | Synthetic::Linear => match self.y.kind {
                 InputKind::Classes(_) => Err(self.error(
                     format!(
-                        "teacher makes real-valued targets `[{}, T]`, but `{}` holds class labels",
+                        "{name} makes real-valued targets `[{}, T]`, but `{}` holds class labels",
                         self.batch, self.y.name
                     ),
                     self.y,
                 )),
                 _ if self.y.shape.rank() == 2 => Ok(()),
                 _ => {
-                    Err(self.bad_y("teacher makes target rows", &format!("`[{}, T]`", self.batch)))
+                    let what = format!("{name} makes target rows");
+                    Err(self.bad_y(&what, &format!("`[{}, T]`", self.batch)))
                 }
             },
             Synthetic::Random => match self.y.kind {
@@ -400,5 +402,6 @@ fn synthetic_name(kind: Synthetic) -> &'static str {
         Synthetic::Blobs => "blobs",
         Synthetic::Teacher => "teacher",
         Synthetic::Random => "random",
+        Synthetic::Linear => "linear",
     }
 }

@@ -404,6 +404,9 @@ pub struct Hyper {
     pub partial: f64,
     /// LARS's η.
     pub trust_coefficient: f64,
+    /// `clamp = (lo, hi)`, any method: after the update each element is projected onto
+    /// `[lo, hi]` (projected gradient descent); `lo < hi`.
+    pub clamp: Option<(f64, f64)>,
 }
 
 /// A parameter group: the parameters whose names match one of `patterns` (and no earlier
@@ -562,4 +565,7 @@ pub enum Synthetic {
     Teacher,
     /// Benchmarks: features `N(0,1)`, labels uniform classes or `N(0,1)` targets (no signal).
     Random,
+    /// Regression: `y = A·x + noise`, `x ~ N(0, I)`, a fixed teacher matrix `A` with singular
+    /// values 8, 4, 2, 1, ... (for deep linear networks).
+    Linear,
 }

@@ -16,11 +16,16 @@
 //! | weight_decay, lr_decay, initial_accumulator_value, momentum_decay | >= 0 |
 //! | partial | in (0, 1/2] |
 //! | nesterov (sgd) | needs momentum > 0 and dampening = 0 |
+//! | clamp = (lo, hi) (every method, every group) | finite, lo < hi |
+//!
+//! `clamp` belongs to no method's registry entry: it is split off the arguments before
+//! they are bound ([`take_clamp`]), and a group inherits the optimizer's unless it gives its
+//! own.
 
 use super::args::{Args, Rule};
 use super::hyper::{clip, done, lookup, spec};
 use super::model::{Clip, Hyper, Method, Optimizer, ParamDef, ParamGroup};
-use super::registry::{Builtin, OPTIMIZERS};
+use super::registry::{Builtin, Param, OPTIMIZERS};
 use super::suggest::did_you_mean;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::syntax::ast::{Arg, Expr, Group};
@@ -192,6 +197,44 @@ fn cross_check(method: Method, h: &Hyper, a: &mut Args, call: Span) {
     }
 }
 
+/// The signature `clamp` is bound against, for its messages.
+static CLAMP: Builtin = Builtin {
+    name: "clamp",
+    params: &[Param { name: "clamp", default: None }],
+    doc: "project every parameter onto [lo, hi] after the update",
+};
+
+/// Splits `clamp = (lo, hi)` off `args`: the bounds, if given, and the other arguments. The
+/// bounds are `Err(())` after a reported mistake (not a pair of finite numbers, `lo >= hi`,
+/// given twice).
+#[allow(clippy::type_complexity)]
+fn take_clamp(args: &[Arg], diags: &mut Vec<Diagnostic>) -> (Result<Option<(f64, f64)>, ()>, Vec<Arg>) {
+    let (mine, rest): (Vec<&Arg>, Vec<&Arg>) =
+        args.iter().partition(|a| a.name.as_ref().is_some_and(|n| n.name == "clamp"));
+    let rest = rest.into_iter().cloned().collect();
+    let Some(&first) = mine.first() else { return (Ok(None), rest) };
+    if let Some(again) = mine.get(1) {
+        diags.push(
+            Diagnostic::error(again.span, "`clamp` given twice")
+                .label("given again here")
+                .secondary(first.span, "first given here"),
+        );
+        return (Err(()), rest);
+    }
+    let Some(mut a) = Args::bind(&CLAMP, std::slice::from_ref(first), first.span, diags) else {
+        return (Err(()), rest);
+    };
+    let (lo, hi) = a.pair("clamp", (0.0, 0.0), Rule::Finite);
+    if a.errors.is_empty() && lo >= hi {
+        a.errors.push(
+            Diagnostic::error(first.value.span, format!("clamp needs lo < hi, found ({lo}, {hi})"))
+                .label("an empty box")
+                .note("`clamp = (lo, hi)` projects every parameter element onto [lo, hi] after the update"),
+        );
+    }
+    (done(a, (lo, hi), diags).map(Some).ok_or(()), rest)
+}
+
 /// The `optimizer` item with its `{ group ... }` list. Groups are checked even when the
 /// optimizer's own arguments have mistakes, so that all of them are reported.
 pub(crate) fn optimizer(
@@ -202,15 +245,18 @@ pub(crate) fn optimizer(
     let (name, span, args) = spec(e, "an optimizer", "optimizer sgd(lr = 0.1)", diags)?;
     let b = lookup(OPTIMIZERS, "optimizer", name, span, diags)?;
     let method = method(name)?;
-    let mut a = Args::bind(b, args, e.span, diags)?;
+    let (clamp, args) = take_clamp(args, diags);
+    let mut a = Args::bind(b, &args, e.span, diags)?;
     let mut hyper = defaults(b);
     read(b, &mut a, &mut hyper);
+    hyper.clamp = clamp.unwrap_or(None);
     cross_check(method, &hyper, &mut a, e.span);
     let base_ok = a.errors.is_empty();
     let groups: Vec<Option<ParamGroup>> =
         groups.iter().map(|g| group(b, method, &hyper, base_ok, g, diags)).collect();
     let hyper = done(a, hyper, diags)?;
     let groups = groups.into_iter().collect::<Option<Vec<_>>>()?;
+    clamp.ok()?;
     Some(Optimizer { method, hyper, groups })
 }
 
@@ -226,7 +272,8 @@ fn group(
     let before = diags.len();
     let mut group_clip: Option<(Clip, Span)> = None;
     let mut rest: Vec<Arg> = Vec::new();
-    for arg in &g.args {
+    let (clamp, args) = take_clamp(&g.args, diags);
+    for arg in &args {
         if arg.name.as_ref().is_some_and(|n| n.name == "clip") {
             if let Some((_, first)) = group_clip {
                 diags.push(
@@ -244,6 +291,9 @@ fn group(
     let mut a = Args::bind_overrides(b, &rest, g.span, diags)?;
     let mut hyper = base.clone();
     read(b, &mut a, &mut hyper);
+    if let Ok(Some(bounds)) = clamp {
+        hyper.clamp = Some(bounds);
+    }
     if base_ok {
         cross_check(method, &hyper, &mut a, g.span);
     }

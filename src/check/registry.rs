@@ -404,6 +404,7 @@ pub const DATASETS: &[Builtin] = &[
     b("blobs", N_NOISE, "F features, one Gaussian cluster per class"),
     b("teacher", N_NOISE, "regression targets from a fixed random tanh MLP, plus noise"),
     b("random", N_NOISE, "benchmarks: N(0,1) features, uniform classes or N(0,1) targets; noise unused"),
+    b("linear", N_NOISE, "regression y = A x + noise, x ~ N(0, I), fixed teacher A with singular values 8, 4, 2, 1, ..."),
 ];
 
 /// Settings of the `train { ... }` block (each written `key = value`).

@@ -1,50 +1,61 @@
 //! Vectorized single-precision math for the JIT: Cranelift IR emitters that compute
 //! `exp, ln, ln(1+x), tanh, sigmoid, softplus, erf` and `aᵇ` on `f32x4` values, branch-free.
 //!
-//! Owns: the algorithms and their constants. Every emitter appends straight-line CLIF to
-//! the builder's current block (no blocks, no calls, no memory) using only FMA, float and
-//! integer SIMD arithmetic, bit casts, compares and `bitselect`; so it can sit anywhere in a
-//! kernel body. The ISA must have FMA (`cranelift_native` detects it on the x86-64 hosts
-//! we run on; without it Cranelift would lower each `fma` to four libcalls). Scalars
-//! (loop tails): splat the scalar into an `f32x4`, emit, `extractlane 0`; every lane is
-//! computed independently, so no other support is needed.
+//! Owns: the algorithms and their constants (`pow` in `vmath/pow.rs`). Every emitter appends
+//! straight-line CLIF to the builder's current block (no blocks, calls or memory) using only
+//! FMA, float and integer SIMD arithmetic, bit casts, compares and `bitselect`, so it can sit
+//! anywhere in a kernel body. The ISA must have FMA (`cranelift_native` detects it on our
+//! x86-64 hosts; without it Cranelift lowers each `fma` to four libcalls). Scalars (loop
+//! tails): splat the scalar into an `f32x4`, emit, `extractlane 0`; lanes are computed
+//! independently, so nothing else is needed.
 //!
-//! Accuracy, measured by the tests in `vmath/tests.rs` against `f64` references (std's
-//! `exp, ln, ln_1p, tanh`; `1/(1+e⁻ˣ)`; `max(x,0) + ln_1p(e^−|x|)`; [`crate::graph::eval::erf`];
-//! `powf`) over dense sweeps of the whole float range, in units in the last place of the
-//! `f32` result (a correctly rounded function has 0.5) and as relative error for normal
-//! results, with the instruction count each emitter adds (constants included; the
-//! optimizer shares identical constants between calls):
+//! Accuracy is measured by `vmath/tests.rs` against `f64` references (std's `exp, ln,
+//! ln_1p, tanh`; `1/(1+e⁻ˣ)`; `max(x,0) + ln_1p(e^−|x|)`; [`crate::graph::eval::erf`];
+//! `powf`): the maximum error in ulps of the `f32` result (correct rounding has 0.5;
+//! subnormal results count in subnormal ulps) and the maximum relative error over normal
+//! results. Inputs: every 257th float of both signs (16.7 M; the ignored test
+//! `exhaustive_sweep`), dense sweeps of each working range, specials, subnormals, NaN
+//! payloads; for pow, bases over the whole range with `|y·ln a|` up to 105, Adam's `βᵗ`.
+//! `insts`: CLIF instructions one call adds, vector constants included (the optimizer
+//! merges identical constants across calls). `compile`: Cranelift time for a function
+//! holding one call, minus an empty function's 69 µs (≈ 6-7 µs per instruction here).
 //!
 //! ```text
-//! fn        max ulp  max rel    CLIF insts  method
-//! exp       1.03     8.6e-8     42          2ⁿ·p(r), r = x − n·ln2 (Cody-Waite), p degree 6
-//! log       0.80     7.8e-8     52          x = 2ᵏ·(1+f), ln(1+f) = f − f²/2 + s·(f²/2 + R(s²)),
-//! log1p     0.81     8.1e-8     47          s = f/(2+f) (fdlibm); log1p adds (x−(u−1))/u
-//! tanh      1.45     1.5e-7     48          |x| < 0.625: x + x³·P(x²); else 1 − 2q/(1+q), q = e^−2|x|
-//! sigmoid   1.6      1.3e-7     44          (x ≥ 0 ? 1 : q)/(1 + q), q = e^−|x|
-//! softplus  1.6      1.3e-7     70          max(x,0) + ln(1+q), q = e^−|x|
-//! erf       1.05     1.2e-7     54          |x| < 0.92: x + x·P(x²); else 1 − P(t)/Q(t), t = (|x|−0.915)/3.085
-//! pow       see emit_pow                    e^(y·ln|a|) with ln|a| in double-f32
+//! fn        ulp   rel     insts compile method
+//! exp       0.85  7.4e-8  43    250 µs  2ⁿ·p(r), r = x − n·ln2 (Cody-Waite, FMA), p degree 6
+//! log       0.80  8.0e-8  54    360 µs  x = 2ᵏ(1+f), 1+f ∈ [√½,√2), s = f/(2+f), fdlibm:
+//!                                       ln(1+f) = f − f²/2 + s(f²/2 + R(s²)), R: 4 terms
+//! log1p     0.82  8.1e-8  49    340 µs  u = 1+x: ln u + (x − (u−1))/u, same kernel
+//! tanh      1.41  1.5e-7  56    390 µs  |x| < 0.625: x + x³P(x²), 5 terms;
+//!                                       else 1 − 2q/(1+q), q = e^−2|x|
+//! sigmoid   2.33  1.7e-7  47    310 µs  (x ≥ 0 ? 1 : q)/(1+q), q = e^−|x|
+//! softplus  1.54  1.2e-7  76    510 µs  max(x,0) + ln(1+q), q = e^−|x|, 1+q split exactly
+//! erf       1.01  7.9e-8  57    370 µs  |x| < 0.92: x + xP(x²), 6 terms; else 1 − N(t)/D(t)
+//!                                       (6/6 rational erfc), t = (|x| − 0.915)/3.085
+//! pow       1.94  1.6e-7  149   1.0 ms  e^(y·ln|a|), ln|a| as hi + lo (see emit_pow)
 //! ```
-//! (The table is the measured state; `tests::accuracy_table` prints it again.)
 //!
-//! Special values (all as `f32::{exp, ln, ...}` except where noted):
-//! - exp: `e^x = +∞` for `x > 88.72`, subnormal results are correctly produced (two-step
-//!   scaling `p·2^⌊n/2⌋·2^⌈n/2⌉`), `0` below `−103.97`, `e^±∞ = ∞, 0`, NaN → NaN.
-//! - log: `ln 0 = −∞`, `ln(x < 0) = NaN`, `ln ∞ = ∞`, subnormal inputs are exact (rescaled by 2²³).
-//! - log1p: `log1p(−1) = −∞`, `x < −1 → NaN`, tiny x gives x exactly; `log1p(−0) = +0` (std: −0).
-//! - tanh: odd, exactly `±1` for `|x| ≥ 9.01`, `tanh(±∞) = ±1`, `tanh(−0) = −0`.
-//! - sigmoid: exactly `1` for `x ≥ 16.7`, subnormal results down to `x = −103.3`, then `0`;
-//!   never overflows.
-//! - softplus: `= x` exactly for `x ≥ 16.7`, `= e^x` (subnormal) for very negative x, `(+∞) = ∞`,
-//!   `(−∞) = 0`.
-//! - erf: odd, exactly `±1` for `|x| ≥ 3.92`, `erf(±∞) = ±1`.
-//! - NaN inputs give NaN everywhere (payload unspecified).
+//! Nothing here is correctly rounded, so results can differ from the interpreter's
+//! (`f32::exp` etc.) by a few ulps; the relative error stays below 2e-7 everywhere.
+//!
+//! Special values (as `f32::{exp, ln, ...}` except where noted):
+//! - exp: `+∞` for `x > 88.72`, correct subnormal results (two-step scaling
+//!   `p·2^⌊n/2⌋·2^⌈n/2⌉`), `0` below `−103.97`, `e^±∞ = ∞, 0`.
+//! - log: `ln ±0 = −∞`, `ln(x < 0) = NaN`, `ln ∞ = ∞`; subnormal inputs are rescaled by
+//!   2²³, so they are as accurate as normal ones.
+//! - log1p: `log1p(−1) = −∞`, `x < −1 → NaN`, tiny x gives x exactly; `log1p(−0) = +0`
+//!   (std: −0).
+//! - tanh: odd, exactly `±1` for `|x| ≥ 9.01` and at `±∞`, `tanh(−0) = −0`.
+//! - sigmoid: exactly `1` for `x ≥ 16.7`, subnormal results down to `x ≈ −103.3`, then
+//!   `0`; `σ(±∞) = 1, 0`; never overflows.
+//! - softplus: `= x` exactly for `x ≥ 16.7`, `= eˣ` (subnormal) for very negative x,
+//!   `(+∞) = ∞`, `(−∞) = 0`.
+//! - erf: odd, exactly `±1` for `|x| ≥ 3.919206` (where erf rounds to 1) and at `±∞`.
+//! - NaN inputs (quiet or signaling, any payload) give NaN everywhere (payload unspecified).
 //!
 //! Constants were fitted offline by a weighted minimax (Lawson) iteration in `f64` and
-//! rounded to `f32` one coefficient at a time, refitting the rest (the evaluation order
-//! here — Horner with FMA — is the one the fit was checked with).
+//! rounded to `f32` one coefficient at a time, refitting the rest; the evaluation order
+//! here (Horner with FMA) is the one the fit was checked with.
 
 use cranelift::codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift::codegen::ir::types::{F32X4, I32X4};
@@ -100,61 +111,33 @@ pub fn emit(b: &mut FunctionBuilder, f: MathFn, x: Value) -> Value {
 /// Emits `aᵇ` lane-wise for `f32x4` values, with the full IEEE `powf` semantics:
 ///
 /// ```text
-/// a > 0 finite          e^(b·ln a), ln a carried as an unevaluated f32 sum hi + lo so that
-///                       b·ln a keeps ~30 bits: ≤ 2.5 ulp measured for |b·ln a| ≤ 88
+/// a > 0 finite          e^(b·ln a), ln a carried as an unevaluated f32 sum hi + lo (~2⁻³⁰
+///                       relative) and b·(hi + lo) split exactly by FMA: 1.94 ulp measured,
+///                       including |b·ln a| up to 88 and subnormal results
 /// a < 0, b integer      (−1)ᵇ·|a|ᵇ          a < 0 finite, b not an integer: NaN
 /// a = ±0                +0 / +∞ for b > 0 / b < 0 (−0 / −∞ when b is an odd integer)
 /// a = ±∞                like 1/±0 above, mirrored
-/// b = ±0 or a = 1       1 (even for NaN in the other operand); (−1)^±∞ = 1
+/// b = ±0 or a = 1       1 (even for NaN in the other operand; glibc's powf gives NaN
+///                       for a signaling NaN there); (−1)^±∞ = 1
 /// otherwise NaN in → NaN out
 /// ```
 ///
 /// About 150 CLIF instructions: prefer [`emit_pow_const`] when `b` is a known constant.
 pub fn emit_pow(b: &mut FunctionBuilder, a: Value, y: Value) -> Value {
-    pow(&mut V::new(b), a, y)
+    pow::pow(&mut V::new(b), a, y)
 }
 
-/// Emits `aʸ` for a compile-time exponent: `y ∈ {0, ±1, 2, 3, 4, −2}` by products and one
-/// division (≤ 1.5 ulp; same special values as `powf`), `y = ±0.5` by a square root (as
-/// `powf` except `(−∞)^0.5 = NaN`), anything else by [`emit_pow`] with `y` splatted.
+/// Emits `aʸ` for a compile-time exponent, by products, one division or a square root
+/// (0-5 instructions) where that is exact enough, else [`emit_pow`] with `y` splatted:
+///
+/// ```text
+/// y      0    1    2    3      4        −1   −2       ½    −½
+/// code   1    a    a·a  a·a·a  (a·a)²   1/a  (1/a)²   √a   1/√a
+/// ulp    0    0    0.5  1.15   1.79     0.5  1.75     0.5  1.40   (measured)
+/// ```
+/// Special values as `powf`, except `(−∞)^±½ = NaN` (powf: +∞, +0).
 pub fn emit_pow_const(b: &mut FunctionBuilder, a: Value, y: f32) -> Value {
-    let mut v = V::new(b);
-    let sq = |v: &mut V, a| v.b.ins().fmul(a, a);
-    if y == 0.0 {
-        v.f(1.0)
-    } else if y == 1.0 {
-        a
-    } else if y == 2.0 {
-        sq(&mut v, a)
-    } else if y == 3.0 {
-        let s = sq(&mut v, a);
-        v.b.ins().fmul(s, a)
-    } else if y == 4.0 {
-        let s = sq(&mut v, a);
-        sq(&mut v, s)
-    } else if y == -1.0 {
-        let one = v.f(1.0);
-        v.b.ins().fdiv(one, a)
-    } else if y == -2.0 {
-        // (1/a)² rather than 1/a²: a² may overflow or underflow when the result does not.
-        let one = v.f(1.0);
-        let r = v.b.ins().fdiv(one, a);
-        sq(&mut v, r)
-    } else if y.abs() == 0.5 {
-        // `+ 0` turns −0 into +0: pow(−0, ½) = +0, pow(−0, −½) = +∞.
-        let zero = v.f(0.0);
-        let a0 = v.b.ins().fadd(a, zero);
-        let r = v.b.ins().sqrt(a0);
-        if y > 0.0 {
-            r
-        } else {
-            let one = v.f(1.0);
-            v.b.ins().fdiv(one, r)
-        }
-    } else {
-        let yv = v.f(y);
-        pow(&mut v, a, yv)
-    }
+    pow::pow_const(&mut V::new(b), a, y)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -166,16 +149,11 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `1.5·2²³`: adding it rounds to an integer that sits in the low mantissa bits.
 const ROUND_MAGIC: f32 = 12582912.0;
 /// `ln 2 = LN2_HI + LN2_LO` (`LN2_HI` is `ln 2` rounded to f32).
-const LN2_HI: f32 = 0.693_147_2;
+const LN2_HI: f32 = std::f32::consts::LN_2;
 const LN2_LO: f32 = -1.904_654_3e-9;
-/// `ln 2` to 16 bits (so `k·LN2_HI16` is exact for |k| < 256) and the rest (pow).
-const LN2_HI16: f32 = 0.693_145_75;
-const LN2_LO16: f32 = 1.428_606_8e-6;
 /// `exp` input clamps: `e^89 = ∞` in f32; `e^−104` rounds to 0.
 const EXP_HI: f32 = 89.0;
 const EXP_LO: f32 = -104.0;
-/// pow: `|y·ln a|` beyond which the low part of the product is dropped (result is 0 or ∞).
-const PH_LIMIT: f32 = 128.0;
 
 /// `(ln((1+s)/(1−s)) − 2s)/s ≈ Σ LG[k]·z^(k+1)`, `z = s²`, `|s| ≤ 0.2`: error 2.6e-11.
 const LG: [f32; 4] = [0.6666666, 0.40000933, 0.28503516, 0.24151592];
@@ -223,9 +201,9 @@ fn exp(v: &mut V, x: Value) -> Value {
 /// ```text
 /// n = round(x·log2 e)            k = x·log2e + 1.5·2²³ (n in its low bits)
 /// r = x − n·ln2 (+ r_lo)         exact FMA steps, |r| ≤ ln2/2
-/// eˣ = 2ⁿ·p(r)                   2ⁿ applied by integer adds to exponent fields:
-///   subnormal: p·2^⌊n/2⌋ (exponent add) · 2^⌈n/2⌉ (a float built from bits), one rounding
-///   else:      p·2ⁿ by one exponent add (needs n ≥ −125)
+/// eˣ = 2ⁿ·p(r)                   2ⁿ as floats built from exponent bits:
+///   subnormal: (p·2^⌊n/2⌋)·2^⌈n/2⌉, exact then one rounding (n ∈ [−150, 128])
+///   else:      p·2ⁿ (needs n ≥ −126)
 /// ```
 fn exp_core(v: &mut V, x: Value, r_lo: Option<Value>, subnormal: bool) -> Value {
     let (log2e, magic) = (v.f(LOG2E), v.f(ROUND_MAGIC));
@@ -238,24 +216,26 @@ fn exp_core(v: &mut V, x: Value, r_lo: Option<Value>, subnormal: bool) -> Value 
         r = v.b.ins().fadd(r, lo);
     }
     let p = v.horner(&EXP_P, r);
+    // Scale factors are built as floats (not added into p's exponent) so that a NaN p, whose
+    // k holds garbage in the n bits, stays NaN.
     let ki = v.int(k);
-    let pi = v.int(p);
+    let one_bits = v.i(1.0f32.to_bits() as i32);
+    let n23 = v.b.ins().ishl_imm_u(ki, 23);
     if subnormal {
         // (n>>1)<<23 = (k<<22) & 0xFF800000: only n's bits survive the shift.
         let top9 = v.i(0xFF80_0000_u32 as i32);
         let t = v.b.ins().ishl_imm_u(ki, 22);
         let a23 = v.b.ins().band(t, top9);
-        let n23 = v.b.ins().ishl_imm_u(ki, 23);
         let b23 = v.b.ins().isub(n23, a23);
-        let one_bits = v.i(1.0f32.to_bits() as i32);
+        let s1 = v.b.ins().iadd(a23, one_bits);
         let s2 = v.b.ins().iadd(b23, one_bits);
-        let ps = v.b.ins().iadd(pi, a23);
-        let (ps, s2) = (v.float(ps), v.float(s2));
+        let (s1, s2) = (v.float(s1), v.float(s2));
+        let ps = v.b.ins().fmul(p, s1);
         v.b.ins().fmul(ps, s2)
     } else {
-        let n23 = v.b.ins().ishl_imm_u(ki, 23);
-        let s = v.b.ins().iadd(pi, n23);
-        v.float(s)
+        let s = v.b.ins().iadd(n23, one_bits);
+        let s = v.float(s);
+        v.b.ins().fmul(p, s)
     }
 }
 
@@ -305,19 +285,24 @@ fn split(v: &mut V, i: Value) -> (Value, Value) {
 
 /// `ln x` for every input: subnormals rescaled, specials patched in at the end.
 fn log(v: &mut V, x: Value) -> Value {
-    let (tiny, xs) = rescale_subnormal(v, x);
-    let i = v.int(xs);
-    let (f, e) = split(v, i);
-    let adj = {
-        let c23 = v.i(23);
-        v.b.ins().band(tiny, c23)
-    };
-    let e = v.b.ins().isub(e, adj);
-    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    let (f, dk, i) = reduce(v, x);
     let l = log_core(v, f, dk, None);
     let special = not_positive_normal(v, i);
     let g = log_special(v, x);
     v.select(special, g, l)
+}
+
+/// `x = 2^dk·(1+f)` for positive x, subnormals included (rescaled by 2²³ first): returns
+/// `f`, `dk` as a float and the bits of the rescaled x (for [`not_positive_normal`]).
+fn reduce(v: &mut V, x: Value) -> (Value, Value, Value) {
+    let (tiny, xs) = rescale_subnormal(v, x);
+    let i = v.int(xs);
+    let (f, e) = split(v, i);
+    let c23 = v.i(23);
+    let adj = v.b.ins().band(tiny, c23);
+    let e = v.b.ins().isub(e, adj);
+    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
+    (f, dk, i)
 }
 
 /// `(x < MIN_NORMAL, x < MIN_NORMAL ? x·2²³ : x)`, the mask as `i32x4`.
@@ -448,125 +433,6 @@ fn erf(v: &mut V, x: Value) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------
-// pow
-
-/// `aʸ`; see [`emit_pow`].
-fn pow(v: &mut V, a: Value, y: Value) -> Value {
-    let xa = v.b.ins().fabs(a);
-    let (hi, lo, i) = log_hi_lo(v, xa);
-    // y·(hi + lo) = ph + pl exactly up to y·lo's rounding.
-    let ph = v.b.ins().fmul(y, hi);
-    let nph = v.b.ins().fneg(ph);
-    let pe = v.b.ins().fma(y, hi, nph);
-    let pl = v.b.ins().fma(y, lo, pe);
-    // Beyond the clamps pl is meaningless (huge, or ∞ − ∞): drop it there.
-    let aph = v.b.ins().fabs(ph);
-    let lim = v.f(PH_LIMIT);
-    let finite = v.b.ins().fcmp(FloatCC::LessThan, aph, lim);
-    let finite = v.float(finite);
-    let pl = v.b.ins().band(pl, finite);
-    let ph = v.min(ph, EXP_HI);
-    let ph = v.max(ph, EXP_LO);
-    let main = exp_core(v, ph, Some(pl), true);
-    let res = pow_specials(v, xa, y, i, main);
-    pow_negative_base(v, a, y, res)
-}
-
-/// `ln x = hi + lo` for `x ≥ 0` with ~2⁻³⁰ relative accuracy (`|lo| ≤ ulp(hi)/2`), and
-/// the (rescaled) bits of x for the special-lane test.
-///
-/// ```text
-/// x = 2ᵏ·(1+f), s = f/(2+f) = sh + sl     sl from the exact remainders of 2+f and f/(2+f)
-/// ln(1+f) = 2s + s·z·LG(z), z = s²        2sh exact; the rest is ≤ 1% of the result
-/// ln x = k·LN2_HI16 (exact) + 2sh + [sl·(2 + 3z·LG) + sh·z·LG + k·LN2_LO16]   Fast2Sum
-/// ```
-fn log_hi_lo(v: &mut V, x: Value) -> (Value, Value, Value) {
-    let (tiny, xs) = rescale_subnormal(v, x);
-    let i = v.int(xs);
-    let (f, e) = split(v, i);
-    let c23 = v.i(23);
-    let adj = v.b.ins().band(tiny, c23);
-    let e = v.b.ins().isub(e, adj);
-    let dk = v.b.ins().fcvt_from_sint(F32X4, e);
-    // d = 2 + f rounded, dd = (2 + f) − d exactly (Fast2Sum, |f| < 2).
-    let two = v.f(2.0);
-    let d = v.b.ins().fadd(f, two);
-    let two_m_d = v.b.ins().fsub(two, d);
-    let dd = v.b.ins().fadd(two_m_d, f);
-    // s = f/d rounded; sl = (f − s·d − s·dd)/d.
-    let s = v.b.ins().fdiv(f, d);
-    let ns = v.b.ins().fneg(s);
-    let rem = v.b.ins().fma(ns, d, f);
-    let rem = v.b.ins().fma(ns, dd, rem);
-    let sl = v.b.ins().fdiv(rem, d);
-    let z = v.b.ins().fmul(s, s);
-    let poly = v.horner(&LG, z);
-    // tail(s) = s³·LG(s²); tail(sh + sl) ≈ tail(sh) + 3·sl·z·LG: lo = sl·(2 + 3·z·LG) + tail.
-    let zp = v.b.ins().fmul(z, poly);
-    let tail = v.b.ins().fmul(s, zp);
-    let (three, two) = (v.f(3.0), v.f(2.0));
-    let k = v.b.ins().fma(zp, three, two);
-    let lo = v.b.ins().fma(sl, k, tail);
-    let hi = v.b.ins().fadd(s, s);
-    // k·LN2_HI16 + hi = top + e2 (Fast2Sum: |k·ln2| ≥ 0.69 > |hi| unless k = 0).
-    let l2h = v.f(LN2_HI16);
-    let ka = v.b.ins().fmul(dk, l2h);
-    let top = v.b.ins().fadd(ka, hi);
-    let moved = v.b.ins().fsub(top, ka);
-    let e2 = v.b.ins().fsub(hi, moved);
-    let lo = v.b.ins().fadd(lo, e2);
-    let l2l = v.f(LN2_LO16);
-    let lo = v.b.ins().fma(dk, l2l, lo);
-    // Renormalize so that |lo| ≤ ulp(hi)/2: y·lo then stays below ulp(y·hi).
-    let sum = v.b.ins().fadd(top, lo);
-    let moved = v.b.ins().fsub(sum, top);
-    let lo = v.b.ins().fsub(lo, moved);
-    (sum, lo, i)
-}
-
-/// Lanes where `|a|` is 0, ∞ or NaN get `max(y·ln|a|, 0)` (0, ∞ or NaN); lanes with
-/// `y = 0` or `|a| = 1` get 1.
-fn pow_specials(v: &mut V, xa: Value, y: Value, i: Value, main: Value) -> Value {
-    let m1 = v.i(-1);
-    let im = v.b.ins().iadd(i, m1);
-    let lim = v.i(0x7F7F_FFFF);
-    let odd_a = v.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, im, lim);
-    let l = log_special(v, xa);
-    let w = v.b.ins().fmul(y, l);
-    let w = v.max(w, 0.0);
-    let res = v.select(odd_a, w, main);
-    let (zero, one) = (v.f(0.0), v.f(1.0));
-    let y0 = v.b.ins().fcmp(FloatCC::Equal, y, zero);
-    let a1 = v.b.ins().fcmp(FloatCC::Equal, xa, one);
-    let unit = v.b.ins().bor(y0, a1);
-    v.select(unit, one, res)
-}
-
-/// Negative `a`: odd integer `y` flips the sign, non-integer `y` (finite `a`) gives NaN.
-fn pow_negative_base(v: &mut V, a: Value, y: Value, res: Value) -> Value {
-    let ry = v.b.ins().nearest(y);
-    let is_int = v.b.ins().fcmp(FloatCC::Equal, ry, y);
-    let half = v.f(0.5);
-    let hy = v.b.ins().fmul(y, half);
-    let rhy = v.b.ins().nearest(hy);
-    let frac = v.b.ins().fcmp(FloatCC::NotEqual, rhy, hy);
-    let odd = v.b.ins().band(is_int, frac);
-    let oddf = v.float(odd);
-    let sign = v.f(SIGN);
-    let asign = v.b.ins().band(a, sign);
-    let flip = v.b.ins().band(asign, oddf);
-    let res = v.b.ins().bxor(res, flip);
-    let zero = v.f(0.0);
-    let neg = v.b.ins().fcmp(FloatCC::LessThan, a, zero);
-    let ninf = v.f(f32::NEG_INFINITY);
-    let fin = v.b.ins().fcmp(FloatCC::GreaterThan, a, ninf);
-    let neg = v.b.ins().band(neg, fin);
-    let bad = v.b.ins().band_not(neg, is_int);
-    let nan = v.f(f32::NAN);
-    v.select(bad, nan, res)
-}
-
-// ---------------------------------------------------------------------------------------
 // Builder helpers.
 
 /// The builder plus a cache of the vector constants made by one emitter call (all in the
@@ -649,5 +515,6 @@ impl<'a, 'b> V<'a, 'b> {
     }
 }
 
+mod pow;
 #[cfg(test)]
 mod tests;

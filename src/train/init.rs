@@ -149,7 +149,7 @@ fn matrix_dims(shape: &[usize]) -> (usize, usize) {
 /// A `[rows, cols]` row-major matrix with orthonormal rows (rows <= cols) or columns
 /// (rows >= cols), distributed as PyTorch's `orthogonal_`: draw a Gaussian `[rows, cols]`,
 /// transpose it when `rows < cols`, take Q of its QR with `Q·sign(diag R)`, transpose back.
-fn orthogonal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+pub(crate) fn orthogonal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
     if rows == 0 || cols == 0 {
         return Vec::new();
     }

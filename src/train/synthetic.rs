@@ -11,11 +11,13 @@
 //! | blobs   | F        | classes(C)               | centres `U[−5,5]^F`; points centre + `(1+noise)·N(0,1)` |
 //! | teacher | F        | targets(T)               | `x ~ N(0,1)^F`; `y = W₂ tanh(W₁x + b₁) + b₂ + noise·N(0,1)`, F-32-T, all weights and biases `N(0, 1/fan_in)` |
 //! | random  | F        | classes(C) or targets(T) | `x ~ N(0,1)^F`; class uniform in `0..C`, or `y ~ N(0,1)^T`, drawn example by example; noise unused; for benchmarks |
+//! | linear  | F        | targets(T)               | `x ~ N(0,1)^F`; `y = A x + noise·N(0,1)`, `A = U diag(s) Vᵀ` (`[T, F]`), `s_k = 8·2^−k` for `k < min(F, T)`, U, V orthonormal columns from [`orthogonal`] |
 //!
 //! Classes are balanced (class j gets `n/C` examples, the first `n mod C` one more), and
 //! the examples are then put in a seeded random order, as sklearn's `shuffle=True` does. A
 //! targets(1) label of xor or moons holds the class as a 0/1 float. The teacher's weights
-//! are drawn first, so the teacher depends on the seed and shapes only, not on `n`. Random
+//! are drawn first, so the teacher depends on the seed and shapes only, not on `n` (the
+//! linear teacher too: U, then V, then the examples). Random
 //! examples are neither balanced nor shuffled: each is an independent draw (features then
 //! label), computed in f32 directly so a large benchmark set needs no f64 copy.
 
@@ -24,6 +26,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
 use super::data::{rng, shuffle, DataError, DataShape, Dataset, LabelSpec, Stream};
+use super::init::orthogonal;
 use crate::check::model::Synthetic;
 use crate::tensor::Tensor;
 
@@ -58,6 +61,10 @@ pub fn generate(
             return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
         }
         (Synthetic::Random, label) => return Ok(random(n, want, label, rng)),
+        (Synthetic::Linear, LabelSpec::Targets(t)) => {
+            let y = linear(n, f, t, noise, rng);
+            return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
+        }
         (_, label) => return Err(fail(format!("cannot produce {}", label_text(label)))),
     };
     Ok(shuffled(n, want, xs, y, rng))
@@ -75,7 +82,9 @@ fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
         (Synthetic::Moons, LabelSpec::Classes(2) | LabelSpec::Targets(1)) => two(),
         (Synthetic::Spirals, LabelSpec::Classes(c)) if c >= 1 => two(),
         (Synthetic::Blobs, LabelSpec::Classes(c)) if c >= 1 && f >= 1 => Ok(()),
-        (Synthetic::Teacher, LabelSpec::Targets(t)) if t >= 1 && f >= 1 => Ok(()),
+        (Synthetic::Teacher | Synthetic::Linear, LabelSpec::Targets(t)) if t >= 1 && f >= 1 => {
+            Ok(())
+        }
         (Synthetic::Random, LabelSpec::Classes(c) | LabelSpec::Targets(c)) if c >= 1 => Ok(()),
         (Synthetic::Random, label) => {
             Err(format!("cannot produce {} (needs at least one)", label_text(label)))
@@ -87,7 +96,7 @@ fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
         (Synthetic::Spirals | Synthetic::Blobs, label) => {
             Err(format!("has class labels but the model's label wants {}", label_text(label)))
         }
-        (Synthetic::Teacher, label) => {
+        (Synthetic::Teacher | Synthetic::Linear, label) => {
             Err(format!("has real targets but the model's label wants {}", label_text(label)))
         }
     }
@@ -206,6 +215,38 @@ fn teacher(n: usize, f: usize, t: usize, noise: f64, rng: &mut ChaCha8Rng) -> (V
     (xs, y)
 }
 
+/// The `k`-th singular value of the linear teacher, `8·2^−k`: 8, 4, 2, 1, 0.5, ...
+pub fn linear_singular_value(k: usize) -> f64 {
+    8.0 * 0.5f64.powi(k as i32)
+}
+
+/// The linear teacher `A = U diag(s) Vᵀ`, `[t, f]` row-major: `U` (`[t, r]`) and `V`
+/// (`[f, r]`) have orthonormal columns, `r = min(t, f)`, `s_k` = [`linear_singular_value`].
+fn linear_teacher(f: usize, t: usize, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let r = f.min(t);
+    let u = orthogonal(t, r, rng);
+    let v = orthogonal(f, r, rng);
+    let mut a = vec![0.0; t * f];
+    for i in 0..t {
+        for j in 0..f {
+            a[i * f + j] =
+                (0..r).map(|k| u[i * r + k] * linear_singular_value(k) * v[j * r + k]).sum();
+        }
+    }
+    a
+}
+
+fn linear(n: usize, f: usize, t: usize, noise: f64, rng: &mut ChaCha8Rng) -> (Vec<f64>, Vec<f32>) {
+    let a = linear_teacher(f, t, rng);
+    let (mut xs, mut y) = (Vec::with_capacity(f * n), Vec::with_capacity(t * n));
+    for _ in 0..n {
+        let x: Vec<f64> = (0..f).map(|_| normal(rng)).collect();
+        y.extend(a.chunks(f).map(|row| (dot(row, &x) + noise * normal(rng)) as f32));
+        xs.extend(x);
+    }
+    (xs, y)
+}
+
 /// `n` independent examples: `N(0,1)` features, then a uniform class or `N(0,1)` targets.
 fn random(n: usize, want: &DataShape, label: LabelSpec, rng: &mut ChaCha8Rng) -> Dataset {
     let f = want.feature_count();
@@ -274,6 +315,73 @@ mod tests {
         assert!(counts.iter().all(|&c| (140..260).contains(&c)), "{counts:?}");
         assert_eq!(ds, generate(Synthetic::Random, 2000, 0.0, &want, 5).unwrap(), "noise unused");
         assert_ne!(ds, generate(Synthetic::Random, 2000, 0.1, &want, 6).unwrap());
+    }
+
+    /// The eigenvalues of the symmetric `[n, n]` matrix `m`, largest first, by power
+    /// iteration with deflation (for well-separated eigenvalues).
+    fn eigenvalues(mut m: Vec<f64>, n: usize, count: usize) -> Vec<f64> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let mut v: Vec<f64> = (0..n).map(|i| 1.0 + i as f64 * 0.1).collect();
+            let mut lambda = 0.0;
+            for _ in 0..300 {
+                let w: Vec<f64> = m.chunks(n).map(|row| dot(row, &v)).collect();
+                lambda = dot(&v, &w);
+                let norm = dot(&w, &w).sqrt();
+                v = w.iter().map(|x| x / norm).collect();
+            }
+            for (k, x) in m.iter_mut().enumerate() {
+                *x -= lambda * v[k / n] * v[k % n];
+            }
+            out.push(lambda);
+        }
+        out
+    }
+
+    #[test]
+    fn linear_teacher_has_singular_values_8_4_2_1() {
+        let (f, t) = (6, 4);
+        let a = linear_teacher(f, t, &mut rng(3, Stream::Synthetic, 0));
+        // AᵀA = V diag(s²) Vᵀ: its eigenvalues are the squared singular values, then 0.
+        let ata: Vec<f64> =
+            (0..f * f).map(|k| (0..t).map(|i| a[i * f + k / f] * a[i * f + k % f]).sum()).collect();
+        let got = eigenvalues(ata, f, 5);
+        for (k, want) in [64.0, 16.0, 4.0, 1.0, 0.0].into_iter().enumerate() {
+            assert!((got[k] - want).abs() < 1e-9, "eigenvalue {k}: {} vs {want}", got[k]);
+        }
+        assert_eq!(linear_singular_value(4), 0.5);
+    }
+
+    #[test]
+    fn linear_targets_are_the_teacher_times_the_features_plus_noise() {
+        let want = DataShape { features: vec![6], label: LabelSpec::Targets(4) };
+        let a = linear_teacher(6, 4, &mut rng(3, Stream::Synthetic, 0));
+        let clean = generate(Synthetic::Linear, 3000, 0.0, &want, 3).unwrap();
+        assert_eq!((clean.x.shape.clone(), clean.y.shape.clone()), (vec![3000, 6], vec![3000, 4]));
+        let residual = |ds: &Dataset| -> Vec<f32> {
+            let rows = ds.x.data.chunks(6).zip(ds.y.data.chunks(4));
+            rows.flat_map(|(x, y)| {
+                let x: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let ax: Vec<f64> = a.chunks(6).map(|row| dot(row, &x)).collect();
+                y.iter().zip(ax).map(|(&y, ax)| (y as f64 - ax) as f32).collect::<Vec<_>>()
+            })
+            .collect()
+        };
+        assert!(residual(&clean).iter().all(|r| r.abs() < 1e-4));
+        let (m, s) = mean_std(&clean.x.data);
+        assert!(m.abs() < 0.03 && (s - 1.0).abs() < 0.03, "features: mean {m} std {s}");
+        let noisy = generate(Synthetic::Linear, 3000, 0.5, &want, 3).unwrap();
+        let (m, s) = mean_std(&residual(&noisy));
+        assert!(m.abs() < 0.02 && (s - 0.5).abs() < 0.02, "noise: mean {m} std {s}");
+        let other = generate(Synthetic::Linear, 10, 0.0, &want, 4).unwrap();
+        assert!(residual(&other).iter().any(|r| r.abs() > 0.1), "the teacher depends on the seed");
+    }
+
+    #[test]
+    fn linear_needs_real_targets() {
+        let want = DataShape { features: vec![6], label: LabelSpec::Classes(3) };
+        let e = generate(Synthetic::Linear, 10, 0.0, &want, 3).unwrap_err();
+        assert!(e.to_string().contains("has real targets"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //! | `adam` | adam (amsgrad), adamw, nadam, radam, adamax, adabound, padam |
 //! | `layerwise` | lars, lamb |
 //!
+//! `clamp = (lo, hi)` (any method, any group) projects the new value onto the box:
+//! `θ ← min(max(θ_new, lo), hi)`, projected gradient descent; the optimizer state is kept as
+//! the method computed it.
+//!
 //! What it does not do: compute the schedule (the runtime passes `lr`), or simplify: the
 //! graph it builds is left to `passes`. L-BFGS is not a graph update and is not here.
 
@@ -74,6 +78,10 @@ pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
             Method::Padam => adam::padam(&mut u),
             Method::Lars => layerwise::lars(&mut u),
             Method::Lamb => layerwise::lamb(&mut u),
+        };
+        let new = match h.clamp {
+            Some((lo, hi)) => project(&mut g, new, lo, hi),
+            None => new,
         };
         g.updates.push(Update { target: Target::Param(i), node: new });
     }
@@ -204,6 +212,15 @@ impl Ctx<'_> {
         let delta = self.g.mul(lr, d);
         self.g.sub(self.theta, delta)
     }
+}
+
+/// `min(max(x, lo), hi)`: the projection onto the box `[lo, hi]`.
+fn project(g: &mut Graph, x: NodeId, lo: f64, hi: f64) -> NodeId {
+    let shape = g.shape(x).clone();
+    let lo = g.constant(lo, shape.clone());
+    let hi = g.constant(hi, shape);
+    let above = g.binary(BinaryOp::Max, x, lo);
+    g.binary(BinaryOp::Min, above, hi)
 }
 
 /// Clipping of the gradients `grads` together (CATALOG.md):

@@ -21,7 +21,7 @@ use cranelift::prelude::*;
 
 use super::ops::{self, Mode};
 use super::{data_flags, Fx};
-use crate::graph::ScalarArg;
+use crate::graph::{BinaryOp, ScalarArg};
 use crate::jit::abi::Ctx;
 use crate::jit::fuse::{Buf, KOp, Level, LoopKernel, Pat, RKind, SinkKind, V};
 
@@ -339,6 +339,14 @@ impl<'k> St<'k> {
         }
     }
 
+    /// The value of a constant op.
+    fn constant(&self, v: V) -> Option<f32> {
+        match self.k.ops[v.0 as usize] {
+            KOp::Const(bits) => Some(f32::from_bits(bits)),
+            _ => None,
+        }
+    }
+
     /// The vector-level ops the given values depend on, in order.
     fn needed(&self, roots: impl Iterator<Item = V>) -> Vec<usize> {
         let mut want = vec![false; self.k.ops.len()];
@@ -377,6 +385,10 @@ impl<'k> St<'k> {
                 KOp::Unary(op, x) => {
                     let x = self.get(fx, x, mode, &vals);
                     ops::unary(fx, op, x, mode, false)
+                }
+                KOp::Binary(BinaryOp::Pow, x, y) if self.constant(y).is_some() => {
+                    let x = self.get(fx, x, mode, &vals);
+                    ops::pow_const(fx, x, self.constant(y).expect("constant"), mode)
                 }
                 KOp::Binary(op, x, y) => {
                     let (x, y) = (self.get(fx, x, mode, &vals), self.get(fx, y, mode, &vals));

@@ -9,9 +9,10 @@
 //! gt/ge/eq  = 1 or 0 (ordered: NaN → 0)   select(c,a,b) = c ≠ 0 ? a : b (NaN c → a)
 //! recip x   = 1 / x                  square x = x·x
 //! ```
-//! Transcendental functions (exp, log, log1p, tanh, sigmoid, softplus, erf, pow) are
-//! vectorized polynomial approximations in vector code; a value computed once per kernel
-//! (level Inv) instead calls the exact scalar function the interpreter uses ([`Libm`]).
+//! Transcendental functions (exp, log, log1p, tanh, sigmoid, softplus, erf, pow) are the
+//! vectorized polynomial approximations of `vmath` (a scalar goes through lane 0 of a
+//! vector); a value computed once per kernel (level Inv) instead calls the exact scalar
+//! function the interpreter uses ([`Libm`]): one call per kernel run, never per element.
 
 use cranelift::codegen::ir::ConstantData;
 use cranelift::prelude::*;
@@ -200,18 +201,32 @@ fn math(fx: &mut Fx, f: Libm, args: &[Value], mode: Mode, exact: bool) -> Value 
     }
 }
 
-/// `f` on four lanes.
+/// `f` on four lanes, by the vectorized approximations of `vmath`.
 fn vmath(fx: &mut Fx, f: Libm, args: &[Value]) -> Value {
-    let mut out = None;
-    for lane in 0..4u8 {
-        let a: Vec<Value> = args.iter().map(|&x| fx.b.ins().extractlane(x, lane)).collect();
-        let r = fx.call(Import::Libm(f), &a).expect("libm returns");
-        out = Some(match out {
-            None => splat(fx, r),
-            Some(v) => fx.b.ins().insertlane(v, r, lane),
-        });
+    use crate::jit::vmath::{self as vm, MathFn};
+    let g = match f {
+        Libm::Exp => MathFn::Exp,
+        Libm::Log => MathFn::Log,
+        Libm::Log1p => MathFn::Log1p,
+        Libm::Tanh => MathFn::Tanh,
+        Libm::Sigmoid => MathFn::Sigmoid,
+        Libm::Softplus => MathFn::Softplus,
+        Libm::Erf => MathFn::Erf,
+        Libm::Pow => return vm::emit_pow(&mut fx.b, args[0], args[1]),
+    };
+    vm::emit(&mut fx.b, g, args[0])
+}
+
+/// `x^c` for a constant exponent (products or a square root for the common ones).
+pub fn pow_const(fx: &mut Fx, x: Value, c: f32, mode: Mode) -> Value {
+    match mode {
+        Mode::Vec => crate::jit::vmath::emit_pow_const(&mut fx.b, x, c),
+        Mode::Scalar => {
+            let v = splat(fx, x);
+            let r = crate::jit::vmath::emit_pow_const(&mut fx.b, v, c);
+            fx.b.ins().extractlane(r, 0)
+        }
     }
-    out.expect("four lanes")
 }
 
 pub fn unary(fx: &mut Fx, op: UnaryOp, x: Value, mode: Mode, exact: bool) -> Value {

@@ -182,7 +182,9 @@ fn specials() -> Vec<f32> {
         f32::INFINITY,
     ];
     let mut v: Vec<f32> = pos.iter().flat_map(|&p| [p, -p]).collect();
-    v.push(f32::NAN);
+    // Quiet and signaling NaNs with payloads (the payload must not leak into exponent tricks).
+    let nans = [0x7FC0_0000u32, 0xFFC0_0000, 0x7F80_0001, 0x7FBF_FFFF, 0xFFC0_1234, 0x7FC0_0101];
+    v.extend(nans.iter().map(|&b| f32::from_bits(b)));
     v
 }
 
@@ -502,6 +504,9 @@ fn pow_special_values() {
     let mut s = Stats::default();
     for ((&p, &q), &g) in a.iter().zip(&y).zip(&got) {
         let want = p.powf(q);
+        if (is_snan(p) || is_snan(q)) && g == 1.0 {
+            continue;
+        }
         if want.is_nan() || want == 0.0 || want.is_infinite() || want.abs() == 1.0 {
             let same = (want.is_nan() && g.is_nan()) || want.to_bits() == g.to_bits();
             assert!(same, "pow({p:e}, {q:e}) = {g:e}, expected {want:e}");
@@ -510,6 +515,12 @@ fn pow_special_values() {
         }
     }
     assert!(s.ulp <= 3.0, "{s:?}");
+}
+
+/// A signaling NaN: `powf` (glibc) returns NaN for `pow(sNaN, 0)` and `pow(1, sNaN)`
+/// where quiet NaNs give 1; the JIT gives 1 for both kinds (documented).
+fn is_snan(x: f32) -> bool {
+    x.is_nan() && x.to_bits() & 0x0040_0000 == 0
 }
 
 /// The constant-exponent shortcuts agree with `powf` (ulp bound and special values).
@@ -524,6 +535,9 @@ fn pow_const_exponents() {
         let mut s = Stats::default();
         for (&x, &g) in xs.iter().zip(&got) {
             let want = x.powf(y);
+            if is_snan(x) && g == 1.0 {
+                continue;
+            }
             if want.is_nan() || want == 0.0 || want.is_infinite() {
                 let skip = y.abs() == 0.5 && x == f32::NEG_INFINITY; // documented: NaN
                 let same = (want.is_nan() && g.is_nan()) || want.to_bits() == g.to_bits();
@@ -532,7 +546,8 @@ fn pow_const_exponents() {
                 s.add(x, y, g, (x as f64).powf(y as f64));
             }
         }
-        assert!(s.ulp <= 3.0, "y = {y}: {s:?}");
+        println!("pow_const y = {y}: {:.3} ulp", s.ulp);
+        assert!(s.ulp <= 2.0, "y = {y}: {s:?}");
     }
 }
 
@@ -545,5 +560,45 @@ fn exhaustive_sweep() {
     for f in MathFn::ALL {
         let s = measure(f, &jit_fn(f), &xs);
         println!("{f:?}: {s:?}");
+    }
+}
+
+/// Several calls in one function (shared constants, one block) give the same bits as
+/// separate kernels.
+#[test]
+fn calls_compose() {
+    let both = jit(|b, x, _| {
+        let e = emit(b, MathFn::Softplus, x);
+        let t = emit(b, MathFn::Erf, e);
+        emit(b, MathFn::Log, t)
+    });
+    let xs = lin_sweep(-5.0, 5.0, 999);
+    let (sp, er, lg) = (jit_fn(MathFn::Softplus), jit_fn(MathFn::Erf), jit_fn(MathFn::Log));
+    let want = lg.run1(&er.run1(&sp.run1(&xs)));
+    let got = both.run1(&xs);
+    assert!(want.iter().zip(&got).all(|(w, g)| w.to_bits() == g.to_bits()));
+}
+
+/// Instruction counts stay where the module doc says (compile time is ~6 µs each).
+#[test]
+fn instruction_counts() {
+    for f in MathFn::ALL {
+        let n = jit_fn(f).insts;
+        assert!(n <= if f == MathFn::Softplus { 80 } else { 60 }, "{f:?}: {n}");
+    }
+    assert!(jit(emit_pow).insts <= 155);
+    for (y, most) in [
+        (0.0f32, 1),
+        (1.0, 0),
+        (2.0, 1),
+        (3.0, 2),
+        (4.0, 2),
+        (-1.0, 2),
+        (-2.0, 3),
+        (0.5, 3),
+        (-0.5, 5),
+    ] {
+        let n = jit(|b, x, _| emit_pow_const(b, x, y)).insts;
+        assert!(n <= most, "pow_const {y}: {n}");
     }
 }
