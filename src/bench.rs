@@ -23,6 +23,7 @@ use crate::check::{Model, TrainSpec};
 use crate::diagnostic::Diagnostic;
 use crate::graph::op::Op;
 use crate::graph::Graph;
+use crate::lower::{LowerOptions, Mode};
 use crate::pipeline::Compiled;
 use crate::tensor::Tensor;
 use crate::train::session::{self, Options};
@@ -122,15 +123,25 @@ fn timed<T>(times: &mut StageTimes, stage: &'static str, f: impl FnOnce() -> T) 
     r
 }
 
-/// [`crate::pipeline::compile`] one stage at a time, timing each. Both optimization runs
-/// (the forward graph's and the step's) count as `passes`.
+/// [`crate::pipeline::compile`] one stage at a time, timing each: the same calls in the same
+/// order (a test checks the results agree). Every optimization run counts as `passes`, the
+/// evaluation-mode lowering of a model with buffers (batch norm) as `lower`.
 pub fn compile_timed(src: &str) -> Result<(Compiled, StageTimes), Vec<Diagnostic>> {
     let mut t = StageTimes::new();
     let ast = timed(&mut t, "parse", || syntax::parse(src))?;
     let model = timed(&mut t, "check", || check::check(&ast))?;
-    let lowered = timed(&mut t, "lower", || lower::lower(&model));
-    let forward = timed(&mut t, "passes", || passes::optimize(&lowered));
-    let grad = timed(&mut t, "autodiff", || autodiff::backward(&forward));
+    let train = LowerOptions { mode: Mode::Train, probes: false };
+    let lowered = timed(&mut t, "lower", || lower::lower_with(&model, train));
+    let stable = timed(&mut t, "passes", || passes::optimize(&lowered));
+    let grad = timed(&mut t, "autodiff", || autodiff::backward(&stable));
+    let forward = match model.buffers.is_empty() {
+        true => stable,
+        false => {
+            let eval = LowerOptions { mode: Mode::Eval, probes: false };
+            let g = timed(&mut t, "lower", || lower::lower_with(&model, eval));
+            timed(&mut t, "passes", || passes::optimize(&g))
+        }
+    };
     let step = timed(&mut t, "update", || update::step(&grad, &model));
     let (opt, rules) = timed(&mut t, "passes", || passes::optimize_with_log(&step));
     let c = Compiled { ast, model, lowered, forward, grad, step, opt, rules };
@@ -442,7 +453,7 @@ mod tests {
     #[test]
     fn staged_compile_matches_the_pipeline() {
         let mut files: Vec<std::path::PathBuf> = Vec::new();
-        for dir in ["examples", "examples/bench"] {
+        for dir in ["examples", "examples/bench", "tests/cases/ok"] {
             for e in std::fs::read_dir(dir).unwrap() {
                 let p = e.unwrap().path();
                 if p.extension().is_some_and(|x| x == "nn") {
@@ -458,6 +469,8 @@ mod tests {
             let print = |g: &Graph| crate::graph::print::print(g, Some(&src));
             assert_eq!(print(&got.opt), print(&want.opt), "{}", f.display());
             assert_eq!(print(&got.forward), print(&want.forward), "{}", f.display());
+            assert_eq!(print(&got.lowered), print(&want.lowered), "{}", f.display());
+            assert_eq!(print(&got.grad), print(&want.grad), "{}", f.display());
             assert_eq!(got.rules, want.rules, "{}", f.display());
             let names: Vec<&str> = times.iter().map(|(s, _)| *s).collect();
             assert_eq!(names, STAGE_ORDER, "{}", f.display());

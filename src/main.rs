@@ -97,6 +97,13 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print a weights file: each tensor's name, shape and values (a summary when large).
+    Weights {
+        file: PathBuf,
+        /// Print every value, however large the tensor.
+        #[arg(long)]
+        all: bool,
+    },
     /// Compile time per stage, training steps per second and peak memory (see BENCHMARKS.md).
     Bench {
         file: PathBuf,
@@ -351,6 +358,11 @@ fn run(cmd: Command) -> Result<(), Failure> {
             for (n, v) in names.iter().zip(&out) {
                 println!("{n} {v:.6}");
             }
+            Ok(())
+        }
+        Command::Weights { file, all } => {
+            let tensors = weights::load(&file).map_err(|e| e.to_string())?;
+            print!("{}", weights::show(&tensors, all));
             Ok(())
         }
         Command::Bench { file, json, threads, backend, windows, window_s, warmup_s } => {

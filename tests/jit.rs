@@ -578,3 +578,35 @@ fn random_graphs_match_the_interpreter() {
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
+
+/// Step times of the benchmark configurations (not a test: `cargo test --release --test jit
+/// -- --ignored --nocapture`). Reports the best of 30 windows of 20 ms, which is robust to
+/// other processes on the machine.
+#[test]
+#[ignore]
+fn step_times() {
+    for name in ["a", "b", "c", "d", "e", "../digits_mlp"] {
+        let path = PathBuf::from(format!("examples/bench/{name}.nn"));
+        let src = std::fs::read_to_string(&path).unwrap();
+        let c = pipeline::compile(&src).unwrap();
+        let spec = session::effective_spec(&c.model, &session::Options::default());
+        let t0 = std::time::Instant::now();
+        let mut jit = jit::compile(&c, 1).unwrap();
+        let compile = t0.elapsed();
+        jit.set_params(&session::initial_params(&c.model, 1, None).unwrap()).unwrap();
+        let batches = batches_of(&c, path.parent().unwrap(), spec.batch, 8).unwrap();
+        let mut best = f64::INFINITY;
+        let mut t = 0;
+        for _ in 0..30 {
+            let start = std::time::Instant::now();
+            let mut n = 0;
+            while start.elapsed().as_secs_f64() < 0.02 || n == 0 {
+                t += 1;
+                Backend::step(&mut jit, &batches[t % 8], 1e-3, t as u64).unwrap();
+                n += 1;
+            }
+            best = best.min(start.elapsed().as_secs_f64() / n as f64);
+        }
+        eprintln!("{name}: compile {:.1} ms, step {:.2} µs ({:.0} steps/s)", compile.as_secs_f64() * 1e3, best * 1e6, 1.0 / best);
+    }
+}

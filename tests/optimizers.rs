@@ -734,3 +734,57 @@ fn group_mistakes_point_at_their_place() {
         ("partial must be in (0, 0.5], found 0.7".into(), "0.7".into())
     );
 }
+
+// ---- Projection (`clamp`) --------------------------------------------------------------
+
+#[test]
+fn sgd_with_clamp_projects_onto_the_box() {
+    let (lr, lo, hi) = (0.5, -0.3, 0.25);
+    let mut clamped = 0;
+    check(TINY, "optimizer sgd(lr = 0.5, clamp = (-0.3, 0.25))", STEPS, &mut |ps, gs, _| {
+        each(ps, gs, |_, _, p, g| {
+            let free = *p - lr * g;
+            clamped += usize::from(free < lo || free > hi);
+            *p = free.clamp(lo, hi);
+        });
+    });
+    assert!(clamped > 10, "the box must bind: {clamped} projections");
+}
+
+#[test]
+fn clamp_per_group_overrides_the_optimizers_and_keeps_the_state() {
+    // Adam's moments are those of the unprojected method; the bias of fc2 has its own box.
+    let items =
+        r#"optimizer adam(lr = 0.05, clamp = (-0.4, 0.4)) { group "fc2.bias" (clamp = (0, 0.1)) }"#;
+    let n = names(TWO, items);
+    let h = H { lr: 0.05, b1: 0.9, b2: 0.999, eps: 1e-8, wd: 0.0 };
+    let mut adam = adam_ref(move |_| h, false, false, None, Default::default());
+    check(TWO, items, STEPS, &mut |ps, gs, t| {
+        adam(ps, gs, t);
+        for (i, p) in ps.iter_mut().enumerate() {
+            let (lo, hi) = if n[i] == "fc2.bias" { (0.0, 0.1) } else { (-0.4, 0.4) };
+            p.iter_mut().for_each(|x| *x = x.clamp(lo, hi));
+        }
+    });
+}
+
+#[test]
+fn clamp_mistakes_point_at_their_place() {
+    let e = |items: &str| first_error(TWO, items);
+    assert_eq!(
+        e("optimizer sgd(lr = 0.1, clamp = (1, -1))"),
+        ("clamp needs lo < hi, found (1, -1)".into(), "(1, -1)".into())
+    );
+    assert_eq!(
+        e("optimizer adam(clamp = 2)"),
+        ("clamp must be a pair of numbers, found 2".into(), "2".into())
+    );
+    assert_eq!(
+        e(r#"optimizer adam { group "gain" (clamp = (0, 1), clamp = (0, 2)) }"#),
+        ("`clamp` given twice".into(), "clamp = (0, 2)".into())
+    );
+    assert_eq!(
+        e(r#"optimizer adam { group "gain" (clamp = (0, 0)) }"#),
+        ("clamp needs lo < hi, found (0, 0)".into(), "(0, 0)".into())
+    );
+}

@@ -204,11 +204,13 @@ static CLAMP: Builtin = Builtin {
     doc: "project every parameter onto [lo, hi] after the update",
 };
 
+/// `clamp`'s bounds if given; `Err(())` once its mistake is reported.
+type Bounds = Result<Option<(f64, f64)>, ()>;
+
 /// Splits `clamp = (lo, hi)` off `args`: the bounds, if given, and the other arguments. The
 /// bounds are `Err(())` after a reported mistake (not a pair of finite numbers, `lo >= hi`,
 /// given twice).
-#[allow(clippy::type_complexity)]
-fn take_clamp(args: &[Arg], diags: &mut Vec<Diagnostic>) -> (Result<Option<(f64, f64)>, ()>, Vec<Arg>) {
+fn take_clamp(args: &[Arg], diags: &mut Vec<Diagnostic>) -> (Bounds, Vec<Arg>) {
     let (mine, rest): (Vec<&Arg>, Vec<&Arg>) =
         args.iter().partition(|a| a.name.as_ref().is_some_and(|n| n.name == "clamp"));
     let rest = rest.into_iter().cloned().collect();

@@ -165,6 +165,45 @@ pub fn load(path: &Path) -> Result<Vec<(String, Tensor<f32>)>, WeightsError> {
     Ok(out)
 }
 
+/// Tensors of at most this many elements are printed in full by [`show`].
+pub const SHOW_ALL_UP_TO: usize = 20;
+
+/// The text of `nnc weights`: one line per tensor, `name  [shape]  values`, names aligned.
+/// The values are every element in row-major order (shortest round-trip decimals) when there
+/// are at most [`SHOW_ALL_UP_TO`] or `all` is set, else `n values: mean, std (biased), min,
+/// max, norm (2-norm)`.
+pub fn show(tensors: &[(String, Tensor<f32>)], all: bool) -> String {
+    let w = tensors.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let shapes: Vec<String> = tensors.iter().map(|(_, t)| format!("{:?}", t.shape)).collect();
+    let sw = shapes.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    for ((name, t), shape) in tensors.iter().zip(&shapes) {
+        let values = if all || t.data.len() <= SHOW_ALL_UP_TO {
+            let v: Vec<String> = t.data.iter().map(|x| x.to_string()).collect();
+            format!("[{}]", v.join(", "))
+        } else {
+            summary(&t.data)
+        };
+        out += &format!("{name:w$}  {shape:sw$}  {values}\n");
+    }
+    out
+}
+
+/// `n values: mean m  std s  min a  max b  norm r`, statistics in f64.
+fn summary(v: &[f32]) -> String {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+    let norm = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let min = v.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    format!(
+        "{} values: mean {mean:.6}  std {:.6}  min {min}  max {max}  norm {norm:.6}",
+        v.len(),
+        var.sqrt()
+    )
+}
+
 /// Decodes little-endian elements of the supported dtypes.
 fn to_f32(view: &TensorView) -> Option<Vec<f32>> {
     fn each<const N: usize>(b: &[u8], f: impl Fn([u8; N]) -> f32) -> Vec<f32> {
@@ -237,6 +276,21 @@ pub fn load_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn show_prints_small_tensors_in_full_and_summarizes_large_ones() {
+        let small = Tensor::new(vec![1, 3], vec![-0.5, 0.25, 1.0]);
+        let large = Tensor::new(vec![3, 8], (0..24).map(|i| i as f32).collect());
+        let ts = vec![("w".to_string(), small), ("layer.weight".to_string(), large)];
+        let text = show(&ts, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "w             [1, 3]  [-0.5, 0.25, 1]");
+        assert_eq!(
+            lines[1],
+            "layer.weight  [3, 8]  24 values: mean 11.500000  std 6.922187  min 0  max 23  norm 65.757129"
+        );
+        assert!(show(&ts, true).lines().nth(1).unwrap().ends_with("21, 22, 23]"));
+    }
 
     #[test]
     fn f16_decodes_exactly() {

@@ -12,7 +12,7 @@
 //! epilogue: means of column/full reductions, stores of Inv values
 //! ```
 //! A column loop is an unrolled `f32x4` loop ([`UNROLL`] vectors, independent
-//! accumulators), a one-vector loop and a scalar tail; when the column count is a small
+//! accumulators; [`UNROLL_MATH`] when it calls vectorized math), a one-vector loop and a scalar tail; when the column count is a small
 //! constant it is straight-line code instead, and loops that cannot run are left out.
 
 use std::collections::HashMap;
@@ -27,6 +27,10 @@ use crate::jit::fuse::{Buf, KOp, Level, LoopKernel, Pat, RKind, SinkKind, V};
 
 /// Vectors per iteration of the unrolled column loop.
 pub const UNROLL: usize = 4;
+/// The same for loops calling vectorized math: their polynomial constants would not fit in
+/// registers for four copies at once (they would be spilled and reloaded every iteration),
+/// and one body already has plenty of independent work.
+pub const UNROLL_MATH: usize = 1;
 /// Constant column counts up to this are emitted as straight-line code.
 pub const STRAIGHT_MAX: u64 = 32;
 
@@ -37,6 +41,41 @@ pub(super) fn splittable(k: &LoopKernel) -> bool {
 
 fn is_vec(l: Level) -> bool {
     matches!(l, Level::Elem | Level::Col)
+}
+
+/// What one body of a column loop computes: a vector, the first `r` lanes of a vector (the
+/// tail of a row of constant width), or one element.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lanes {
+    Vec,
+    Tail(u8),
+    Scalar,
+}
+
+impl Lanes {
+    fn mode(self) -> Mode {
+        if self == Lanes::Scalar {
+            Mode::Scalar
+        } else {
+            Mode::Vec
+        }
+    }
+}
+
+/// Where a body runs: column `j`, known at compile time as `jc` in straight-line code.
+#[derive(Clone, Copy, Debug)]
+struct At {
+    j: Value,
+    jc: Option<i64>,
+    lanes: Lanes,
+}
+
+/// A column loop's accumulators and shape.
+struct Spec<'a> {
+    kinds: &'a [RKind],
+    unroll: usize,
+    /// Straight-line code may end with a masked partial vector instead of scalars.
+    masked_tail: bool,
 }
 
 pub(super) fn emit(fx: &mut Fx, k: &LoopKernel) {
@@ -80,6 +119,9 @@ struct St<'k> {
     row: HashMap<Buf, Value>,
     i: Option<Value>,
     cols: Value,
+    /// Vector values of the current row by `(op, constant column)`: in straight-line rows
+    /// every pass is one block, so later passes reuse what earlier ones computed.
+    memo: std::cell::RefCell<HashMap<(usize, i64), Value>>,
 }
 
 impl<'k> St<'k> {
@@ -122,6 +164,7 @@ impl<'k> St<'k> {
             row: HashMap::new(),
             i: None,
             cols,
+            memo: Default::default(),
         }
     }
 
@@ -195,9 +238,10 @@ impl<'k> St<'k> {
             let p = self.ptr[&s.buf];
             if let SinkKind::ColReduce(_) = s.kind {
                 let (zero, cols) = (fx.iconst(0), self.cols);
-                column_loop(fx, zero, cols, self.k.dom.cols.constant(), &[], &mut |fx, mode, j, _| {
-                    let c = ops::fconst(fx, init, mode);
-                    let a = fx.addr(p, j);
+                let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
+                column_loop(fx, (zero, cols), self.k.dom.cols.constant(), spec, &mut |fx, at, _| {
+                    let c = ops::fconst(fx, init, at.lanes.mode());
+                    let a = fx.addr(p, at.j);
                     fx.b.ins().store(data_flags(), c, a, 0);
                     vec![]
                 });
@@ -219,6 +263,7 @@ impl<'k> St<'k> {
         fx.b.ins().brif(more, body, &[], exit, &[]);
         fx.b.switch_to_block(body);
         self.i = Some(i);
+        self.memo.borrow_mut().clear();
         let base = fx.b.ins().imul(i, self.cols);
         let full: Vec<Buf> = self.full_bufs();
         self.row = full
@@ -315,13 +360,19 @@ impl<'k> St<'k> {
         let needed = self.needed(roots);
         let kinds: Vec<RKind> = accs.iter().map(|a| a.0).collect();
         let inputs: Vec<V> = accs.iter().map(|a| a.1).collect();
+        let unroll = if needed.iter().any(|&v| self.calls_math(v)) { UNROLL_MATH } else { UNROLL };
+        let spec = Spec { kinds: &kinds, unroll, masked_tail: true };
         let st = &*self;
-        let fin = column_loop(fx, j0, jend, fixed, &kinds, &mut |fx, mode, j, acc| {
-            let vals = st.body(fx, &needed, mode, j);
-            st.sinks_at(fx, &sinks, &vals, mode, j);
+        let fin = column_loop(fx, (j0, jend), fixed, spec, &mut |fx, at, acc| {
+            let vals = st.body(fx, &needed, at);
+            st.sinks_at(fx, &sinks, &vals, at);
+            let mode = at.lanes.mode();
             let mut out = Vec::with_capacity(acc.len());
             for ((&kind, &x), &a) in kinds.iter().zip(&inputs).zip(acc) {
-                let x = st.get(fx, x, mode, &vals);
+                let mut x = st.get(fx, x, mode, &vals);
+                if let Lanes::Tail(r) = at.lanes {
+                    x = ops::first_lanes(fx, x, r, ops::init(kind));
+                }
                 out.push(ops::combine(fx, kind, a, x, mode));
             }
             out
@@ -336,6 +387,15 @@ impl<'k> St<'k> {
                     fx.b.ins().store(data_flags(), new, ptr, 0);
                 }
             }
+        }
+    }
+
+    /// True if op `v` is a vectorized math function (exp, log, tanh, pow, ...).
+    fn calls_math(&self, v: usize) -> bool {
+        match self.k.ops[v] {
+            KOp::Unary(u, _) => ops::is_math(u),
+            KOp::Binary(BinaryOp::Pow, _, y) => self.constant(y).is_none(),
+            _ => false,
         }
     }
 
@@ -361,15 +421,31 @@ impl<'k> St<'k> {
         (0..want.len()).filter(|&v| want[v]).collect()
     }
 
-    /// The vector-level values at column `j` (one vector or one element).
-    fn body(&self, fx: &mut Fx, needed: &[usize], mode: Mode, j: Value) -> HashMap<u32, Value> {
+    /// The vector-level values at `at` (one vector, a partial one or one element).
+    fn body(&self, fx: &mut Fx, needed: &[usize], at: At) -> HashMap<u32, Value> {
+        let (mode, j) = (at.lanes.mode(), at.j);
         let mut vals: HashMap<u32, Value> = HashMap::new();
         for &v in needed {
+            let key = at.jc.map(|c| (v, c));
+            if let Some(val) = key.and_then(|k| self.memo.borrow().get(&k).copied()) {
+                vals.insert(v as u32, val);
+                continue;
+            }
             let val = match self.k.ops[v] {
                 KOp::Load(b, p) => {
                     let base = if p == Pat::Full { self.row[&b] } else { self.ptr[&b] };
                     let a = fx.addr(base, j);
-                    fx.b.ins().load(mode.ty(), data_flags(), a, 0)
+                    match at.lanes {
+                        Lanes::Tail(r) => {
+                            let mut x = ops::fconst(fx, 0.0, Mode::Vec);
+                            for l in 0..r {
+                                let e = fx.b.ins().load(types::F32, data_flags(), a, 4 * l as i32);
+                                x = fx.b.ins().insertlane(x, e, l);
+                            }
+                            x
+                        }
+                        _ => fx.b.ins().load(mode.ty(), data_flags(), a, 0),
+                    }
                 }
                 KOp::Iota => {
                     let jf = fx.b.ins().fcvt_from_sint(types::F32, j);
@@ -401,32 +477,44 @@ impl<'k> St<'k> {
                 }
                 _ => unreachable!("scalar-level op in vector code"),
             };
+            if let Some(k) = key {
+                self.memo.borrow_mut().insert(k, val);
+            }
             vals.insert(v as u32, val);
         }
         vals
     }
 
-    /// The in-loop stores and column reductions at column `j`.
-    fn sinks_at(&self, fx: &mut Fx, sinks: &[usize], vals: &HashMap<u32, Value>, mode: Mode, j: Value) {
+    /// The in-loop stores and column reductions at `at`.
+    fn sinks_at(&self, fx: &mut Fx, sinks: &[usize], vals: &HashMap<u32, Value>, at: At) {
+        let mode = at.lanes.mode();
         for &si in sinks {
             let s = &self.k.sinks[si];
             let x = self.get(fx, s.value, mode, vals);
-            match s.kind {
-                SinkKind::Store(Level::Elem) => {
-                    let a = fx.addr(self.row[&s.buf], j);
-                    fx.b.ins().store(data_flags(), x, a, 0);
+            let base = match s.kind {
+                SinkKind::Store(Level::Elem) => self.row[&s.buf],
+                _ => self.ptr[&s.buf],
+            };
+            let a = fx.addr(base, at.j);
+            // A partial vector is stored and reduced lane by lane.
+            let lanes: Vec<(Value, i32)> = match at.lanes {
+                Lanes::Tail(r) => (0..r).map(|l| (fx.b.ins().extractlane(x, l), 4 * l as i32)).collect(),
+                _ => vec![(x, 0)],
+            };
+            let ty = if let Lanes::Tail(_) = at.lanes { types::F32 } else { mode.ty() };
+            let lane_mode = if let Lanes::Tail(_) = at.lanes { Mode::Scalar } else { mode };
+            for (x, off) in lanes {
+                match s.kind {
+                    SinkKind::Store(_) => {
+                        fx.b.ins().store(data_flags(), x, a, off);
+                    }
+                    SinkKind::ColReduce(kind) => {
+                        let old = fx.b.ins().load(ty, data_flags(), a, off);
+                        let new = ops::combine(fx, kind, old, x, lane_mode);
+                        fx.b.ins().store(data_flags(), new, a, off);
+                    }
+                    SinkKind::FullReduce(_) => unreachable!("accumulated, not stored"),
                 }
-                SinkKind::Store(_) => {
-                    let a = fx.addr(self.ptr[&s.buf], j);
-                    fx.b.ins().store(data_flags(), x, a, 0);
-                }
-                SinkKind::ColReduce(kind) => {
-                    let a = fx.addr(self.ptr[&s.buf], j);
-                    let old = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
-                    let new = ops::combine(fx, kind, old, x, mode);
-                    fx.b.ins().store(data_flags(), new, a, 0);
-                }
-                SinkKind::FullReduce(_) => unreachable!("accumulated, not stored"),
             }
         }
     }
@@ -440,8 +528,10 @@ impl<'k> St<'k> {
                     let n = fx.sym(n);
                     let nf = fx.b.ins().fcvt_from_sint(types::F32, n);
                     let (zero, cols) = (fx.iconst(0), self.cols);
-                    column_loop(fx, zero, cols, self.k.dom.cols.constant(), &[], &mut |fx, mode, j, _| {
-                        let a = fx.addr(p, j);
+                    let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
+                    column_loop(fx, (zero, cols), self.k.dom.cols.constant(), spec, &mut |fx, at, _| {
+                        let mode = at.lanes.mode();
+                        let a = fx.addr(p, at.j);
                         let x = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
                         let d = if mode == Mode::Vec { ops::splat(fx, nf) } else { nf };
                         let q = fx.b.ins().fdiv(x, d);
@@ -477,51 +567,50 @@ fn args(op: &KOp) -> impl Iterator<Item = V> {
     v.into_iter()
 }
 
-/// The body of a column loop: `(mode, j, accumulators) → accumulators`.
-type Body<'b> = dyn FnMut(&mut Fx, Mode, Value, &[Value]) -> Vec<Value> + 'b;
+/// The body of a column loop: `(where, accumulators) → accumulators`.
+type Body<'b> = dyn FnMut(&mut Fx, At, &[Value]) -> Vec<Value> + 'b;
 
-/// Runs `body` over `j0..jend` (see the module doc) with one accumulator per `kinds`;
+/// Runs `body` over `j0..jend` (see the module doc) with one accumulator per `spec.kinds`;
 /// returns the accumulators reduced to scalars. `fixed` is the trip count when it is a
 /// constant and `j0 = 0`.
-fn column_loop(
-    fx: &mut Fx,
-    j0: Value,
-    jend: Value,
-    fixed: Option<u64>,
-    kinds: &[RKind],
-    body: &mut Body,
-) -> Vec<Value> {
+fn column_loop(fx: &mut Fx, (j0, jend): (Value, Value), fixed: Option<u64>, spec: Spec, body: &mut Body) -> Vec<Value> {
+    let (kinds, unroll) = (spec.kinds, spec.unroll);
     let init = |fx: &mut Fx, mode| kinds.iter().map(|&k| ops::fconst(fx, ops::init(k), mode)).collect::<Vec<_>>();
     if let Some(n) = fixed.filter(|&n| n <= STRAIGHT_MAX) {
         let nv = n / 4;
-        let sets = (nv as usize).clamp(1, UNROLL);
+        let tail = spec.masked_tail && n % 4 != 0;
+        let sets = ((nv + u64::from(tail)) as usize).clamp(1, unroll.max(2));
         let mut acc: Vec<Vec<Value>> = (0..sets).map(|_| init(fx, Mode::Vec)).collect();
-        for q in 0..nv {
-            let j = fx.iconst(4 * q as i64);
-            let a = &acc[q as usize % sets];
-            acc[q as usize % sets] = body(fx, Mode::Vec, j, &a.clone());
+        let chunks = (0..nv).map(|q| (4 * q, Lanes::Vec)).chain(tail.then_some((4 * nv, Lanes::Tail((n % 4) as u8))));
+        for (q, (jc, lanes)) in chunks.enumerate() {
+            let j = fx.iconst(jc as i64);
+            let a = acc[q % sets].clone();
+            acc[q % sets] = body(fx, At { j, jc: Some(jc as i64), lanes }, &a);
         }
         let v = combine_sets(fx, kinds, acc);
         let mut s: Vec<Value> = kinds.iter().zip(&v).map(|(&k, &x)| ops::hreduce(fx, k, x)).collect();
-        for t in 4 * nv..n {
-            let j = fx.iconst(t as i64);
-            s = body(fx, Mode::Scalar, j, &s);
+        if !tail {
+            for t in 4 * nv..n {
+                let j = fx.iconst(t as i64);
+                s = body(fx, At { j, jc: Some(t as i64), lanes: Lanes::Scalar }, &s);
+            }
         }
         return s;
     }
-    let step = (4 * UNROLL) as i64;
+    let step = (4 * unroll) as i64;
     let (need_u, need_v, need_s) = match fixed {
-        Some(n) => (n >= step as u64, n % step as u64 >= 4, n % 4 != 0),
-        None => (true, true, true),
+        Some(n) => (n >= step as u64 && unroll > 1, n % step as u64 >= 4 || unroll == 1, n % 4 != 0),
+        None => (unroll > 1, true, true),
     };
+    let vec_at = |j| At { j, jc: None, lanes: Lanes::Vec };
     let (mut j, mut accv) = (j0, init(fx, Mode::Vec));
     if need_u {
         let mut tys = vec![types::I64];
-        tys.extend(std::iter::repeat_n(types::F32X4, UNROLL * kinds.len()));
+        tys.extend(std::iter::repeat_n(types::F32X4, unroll * kinds.len()));
         let hdr = fx.block(&tys);
         let (bb, exit) = (fx.b.create_block(), fx.b.create_block());
         let mut start = vec![j];
-        for _ in 0..UNROLL {
+        for _ in 0..unroll {
             start.extend(init(fx, Mode::Vec));
         }
         fx.jump(hdr, &start);
@@ -533,10 +622,10 @@ fn column_loop(
         fx.b.switch_to_block(bb);
         let sets: Vec<Vec<Value>> = ps[1..].chunks(kinds.len().max(1)).map(|c| c.to_vec()).collect();
         let mut back = vec![next];
-        for u in 0..UNROLL {
+        for u in 0..unroll {
             let ju = fx.b.ins().iadd_imm_s(ps[0], 4 * u as i64);
             let a = sets.get(u).cloned().unwrap_or_default();
-            back.extend(body(fx, Mode::Vec, ju, &a));
+            back.extend(body(fx, vec_at(ju), &a));
         }
         fx.jump(hdr, &back);
         fx.b.switch_to_block(exit);
@@ -557,7 +646,7 @@ fn column_loop(
         fx.b.ins().brif(fits, bb, &[], exit, &[]);
         fx.b.switch_to_block(bb);
         let mut back = vec![next];
-        back.extend(body(fx, Mode::Vec, ps[0], &ps[1..]));
+        back.extend(body(fx, vec_at(ps[0]), &ps[1..]));
         fx.jump(hdr, &back);
         fx.b.switch_to_block(exit);
         j = ps[0];
@@ -578,7 +667,7 @@ fn column_loop(
         fx.b.switch_to_block(bb);
         let next = fx.b.ins().iadd_imm_s(ps[0], 1);
         let mut back = vec![next];
-        back.extend(body(fx, Mode::Scalar, ps[0], &ps[1..]));
+        back.extend(body(fx, At { j: ps[0], jc: None, lanes: Lanes::Scalar }, &ps[1..]));
         fx.jump(hdr, &back);
         fx.b.switch_to_block(exit);
         s = ps[1..].to_vec();

@@ -141,6 +141,11 @@ impl Libm {
     }
 }
 
+/// True if `op` is computed by a vectorized math function.
+pub fn is_math(op: UnaryOp) -> bool {
+    Libm::of(op).is_some()
+}
+
 pub fn fconst(fx: &mut Fx, v: f32, mode: Mode) -> Value {
     let c = fx.b.ins().f32const(v);
     match mode {
@@ -296,6 +301,16 @@ pub fn select(fx: &mut Fx, c: Value, x: Value, y: Value, mode: Mode) -> Value {
     let z = fconst(fx, 0.0, mode);
     let nz = cmp(fx, FloatCC::NotEqual, c, z, mode);
     pick(fx, nz, x, y, mode)
+}
+
+/// `x` in its first `r` lanes, `fill` in the others (a partial vector's contribution to a
+/// reduction).
+pub fn first_lanes(fx: &mut Fx, x: Value, r: u8, fill: f32) -> Value {
+    let bytes: Vec<u8> = (0..4u8).flat_map(|l| (if l < r { -1i32 } else { 0 }).to_le_bytes()).collect();
+    let c = fx.b.func.dfg.constants.insert(ConstantData::from(bytes));
+    let mask = fx.b.ins().vconst(types::F32X4, c);
+    let f = fconst(fx, fill, Mode::Vec);
+    fx.b.ins().bitselect(mask, x, f)
 }
 
 /// The starting value of a reduction.

@@ -12,8 +12,8 @@
 //!    reductions (max, Σ exp) and elementwise code, with the max trick:
 //!
 //! ```text
-//! m = max_j z    d = z − m    lse = log Σ_j exp d
-//! softmax = exp(d − lse)      log_softmax = d − lse
+//! m = max_j z    d = z − m    e = exp d    s = Σ_j e    lse = log s
+//! softmax = e / s             log_softmax = d − lse
 //! xent    = (m − z[y]) + lse, z[y] = Σ_j (j = y ? z : 0)
 //! argmax  = min_j (z = max_j z ? j : C)      one_hot = (j = y)
 //! ```
@@ -459,14 +459,14 @@ impl<'a, 'g> KBuilder<'a, 'g> {
         }
     }
 
-    /// `max_j z`, `z − max` and `log Σ_j exp(z − max)` of a row.
-    fn row_stats(&mut self, z: V) -> (V, V, V) {
+    /// `max_j z`, `d = z − max`, `e = exp d`, `s = Σ_j e` and `log s` of a row.
+    fn row_stats(&mut self, z: V) -> [V; 5] {
         let m = self.push(KOp::RowReduce(RKind::MaxNum, z));
         let d = self.bin(BinaryOp::Sub, z, m);
         let e = self.un(UnaryOp::Exp, d);
         let s = self.push(KOp::RowReduce(RKind::Sum, e));
         let lse = self.un(UnaryOp::Log, s);
-        (m, d, lse)
+        [m, d, e, s, lse]
     }
 
     fn node(&mut self, n: NodeId) {
@@ -502,17 +502,18 @@ impl<'a, 'g> KBuilder<'a, 'g> {
                 return;
             }
             Role::Softmax => {
-                let (_, d, lse) = self.row_stats(args[0]);
-                let x = self.bin(BinaryOp::Sub, d, lse);
-                self.un(UnaryOp::Exp, x)
+                // e / Σe reuses the exponentials of the sum (the interpreter computes
+                // exp(d − lse); both are within a few ulp).
+                let [_, _, e, s, _] = self.row_stats(args[0]);
+                self.bin(BinaryOp::Div, e, s)
             }
             Role::LogSoftmax => {
-                let (_, d, lse) = self.row_stats(args[0]);
+                let [_, d, _, _, lse] = self.row_stats(args[0]);
                 self.bin(BinaryOp::Sub, d, lse)
             }
             Role::Xent => {
                 let (z, y) = (args[0], args[1]);
-                let (m, _, lse) = self.row_stats(z);
+                let [m, _, _, _, lse] = self.row_stats(z);
                 let j = self.push(KOp::Iota);
                 let hit = self.bin(BinaryOp::Eq, j, y);
                 let zero = self.c(0.0);

@@ -293,6 +293,11 @@ impl Partition<'_> {
                 };
                 Some(Domain { rows: Sym::product(&ad[..split]), cols: Sym::product(&ad[split..]) })
             }
+            // Trailing unit dims do not make a row structure: [B,1] is one row of B.
+            Op::Unary(_) | Op::Binary(_) | Op::Select => {
+                let keep = own.iter().rposition(|d| !d.is_one()).map_or(0, |k| k + 1);
+                Some(Domain::of_dims(&own[..keep]))
+            }
             _ => Some(Domain::of_dims(own)),
         }
     }

@@ -1,6 +1,8 @@
 //! Tests of the vector math: each function is JIT-compiled into a tiny kernel
 //! `k(x: *const f32x4, y: *const f32x4, out: *mut f32x4)` and run over sweeps of inputs;
 //! results are compared with `f64` references in ulps of the `f32` result.
+//! `VMATH_DUMP=1 cargo test --lib jit::vmath -- --nocapture` prints each kernel's CLIF and
+//! x86 code.
 
 use super::*;
 use crate::graph::eval::erf as erf_ref;
