@@ -13,8 +13,8 @@ Method (as ../shared/bench/compare-peers, extended):
   rounds and the median of the per-round ratios;
 - D is also run against torch.compile (`--mode compile`), which the issue names for D;
 - JAX's peak RSS and first-call time on every config (JAX rounds, or one extra run);
-- threads: `nnc bench ... --threads 2` (cores 0,1) alternated with `--threads 1` (core 0),
-  median ratio 2t/1t per config.
+- threads: `nnc bench ... --threads 2` alternated with `--threads 1`, both allowed on cores
+  0 and 1 (so only the thread count differs), median ratio 2t/1t per config.
 Every JSON line is appended to --raw, with the CPU share other processes used during the
 run (`_others_cpu_frac`, from /proc/stat minus this run's own CPU time). Prints Markdown tables on stdout, progress on stderr.
 """
@@ -111,8 +111,8 @@ def run_json(cmd, tag):
 run_json.child_cpu = 0.0
 
 
-def nnc(c, threads):
-    cores = "0" if threads == 1 else ",".join(str(i) for i in range(threads))
+def nnc(c, threads, cores=None):
+    cores = cores or ("0" if threads == 1 else ",".join(str(i) for i in range(threads)))
     cmd = ["taskset", "-c", cores, args.nnc, "bench", f"examples/bench/{c}.nn",
            "--threads", str(threads), "--json"]
     if args.backend:
@@ -155,8 +155,9 @@ for c in args.configs:
     if not args.no_threads:
         one, two = [], []
         for _ in range(args.rounds):
-            one.append(nnc(c, 1))
-            two.append(nnc(c, 2))
+            # Same affinity for both (cores 0,1), so only the thread count differs.
+            one.append(nnc(c, 1, "0,1"))
+            two.append(nnc(c, 2, "0,1"))
         thread_rows.append((C, one, two, [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(one, two)]))
 
 sps = lambda xs: med([x["steps_per_s"] for x in xs])

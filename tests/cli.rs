@@ -76,3 +76,28 @@ fn grad_stage_says_what_each_backward_node_differentiates() {
     assert!(out.contains("grad of %"), "{out}");
     assert!(out.contains("output grad.hidden.weight"), "{out}");
 }
+
+#[test]
+fn weights_prints_names_shapes_and_values() {
+    use nnc::tensor::Tensor;
+    let dir = std::env::temp_dir().join(format!("nnc-cli-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    let x = Tensor::new(vec![1], vec![-0.9984375f32]);
+    let big = Tensor::new(vec![4, 8], (0..32).map(|i| i as f32 / 4.0).collect());
+    let named = vec![("x".to_string(), &x), ("fc.weight".to_string(), &big)];
+    nnc::train::weights::save(&path, &named).unwrap();
+    let (code, out, err) = nnc(&["weights", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "fc.weight  [4, 8]  32 values: mean 3.875000  std 2.308273  min 0  max 7.75  norm 25.514702\n\
+         x          [1]     [-0.9984375]\n"
+    );
+    let (code, out, _) = nnc(&["weights", path.to_str().unwrap(), "--all"]);
+    assert_eq!(code, 0);
+    assert!(out.lines().next().unwrap().ends_with("[0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.25, 3.5, 3.75, 4, 4.25, 4.5, 4.75, 5, 5.25, 5.5, 5.75, 6, 6.25, 6.5, 6.75, 7, 7.25, 7.5, 7.75]"), "{out}");
+    let (code, _, err) = nnc(&["weights", dir.join("missing.safetensors").to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("missing.safetensors"), "{err}");
+}

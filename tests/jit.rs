@@ -14,7 +14,10 @@
 //! `exact` the same operation in f64 from the same state. That matters for Adam-like
 //! optimizers, which divide by the root of a squared gradient: a gradient that cancels to
 //! nearly 0 turns rounding noise into an update of size `lr`, and neither f32 result is
-//! more right than the other.
+//! more right than the other. Over a large tensor a few such elements are expected where
+//! the interpreter's noise happens to be the smaller one: the tensor then passes when the
+//! JIT's distance to the exact result (2-norm) is at most twice the interpreter's plus
+//! `1e-5·|exact|`; a real error (a wrong element, row or op) is far larger than that.
 //!
 //! Every comparison is of one operation (a step, a forward pass) from identical state: the
 //! JIT is reset to the reference's parameters and state before each, so differences within
@@ -33,22 +36,43 @@ const RTOL: f32 = 1e-5;
 
 /// Checks `got` (JIT) against `want` (f32 interpreter), with `exact` (f64 interpreter) as
 /// the arbiter described in the module doc; `scale` is the group's largest magnitude.
-fn close(what: &str, got: &Tensor<f32>, want: &Tensor<f32>, exact: Option<&Tensor<f64>>, scale: f32) -> Result<(), String> {
+fn close(
+    what: &str,
+    got: &Tensor<f32>,
+    want: &Tensor<f32>,
+    exact: Option<&Tensor<f64>>,
+    scale: f32,
+) -> Result<(), String> {
     if got.shape != want.shape {
         return Err(format!("{what}: shape {:?}, expected {:?}", got.shape, want.shape));
     }
+    let mut first_bad = None;
     for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
         let tol = RTOL * b.abs() + RTOL * scale;
         let ok = (a - b).abs() <= tol || (a.is_nan() && b.is_nan()) || a == b;
-        let arbiter = exact.map(|e| e.data[i]).filter(|_| !ok);
-        let as_good = arbiter
-            .is_some_and(|c| (*a as f64 - c).abs() <= 4.0 * (*b as f64 - c).abs() + tol as f64);
-        if !ok && !as_good {
-            let c = arbiter.map(|c| format!(", f64 {c}")).unwrap_or_default();
-            return Err(format!("{what}[{i}]: jit {a}, interp {b}{c} (scale {scale})"));
+        let as_good = exact.is_some_and(|e| {
+            let c = e.data[i];
+            (*a as f64 - c).abs() <= 4.0 * (*b as f64 - c).abs() + tol as f64
+        });
+        if !ok && !as_good && first_bad.is_none() {
+            first_bad = Some(i);
         }
     }
-    Ok(())
+    let Some(i) = first_bad else { return Ok(()) };
+    // Tensor-level arbiter: over many elements some are ill-conditioned (a gradient that
+    // cancels to nearly 0 under Adam) and the interpreter's noise happens to be smaller
+    // there; the JIT passes if it is as close to the exact result as the interpreter overall.
+    if let Some(e) = exact {
+        let dist = |v: &[f32]| {
+            v.iter().zip(&e.data).map(|(a, c)| (*a as f64 - c).powi(2)).sum::<f64>().sqrt()
+        };
+        let norm = e.data.iter().map(|c| c * c).sum::<f64>().sqrt();
+        if dist(&got.data) <= 2.0 * dist(&want.data) + RTOL as f64 * norm {
+            return Ok(());
+        }
+    }
+    let c = exact.map(|e| format!(", f64 {}", e.data[i])).unwrap_or_default();
+    Err(format!("{what}[{i}]: jit {}, interp {}{c} (scale {scale})", got.data[i], want.data[i]))
 }
 
 /// The reference: parameters and states stepped by `graph::eval` in f32; every operation is
@@ -67,12 +91,19 @@ type Both = (Vec<Tensor<f32>>, Vec<Tensor<f64>>);
 
 impl Reference {
     fn new(step: &Graph, params: Vec<Tensor<f32>>) -> Reference {
-        let states = step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
+        let states =
+            step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
         Reference { params, states }
     }
     /// One step: the outputs, then the parameters and states after it (each in both
     /// precisions); the f32 state advances.
-    fn step(&mut self, g: &Graph, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<[Both; 3], String> {
+    fn step(
+        &mut self,
+        g: &Graph,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<[Both; 3], String> {
         let (mut p64, mut s64) = (to64(&self.params), to64(&self.states));
         let in64 = to64(inputs);
         let env = Env { inputs: &in64, params: &p64, states: &s64, lr, step: t as f64 };
@@ -86,7 +117,8 @@ impl Reference {
     /// A forward pass in both precisions.
     fn forward(&self, g: &Graph, inputs: &[Tensor<f32>]) -> Result<Both, String> {
         let n = g.states.len();
-        let env = Env { inputs, params: &self.params, states: &self.states[..n], lr: 0.0, step: 0.0 };
+        let env =
+            Env { inputs, params: &self.params, states: &self.states[..n], lr: 0.0, step: 0.0 };
         let out = eval(g, &env).map_err(|e| e.to_string())?.outputs;
         let (in64, p64, s64) = (to64(inputs), to64(&self.params), to64(&self.states[..n]));
         let env = Env { inputs: &in64, params: &p64, states: &s64, lr: 0.0, step: 0.0 };
@@ -94,11 +126,22 @@ impl Reference {
     }
 }
 
-fn all_close(what: &str, got: &[Tensor<f32>], want: &[Tensor<f32>], exact: &[Tensor<f64>]) -> Result<(), String> {
+fn all_close(
+    what: &str,
+    got: &[Tensor<f32>],
+    want: &[Tensor<f32>],
+    exact: &[Tensor<f64>],
+) -> Result<(), String> {
     if got.len() != want.len() {
         return Err(format!("{what}: {} tensors, expected {}", got.len(), want.len()));
     }
-    let scale = want.iter().flat_map(|t| &t.data).fold(0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+    let scale = want.iter().flat_map(|t| &t.data).fold(0f32, |m, x| {
+        if x.is_finite() {
+            m.max(x.abs())
+        } else {
+            m
+        }
+    });
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         close(&format!("{what} #{i}"), a, b, exact.get(i), scale)?;
     }
@@ -107,7 +150,10 @@ fn all_close(what: &str, got: &[Tensor<f32>], want: &[Tensor<f32>], exact: &[Ten
 
 /// The first element of each tensor, as one tensor (what `Backend::evaluate` reports).
 fn firsts<T: Copy + num_traits::Float>(v: &[Tensor<T>]) -> Tensor<T> {
-    Tensor::new(vec![v.len()], v.iter().map(|t| t.data.first().copied().unwrap_or(T::nan())).collect())
+    Tensor::new(
+        vec![v.len()],
+        v.iter().map(|t| t.data.first().copied().unwrap_or(T::nan())).collect(),
+    )
 }
 
 /// Runs one step per batch on both backends from the same parameters and compares the
@@ -176,16 +222,26 @@ fn dataset(c: &Compiled, base: &Path) -> data::Dataset {
     let mut xs = vec![n];
     xs.extend(&shape.features);
     let y = match shape.label {
-        data::LabelSpec::Classes(k) => {
-            Tensor::new(vec![n], (0..n).map(|i| ((noise(2, i as u64) + 1.0) * k as f32 / 2.0).floor().min(k as f32 - 1.0)).collect())
+        data::LabelSpec::Classes(k) => Tensor::new(
+            vec![n],
+            (0..n)
+                .map(|i| ((noise(2, i as u64) + 1.0) * k as f32 / 2.0).floor().min(k as f32 - 1.0))
+                .collect(),
+        ),
+        data::LabelSpec::Targets(t) => {
+            Tensor::new(vec![n, t], (0..n * t).map(|i| noise(3, i as u64)).collect())
         }
-        data::LabelSpec::Targets(t) => Tensor::new(vec![n, t], (0..n * t).map(|i| noise(3, i as u64)).collect()),
     };
     data::Dataset { x: Tensor::new(xs, x), y }
 }
 
 /// `steps` batches of `size` consecutive examples of the model's data, wrapping.
-fn batches_of(c: &Compiled, base: &Path, size: usize, steps: usize) -> Result<Vec<Vec<Tensor<f32>>>, String> {
+fn batches_of(
+    c: &Compiled,
+    base: &Path,
+    size: usize,
+    steps: usize,
+) -> Result<Vec<Vec<Tensor<f32>>>, String> {
     let ds = dataset(c, base);
     let n = ds.len();
     Ok((0..steps)
@@ -275,7 +331,8 @@ fn random_model(seed: u64) -> String {
     let mut smooth_before = true;
     for l in 0..depth {
         let w = 1 + r.below(24);
-        let init = r.pick(&["default", "he_normal", "xavier_uniform", "lecun_normal", "orthogonal"]);
+        let init =
+            r.pick(&["default", "he_normal", "xavier_uniform", "lecun_normal", "orthogonal"]);
         let norm = match r.below(5) {
             0 if w >= 3 => "LayerNorm",
             1 if smooth_before => "BatchNorm",
@@ -307,7 +364,11 @@ fn random_model(seed: u64) -> String {
         let loss = r.pick(&["mse", "l1", "huber", "logistic", "bce_with_logits", "hinge"]);
         (format!("label y: [B, {outputs}]"), format!("{loss}(out({expr}), y)"), String::new())
     };
-    let penalty = r.pick(&["", " + 1e-3 * sum(square(out.weight))", " + l1_penalty(fc0.weight, lambda = 1e-4)"]);
+    let penalty = r.pick(&[
+        "",
+        " + 1e-3 * sum(square(out.weight))",
+        " + l1_penalty(fc0.weight, lambda = 1e-4)",
+    ]);
     let optimizer = r.pick(&[
         "sgd(lr = 0.05)",
         "sgd(lr = 0.05, momentum = 0.9, nesterov = true, weight_decay = 1e-3)",
@@ -357,11 +418,11 @@ fn random_models_match_the_interpreter() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-
-
 // ---- random graphs ----------------------------------------------------------------------
 
-use nnc::graph::{Axes, BinaryOp, Dim, InputKind, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update};
+use nnc::graph::{
+    Axes, BinaryOp, Dim, InputKind, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update,
+};
 
 /// Builds random elementwise/reduction/softmax/matmul graphs over `x, z: [B, n]`, labels
 /// `y: [B]`, parameters `w: [n]`, `m: [n, n]` and a state `s: [n]`, with outputs and updates
@@ -392,7 +453,10 @@ impl GraphGen<'_> {
     }
     fn unary(&mut self) -> NodeId {
         use UnaryOp::*;
-        let ops = [Neg, Exp, Log, Log1p, Sqrt, Recip, Abs, Sign, Square, Tanh, Sigmoid, Relu, Step, Softplus, Erf];
+        let ops = [
+            Neg, Exp, Log, Log1p, Sqrt, Recip, Abs, Sign, Square, Tanh, Sigmoid, Relu, Step,
+            Softplus, Erf,
+        ];
         let op = ops[self.r.below(ops.len())];
         let a = self.any();
         let a = match op {
@@ -555,7 +619,11 @@ fn random_graphs_match_the_interpreter() {
         }
         let mut fwd = g.clone();
         fwd.updates.clear();
-        let c = Compiled { opt: g.clone(), forward: fwd, ..pipeline::compile(&std::fs::read_to_string("examples/xor.nn").unwrap()).unwrap() };
+        let c = Compiled {
+            opt: g.clone(),
+            forward: fwd,
+            ..pipeline::compile(&std::fs::read_to_string("examples/xor.nn").unwrap()).unwrap()
+        };
         let n = g.params[0].shape.numel(0);
         let params = vec![
             Tensor::new(vec![n], (0..n).map(|i| noise(10 + seed, i as u64)).collect()),
@@ -566,17 +634,47 @@ fn random_graphs_match_the_interpreter() {
             let batches: Vec<Vec<Tensor<f32>>> = (0..3)
                 .map(|b| {
                     let k = (seed * 10 + b) as u64;
-                    let t = |s| Tensor::new(vec![size, n], (0..size * n).map(|i| 2.0 * noise(s, i as u64)).collect());
-                    let y = (0..size).map(|i| ((noise(k + 7, i as u64) + 1.0) * n as f32 / 2.0).floor().min(n as f32 - 1.0)).collect();
+                    let t = |s| {
+                        Tensor::new(
+                            vec![size, n],
+                            (0..size * n).map(|i| 2.0 * noise(s, i as u64)).collect(),
+                        )
+                    };
+                    let y = (0..size)
+                        .map(|i| {
+                            ((noise(k + 7, i as u64) + 1.0) * n as f32 / 2.0)
+                                .floor()
+                                .min(n as f32 - 1.0)
+                        })
+                        .collect();
                     vec![t(k + 1), t(k + 2), Tensor::new(vec![size], y)]
                 })
                 .collect();
             if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.05) {
-                failures.push(format!("seed {seed} at batch {size}: {e}\n{}", nnc::graph::print::print(&g, None)));
+                failures.push(format!(
+                    "seed {seed} at batch {size}: {e}\n{}",
+                    nnc::graph::print::print(&g, None)
+                ));
             }
         }
     }
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Two threads: kernels of a million elements or more (here Adam's update of a 1024×1024
+/// weight) are split across the pool; results must not change.
+#[test]
+fn two_threads_match_the_interpreter() {
+    let src = "model Wide {\n    input x: [B, 1024]\n    label y: class[B] of 4\n    fc = Dense(1024 -> 1024)\n    \
+               out = Dense(1024 -> 4)\n    loss = cross_entropy(out(tanh(fc(x))), y)\n}\n\
+               optimizer adam(lr = 1e-3)\ntrain { data = random(n = 8), batch = 2, steps = 2 }\n";
+    let c = pipeline::compile(src).unwrap();
+    let params = session::initial_params(&c.model, 3, None).unwrap();
+    let mut jit = jit::compile(&c, 2).unwrap();
+    for size in [1, 3] {
+        let batches = batches_of(&c, Path::new("examples"), size, 2).unwrap();
+        differential(&c, &mut jit, &params, &batches, 1e-3).unwrap();
+    }
 }
 
 /// Step times of the benchmark configurations (not a test: `cargo test --release --test jit
@@ -607,6 +705,11 @@ fn step_times() {
             }
             best = best.min(start.elapsed().as_secs_f64() / n as f64);
         }
-        eprintln!("{name}: compile {:.1} ms, step {:.2} µs ({:.0} steps/s)", compile.as_secs_f64() * 1e3, best * 1e6, 1.0 / best);
+        eprintln!(
+            "{name}: compile {:.1} ms, step {:.2} µs ({:.0} steps/s)",
+            compile.as_secs_f64() * 1e3,
+            best * 1e6,
+            1.0 / best
+        );
     }
 }

@@ -484,7 +484,8 @@ const LIST_NOTES: &[(&str, &str)] = &[
     (
         "optimizers",
         "parameter groups: optimizer NAME(...) { group \"PATTERN\", ... (any of its parameters, clip = RULE) }\n  \
-         patterns match whole names, `*` any characters; the first matching group wins",
+         patterns match whole names, `*` any characters; the first matching group wins\n  \
+         every optimizer and group also takes clamp = (lo, hi): each parameter element is projected onto [lo, hi] after the update",
     ),
     ("schedules", "join phases with `then`: schedule warmup(200) then cosine(T = 1000)"),
     ("clips", "globally (`clip RULE`) or per parameter group (`clip = RULE`), global first"),

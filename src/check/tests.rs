@@ -517,6 +517,14 @@ fn data_fit() {
         "teacher makes real-valued targets `[B, T]`, but `y` holds class labels",
         "teacher",
     );
+    one(
+        &with(&format!("{o}train {{ data = linear(n = 64) }}")),
+        "linear makes real-valued targets `[B, T]`, but `y` holds class labels",
+        "linear(n = 64)",
+    );
+    let src = format!("model M {{ input x: [B, 4]  label t: [B, 3]  fc = Dense(4 -> 3)  loss = mse(fc(x), t) }}\n{o}train {{ data = linear(n = 64, noise = 0) }}");
+    let m = ok(&src);
+    assert!(matches!(m.train.data, Some(DataSpec::Synthetic { kind: Synthetic::Linear, n: 64, .. })));
 }
 
 #[test]

@@ -74,12 +74,10 @@ pub struct Machine {
     pool: Option<Box<Pool>>,
 }
 
-/// What one run of an entry needs.
-pub struct Run<'a> {
+/// What one run of an entry needs (besides the inputs).
+pub struct Run {
     /// Which entry (index into the compiled programs).
     pub entry: usize,
-    /// Input data, in graph order, with the number of floats the program reads from each.
-    pub inputs: &'a [(&'a [f32], usize)],
     pub batch: usize,
     /// Floats the batch arena must hold for this batch size.
     pub batch_len: usize,
@@ -100,7 +98,14 @@ impl Machine {
             })
             .collect();
         let pool = (threads > 1).then(|| Box::new(Pool::new(threads)));
-        Machine { module: Some(module), entries, fixed, batch: Vec::new(), inputs: Vec::new(), pool }
+        Machine {
+            module: Some(module),
+            entries,
+            fixed,
+            batch: Vec::new(),
+            inputs: Vec::new(),
+            pool,
+        }
     }
 
     /// The batch arena as the last run left it.
@@ -108,17 +113,19 @@ impl Machine {
         &self.batch
     }
 
-    /// Runs one entry. Panics if an input is shorter than the program reads (callers
+    /// Runs one entry on `inputs`: the data of each graph input, in order, with the number
+    /// of floats the program reads from it. Panics if an input is shorter than that (callers
     /// validate shapes first and report errors; this is the last line of defence).
-    pub fn run(&mut self, r: &Run) {
-        for (data, need) in r.inputs {
-            assert!(data.len() >= *need, "input of {} floats, the program reads {need}", data.len());
+    /// Allocates only when the batch arena must grow.
+    pub fn run<'a>(&mut self, r: &Run, inputs: impl Iterator<Item = (&'a [f32], usize)>) {
+        self.inputs.clear();
+        for (data, need) in inputs {
+            assert!(data.len() >= need, "input of {} floats, the program reads {need}", data.len());
+            self.inputs.push(data.as_ptr());
         }
         if self.batch.len() < r.batch_len {
             self.batch.resize(r.batch_len, 0.0);
         }
-        self.inputs.clear();
-        self.inputs.extend(r.inputs.iter().map(|(d, _)| d.as_ptr()));
         let mut ctx = Ctx {
             fixed: self.fixed.as_mut_ptr(),
             batch_arena: self.batch.as_mut_ptr(),

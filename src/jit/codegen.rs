@@ -11,6 +11,7 @@
 //! compiled at `opt_level=speed`. Without FMA the code still runs: Cranelift lowers `fma`
 //! to a call of `fmaf`, which is registered.
 
+mod columns;
 mod generic;
 mod loops;
 mod ops;
@@ -40,8 +41,6 @@ pub enum Import {
     Libm(Libm),
 }
 
-const DEBUG_DISASM: bool = false;
-
 /// Elements above which a splittable loop kernel is run on the thread pool.
 pub const PAR_MIN_ELEMS: i64 = 1 << 20;
 
@@ -69,7 +68,8 @@ pub fn host_has_fma() -> bool {
 /// The host ISA with its features, optimizing for speed.
 pub fn host_isa() -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
-    for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")] {
+    for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")]
+    {
         flags.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))?;
     }
     let isa = cranelift::native::builder().map_err(|e| format!("unsupported host: {e}"))?;
@@ -92,7 +92,8 @@ pub fn compile(
     for f in Libm::ALL {
         jb.symbol(f.symbol(), f.address());
     }
-    let mut g = Gen { module: JITModule::new(jb), imports: HashMap::new(), text: Vec::new(), want_text };
+    let mut g =
+        Gen { module: JITModule::new(jb), imports: HashMap::new(), text: Vec::new(), want_text };
     g.declare_imports()?;
     let mut entries = Vec::new();
     for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
@@ -127,10 +128,17 @@ impl Gen {
         ];
         for f in Libm::ALL {
             let params = vec![types::F32; f.arity()];
-            decls.push((Import::Libm(f), f.symbol().to_string(), sig(&self.module, &params, Some(types::F32))));
+            decls.push((
+                Import::Libm(f),
+                f.symbol().to_string(),
+                sig(&self.module, &params, Some(types::F32)),
+            ));
         }
         for (imp, name, s) in decls {
-            let id = self.module.declare_function(&name, Linkage::Import, &s).map_err(|e| e.to_string())?;
+            let id = self
+                .module
+                .declare_function(&name, Linkage::Import, &s)
+                .map_err(|e| e.to_string())?;
             self.imports.insert(imp, id);
         }
         Ok(())
@@ -147,7 +155,8 @@ impl Gen {
         body: impl FnOnce(&mut Fx<'_, 'p>),
     ) -> Result<FuncId, String> {
         let s = sig(&self.module, &vec![types::I64; params], None);
-        let id = self.module.declare_function(name, Linkage::Local, &s).map_err(|e| e.to_string())?;
+        let id =
+            self.module.declare_function(name, Linkage::Local, &s).map_err(|e| e.to_string())?;
         let mut ctx = self.module.make_context();
         ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), s);
         let mut fbc = FunctionBuilderContext::new();
@@ -163,23 +172,29 @@ impl Gen {
         if self.want_text {
             self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
         }
-        ctx.set_disasm(DEBUG_DISASM);
-        self.module.define_function(id, &mut ctx).map_err(|e| format!("cranelift: {name}: {e:?}"))?;
-        if DEBUG_DISASM {
-            let d = ctx.compiled_code().and_then(|c| c.vcode.clone()).unwrap_or_default();
-            eprintln!("==== {name}\n{d}");
-        }
+        self.module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("cranelift: {name}: {e:?}"))?;
         Ok(id)
     }
 
     /// The kernels of `prog` and its entry function.
-    fn program(&mut self, prog: &Program, name: &str, plan: &Plan, p: usize, threads: usize) -> Result<FuncId, String> {
+    fn program(
+        &mut self,
+        prog: &Program,
+        name: &str,
+        plan: &Plan,
+        p: usize,
+        threads: usize,
+    ) -> Result<FuncId, String> {
         let mut fns = Vec::new();
         for (i, k) in prog.kernels.iter().enumerate() {
             let fname = format!("{name}_k{i}");
-            let header = format!("; {fname}\n");
+            let header = String::new();
             let f = match k {
-                Kernel::Loop(l) => Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l))?),
+                Kernel::Loop(l) => {
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l))?)
+                }
                 Kernel::Gather(gk) => {
                     Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::gather(fx, gk))?)
                 }
@@ -411,7 +426,8 @@ impl<'a, 'p> Fx<'a, 'p> {
             self.b.ins().call(fr, &[ctx, zero, n]);
             return;
         }
-        let (par, seq, done) = (self.b.create_block(), self.b.create_block(), self.b.create_block());
+        let (par, seq, done) =
+            (self.b.create_block(), self.b.create_block(), self.b.create_block());
         let big = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, elems, PAR_MIN_ELEMS);
         self.b.ins().brif(big, par, &[], seq, &[]);
         self.b.switch_to_block(par);

@@ -110,7 +110,12 @@ fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usiz
         if t.data.len() != numel {
             return Err(EvalError::Data { slot, name: d.name.clone(), len: t.data.len(), numel });
         }
-        let err = || EvalError::Shape { slot, name: d.name.clone(), expected: d.shape.clone(), got: t.shape.clone() };
+        let err = || EvalError::Shape {
+            slot,
+            name: d.name.clone(),
+            expected: d.shape.clone(),
+            got: t.shape.clone(),
+        };
         if d.shape.rank() != t.shape.len() {
             return Err(err());
         }
@@ -133,11 +138,18 @@ impl Jit {
     /// Replaces the parameters (graph order; shapes must match).
     pub fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
         if params.len() != self.params.len() {
-            return Err(format!("expected {} parameter tensor(s), got {}", self.params.len(), params.len()));
+            return Err(format!(
+                "expected {} parameter tensor(s), got {}",
+                self.params.len(),
+                params.len()
+            ));
         }
         for ((p, t), &off) in self.params.iter().zip(params).zip(&self.plan.params) {
             if t.shape != p.shape.concrete(0) || t.data.len() != p.shape.numel(0) {
-                return Err(format!("parameter `{}` has shape {:?}, expected {}", p.name, t.shape, p.shape));
+                return Err(format!(
+                    "parameter `{}` has shape {:?}, expected {}",
+                    p.name, t.shape, p.shape
+                ));
             }
             self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
         }
@@ -147,11 +159,18 @@ impl Jit {
     /// Replaces the optimizer state (graph order; shapes must match).
     pub fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<(), String> {
         if states.len() != self.states.len() {
-            return Err(format!("expected {} state tensor(s), got {}", self.states.len(), states.len()));
+            return Err(format!(
+                "expected {} state tensor(s), got {}",
+                self.states.len(),
+                states.len()
+            ));
         }
         for ((s, t), &off) in self.states.iter().zip(states).zip(&self.plan.states) {
             if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
-                return Err(format!("state `{}` has shape {:?}, expected {}", s.name, t.shape, s.shape));
+                return Err(format!(
+                    "state `{}` has shape {:?}, expected {}",
+                    s.name, t.shape, s.shape
+                ));
             }
             self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
         }
@@ -169,7 +188,12 @@ impl Jit {
     }
 
     /// One training step; returns every output in full (tests compare them all).
-    pub fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>, String> {
+    pub fn step_full(
+        &mut self,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<Vec<Tensor<f32>>, String> {
         let b = self.run(true, inputs, lr as f32, t as f32)?;
         Ok(self.step.program.outputs.iter().map(|o| self.read(0, o, b, inputs)).collect())
     }
@@ -181,7 +205,13 @@ impl Jit {
     }
 
     /// Validates the inputs and runs the step or forward program; returns the batch size.
-    fn run(&mut self, step: bool, inputs: &[Tensor<f32>], lr: f32, t: f32) -> Result<usize, String> {
+    fn run(
+        &mut self,
+        step: bool,
+        inputs: &[Tensor<f32>],
+        lr: f32,
+        t: f32,
+    ) -> Result<usize, String> {
         let p = if step { &self.step } else { &self.forward };
         let batch = check_inputs(&p.inputs, inputs).map_err(|e| e.to_string())?;
         if let (None, Some(node)) = (batch, p.batch_node) {
@@ -189,21 +219,29 @@ impl Jit {
         }
         let batch = batch.unwrap_or(0);
         for l in &p.program.labels {
-            let data = &inputs[l.input as usize].data;
-            if let Some(&v) = data.iter().find(|&&v| !(v >= 0.0 && v.fract() == 0.0 && (v as usize) < l.classes)) {
-                return Err(EvalError::Label { node: l.node, value: v as f64, classes: l.classes }.to_string());
+            // An integer in 0..classes (the cast truncates; NaN fails the range test).
+            let bad = |v: f32| !(v >= 0.0 && v < l.classes as f32 && (v as usize) as f32 == v);
+            if let Some(&v) = inputs[l.input as usize].data.iter().find(|&&v| bad(v)) {
+                return Err(EvalError::Label { node: l.node, value: v as f64, classes: l.classes }
+                    .to_string());
             }
         }
-        let need: Vec<(&[f32], usize)> =
-            inputs.iter().zip(&p.inputs).map(|(t, d)| (t.data.as_slice(), d.shape.numel(batch))).collect();
-        let entry = p.entry;
-        let batch_len = self.plan.batch_len(batch);
-        self.machine.run(&abi::Run { entry, inputs: &need, batch, batch_len, lr, step: t });
+        let need =
+            inputs.iter().zip(&p.inputs).map(|(t, d)| (t.data.as_slice(), d.shape.numel(batch)));
+        let run =
+            abi::Run { entry: p.entry, batch, batch_len: self.plan.batch_len(batch), lr, step: t };
+        self.machine.run(&run, need);
         Ok(batch)
     }
 
     /// The floats of `buf` for batch size `batch`, from its start.
-    fn data<'a>(&'a self, prog: usize, buf: Buf, batch: usize, inputs: &'a [Tensor<f32>]) -> &'a [f32] {
+    fn data<'a>(
+        &'a self,
+        prog: usize,
+        buf: Buf,
+        batch: usize,
+        inputs: &'a [Tensor<f32>],
+    ) -> &'a [f32] {
         let f = &self.machine.fixed;
         match buf {
             Buf::Input(i) => &inputs[i as usize].data,

@@ -79,10 +79,15 @@ pub fn plan(g: &Graph, programs: &[&Program]) -> Plan {
         let (slots, f, b) = place_temps(&p.temps);
         fixed_top = fixed_top.max(f);
         batch_units = batch_units.max(b);
-        temps.push(slots.into_iter().map(|s| match s {
-            Slot::Fixed(o) => Slot::Fixed(temp_base + o),
-            b => b,
-        }).collect());
+        temps.push(
+            slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::Fixed(o) => Slot::Fixed(temp_base + o),
+                    b => b,
+                })
+                .collect(),
+        );
     }
     Plan { params, states, temp_base, fixed_len: temp_base + fixed_top, batch_units, temps }
 }
@@ -142,7 +147,8 @@ mod tests {
     #[test]
     fn disjoint_lifetimes_share_memory_and_overlapping_ones_do_not() {
         let b = |c| Sym { c, e: 1 };
-        let temps = [t(b(64), (0, 2)), t(b(32), (1, 3)), t(b(64), (3, 4)), t(Sym::fixed(10), (0, 9))];
+        let temps =
+            [t(b(64), (0, 2)), t(b(32), (1, 3)), t(b(64), (3, 4)), t(Sym::fixed(10), (0, 9))];
         let (slots, fixed, batch) = place_temps(&temps);
         assert_eq!(slots, vec![Slot::Batch(0), Slot::Batch(64), Slot::Batch(0), Slot::Fixed(0)]);
         // Temp 2 starts where temp 0 ended; temp 1 is still live, so 64 + 32 units in all.

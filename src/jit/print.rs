@@ -13,7 +13,7 @@
 use std::fmt::Write;
 
 use super::codegen;
-use super::fuse::{self, Buf, Kernel, KOp, Level, LoopKernel, Pat, Program, RKind, SinkKind};
+use super::fuse::{self, Buf, KOp, Kernel, Level, LoopKernel, Pat, Program, RKind, SinkKind};
 use super::plan::{self, Plan, Slot};
 use crate::graph::print::mnemonic;
 use crate::graph::{Graph, NodeId, Op};
@@ -25,7 +25,9 @@ pub fn kernels(c: &Compiled, src: Option<&str>) -> Result<String, String> {
     let plan = plan::plan(&c.opt, &[&sp, &fp]);
     let mut out = String::new();
     let _ = writeln!(out, "memory: {}", arenas(&c.opt, &plan));
-    for (i, (name, g, p)) in [("step", &c.opt, &sp), ("forward", &c.forward, &fp)].into_iter().enumerate() {
+    for (i, (name, g, p)) in
+        [("step", &c.opt, &sp), ("forward", &c.forward, &fp)].into_iter().enumerate()
+    {
         out.push('\n');
         program(&mut out, name, g, p, &plan, i, src);
     }
@@ -62,7 +64,15 @@ fn arenas(g: &Graph, plan: &Plan) -> String {
     )
 }
 
-fn program(out: &mut String, name: &str, g: &Graph, p: &Program, plan: &Plan, which: usize, src: Option<&str>) {
+fn program(
+    out: &mut String,
+    name: &str,
+    g: &Graph,
+    p: &Program,
+    plan: &Plan,
+    which: usize,
+    src: Option<&str>,
+) {
     let gemms = p.kernels.iter().filter(|k| matches!(k, Kernel::Gemm(_))).count();
     let _ = writeln!(
         out,
@@ -85,7 +95,11 @@ fn program(out: &mut String, name: &str, g: &Graph, p: &Program, plan: &Plan, wh
             Slot::Fixed(o) => format!("fixed @{o}"),
             Slot::Batch(u) => format!("batch @{u}·B̂"),
         };
-        let end = if temp.live.1 >= p.kernels.len() { "end".to_string() } else { format!("k{}", temp.live.1) };
+        let end = if temp.live.1 >= p.kernels.len() {
+            "end".to_string()
+        } else {
+            format!("k{}", temp.live.1)
+        };
         let _ = writeln!(
             out,
             "  t{t} = %{} {}: {} floats, {place}, live k{}..{end}",
@@ -126,7 +140,9 @@ fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
                 m.n
             )
         }
-        Kernel::Gather(x) => format!("gather {} = {} strides {:?}", b(x.out), b(x.src), syms(&x.strides)),
+        Kernel::Gather(x) => {
+            format!("gather {} = {} strides {:?}", b(x.out), b(x.src), syms(&x.strides))
+        }
         Kernel::Reduce(x) => format!("reduce {} = {} over {:?}", b(x.out), b(x.src), syms(&x.dims)),
     };
     format!("{what}  ← {}", provenance(g, &k.nodes(), src))
@@ -200,6 +216,7 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
         let text = match *op {
             KOp::Load(b, pat) => {
                 let at = match pat {
+                    Pat::Full if l.flat => "[e]",
                     Pat::Full => "[i,j]",
                     Pat::Row => "[i]",
                     Pat::Col => "[j]",
@@ -219,7 +236,11 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
             KOp::Select(c, x, y) => format!("select v{}, v{}, v{}", c.0, x.0, y.0),
             KOp::RowReduce(k, x) => format!("row_{} v{}", rkind(k), x.0),
         };
-        let pass = if l.levels[v] == Level::Row && avail[v] > 0 { format!(" after pass {}", avail[v] - 1) } else { String::new() };
+        let pass = if l.levels[v] == Level::Row && avail[v] > 0 {
+            format!(" after pass {}", avail[v] - 1)
+        } else {
+            String::new()
+        };
         let _ = writeln!(out, "    v{v} = {text} : {}{pass}", level(l.levels[v]));
     }
     for s in &l.sinks {
@@ -228,6 +249,7 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
         let text = match s.kind {
             SinkKind::Store(lv) => {
                 let at = match lv {
+                    Level::Elem if l.flat => "[e]",
                     Level::Elem => "[i,j]",
                     Level::Row => "[i]",
                     Level::Col => "[j]",

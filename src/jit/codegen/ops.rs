@@ -259,7 +259,8 @@ pub fn unary(fx: &mut Fx, op: UnaryOp, x: Value, mode: Mode, exact: bool) -> Val
             keep(fx, pos, one, mode)
         }
         UnaryOp::Sign => {
-            let (z, one, m1) = (fconst(fx, 0.0, mode), fconst(fx, 1.0, mode), fconst(fx, -1.0, mode));
+            let (z, one, m1) =
+                (fconst(fx, 0.0, mode), fconst(fx, 1.0, mode), fconst(fx, -1.0, mode));
             let pos = cmp(fx, FloatCC::GreaterThan, x, z, mode);
             let neg = cmp(fx, FloatCC::LessThan, x, z, mode);
             let nan = cmp(fx, FloatCC::Unordered, x, x, mode);
@@ -306,7 +307,8 @@ pub fn select(fx: &mut Fx, c: Value, x: Value, y: Value, mode: Mode) -> Value {
 /// `x` in its first `r` lanes, `fill` in the others (a partial vector's contribution to a
 /// reduction).
 pub fn first_lanes(fx: &mut Fx, x: Value, r: u8, fill: f32) -> Value {
-    let bytes: Vec<u8> = (0..4u8).flat_map(|l| (if l < r { -1i32 } else { 0 }).to_le_bytes()).collect();
+    let bytes: Vec<u8> =
+        (0..4u8).flat_map(|l| (if l < r { -1i32 } else { 0 }).to_le_bytes()).collect();
     let c = fx.b.func.dfg.constants.insert(ConstantData::from(bytes));
     let mask = fx.b.ins().vconst(types::F32X4, c);
     let f = fconst(fx, fill, Mode::Vec);

@@ -8,23 +8,16 @@
 //!    writes (and not at all for a late v); otherwise v is stored in a temporary and copied
 //!    into θ after every other kernel. A source that is itself a parameter or state is first
 //!    copied to a temporary, so that no final copy reads what another one writes.
-//! 4. Each loop draft becomes its [`KOp`] program; the softmax family expands into row
-//!    reductions (max, Σ exp) and elementwise code, with the max trick:
-//!
-//! ```text
-//! m = max_j z    d = z − m    e = exp d    s = Σ_j e    lse = log s
-//! softmax = e / s             log_softmax = d − lse
-//! xent    = (m − z[y]) + lse, z[y] = Σ_j (j = y ? z : 0)
-//! argmax  = min_j (z = max_j z ? j : C)      one_hot = (j = y)
-//! ```
+//! 4. Each loop draft becomes its [`KOp`] program (`kops`).
 
-use std::collections::HashMap;
+mod kops;
 
 use super::partition::{Draft, Drafts, Home, Ref, Role};
 use super::view::{classify, Domain, Level, Pat, Sym};
-use super::{Buf, Kernel, KOp, LabelCheck, LoopKernel, OutRef, Program, RKind, Sink, SinkKind, Temp, V};
+use super::{Buf, KOp, Kernel, LabelCheck, LoopKernel, OutRef, Program, Sink, SinkKind, Temp, V};
 use super::{GatherKernel, GemmKernel, ReduceKernel};
-use crate::graph::{BinaryOp, Graph, NodeId, Op, Target, UnaryOp};
+use crate::graph::{Graph, NodeId, Op, Target};
+use kops::KBuilder;
 
 /// A kernel index meaning "after the program" (outputs, update copies).
 const END: usize = usize::MAX;
@@ -37,7 +30,14 @@ struct Reader {
 }
 
 pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
-    let mut l = Lower { g, readers: vec![Vec::new(); g.len()], inplace: vec![None; g.len()], temp: vec![None; g.len()], temps: Vec::new(), d };
+    let mut l = Lower {
+        g,
+        readers: vec![Vec::new(); g.len()],
+        inplace: vec![None; g.len()],
+        temp: vec![None; g.len()],
+        temps: Vec::new(),
+        d,
+    };
     l.collect_readers();
     let (stage1, finals) = l.decide_updates();
     l.assign_temps();
@@ -72,7 +72,13 @@ fn copy_kernel(from: Buf, to: Buf, size: Sym, node: NodeId) -> LoopKernel {
         flat: true,
         ops: vec![KOp::Load(from, Pat::Full)],
         levels: vec![Level::Elem],
-        sinks: vec![Sink { value: V(0), buf: to, kind: SinkKind::Store(Level::Elem), mean: None, node }],
+        sinks: vec![Sink {
+            value: V(0),
+            buf: to,
+            kind: SinkKind::Store(Level::Elem),
+            mean: None,
+            node,
+        }],
         nodes: vec![],
         what: "copy",
     }
@@ -125,7 +131,9 @@ impl Lower<'_> {
     fn read(&mut self, r: &Ref, k: usize, at: Option<Level>) {
         if let Ref::Base { node, dims, strides } = r {
             let pat = match (at, k) {
-                (Some(l), k) if k != END => self.dom(k).and_then(|dom| classify(dims, strides, l, dom)),
+                (Some(l), k) if k != END => {
+                    self.dom(k).and_then(|dom| classify(dims, strides, l, dom))
+                }
                 _ => None,
             };
             self.readers[node.index()].push(Reader { k, pat });
@@ -188,7 +196,10 @@ impl Lower<'_> {
             };
             if let Home::Kernel { k, level, late } = self.d.home[b.index()] {
                 let is_loop = matches!(self.d.kernels[k], Draft::Loop { .. } | Draft::Fill { .. });
-                if is_loop && self.inplace[b.index()].is_none() && self.safe_in_place(t, k, level, late) {
+                if is_loop
+                    && self.inplace[b.index()].is_none()
+                    && self.safe_in_place(t, k, level, late)
+                {
                     self.inplace[b.index()] = Some(target);
                     continue;
                 }
@@ -208,7 +219,9 @@ impl Lower<'_> {
         let dom = self.dom(k);
         self.readers[leaf.index()].iter().all(|r| {
             r.k < k
-                || (r.k == k && !late && matches!((r.pat, dom), (Some(p), Some(d)) if d.same_index(level, p)))
+                || (r.k == k
+                    && !late
+                    && matches!((r.pat, dom), (Some(p), Some(d)) if d.same_index(level, p)))
         })
     }
 
@@ -248,7 +261,9 @@ impl Lower<'_> {
             Op::Input(i) if self.d.home[n.index()] == Home::Leaf => Buf::Input(i),
             Op::Param(i) if self.d.home[n.index()] == Home::Leaf => Buf::Param(i),
             Op::State(i) if self.d.home[n.index()] == Home::Leaf => Buf::State(i),
-            _ => Buf::Temp(self.temp[n.index()].unwrap_or_else(|| panic!("%{} has no buffer", n.0))),
+            _ => {
+                Buf::Temp(self.temp[n.index()].unwrap_or_else(|| panic!("%{} has no buffer", n.0)))
+            }
         }
     }
 
@@ -281,7 +296,9 @@ impl Lower<'_> {
                 _ => continue,
             };
             if let Ref::Base { node, .. } = r {
-                if let (Op::Input(i), Home::Leaf) = (self.g.node(*node).op, &self.d.home[node.index()]) {
+                if let (Op::Input(i), Home::Leaf) =
+                    (self.g.node(*node).op, &self.d.home[node.index()])
+                {
                     v.push(LabelCheck { node: id, input: i, classes: classes as usize });
                 }
             }
@@ -296,7 +313,13 @@ impl Lower<'_> {
             Draft::Gemm { node, a, b } => Kernel::Gemm(self.gemm(*node, a, b)),
             Draft::Gather { node, src } => {
                 let (src, dims, strides) = self.base(src);
-                Kernel::Gather(GatherKernel { src, dims, strides, out: self.buf(*node), node: *node })
+                Kernel::Gather(GatherKernel {
+                    src,
+                    dims,
+                    strides,
+                    out: self.buf(*node),
+                    node: *node,
+                })
             }
             Draft::Reduce { node, src, kind, mean } => {
                 let (src, dims, strides) = self.base(src);
@@ -311,7 +334,17 @@ impl Lower<'_> {
                 }
                 let (out, out_size) = (self.buf(*node), self.size(*node));
                 let (kind, mean) = (*kind, *mean);
-                Kernel::Reduce(ReduceKernel { src, dims, strides, out_strides, out_size, kind, mean, out, node: *node })
+                Kernel::Reduce(ReduceKernel {
+                    src,
+                    dims,
+                    strides,
+                    out_strides,
+                    out_size,
+                    kind,
+                    mean,
+                    out,
+                    node: *node,
+                })
             }
         }
     }
@@ -332,7 +365,17 @@ impl Lower<'_> {
         let (m, k) = if ta { (ad[1], ad[0]) } else { (ad[0], ad[1]) };
         let n = if tb { bd[0] } else { bd[1] };
         let (abuf, bbuf) = (self.base(a).0, self.base(b).0);
-        GemmKernel { m, n, k, a: abuf, ta: flag(a, ta), b: bbuf, tb: flag(b, tb), out: self.buf(node), node }
+        GemmKernel {
+            m,
+            n,
+            k,
+            a: abuf,
+            ta: flag(a, ta),
+            b: bbuf,
+            tb: flag(b, tb),
+            out: self.buf(node),
+            node,
+        }
     }
 
     fn dims_of(&self, r: &Ref) -> Vec<Sym> {
@@ -343,7 +386,13 @@ impl Lower<'_> {
         let dims = &self.d.dims[u.index()];
         let mut kb = KBuilder::new(self, k, Domain { rows: Sym::ONE, cols: Sym::product(dims) });
         let v = kb.uniform(u);
-        kb.sinks.push(Sink { value: v, buf: self.buf(u), kind: SinkKind::Store(Level::Elem), mean: None, node: u });
+        kb.sinks.push(Sink {
+            value: v,
+            buf: self.buf(u),
+            kind: SinkKind::Store(Level::Elem),
+            mean: None,
+            node: u,
+        });
         kb.finish(vec![u], "fill")
     }
 
@@ -353,211 +402,5 @@ impl Lower<'_> {
             kb.node(n);
         }
         kb.finish(nodes.to_vec(), "fused")
-    }
-}
-
-/// Builds one loop kernel's program; ops are shared by value (CSE within the kernel).
-struct KBuilder<'a, 'g> {
-    l: &'a Lower<'g>,
-    k: usize,
-    dom: Domain,
-    ops: Vec<KOp>,
-    levels: Vec<Level>,
-    memo: HashMap<KOp, V>,
-    vals: HashMap<NodeId, V>,
-    sinks: Vec<Sink>,
-}
-
-impl<'a, 'g> KBuilder<'a, 'g> {
-    fn new(l: &'a Lower<'g>, k: usize, dom: Domain) -> Self {
-        KBuilder { l, k, dom, ops: vec![], levels: vec![], memo: HashMap::new(), vals: HashMap::new(), sinks: vec![] }
-    }
-
-    fn push(&mut self, op: KOp) -> V {
-        if let Some(&v) = self.memo.get(&op) {
-            return v;
-        }
-        let lv = |v: V| self.levels[v.0 as usize];
-        let level = match op {
-            KOp::Load(_, p) => match p {
-                Pat::Full => Level::Elem,
-                Pat::Row => Level::Row,
-                Pat::Col => Level::Col,
-                Pat::Scalar => Level::Inv,
-            },
-            KOp::Const(_) | KOp::Arg(_) | KOp::Count(_) => Level::Inv,
-            KOp::Iota => Level::Col,
-            KOp::Unary(_, x) => lv(x),
-            KOp::Binary(_, x, y) => lv(x).join(lv(y)),
-            KOp::Select(c, x, y) => lv(c).join(lv(x)).join(lv(y)),
-            KOp::RowReduce(..) => Level::Row,
-        };
-        let v = V(self.ops.len() as u32);
-        self.ops.push(op);
-        self.levels.push(level);
-        self.memo.insert(op, v);
-        v
-    }
-
-    fn c(&mut self, x: f32) -> V {
-        self.push(KOp::Const(x.to_bits()))
-    }
-    fn un(&mut self, op: UnaryOp, x: V) -> V {
-        self.push(KOp::Unary(op, x))
-    }
-    fn bin(&mut self, op: BinaryOp, x: V, y: V) -> V {
-        self.push(KOp::Binary(op, x, y))
-    }
-
-    /// The value of a uniform node, computed inline.
-    fn uniform(&mut self, u: NodeId) -> V {
-        let node = self.l.g.node(u);
-        let a = |i: usize| node.args[i];
-        match node.op {
-            Op::Const(c) => self.c(c.get() as f32),
-            Op::Scalar(s) => self.push(KOp::Arg(s)),
-            Op::Unary(op) => {
-                let x = self.uniform(a(0));
-                self.un(op, x)
-            }
-            Op::Binary(op) => {
-                let (x, y) = (self.uniform(a(0)), self.uniform(a(1)));
-                self.bin(op, x, y)
-            }
-            Op::Select => {
-                let (c, x, y) = (self.uniform(a(0)), self.uniform(a(1)), self.uniform(a(2)));
-                self.push(KOp::Select(c, x, y))
-            }
-            Op::ReduceSum(ax) => {
-                let x = self.uniform(a(0));
-                let d = &self.l.d.dims[a(0).index()];
-                let count = Sym::product(&ax.iter().filter(|&i| i < d.len()).map(|i| d[i]).collect::<Vec<_>>());
-                if count.is_one() {
-                    x
-                } else {
-                    let n = self.push(KOp::Count(count));
-                    self.bin(BinaryOp::Mul, x, n)
-                }
-            }
-            // Views, means and maxima of a uniform value are that value.
-            _ => self.uniform(a(0)),
-        }
-    }
-
-    fn operand(&mut self, r: &Ref, at: Level) -> V {
-        match r {
-            Ref::Uniform(u) => self.uniform(*u),
-            Ref::Base { node, dims, strides } => {
-                if let Home::Kernel { k, .. } = self.l.d.home[node.index()] {
-                    if k == self.k {
-                        return self.vals[node];
-                    }
-                }
-                let p = classify(dims, strides, at, self.dom).expect("partition checked the pattern");
-                self.push(KOp::Load(self.l.buf(*node), p))
-            }
-        }
-    }
-
-    /// `max_j z`, `d = z − max`, `e = exp d`, `s = Σ_j e` and `log s` of a row.
-    fn row_stats(&mut self, z: V) -> [V; 5] {
-        let m = self.push(KOp::RowReduce(RKind::MaxNum, z));
-        let d = self.bin(BinaryOp::Sub, z, m);
-        let e = self.un(UnaryOp::Exp, d);
-        let s = self.push(KOp::RowReduce(RKind::Sum, e));
-        let lse = self.un(UnaryOp::Log, s);
-        [m, d, e, s, lse]
-    }
-
-    fn node(&mut self, n: NodeId) {
-        let p = self.l.d.placed[n.index()].clone().expect("placed");
-        let args: Vec<V> = p.refs.iter().zip(&p.arg_levels).map(|(r, l)| self.operand(r, *l)).collect();
-        let op = self.l.g.node(n).op;
-        let l = self.l;
-        let buf = || l.buf(n);
-        let value = match p.role {
-            Role::Elementwise => match op {
-                Op::Unary(u) => self.un(u, args[0]),
-                Op::Binary(b) => self.bin(b, args[0], args[1]),
-                _ => self.push(KOp::Select(args[0], args[1], args[2])),
-            },
-            Role::Identity => args[0],
-            Role::RowReduce(kind, mean) => {
-                let r = self.push(KOp::RowReduce(kind, args[0]));
-                match mean {
-                    Some(c) => {
-                        let c = self.push(KOp::Count(c));
-                        self.bin(BinaryOp::Div, r, c)
-                    }
-                    None => r,
-                }
-            }
-            Role::ColReduce(kind, mean) | Role::FullReduce(kind, mean) => {
-                let kind = if matches!(p.role, Role::ColReduce(..)) {
-                    SinkKind::ColReduce(kind)
-                } else {
-                    SinkKind::FullReduce(kind)
-                };
-                self.sinks.push(Sink { value: args[0], buf: buf(), kind, mean, node: n });
-                return;
-            }
-            Role::Softmax => {
-                // e / Σe reuses the exponentials of the sum (the interpreter computes
-                // exp(d − lse); both are within a few ulp).
-                let [_, _, e, s, _] = self.row_stats(args[0]);
-                self.bin(BinaryOp::Div, e, s)
-            }
-            Role::LogSoftmax => {
-                let [_, d, _, _, lse] = self.row_stats(args[0]);
-                self.bin(BinaryOp::Sub, d, lse)
-            }
-            Role::Xent => {
-                let (z, y) = (args[0], args[1]);
-                let [m, _, _, _, lse] = self.row_stats(z);
-                let j = self.push(KOp::Iota);
-                let hit = self.bin(BinaryOp::Eq, j, y);
-                let zero = self.c(0.0);
-                let picked = self.push(KOp::Select(hit, z, zero));
-                let zy = self.push(KOp::RowReduce(RKind::Sum, picked));
-                let x = self.bin(BinaryOp::Sub, m, zy);
-                self.bin(BinaryOp::Add, x, lse)
-            }
-            Role::ArgMax => {
-                let z = args[0];
-                let m = self.push(KOp::RowReduce(RKind::MaxNum, z));
-                let at_max = self.bin(BinaryOp::Eq, z, m);
-                let j = self.push(KOp::Iota);
-                let none = self.push(KOp::Count(self.dom.cols));
-                let idx = self.push(KOp::Select(at_max, j, none));
-                self.push(KOp::RowReduce(RKind::Min, idx))
-            }
-            Role::OneHot => {
-                let j = self.push(KOp::Iota);
-                self.bin(BinaryOp::Eq, j, args[0])
-            }
-        };
-        self.vals.insert(n, value);
-        if self.l.stored(n) {
-            let Home::Kernel { level, .. } = self.l.d.home[n.index()] else { unreachable!() };
-            self.sinks.push(Sink { value, buf: buf(), kind: SinkKind::Store(level), mean: None, node: n });
-        }
-    }
-
-    fn finish(self, nodes: Vec<NodeId>, what: &'static str) -> LoopKernel {
-        let mut k = LoopKernel {
-            dom: self.dom,
-            flat: false,
-            ops: self.ops,
-            levels: self.levels,
-            sinks: self.sinks,
-            nodes,
-            what,
-        };
-        let rowwise = k.levels.iter().any(|l| matches!(l, Level::Row | Level::Col))
-            || k.sinks.iter().any(|s| {
-                matches!(s.kind, SinkKind::ColReduce(_) | SinkKind::Store(Level::Row | Level::Col))
-            });
-        k.flat = !rowwise && k.passes() == 1;
-        k
     }
 }

@@ -26,10 +26,17 @@ pub(super) enum Home {
     /// An input, parameter or state.
     Leaf,
     /// A view of `base` (a non-view node) with these strides over the node's own dims.
-    View { base: NodeId, strides: Vec<Sym> },
+    View {
+        base: NodeId,
+        strides: Vec<Sym>,
+    },
     /// Computed by kernel `k` at `level`; `late` values (column and full reductions) are
     /// complete only when the kernel ends.
-    Kernel { k: usize, level: Level, late: bool },
+    Kernel {
+        k: usize,
+        level: Level,
+        late: bool,
+    },
     /// Uniform and never materialized.
     Inline,
 }
@@ -60,13 +67,30 @@ pub(super) struct Placed {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Draft {
-    Loop { dom: Domain, nodes: Vec<NodeId> },
+    Loop {
+        dom: Domain,
+        nodes: Vec<NodeId>,
+    },
     /// Operands are contiguous or transposed-contiguous views.
-    Gemm { node: NodeId, a: Ref, b: Ref },
-    Gather { node: NodeId, src: Ref },
-    Reduce { node: NodeId, src: Ref, kind: RKind, mean: Option<Sym> },
+    Gemm {
+        node: NodeId,
+        a: Ref,
+        b: Ref,
+    },
+    Gather {
+        node: NodeId,
+        src: Ref,
+    },
+    Reduce {
+        node: NodeId,
+        src: Ref,
+        kind: RKind,
+        mean: Option<Sym>,
+    },
     /// Materializes a uniform node.
-    Fill { node: NodeId },
+    Fill {
+        node: NodeId,
+    },
 }
 
 /// The result of partitioning.
@@ -199,7 +223,9 @@ impl Partition<'_> {
             Ref::Base { node, dims, strides } => {
                 let rev = |v: &[Sym]| v.iter().rev().copied().collect::<Vec<_>>();
                 let ok = linear(&dims, &strides, Sym::ONE)
-                    || (transposed_ok && dims.len() == 2 && linear(&rev(&dims), &rev(&strides), Sym::ONE));
+                    || (transposed_ok
+                        && dims.len() == 2
+                        && linear(&rev(&dims), &rev(&strides), Sym::ONE));
                 if ok {
                     return Ref::Base { node, dims, strides };
                 }
@@ -243,7 +269,10 @@ impl Partition<'_> {
         self.open = Some(k);
         if !self.try_join(k, id) {
             assert!(
-                matches!(self.g.node(id).op, Op::ReduceSum(_) | Op::ReduceMean(_) | Op::ReduceMax(_)),
+                matches!(
+                    self.g.node(id).op,
+                    Op::ReduceSum(_) | Op::ReduceMean(_) | Op::ReduceMax(_)
+                ),
                 "fuse: %{} does not fit a kernel of its own",
                 id.0
             );
@@ -276,7 +305,9 @@ impl Partition<'_> {
         let node = self.g.node(id);
         let own = &self.d.dims[id.index()];
         match node.op {
-            Op::SoftmaxCrossEntropy | Op::ArgMax => Some(Domain::of_dims(&self.d.dims[node.args[0].index()])),
+            Op::SoftmaxCrossEntropy | Op::ArgMax => {
+                Some(Domain::of_dims(&self.d.dims[node.args[0].index()]))
+            }
             Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => {
                 let ad = &self.d.dims[node.args[0].index()];
                 let nonunit: Vec<usize> = (0..ad.len()).filter(|&x| !ad[x].is_one()).collect();
@@ -315,7 +346,13 @@ impl Partition<'_> {
         let node = self.g.node(id);
         let ad = &self.d.dims[node.args[0].index()];
         let count = |ax: crate::graph::Axes| {
-            Sym::product(&ad.iter().enumerate().filter(|(x, _)| ax.contains(*x)).map(|(_, d)| *d).collect::<Vec<_>>())
+            Sym::product(
+                &ad.iter()
+                    .enumerate()
+                    .filter(|(x, _)| ax.contains(*x))
+                    .map(|(_, d)| *d)
+                    .collect::<Vec<_>>(),
+            )
         };
         match node.op {
             Op::ReduceSum(_) => (RKind::Sum, None),
@@ -369,8 +406,12 @@ impl Partition<'_> {
                 && Sym::product(d) == dom.count(Level::Elem)
         };
         let found: Option<(Level, Role, Vec<Level>)> = match node.op {
-            Op::Unary(_) | Op::Binary(_) | Op::Select => self.join_level(k, numel, &refs).map(|l| (l, Role::Elementwise, vec![l; refs.len()])),
-            Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => self.join_reduce(k, id, &refs[0], ax),
+            Op::Unary(_) | Op::Binary(_) | Op::Select => self
+                .join_level(k, numel, &refs)
+                .map(|l| (l, Role::Elementwise, vec![l; refs.len()])),
+            Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => {
+                self.join_reduce(k, id, &refs[0], ax)
+            }
             Op::Softmax | Op::LogSoftmax | Op::ArgMax => {
                 let ok = last_is_cols(node.args[0]) && self.fits(k, &refs[0], Level::Elem);
                 let (l, role) = match node.op {
@@ -418,7 +459,13 @@ impl Partition<'_> {
 
     /// A reduction in kernel `k`: over each row (Row), over the rows into a column vector
     /// (late), over everything (late), or over unit axes only (the operand itself).
-    fn join_reduce(&self, k: usize, id: NodeId, r: &Ref, ax: crate::graph::Axes) -> Option<(Level, Role, Vec<Level>)> {
+    fn join_reduce(
+        &self,
+        k: usize,
+        id: NodeId,
+        r: &Ref,
+        ax: crate::graph::Axes,
+    ) -> Option<(Level, Role, Vec<Level>)> {
         let dom = self.dom(k);
         let (kind, mean) = self.reduce_kind(id);
         let ad = &self.d.dims[self.g.node(id).args[0].index()];
@@ -432,7 +479,9 @@ impl Partition<'_> {
         let an = Sym::product(ad);
         if an == dom.count(Level::Elem) && self.fits(k, r, Level::Elem) {
             let s = dom.split(ad)?;
-            let nonunit = |range: std::ops::Range<usize>| range.filter(|&x| !ad[x].is_one()).collect::<Vec<_>>();
+            let nonunit = |range: std::ops::Range<usize>| {
+                range.filter(|&x| !ad[x].is_one()).collect::<Vec<_>>()
+            };
             let (pre, suf) = (nonunit(0..s), nonunit(s..ad.len()));
             let all = |v: &[usize]| v.iter().all(red);
             let none = |v: &[usize]| !v.iter().any(red);
@@ -453,7 +502,9 @@ impl Partition<'_> {
             return Some((level, role, vec![Level::Elem]));
         }
         let all_red = (0..ad.len()).all(|x| ad[x].is_one() || red(&x));
-        let row_ok = an == dom.rows && self.level_in(k, r) == Some(Level::Row) && self.fits(k, r, Level::Row);
+        let row_ok = an == dom.rows
+            && self.level_in(k, r) == Some(Level::Row)
+            && self.fits(k, r, Level::Row);
         (row_ok && all_red).then(|| (Level::Inv, Role::FullReduce(kind, mean), vec![Level::Row]))
     }
 
@@ -469,7 +520,8 @@ impl Partition<'_> {
             };
             self.d.outputs.push(r);
         }
-        let ups: Vec<(Target, NodeId)> = self.g.updates.iter().map(|u| (u.target, u.node)).collect();
+        let ups: Vec<(Target, NodeId)> =
+            self.g.updates.iter().map(|u| (u.target, u.node)).collect();
         for (t, n) in ups {
             let r = self.update_source(t, n);
             self.d.updates.push((t, r));

@@ -104,11 +104,12 @@ pub fn contiguous(dims: &[Sym]) -> Vec<Sym> {
 pub fn linear(dims: &[Sym], strides: &[Sym], scale: Sym) -> bool {
     let c = contiguous(dims);
     dims.iter().zip(strides.iter().zip(&c)).all(|(d, (s, c))| {
-        d.is_one() || match (scale == Sym::ZERO, c.checked_mul(scale)) {
-            (true, _) => *s == Sym::ZERO,
-            (false, Some(want)) => *s == want,
-            (false, None) => false,
-        }
+        d.is_one()
+            || match (scale == Sym::ZERO, c.checked_mul(scale)) {
+                (true, _) => *s == Sym::ZERO,
+                (false, Some(want)) => *s == want,
+                (false, None) => false,
+            }
     })
 }
 
@@ -300,7 +301,10 @@ mod tests {
         assert_eq!(classify(&to, &contiguous(&to), Level::Elem, dom), Some(Pat::Full));
         // A transposed read is no pattern.
         let t = [f(10), B];
-        assert_eq!(classify(&t, &[f(1), f(10)], Level::Elem, Domain { rows: f(10), cols: B }), None);
+        assert_eq!(
+            classify(&t, &[f(1), f(10)], Level::Elem, Domain { rows: f(10), cols: B }),
+            None
+        );
     }
 
     #[test]
