@@ -136,11 +136,10 @@ fn least_squares_converges_to_the_normal_equations_solution() {
         }
     }
     for k in 0..4 {
-        for i in k + 1..4 {
-            let f = m[i][k] / m[k][k];
-            for j in k..5 {
-                m[i][j] -= f * m[k][j];
-            }
+        let pivot = m[k];
+        for row in m.iter_mut().skip(k + 1) {
+            let f = row[k] / pivot[k];
+            row.iter_mut().zip(&pivot).skip(k).for_each(|(a, p)| *a -= f * p);
         }
     }
     let mut theta = [0.0; 4];

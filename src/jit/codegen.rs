@@ -193,7 +193,7 @@ impl Gen {
             let header = String::new();
             let f = match k {
                 Kernel::Loop(l) => {
-                    Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l))?)
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l, threads))?)
                 }
                 Kernel::Gather(gk) => {
                     Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::gather(fx, gk))?)
@@ -231,6 +231,7 @@ pub(super) struct Fx<'a, 'p> {
     pub ctx: Value,
     params: Vec<Value>,
     ptrs: HashMap<Buf, Value>,
+    bases: HashMap<usize, Value>,
     batch: Option<Value>,
     anchor_slot: Option<codegen::ir::StackSlot>,
 }
@@ -269,6 +270,7 @@ impl<'a, 'p> Fx<'a, 'p> {
             prog,
             ctx,
             ptrs: HashMap::new(),
+            bases: HashMap::new(),
             batch: None,
             anchor_slot: None,
         }
@@ -282,6 +284,17 @@ impl<'a, 'p> Fx<'a, 'p> {
     fn ctx_field(&mut self, offset: usize, ty: Type) -> Value {
         let ctx = self.ctx;
         self.b.ins().load(ty, ctx_flags(), ctx, offset as i32)
+    }
+
+    /// A pointer field of the context, loaded once per function (first use must be in a
+    /// block dominating all later ones: the entry, or straight-line code of an entry).
+    fn ctx_base(&mut self, offset: usize) -> Value {
+        if let Some(&v) = self.bases.get(&offset) {
+            return v;
+        }
+        let v = self.ctx_field(offset, types::I64);
+        self.bases.insert(offset, v);
+        v
     }
 
     pub fn iconst(&mut self, v: i64) -> Value {
@@ -317,12 +330,12 @@ impl<'a, 'p> Fx<'a, 'p> {
         }
         let (plan, prog) = (self.plan, self.prog);
         let fixed_at = |fx: &mut Fx, off: usize| {
-            let base = fx.ctx_field(Ctx::FIXED, types::I64);
+            let base = fx.ctx_base(Ctx::FIXED);
             fx.b.ins().iadd_imm_s(base, (off * 4) as i64)
         };
         let p = match buf {
             Buf::Input(i) => {
-                let inputs = self.ctx_field(Ctx::INPUTS, types::I64);
+                let inputs = self.ctx_base(Ctx::INPUTS);
                 self.b.ins().load(types::I64, ctx_flags(), inputs, (i * 8) as i32)
             }
             Buf::Param(i) => fixed_at(self, plan.params[i as usize]),
@@ -330,8 +343,8 @@ impl<'a, 'p> Fx<'a, 'p> {
             Buf::Temp(t) => match plan.temps[prog][t as usize] {
                 Slot::Fixed(o) => fixed_at(self, o),
                 Slot::Batch(units) => {
-                    let base = self.ctx_field(Ctx::BATCH_ARENA, types::I64);
-                    let pad = self.ctx_field(Ctx::BATCH_PAD, types::I64);
+                    let base = self.ctx_base(Ctx::BATCH_ARENA);
+                    let pad = self.ctx_base(Ctx::BATCH_PAD);
                     let off = self.b.ins().imul_imm_s(pad, (units * 4) as i64);
                     self.b.ins().iadd(base, off)
                 }
@@ -406,9 +419,9 @@ impl<'a, 'p> Fx<'a, 'p> {
         let (n, splittable) = match k {
             Kernel::Loop(l) => {
                 let n = if l.flat { l.dom.rows.mul(l.dom.cols) } else { l.dom.rows };
-                (n, loops::splittable(l))
+                (n, loops::may_split(l, threads))
             }
-            Kernel::Gather(g) => (Sym::product(&g.dims), true),
+            Kernel::Gather(g) => (Sym::product(&g.dims), threads > 1),
             _ => (Sym::ONE, false),
         };
         let fr = self.kernel_ref(f);
@@ -422,7 +435,7 @@ impl<'a, 'p> Fx<'a, 'p> {
             _ => n,
         };
         let ctx = self.ctx;
-        if threads <= 1 || !splittable {
+        if !splittable {
             self.b.ins().call(fr, &[ctx, zero, n]);
             return;
         }

@@ -34,18 +34,23 @@ pub const UNROLL: usize = 4;
 /// and one body already has plenty of independent work.
 pub const UNROLL_MATH: usize = 1;
 
-/// True if disjoint row ranges of the kernel can run in parallel (no shared accumulator).
-pub(super) fn splittable(k: &LoopKernel) -> bool {
-    k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)))
+/// True if the kernel may be split across the pool: more than one thread, disjoint row
+/// ranges can run in parallel (no shared accumulator), and it is not known to be too small.
+pub(super) fn may_split(k: &LoopKernel, threads: usize) -> bool {
+    let independent = k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)));
+    let small = k.dom.rows.mul(k.dom.cols).constant().is_some_and(|n| n < super::PAR_MIN_ELEMS as u64);
+    threads > 1 && independent && !small
 }
 
 fn is_vec(l: Level) -> bool {
     matches!(l, Level::Elem | Level::Col)
 }
 
-pub(super) fn emit(fx: &mut Fx, k: &LoopKernel) {
+pub(super) fn emit(fx: &mut Fx, k: &LoopKernel, threads: usize) {
     let p = fx.entry_params();
     let (start, end) = (p[1], p[2]);
+    // A flat kernel of constant size that is never split runs over `0..n`, statically.
+    let whole = k.dom.rows.mul(k.dom.cols).constant().filter(|_| k.flat && !may_split(k, threads));
     let mut st = St::new(fx, k);
     for v in 0..k.ops.len() {
         if k.levels[v] == Level::Inv {
@@ -53,7 +58,11 @@ pub(super) fn emit(fx: &mut Fx, k: &LoopKernel) {
         }
     }
     st.init_sinks(fx);
-    if k.flat {
+    if let Some(n) = whole {
+        st.row = st.ptr.clone();
+        let (zero, n_) = (fx.iconst(0), fx.iconst(n as i64));
+        st.pass(fx, 0, zero, n_, Some(n));
+    } else if k.flat {
         st.row = st.ptr.clone();
         st.pass(fx, 0, start, end, None);
     } else {
@@ -187,10 +196,12 @@ impl<'k> St<'k> {
     /// Records a scalar value (and its splat, when vector code uses it), anchored where it
     /// is computed so that loops do not recompute it.
     fn set_scalar(&mut self, fx: &mut Fx, v: usize, val: Value) {
-        self.scalar[v] = Some(fx.anchor(val));
+        // Constants need no anchor: Cranelift rematerializes them where they are used.
+        let constant = matches!(self.k.ops[v], KOp::Const(_));
+        self.scalar[v] = Some(if constant { val } else { fx.anchor(val) });
         if self.vec_use[v] {
             let s = ops::splat(fx, val);
-            self.splat[v] = Some(fx.anchor(s));
+            self.splat[v] = Some(if constant { s } else { fx.anchor(s) });
         }
     }
 
