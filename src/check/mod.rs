@@ -26,8 +26,8 @@ mod hyper;
 mod init;
 mod losses;
 mod norms;
-mod penalty;
 mod optim;
+mod penalty;
 mod sched;
 mod suggest;
 #[cfg(test)]

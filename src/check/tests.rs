@@ -524,7 +524,10 @@ fn data_fit() {
     );
     let src = format!("model M {{ input x: [B, 4]  label t: [B, 3]  fc = Dense(4 -> 3)  loss = mse(fc(x), t) }}\n{o}train {{ data = linear(n = 64, noise = 0) }}");
     let m = ok(&src);
-    assert!(matches!(m.train.data, Some(DataSpec::Synthetic { kind: Synthetic::Linear, n: 64, .. })));
+    assert!(matches!(
+        m.train.data,
+        Some(DataSpec::Synthetic { kind: Synthetic::Linear, n: 64, .. })
+    ));
 }
 
 #[test]

@@ -192,9 +192,9 @@ impl Gen {
             let fname = format!("{name}_k{i}");
             let header = String::new();
             let f = match k {
-                Kernel::Loop(l) => {
-                    Some(self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l, threads))?)
-                }
+                Kernel::Loop(l) => Some(
+                    self.define(&fname, 3, &header, (plan, p), |fx| loops::emit(fx, l, threads))?,
+                ),
                 Kernel::Gather(gk) => {
                     Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::gather(fx, gk))?)
                 }

@@ -31,7 +31,9 @@ use crate::tensor::Tensor;
 pub enum BackendKind {
     Interp,
     /// The Cranelift JIT (`crate::jit`) with this many threads.
-    Jit { threads: usize },
+    Jit {
+        threads: usize,
+    },
 }
 
 /// Command-line overrides of the file's `train` block and run options.

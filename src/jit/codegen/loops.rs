@@ -37,8 +37,10 @@ pub const UNROLL_MATH: usize = 1;
 /// True if the kernel may be split across the pool: more than one thread, disjoint row
 /// ranges can run in parallel (no shared accumulator), and it is not known to be too small.
 pub(super) fn may_split(k: &LoopKernel, threads: usize) -> bool {
-    let independent = k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)));
-    let small = k.dom.rows.mul(k.dom.cols).constant().is_some_and(|n| n < super::PAR_MIN_ELEMS as u64);
+    let independent =
+        k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)));
+    let small =
+        k.dom.rows.mul(k.dom.cols).constant().is_some_and(|n| n < super::PAR_MIN_ELEMS as u64);
     threads > 1 && independent && !small
 }
 
