@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use nnc::bench;
+use nnc::check::TrainSpec;
 use nnc::diagnostic::{render_all, Diagnostic};
 use nnc::pipeline::{self, Compiled, Stage};
 use nnc::tensor::Tensor;
@@ -209,6 +210,20 @@ fn compile_with(file: &Path, o: &pipeline::CompileOptions) -> Result<Compiled, F
     })
 }
 
+/// `eval` and `grad`: the compiled model, its train settings with the command line's
+/// overrides, and its data.
+fn compile_with_data(
+    file: &Path,
+    run: &RunArgs,
+) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
+    let c = compile(file)?;
+    let o =
+        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+    let spec = session::effective_spec(&c.model, &o);
+    let ds = session::load_data(&c.model, &spec, base_dir(file), run.data.as_deref())?;
+    Ok((c, spec, ds))
+}
+
 fn base_dir(file: &Path) -> &Path {
     file.parent().unwrap_or(Path::new("."))
 }
@@ -341,15 +356,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Eval { file, weights: w, run } => {
-            let c = compile(&file)?;
-            let o = Options {
-                batch: run.batch,
-                seed: run.seed,
-                data: run.data.clone(),
-                ..Options::default()
-            };
-            let spec = session::effective_spec(&c.model, &o);
-            let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
+            let (c, spec, ds) = compile_with_data(&file, &run)?;
             let weights = session::initial_weights(&c.model, spec.seed, Some(&w))?;
             let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
             let out = session::evaluate(&c.model, be.as_mut(), &ds, spec.batch.max(256))?;
@@ -391,15 +398,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Grad { file, weights: w, out, run } => {
-            let c = compile(&file)?;
-            let o = Options {
-                batch: run.batch,
-                seed: run.seed,
-                data: run.data.clone(),
-                ..Options::default()
-            };
-            let spec = session::effective_spec(&c.model, &o);
-            let ds = session::load_data(&c.model, &spec, base_dir(&file), run.data.as_deref())?;
+            let (c, spec, ds) = compile_with_data(&file, &run)?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
             let n = spec.batch.min(ds.x.shape[0]);
             let idx: Vec<usize> = (0..n).collect();
