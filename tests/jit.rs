@@ -336,7 +336,7 @@ fn random_model(seed: u64) -> String {
         let norm = match r.below(5) {
             0 if w >= 3 => "LayerNorm",
             1 if smooth_before => "BatchNorm",
-            2 if w >= 4 && w % 2 == 0 => "GroupNorm",
+            2 if w >= 4 && w.is_multiple_of(2) => "GroupNorm",
             _ => "",
         };
         let bias = if norm == "BatchNorm" { ", bias = false" } else { "" };
@@ -633,7 +633,7 @@ fn random_graphs_match_the_interpreter() {
         for size in [1, 7, 33] {
             let batches: Vec<Vec<Tensor<f32>>> = (0..3)
                 .map(|b| {
-                    let k = (seed * 10 + b) as u64;
+                    let k = seed * 10 + b;
                     let t = |s| {
                         Tensor::new(
                             vec![size, n],

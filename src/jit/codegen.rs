@@ -65,11 +65,19 @@ pub fn host_has_fma() -> bool {
     }
 }
 
-/// The host ISA with its features, optimizing for speed.
+/// The host ISA with its features, optimizing for speed. Cranelift's IR verifier runs in
+/// debug builds (every test compiles through it) and is skipped in release builds, where
+/// compile time counts.
 pub fn host_isa() -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
-    for (k, v) in [("opt_level", "speed"), ("use_colocated_libcalls", "false"), ("is_pic", "false")]
-    {
+    let verify = if cfg!(debug_assertions) { "true" } else { "false" };
+    let settings = [
+        ("opt_level", "speed"),
+        ("use_colocated_libcalls", "false"),
+        ("is_pic", "false"),
+        ("enable_verifier", verify),
+    ];
+    for (k, v) in settings {
         flags.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))?;
     }
     let isa = cranelift::native::builder().map_err(|e| format!("unsupported host: {e}"))?;
@@ -331,7 +339,10 @@ impl<'a, 'p> Fx<'a, 'p> {
         let (plan, prog) = (self.plan, self.prog);
         let fixed_at = |fx: &mut Fx, off: usize| {
             let base = fx.ctx_base(Ctx::FIXED);
-            fx.b.ins().iadd_imm_s(base, (off * 4) as i64)
+            match off {
+                0 => base,
+                _ => fx.b.ins().iadd_imm_s(base, (off * 4) as i64),
+            }
         };
         let p = match buf {
             Buf::Input(i) => {
@@ -342,6 +353,7 @@ impl<'a, 'p> Fx<'a, 'p> {
             Buf::State(i) => fixed_at(self, plan.states[i as usize]),
             Buf::Temp(t) => match plan.temps[prog][t as usize] {
                 Slot::Fixed(o) => fixed_at(self, o),
+                Slot::Batch(0) => self.ctx_base(Ctx::BATCH_ARENA),
                 Slot::Batch(units) => {
                     let base = self.ctx_base(Ctx::BATCH_ARENA);
                     let pad = self.ctx_base(Ctx::BATCH_PAD);
@@ -418,7 +430,7 @@ impl<'a, 'p> Fx<'a, 'p> {
     fn call_kernel(&mut self, k: &Kernel, f: FuncId, threads: usize) {
         let (n, splittable) = match k {
             Kernel::Loop(l) => {
-                let n = if l.flat { l.dom.rows.mul(l.dom.cols) } else { l.dom.rows };
+                let n = if l.flat { l.dom.rows * l.dom.cols } else { l.dom.rows };
                 (n, loops::may_split(l, threads))
             }
             Kernel::Gather(g) => (Sym::product(&g.dims), threads > 1),
@@ -462,5 +474,21 @@ impl<'a, 'p> Fx<'a, 'p> {
         let flags = (if k.ta { GEMM_TA } else { 0 }) | (if k.tb { GEMM_TB } else { 0 });
         let flags = self.b.ins().iconst(types::I32, flags as i64);
         self.call(Import::Gemm, &[pool, m, n, kk, a, b, c, flags]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine kind has FMA and Cranelift must use it (without it, every `fma` of the
+    /// vectorized math becomes four `fmaf` calls).
+    #[test]
+    fn host_isa_has_fma() {
+        assert!(host_has_fma(), "the host should have FMA");
+        let isa = host_isa().unwrap();
+        let fma = isa.isa_flags().iter().find(|f| f.name == "has_fma").map(|f| f.as_bool());
+        assert_eq!(fma, Some(Some(true)), "cranelift_native did not enable has_fma");
+        assert_eq!(isa.flags().opt_level(), settings::OptLevel::Speed);
     }
 }

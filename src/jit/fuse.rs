@@ -13,14 +13,14 @@
 //! - [`GatherKernel`], [`ReduceKernel`]: scalar loops with general index arithmetic for the
 //!   rare views and reductions no pattern covers.
 //!
-//! How nodes are placed (`partition`): nodes are visited in index order with one *open* loop
-//! kernel. Uniform nodes (constants, runtime scalars and anything computed from them only)
-//! are never placed: every kernel recomputes them inline, once. Broadcast, reshape and
-//! transpose are views, resolved at each use. A matrix product closes the open kernel and
-//! becomes a GEMM. Any other node joins the open kernel when its operands can be read there
-//! (registers or a load pattern) and are not *late* (a column or full reduction is complete
-//! only after the kernel); otherwise the open kernel is closed and a new one starts at the
-//! node. Then (`lower`) each stored value gets a buffer, each parameter/state update is
+//! How nodes are placed (`partition`): nodes are visited in index order. Uniform nodes
+//! (constants, runtime scalars and anything computed from them only) are never placed:
+//! every kernel recomputes them inline, once. Broadcast, reshape and transpose are views,
+//! resolved at each use. A matrix product becomes a GEMM kernel. Any other node joins a loop
+//! kernel where its operands can be read (registers or a load pattern) and are not *late* (a
+//! column or full reduction is complete only after its kernel), trying the newest kernel
+//! first and going back as far as the one computing its latest operand; otherwise a new loop
+//! kernel starts at the node. Then (`lower`) each stored value gets a buffer, each parameter/state update is
 //! written in place when no later reader needs the old value (else through a temporary and
 //! a copy at the end), and each loop kernel is lowered to its [`KOp`] program.
 //!

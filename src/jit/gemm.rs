@@ -420,6 +420,49 @@ mod tests {
         }
     }
 
+    /// The measurement behind `PAR_MIN_FLOP` (BENCHMARKS.md): 1-thread vs forced 2-thread
+    /// times of MLP-shaped products, with some single-threaded memory work between calls so
+    /// the worker parks as in a training step. Run on a quiet machine with
+    /// `cargo test --release --lib split_speedup -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn split_speedup() {
+        use std::time::Instant;
+        let (one, two) = (Pool::new(1), Pool::new(2));
+        let mut other = vec![1.0f32; 1 << 16];
+        let shapes = [(64, 128, 128), (64, 128, 784), (128, 256, 256), (128, 512, 512)];
+        for (m, n, k) in shapes.into_iter().chain([(128, 512, 784), (256, 2048, 1024)]) {
+            let (a, b, mut c) = (data(m * k, 1), data(k * n, 2), vec![0.0; m * n]);
+            let mut time = |pool: &Pool| {
+                let p = Product::new(
+                    (m, n, k),
+                    a.as_ptr(),
+                    false,
+                    b.as_ptr(),
+                    true,
+                    c.as_mut_ptr(),
+                    false,
+                );
+                let mut best = f64::MAX;
+                for _ in 0..20 {
+                    other.iter_mut().for_each(|x| *x = *x * 0.999 + 0.001);
+                    let t0 = Instant::now();
+                    unsafe { p.run(Some(pool), 0.0) };
+                    best = best.min(t0.elapsed().as_secs_f64());
+                }
+                best
+            };
+            let (t1, t2) = (time(&one), time(&two));
+            let flop = 2.0 * (m * n * k) as f64;
+            println!(
+                "{m}x{n}x{k}: {flop:.1e} flop, 1 thread {:.0} µs, 2 threads {:.0} µs, x{:.2}",
+                t1 * 1e6,
+                t2 * 1e6,
+                t1 / t2
+            );
+        }
+    }
+
     #[test]
     #[should_panic(expected = "A must hold")]
     fn wrong_lengths_panic() {

@@ -8,7 +8,13 @@
 //! [`Jit`] owns the compiled code and the arenas: parameters and optimizer state live in the
 //! fixed arena and are updated in place by the step; batch-sized temporaries live in a batch
 //! arena grown (never shrunk) to the largest batch seen. One compilation serves every batch
-//! size. A step allocates nothing but the returned vector of losses and metrics.
+//! size. A step allocates nothing but the returned vector of losses and metrics. Outputs
+//! (loss, metrics) stay in their buffers (the plan keeps them live to the end of the
+//! program) and are read from there after the run.
+//!
+//! Known gaps: a class label computed by the graph (not read straight from an input) is not
+//! validated (an out-of-range one makes `one_hot` all zeros instead of an error); shapes
+//! with two batch dimensions are rejected by `compile`.
 //!
 //! Inputs are validated before every run exactly as `graph::eval` does (counts, shapes, one
 //! batch size, class labels of `softmax_xent`/`one_hot` read straight from an input), with
@@ -72,8 +78,9 @@ pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<J
     let (sp, fp) = (fuse::fuse(step)?, fuse::fuse(forward)?);
     let plan = plan::plan(step, &[&sp, &fp]);
     let code = codegen::compile(&[&sp, &fp], &["step", "forward"], &plan, threads, false)?;
+    // Zeroed memory comes from the OS untouched: fill only non-zero initial states.
     let mut fixed = vec![0f32; plan.fixed_len];
-    for (s, &off) in step.states.iter().zip(&plan.states) {
+    for (s, &off) in step.states.iter().zip(&plan.states).filter(|(s, _)| s.init != 0.0) {
         fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
     }
     let machine = abi::Machine::new(code.module, &code.entries, fixed, threads);

@@ -117,7 +117,7 @@ fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
     let what = match k {
         Kernel::Loop(l) => {
             let shape = if l.flat {
-                format!("{} flat", l.dom.rows.mul(l.dom.cols))
+                format!("{} flat", (l.dom.rows * l.dom.cols))
             } else {
                 format!("{}×{}", l.dom.rows, l.dom.cols)
             };

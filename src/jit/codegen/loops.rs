@@ -40,7 +40,7 @@ pub(super) fn may_split(k: &LoopKernel, threads: usize) -> bool {
     let independent =
         k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)));
     let small =
-        k.dom.rows.mul(k.dom.cols).constant().is_some_and(|n| n < super::PAR_MIN_ELEMS as u64);
+        (k.dom.rows * k.dom.cols).constant().is_some_and(|n| n < super::PAR_MIN_ELEMS as u64);
     threads > 1 && independent && !small
 }
 
@@ -52,7 +52,7 @@ pub(super) fn emit(fx: &mut Fx, k: &LoopKernel, threads: usize) {
     let p = fx.entry_params();
     let (start, end) = (p[1], p[2]);
     // A flat kernel of constant size that is never split runs over `0..n`, statically.
-    let whole = k.dom.rows.mul(k.dom.cols).constant().filter(|_| k.flat && !may_split(k, threads));
+    let whole = (k.dom.rows * k.dom.cols).constant().filter(|_| k.flat && !may_split(k, threads));
     let mut st = St::new(fx, k);
     for v in 0..k.ops.len() {
         if k.levels[v] == Level::Inv {
@@ -114,8 +114,7 @@ impl<'k> St<'k> {
         for s in k.sinks.iter().filter(|s| k.in_loop(s)) {
             vec_use[s.value.0 as usize] = true;
         }
-        let uses_batch = k.dom.rows.has_batch()
-            || k.dom.cols.has_batch()
+        let uses_batch = k.dom.cols.has_batch()
             || k.ops.iter().any(|op| matches!(op, KOp::Count(s) if s.has_batch()));
         if uses_batch {
             fx.batch();
@@ -198,11 +197,14 @@ impl<'k> St<'k> {
     /// Records a scalar value (and its splat, when vector code uses it), anchored where it
     /// is computed so that loops do not recompute it.
     fn set_scalar(&mut self, fx: &mut Fx, v: usize, val: Value) {
-        // Constants need no anchor: Cranelift rematerializes them where they are used.
-        let constant = matches!(self.k.ops[v], KOp::Const(_));
-        self.scalar[v] = Some(if constant { val } else { fx.anchor(val) });
+        // Constants need no anchor (Cranelift rematerializes them where they are used), nor
+        // do loads (they stay where they are); splats of loads do.
+        let op = self.k.ops[v];
+        let pinned = matches!(op, KOp::Const(_) | KOp::Load(..) | KOp::Arg(_));
+        self.scalar[v] = Some(if pinned { val } else { fx.anchor(val) });
         if self.vec_use[v] {
             let s = ops::splat(fx, val);
+            let constant = matches!(op, KOp::Const(_));
             self.splat[v] = Some(if constant { s } else { fx.anchor(s) });
         }
     }

@@ -133,7 +133,8 @@ pub(super) fn partition(g: &Graph) -> Drafts {
 
 struct Partition<'g> {
     g: &'g Graph,
-    /// The loop kernel nodes may still join.
+    /// The newest loop kernel, while no other kernel came after it: nodes without computed
+    /// operands may join it.
     open: Option<usize>,
     d: Drafts,
 }
@@ -246,7 +247,7 @@ impl Partition<'_> {
     // ---- loop kernels ----------------------------------------------------------------------
 
     fn place_compute(&mut self, id: NodeId) {
-        if let Some(k) = self.open {
+        for k in self.join_candidates(id) {
             if self.try_join(k, id) {
                 return;
             }
@@ -279,6 +280,28 @@ impl Partition<'_> {
             self.d.kernels.pop();
             self.open = None;
             self.place_generic_reduce(id);
+        }
+    }
+
+    /// The loop kernels `id` may join, in the order tried: the newest first (where its
+    /// consumers will be), back to the kernel of its latest computed operand (earlier
+    /// kernels run before that operand exists) but not across another kind of kernel (a
+    /// value computed before a matrix product and used after it would be stored across it),
+    /// so that a node still joins a kernel of its shape when unrelated nodes came in between;
+    /// a node with no computed operand only tries the open kernel.
+    fn join_candidates(&self, id: NodeId) -> Vec<usize> {
+        let producer = self.g.node(id).args.iter().filter_map(|&a| match self.resolve(a) {
+            Ref::Base { node, .. } => match self.d.home[node.index()] {
+                Home::Kernel { k, .. } => Some(k),
+                _ => None,
+            },
+            Ref::Uniform(_) => None,
+        });
+        let is_loop = |k: &usize| matches!(self.d.kernels[*k], Draft::Loop { .. });
+        let barrier = (0..self.d.kernels.len()).rev().find(|k| !is_loop(k)).map_or(0, |k| k + 1);
+        match producer.max() {
+            Some(p) => (p.max(barrier)..self.d.kernels.len()).rev().collect(),
+            None => self.open.into_iter().collect(),
         }
     }
 

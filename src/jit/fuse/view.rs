@@ -49,10 +49,6 @@ impl Sym {
         let e = self.e + o.e;
         (e <= 1).then_some(Sym { c: self.c * o.c, e })
     }
-    /// The product of sizes known to be a dimension product of one valid shape.
-    pub fn mul(self, o: Sym) -> Sym {
-        self.checked_mul(o).expect("a product of dimensions of one shape has at most one B")
-    }
     /// The size when it does not depend on `B`.
     pub fn constant(self) -> Option<u64> {
         (self.e == 0).then_some(self.c)
@@ -69,7 +65,16 @@ impl Sym {
     }
     /// The product of `dims`.
     pub fn product(dims: &[Sym]) -> Sym {
-        dims.iter().fold(Sym::ONE, |a, &d| a.mul(d))
+        dims.iter().fold(Sym::ONE, |a, &d| a * d)
+    }
+}
+
+/// The product of sizes known to be a dimension product of one valid shape (so at most
+/// one `B`; `fuse` checks every shape first).
+impl std::ops::Mul for Sym {
+    type Output = Sym;
+    fn mul(self, o: Sym) -> Sym {
+        self.checked_mul(o).expect("a product of dimensions of one shape has at most one B")
     }
 }
 
@@ -94,7 +99,7 @@ pub fn dims_of(s: &Shape) -> Option<Vec<Sym>> {
 pub fn contiguous(dims: &[Sym]) -> Vec<Sym> {
     let mut s = vec![Sym::ONE; dims.len()];
     for k in (0..dims.len().saturating_sub(1)).rev() {
-        s[k] = s[k + 1].mul(dims[k + 1]);
+        s[k] = s[k + 1] * dims[k + 1];
     }
     s
 }
@@ -208,7 +213,7 @@ impl Domain {
             Level::Inv => Sym::ONE,
             Level::Row => self.rows,
             Level::Col => self.cols,
-            Level::Elem => self.rows.mul(self.cols),
+            Level::Elem => self.rows * self.cols,
         }
     }
     /// The index `split` with `product(dims[split..]) = cols`, if any.
@@ -280,10 +285,10 @@ mod tests {
 
     #[test]
     fn sizes_multiply_and_print() {
-        assert_eq!(f(10).mul(B), Sym { c: 10, e: 1 });
+        assert_eq!(f(10) * B, Sym { c: 10, e: 1 });
         assert_eq!(B.checked_mul(B), None);
-        assert_eq!(f(0).mul(B), Sym::ZERO);
-        assert_eq!(format!("{} {} {}", f(7), B, f(3).mul(B)), "7 B 3·B");
+        assert_eq!(f(0) * B, Sym::ZERO);
+        assert_eq!(format!("{} {} {}", f(7), B, f(3) * B), "7 B 3·B");
         assert_eq!(contiguous(&[B, f(4), f(3)]), vec![f(12), f(3), f(1)]);
     }
 
