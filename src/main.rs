@@ -126,6 +126,9 @@ enum Command {
         /// Untimed warm-up seconds.
         #[arg(long, hide = true, default_value_t = 1.0)]
         warmup_s: f64,
+        /// Also time every kernel of the JIT's training step and list them by time spent.
+        #[arg(long)]
+        profile: bool,
     },
 }
 
@@ -372,7 +375,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             print!("{}", weights::show(&tensors, all));
             Ok(())
         }
-        Command::Bench { file, json, threads, backend, windows, window_s, warmup_s } => {
+        Command::Bench { file, json, threads, backend, windows, window_s, warmup_s, profile } => {
             let src = read(&file)?;
             let engine = match backend {
                 BenchBackendArg::Jit => bench::Engine::Jit,
@@ -385,6 +388,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 windows,
                 window_s,
                 warmup_s,
+                profile,
                 ..Default::default()
             };
             let r = bench::run(&src, &file, &s).map_err(|e| match e {
@@ -394,6 +398,10 @@ fn run(cmd: Command) -> Result<(), Failure> {
             match json {
                 true => println!("{}", r.json()),
                 false => print!("{}", r.table()),
+            }
+            if let Some(p) = &r.profile {
+                // After the JSON line, not in it: the line stays one object for scripts.
+                print!("{p}");
             }
             Ok(())
         }

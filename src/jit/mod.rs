@@ -67,8 +67,18 @@ pub fn compile(c: &Compiled, threads: usize) -> Result<Jit, String> {
     compile_graphs(&c.opt, &c.forward, threads)
 }
 
+/// [`compile`] with every kernel timed ([`Jit::profile`]); the timing calls cost ≈ 50 ns
+/// per kernel.
+pub fn compile_profiled(c: &Compiled, threads: usize) -> Result<Jit, String> {
+    build(&c.opt, &c.forward, threads, true)
+}
+
 /// Compiles a training step graph and a forward graph over the same parameters.
 pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
+    build(step, forward, threads, false)
+}
+
+fn build(step: &Graph, forward: &Graph, threads: usize, profile: bool) -> Result<Jit, String> {
     if !forward.params.is_empty() && step.params != forward.params {
         return Err("the forward graph's parameters differ from the step's".into());
     }
@@ -77,13 +87,17 @@ pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<J
     }
     let (sp, fp) = (fuse::fuse(step)?, fuse::fuse(forward)?);
     let plan = plan::plan(step, &[&sp, &fp]);
-    let code = codegen::compile(&[&sp, &fp], &["step", "forward"], &plan, threads, false)?;
+    let names = ["step", "forward"];
+    let code = codegen::compile(&[&sp, &fp], &names, &plan, threads, false, profile)?;
     // Zeroed memory comes from the OS untouched: fill only non-zero initial states.
     let mut fixed = vec![0f32; plan.fixed_len];
     for (s, &off) in step.states.iter().zip(&plan.states).filter(|(s, _)| s.init != 0.0) {
         fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
     }
-    let machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    let mut machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    if profile {
+        machine.profile = Some(Box::new(abi::Profile::new(&[sp.kernels.len(), fp.kernels.len()])));
+    }
     let prog = |g: &Graph, program: Program, entry: usize| Prog {
         program,
         inputs: g.inputs.clone(),
@@ -194,6 +208,13 @@ impl Jit {
             .collect()
     }
 
+    /// With profiling ([`compile_profiled`]): the training step's kernels with the mean
+    /// wall time of each per step, `g` being the step graph compiled (`c.opt`).
+    pub fn profile(&self, g: &Graph, src: Option<&str>) -> Option<String> {
+        let p = self.machine.profile.as_deref()?;
+        Some(print::profile(g, &self.step.program, &p.ns[0], p.runs[0], src))
+    }
+
     /// One training step; returns every output in full (tests compare them all).
     pub fn step_full(
         &mut self,
@@ -291,6 +312,9 @@ impl Jit {
 }
 
 impl Backend for Jit {
+    fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String> {
+        self.profile(step, src)
+    }
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
         let b = self.run(true, inputs, lr as f32, t as f32)?;
         Ok(self.firsts(true, b, inputs))

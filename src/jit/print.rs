@@ -38,7 +38,7 @@ pub fn kernels(c: &Compiled, src: Option<&str>) -> Result<String, String> {
 pub fn clif(c: &Compiled, src: Option<&str>) -> Result<String, String> {
     let sp = fuse::fuse(&c.opt)?;
     let plan = plan::plan(&c.opt, &[&sp]);
-    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true)?;
+    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true, false)?;
     let mut out = String::new();
     for (name, text) in &code.text {
         let k = name.rsplit_once("_k").and_then(|(_, k)| k.parse::<usize>().ok());
@@ -109,6 +109,26 @@ fn program(
             temp.live.0
         );
     }
+}
+
+/// The kernels of `p` (compiled from `g`) by the wall time they took: `ns[k]` nanoseconds
+/// summed over `runs` runs.
+pub fn profile(g: &Graph, p: &Program, ns: &[u64], runs: u64, src: Option<&str>) -> String {
+    let total: u64 = ns.iter().sum();
+    let per_run = |t: u64| t as f64 / runs.max(1) as f64 / 1e3;
+    let mut out = format!(
+        "kernel time per step over {runs} steps: {:.2} µs in {} kernels\n",
+        per_run(total),
+        ns.len()
+    );
+    let mut order: Vec<usize> = (0..ns.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(ns[k]));
+    for k in order {
+        let share = 100.0 * ns[k] as f64 / total.max(1) as f64;
+        let line = headline(g, p, &p.kernels[k], src);
+        let _ = writeln!(out, "  k{k:<3} {:>10.2} µs {share:>5.1}%  {line}", per_run(ns[k]));
+    }
+    out
 }
 
 /// `loop B×10, 3 passes ← %14 %15 … (fc2, line 12)` and the like.

@@ -42,6 +42,12 @@ pub trait Backend {
     fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
         Err("this backend does not keep model buffers (batch-norm running statistics)".into())
     }
+    /// The time each kernel of the step took, if the backend measured it (a JIT compiled
+    /// with profiling); `step` is the step graph it was compiled from.
+    fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String> {
+        let _ = (step, src);
+        None
+    }
     /// Overwrites the buffers (same order and shapes as [`Backend::buffers`]). The session
     /// calls this only for models with buffers.
     fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
