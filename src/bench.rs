@@ -62,6 +62,8 @@ pub struct Settings {
     pub warmup_s: f64,
     /// Fewest steps in a window.
     pub min_window_steps: usize,
+    /// Time every kernel of the JIT's step (costs ≈ 50 ns per kernel and step).
+    pub profile: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             window_s: 1.0,
             warmup_s: 1.0,
             min_window_steps: 3,
+            profile: false,
         }
     }
 }
@@ -100,6 +103,8 @@ pub struct Report {
     pub loss_first: f32,
     pub loss_last: f32,
     pub peak_rss_mib: Option<f64>,
+    /// With [`Settings::profile`]: the step's kernels by the time they took.
+    pub profile: Option<String>,
 }
 
 /// A failure: diagnostics on the source (render them with the file), or a message.
@@ -134,7 +139,7 @@ pub fn compile_timed(src: &str) -> Result<(Compiled, StageTimes), Vec<Diagnostic
     let lowered = timed(&mut t, "lower", || lower::lower_with(&model, train));
     let stable = timed(&mut t, "passes", || passes::optimize(&lowered));
     let grad = timed(&mut t, "autodiff", || autodiff::backward(&stable));
-    let forward = match model.buffers.is_empty() {
+    let forward = match !crate::pipeline::modes_differ(&model) {
         true => stable,
         false => {
             let eval = LowerOptions { mode: Mode::Eval, probes: false };
@@ -188,7 +193,9 @@ fn backend(
                 timed(&mut parts, "plan", || plan::plan(&c.opt, &[sp, fp]));
             }
             let mut total = StageTimes::new();
-            let mut jit = timed(&mut total, "jit", || crate::jit::compile(c, s.threads))?;
+            let compile =
+                if s.profile { crate::jit::compile_profiled } else { crate::jit::compile };
+            let mut jit = timed(&mut total, "jit", || compile(c, s.threads))?;
             let split: f64 = parts.iter().map(|(_, ms)| ms).sum();
             times.extend(parts);
             times.push(("cranelift", (total[0].1 - split).max(0.0)));
@@ -248,6 +255,7 @@ pub fn run(src: &str, file: &std::path::Path, s: &Settings) -> Result<Report, Be
         loss_first,
         loss_last: runner.last,
         peak_rss_mib: peak_rss_mib(),
+        profile: be.kernel_profile(&c.opt, Some(src)),
     })
 }
 
@@ -505,6 +513,7 @@ mod tests {
             loss_first: 2.0,
             loss_last: 1.0,
             peak_rss_mib: Some(3.0),
+            profile: None,
         };
         let j = r.json();
         assert!(j.starts_with(r#"{"steps_per_s":200.0,"us_per_step":5000.0,"#), "{j}");

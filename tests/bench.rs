@@ -104,6 +104,30 @@ fn the_table_is_readable() {
     }
 }
 
+/// `--profile` lists every kernel of the step once, with its time and share, busiest first.
+#[test]
+fn the_profile_lists_every_kernel() {
+    let mut args = vec!["bench", "examples/bench/e.nn", "--profile"];
+    args.extend(QUICK);
+    let (code, out, err) = nnc(&args);
+    assert_eq!(code, 0, "{err}");
+    let (_, ir, _) = nnc(&["ir", "examples/bench/e.nn", "--stage", "kernels"]);
+    let n = ir.lines().find_map(|l| l.strip_prefix("program step: ")).unwrap();
+    let n: usize = n.split_whitespace().next().unwrap().parse().unwrap();
+    let head = out.lines().find(|l| l.starts_with("kernel time per step")).expect(&out);
+    assert!(head.ends_with(&format!("in {n} kernels")), "{head}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("  k")).collect();
+    assert_eq!(rows.len(), n, "{out}");
+    let mut ks: Vec<usize> =
+        rows.iter().map(|r| r[3..].split(' ').next().unwrap().parse().unwrap()).collect();
+    ks.sort();
+    assert_eq!(ks, (0..n).collect::<Vec<_>>(), "each kernel once: {out}");
+    let us: Vec<f64> =
+        rows.iter().map(|r| r.split_whitespace().nth(1).unwrap().parse().unwrap()).collect();
+    assert!(us.windows(2).all(|w| w[0] >= w[1]), "busiest first: {out}");
+    assert!(us.iter().sum::<f64>() > 0.0, "{out}");
+}
+
 #[test]
 fn errors_are_reported() {
     let (code, _, err) = nnc(&["bench", "no/such/file.nn", "--json"]);

@@ -12,6 +12,7 @@
 //! - the context is `repr(C)` with the field offsets the generator uses ([`Ctx::FIXED`] …).
 
 use std::mem::offset_of;
+use std::time::Instant;
 
 use cranelift::jit::JITModule;
 use cranelift::module::FuncId;
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub lr: f32,
     /// The optimizer step `t` (from 1).
     pub step: f32,
+    /// Per-kernel timing, or null unless compiled with profiling.
+    pub prof: *mut Profile,
 }
 
 impl Ctx {
@@ -49,6 +52,53 @@ impl Ctx {
     pub const BATCH_PAD: usize = offset_of!(Ctx, batch_pad);
     pub const LR: usize = offset_of!(Ctx, lr);
     pub const STEP: usize = offset_of!(Ctx, step);
+    pub const PROF: usize = offset_of!(Ctx, prof);
+}
+
+/// Wall time spent in each kernel of each entry, accumulated over runs (`nnc bench
+/// --profile`). Code compiled with profiling calls [`nnc_tick`] before its first kernel
+/// and after every kernel.
+#[derive(Debug)]
+pub struct Profile {
+    last: Instant,
+    /// `ns[entry][kernel]`: nanoseconds summed over runs.
+    pub ns: Vec<Vec<u64>>,
+    /// Runs of each entry.
+    pub runs: Vec<u64>,
+}
+
+impl Profile {
+    /// Zeroed accumulators for entries with `kernels[e]` kernels.
+    pub fn new(kernels: &[usize]) -> Profile {
+        Profile {
+            last: Instant::now(),
+            ns: kernels.iter().map(|&n| vec![0; n]).collect(),
+            runs: vec![0; kernels.len()],
+        }
+    }
+}
+
+/// `kernel == u64::MAX`: entry `entry` starts a run; otherwise kernel `kernel` just ended.
+///
+/// # Safety
+/// `p` is the `prof` pointer of a live [`Ctx`]: null or a valid, exclusively used `Profile`.
+pub unsafe extern "C" fn nnc_tick(p: *mut Profile, entry: u64, kernel: u64) {
+    // SAFETY: the caller passes the context's pointer, which `Machine::run` sets from its
+    // own `Box<Profile>` for the duration of the call (or null).
+    let Some(p) = (unsafe { p.as_mut() }) else { return };
+    let now = Instant::now();
+    let e = entry as usize;
+    if kernel == u64::MAX {
+        p.runs[e] += 1;
+    } else if let Some(slot) = p.ns.get_mut(e).and_then(|v| v.get_mut(kernel as usize)) {
+        *slot += now.duration_since(p.last).as_nanos() as u64;
+    }
+    p.last = Instant::now();
+}
+
+/// The address profiled code calls between kernels.
+pub fn tick_address() -> *const u8 {
+    nnc_tick as *const u8
 }
 
 /// The address generated code calls for matrix products.
@@ -72,6 +122,8 @@ pub struct Machine {
     batch: Vec<f32>,
     inputs: Vec<*const f32>,
     pool: Option<Box<Pool>>,
+    /// Kernel timing when the code was compiled with profiling.
+    pub profile: Option<Box<Profile>>,
 }
 
 /// What one run of an entry needs (besides the inputs).
@@ -105,6 +157,7 @@ impl Machine {
             batch: Vec::new(),
             inputs: Vec::new(),
             pool,
+            profile: None,
         }
     }
 
@@ -135,6 +188,7 @@ impl Machine {
             batch_pad: super::plan::batch_pad(r.batch) as u64,
             lr: r.lr,
             step: r.step,
+            prof: self.profile.as_deref_mut().map_or(std::ptr::null_mut(), |p| p as *mut Profile),
         };
         let f = self.entries[r.entry];
         // SAFETY: see the module doc: the arenas and inputs are as large as the plan and the

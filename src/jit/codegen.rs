@@ -12,7 +12,9 @@
 //! to a call of `fmaf`, which is registered.
 
 mod columns;
+mod dropout;
 mod generic;
+mod index;
 mod loops;
 mod ops;
 
@@ -39,6 +41,8 @@ pub enum Import {
     PoolRun,
     /// A scalar function for values computed once per kernel (exactly the interpreter's).
     Libm(Libm),
+    /// `abi::nnc_tick`, between kernels of profiled code.
+    Tick,
 }
 
 /// Elements above which a splittable loop kernel is run on the thread pool.
@@ -85,23 +89,31 @@ pub fn host_isa() -> Result<OwnedTargetIsa, String> {
 }
 
 /// Compiles `programs` (named `names`) sharing `plan`; `threads > 1` lets large kernels
-/// and products use the pool.
+/// and products use the pool; `want_text` keeps each function's IR; `profile` times every
+/// kernel (see [`abi::Profile`]).
 pub fn compile(
     programs: &[&Program],
     names: &[&str],
     plan: &Plan,
     threads: usize,
     want_text: bool,
+    profile: bool,
 ) -> Result<Code, String> {
     let mut jb = JITBuilder::with_isa(host_isa()?, default_libcall_names());
     jb.symbol("nnc_gemm", abi::gemm_address());
     jb.symbol("nnc_pool_run", abi::pool_run_address());
+    jb.symbol("nnc_tick", abi::tick_address());
     jb.symbol("fmaf", ops::fmaf as extern "C" fn(f32, f32, f32) -> f32 as *const u8);
     for f in Libm::ALL {
         jb.symbol(f.symbol(), f.address());
     }
-    let mut g =
-        Gen { module: JITModule::new(jb), imports: HashMap::new(), text: Vec::new(), want_text };
+    let mut g = Gen {
+        module: JITModule::new(jb),
+        imports: HashMap::new(),
+        text: Vec::new(),
+        want_text,
+        profile,
+    };
     g.declare_imports()?;
     let mut entries = Vec::new();
     for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
@@ -116,6 +128,7 @@ struct Gen {
     imports: HashMap<Import, FuncId>,
     text: Vec<(String, String)>,
     want_text: bool,
+    profile: bool,
 }
 
 fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
@@ -133,6 +146,7 @@ impl Gen {
         let mut decls = vec![
             (Import::Gemm, "nnc_gemm".to_string(), sig(&self.module, &gemm, None)),
             (Import::PoolRun, "nnc_pool_run".to_string(), sig(&self.module, &i64s(5), None)),
+            (Import::Tick, "nnc_tick".to_string(), sig(&self.module, &i64s(3), None)),
         ];
         for f in Libm::ALL {
             let params = vec![types::F32; f.arity()];
@@ -209,18 +223,31 @@ impl Gen {
                 Kernel::Reduce(rk) => {
                     Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::reduce(fx, rk))?)
                 }
+                Kernel::Index(ik) => {
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| index::emit(fx, ik))?)
+                }
                 Kernel::Gemm(_) => None,
             };
             fns.push(f);
         }
         let header = format!("; {name}: {} kernels in order\n", prog.kernels.len());
+        let profile = self.profile;
         self.define(name, 1, &header, (plan, p), |fx| {
-            for (k, f) in prog.kernels.iter().zip(&fns) {
+            let tick = |fx: &mut Fx, k: i64| {
+                if profile {
+                    let (prof, entry) = (fx.ctx_field(Ctx::PROF, types::I64), fx.iconst(p as i64));
+                    let k = fx.iconst(k);
+                    fx.call(Import::Tick, &[prof, entry, k]);
+                }
+            };
+            tick(fx, -1);
+            for (i, (k, f)) in prog.kernels.iter().zip(&fns).enumerate() {
                 match (k, f) {
                     (Kernel::Gemm(gk), _) => fx.gemm(gk),
                     (k, Some(f)) => fx.call_kernel(k, *f, threads),
                     (_, None) => unreachable!("every non-GEMM kernel is a function"),
                 }
+                tick(fx, i as i64);
             }
             fx.b.ins().return_(&[]);
         })

@@ -17,8 +17,9 @@
 //! with two batch dimensions are rejected by `compile`.
 //!
 //! Inputs are validated before every run exactly as `graph::eval` does (counts, shapes, one
-//! batch size, class labels of `softmax_xent`/`one_hot` read straight from an input), with
-//! the same error messages, so both backends fail alike on bad data.
+//! batch size, class labels of `softmax_xent`/`one_hot` and ids of `gather`/`scatter_add`
+//! read straight from an input), with the same error messages, so both backends fail alike
+//! on bad data. Ids the graph computes are clamped into range: never an access out of bounds.
 //!
 //! Runtime support: `gemm` (the matrix-product trampoline) and `pool` (the thread pool);
 //! `vmath` (vectorized transcendental functions); `abi` holds the only `unsafe`.
@@ -67,8 +68,18 @@ pub fn compile(c: &Compiled, threads: usize) -> Result<Jit, String> {
     compile_graphs(&c.opt, &c.forward, threads)
 }
 
+/// [`compile`] with every kernel timed ([`Jit::profile`]); the timing calls cost ≈ 50 ns
+/// per kernel.
+pub fn compile_profiled(c: &Compiled, threads: usize) -> Result<Jit, String> {
+    build(&c.opt, &c.forward, threads, true)
+}
+
 /// Compiles a training step graph and a forward graph over the same parameters.
 pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
+    build(step, forward, threads, false)
+}
+
+fn build(step: &Graph, forward: &Graph, threads: usize, profile: bool) -> Result<Jit, String> {
     if !forward.params.is_empty() && step.params != forward.params {
         return Err("the forward graph's parameters differ from the step's".into());
     }
@@ -77,13 +88,17 @@ pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<J
     }
     let (sp, fp) = (fuse::fuse(step)?, fuse::fuse(forward)?);
     let plan = plan::plan(step, &[&sp, &fp]);
-    let code = codegen::compile(&[&sp, &fp], &["step", "forward"], &plan, threads, false)?;
+    let names = ["step", "forward"];
+    let code = codegen::compile(&[&sp, &fp], &names, &plan, threads, false, profile)?;
     // Zeroed memory comes from the OS untouched: fill only non-zero initial states.
     let mut fixed = vec![0f32; plan.fixed_len];
     for (s, &off) in step.states.iter().zip(&plan.states).filter(|(s, _)| s.init != 0.0) {
         fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
     }
-    let machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    let mut machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    if profile {
+        machine.profile = Some(Box::new(abi::Profile::new(&[sp.kernels.len(), fp.kernels.len()])));
+    }
     let prog = |g: &Graph, program: Program, entry: usize| Prog {
         program,
         inputs: g.inputs.clone(),
@@ -194,6 +209,13 @@ impl Jit {
             .collect()
     }
 
+    /// With profiling ([`compile_profiled`]): the training step's kernels with the mean
+    /// wall time of each per step, `g` being the step graph compiled (`c.opt`).
+    pub fn profile(&self, g: &Graph, src: Option<&str>) -> Option<String> {
+        let p = self.machine.profile.as_deref()?;
+        Some(print::profile(g, &self.step.program, &p.ns[0], p.runs[0], src))
+    }
+
     /// One training step; returns every output in full (tests compare them all).
     pub fn step_full(
         &mut self,
@@ -229,8 +251,12 @@ impl Jit {
             // An integer in 0..classes (the cast truncates; NaN fails the range test).
             let bad = |v: f32| !(v >= 0.0 && v < l.classes as f32 && (v as usize) as f32 == v);
             if let Some(&v) = inputs[l.input as usize].data.iter().find(|&&v| bad(v)) {
-                return Err(EvalError::Label { node: l.node, value: v as f64, classes: l.classes }
-                    .to_string());
+                let (node, value) = (l.node, v as f64);
+                return Err(match l.ids {
+                    true => EvalError::Id { node, value, count: l.classes },
+                    false => EvalError::Label { node, value, classes: l.classes },
+                }
+                .to_string());
             }
         }
         let need =
@@ -291,9 +317,23 @@ impl Jit {
 }
 
 impl Backend for Jit {
+    fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String> {
+        self.profile(step, src)
+    }
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
         let b = self.run(true, inputs, lr as f32, t as f32)?;
         Ok(self.firsts(true, b, inputs))
+    }
+    fn step_full(
+        &mut self,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<Vec<Tensor<f32>>, String> {
+        Jit::step_full(self, inputs, lr, t)
+    }
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+        Jit::set_params(self, params)
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
         let b = self.run(false, inputs, 0.0, 0.0)?;

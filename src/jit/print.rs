@@ -38,7 +38,7 @@ pub fn kernels(c: &Compiled, src: Option<&str>) -> Result<String, String> {
 pub fn clif(c: &Compiled, src: Option<&str>) -> Result<String, String> {
     let sp = fuse::fuse(&c.opt)?;
     let plan = plan::plan(&c.opt, &[&sp]);
-    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true)?;
+    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true, false)?;
     let mut out = String::new();
     for (name, text) in &code.text {
         let k = name.rsplit_once("_k").and_then(|(_, k)| k.parse::<usize>().ok());
@@ -111,6 +111,26 @@ fn program(
     }
 }
 
+/// The kernels of `p` (compiled from `g`) by the wall time they took: `ns[k]` nanoseconds
+/// summed over `runs` runs.
+pub fn profile(g: &Graph, p: &Program, ns: &[u64], runs: u64, src: Option<&str>) -> String {
+    let total: u64 = ns.iter().sum();
+    let per_run = |t: u64| t as f64 / runs.max(1) as f64 / 1e3;
+    let mut out = format!(
+        "kernel time per step over {runs} steps: {:.2} µs in {} kernels\n",
+        per_run(total),
+        ns.len()
+    );
+    let mut order: Vec<usize> = (0..ns.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(ns[k]));
+    for k in order {
+        let share = 100.0 * ns[k] as f64 / total.max(1) as f64;
+        let line = headline(g, p, &p.kernels[k], src);
+        let _ = writeln!(out, "  k{k:<3} {:>10.2} µs {share:>5.1}%  {line}", per_run(ns[k]));
+    }
+    out
+}
+
 /// `loop B×10, 3 passes ← %14 %15 … (fc2, line 12)` and the like.
 fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
     let b = |x: Buf| buf_name(g, p, x);
@@ -144,8 +164,28 @@ fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
             format!("gather {} = {} strides {:?}", b(x.out), b(x.src), syms(&x.strides))
         }
         Kernel::Reduce(x) => format!("reduce {} = {} over {:?}", b(x.out), b(x.src), syms(&x.dims)),
+        Kernel::Index(x) => index_headline(x, &b),
     };
     format!("{what}  ← {}", provenance(g, &k.nodes(), src))
+}
+
+/// `gather t3 = fc.weight[ids]  [B×4 rows of 8, 50 rows]` and the like.
+fn index_headline(x: &fuse::IndexKernel, b: &dyn Fn(Buf) -> String) -> String {
+    let (out, s) = (b(x.out), &x.srcs);
+    match x.op {
+        fuse::IndexOp::Concat { outer, ra, rb } => {
+            format!("concat {out} = {} ++ {}  [{outer} rows of {ra} + {rb}]", b(s[0]), b(s[1]))
+        }
+        fuse::IndexOp::Slice { outer, row, from, len } => {
+            format!("slice {out} = {}  [{outer} rows of {row}, {len} at {from}]", b(s[0]))
+        }
+        fuse::IndexOp::Gather { count, v, d } => {
+            format!("gather {out} = {}[{}]  [{count} rows of {d}, {v} rows]", b(s[0]), b(s[1]))
+        }
+        fuse::IndexOp::ScatterAdd { count, v, d } => {
+            format!("scatter_add {out}[{}] += {}  [{count} rows of {d} into {v}]", b(s[0]), b(s[1]))
+        }
+    }
 }
 
 fn syms(s: &[fuse::Sym]) -> Vec<String> {
@@ -235,6 +275,10 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
             KOp::Binary(b, x, y) => format!("{} v{}, v{}", mnemonic(&Op::Binary(b)), x.0, y.0),
             KOp::Select(c, x, y) => format!("select v{}, v{}, v{}", c.0, x.0, y.0),
             KOp::RowReduce(k, x) => format!("row_{} v{}", rkind(k), x.0),
+            KOp::DropKey { salt, step } => format!("drop_key[salt {salt:#010x}] v{}", step.0),
+            KOp::DropMask { threshold, scale, key } => {
+                format!("drop_mask[below {threshold}, scale {}] v{}", f32::from_bits(scale), key.0)
+            }
         };
         let pass = if l.levels[v] == Level::Row && avail[v] > 0 {
             format!(" after pass {}", avail[v] - 1)
