@@ -139,7 +139,7 @@ pub fn compile_timed(src: &str) -> Result<(Compiled, StageTimes), Vec<Diagnostic
     let lowered = timed(&mut t, "lower", || lower::lower_with(&model, train));
     let stable = timed(&mut t, "passes", || passes::optimize(&lowered));
     let grad = timed(&mut t, "autodiff", || autodiff::backward(&stable));
-    let forward = match model.buffers.is_empty() {
+    let forward = match !crate::pipeline::modes_differ(&model) {
         true => stable,
         false => {
             let eval = LowerOptions { mode: Mode::Eval, probes: false };

@@ -5,9 +5,10 @@
 //! provenance. Broadcasting becomes explicit `Broadcast` nodes; `Dense` becomes a matmul with
 //! the weight's transpose folded into the op (PyTorch layout `[out, in]`) plus a broadcast
 //! bias; `gelu`, `elu`, `silu` and `leaky_relu` decompose; normalization layers and weight
-//! normalization decompose into reductions and broadcasts ([`norm`]); losses are written in
-//! their textbook form (the cross-entropy as `−mean Σ onehot(y)·log softmax(z)`), which
-//! `passes::stabilize` rewrites into the fused, max-shifted primitive.
+//! normalization decompose into reductions and broadcasts ([`norm`]); `concat` and an
+//! Embedding become the index ops `concat` and `gather`, `flatten` a reshape; losses are
+//! written in their textbook form (the cross-entropy as `−mean Σ onehot(y)·log softmax(z)`),
+//! which `passes::stabilize` rewrites into the fused, max-shifted primitive.
 //!
 //! Interface of the result, in this order:
 //! - states: the model's buffers (`bn.running_mean`, `bn.running_var`,
@@ -18,10 +19,12 @@
 //!   statistics of `crate::probes`;
 //! - updates (training mode only): the new running statistics of every batch norm.
 //!
-//! The modes differ only in batch norm: training normalizes with the batch's statistics and
-//! updates the running ones; evaluation normalizes with the running statistics.
+//! The modes differ only in batch norm and dropout: training normalizes with the batch's
+//! statistics and updates the running ones, evaluation normalizes with the running
+//! statistics; dropout masks in training and is the identity in evaluation ([`dropout`]).
 //! Lowering never fails: `check` has validated every shape.
 
+mod dropout;
 mod norm;
 
 use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
@@ -64,7 +67,12 @@ pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
     for b in &model.buffers {
         g.add_state(&b.name, Shape::fixed(&b.shape), b.init);
     }
-    let mut cx = Lowering { mode: o.mode, latest: vec![None; model.buffers.len()] };
+    let mut cx = Lowering {
+        mode: o.mode,
+        latest: vec![None; model.buffers.len()],
+        seed: model.train.seed,
+        dropouts: 0,
+    };
     let mut ids: Vec<NodeId> = Vec::with_capacity(model.values.len());
     let mut probes = crate::probes::Activations::default();
     for v in &model.values {
@@ -94,6 +102,9 @@ pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
 struct Lowering {
     mode: Mode,
     latest: Vec<Option<NodeId>>,
+    /// The run's seed (salts the dropout masks) and the dropout sites lowered so far.
+    seed: u64,
+    dropouts: u32,
 }
 
 impl Lowering {
@@ -171,6 +182,14 @@ fn lower_value(g: &mut Graph, cx: &mut Lowering, v: &Value, ids: &[NodeId]) -> N
             let am = g.add(Op::ArgMax, vec![z], g.shape(at(*target)).clone());
             let hit = g.binary(BinaryOp::Eq, am, at(*target));
             g.mean_all(hit)
+        }
+        ValueKind::Dropout { x, p } => dropout::dropout(g, cx, at(*x), *p),
+        // torch.cat(a, b, axis), torch.flatten(x, 1), embedding: weight[ids]
+        ValueKind::Concat { a, b, axis } => g.concat(at(*a), at(*b), *axis),
+        ValueKind::Flatten(x) => g.reshape(at(*x), &v.shape),
+        ValueKind::Embedding { ids, weight } => {
+            let w = g.param(*weight);
+            g.gather(w, at(*ids))
         }
     }
 }

@@ -201,12 +201,17 @@ fn read(file: &Path) -> Result<String, Failure> {
 }
 
 fn compile(file: &Path) -> Result<Compiled, Failure> {
-    compile_with(file, &pipeline::CompileOptions::default())
+    compile_with(file, &pipeline::CompileOptions::default(), None)
 }
 
-fn compile_with(file: &Path, o: &pipeline::CompileOptions) -> Result<Compiled, Failure> {
+/// Compiles `file`; `seed` (`--seed`) overrides the file's, which salts dropout masks.
+fn compile_with(
+    file: &Path,
+    o: &pipeline::CompileOptions,
+    seed: Option<u64>,
+) -> Result<Compiled, Failure> {
     let src = read(file)?;
-    pipeline::compile_with(&src, o).map_err(|diags| Failure::Diagnostics {
+    pipeline::compile_seeded(&src, o, seed).map_err(|diags| Failure::Diagnostics {
         file: file.to_path_buf(),
         src,
         diags,
@@ -219,7 +224,7 @@ fn compile_with_data(
     file: &Path,
     run: &RunArgs,
 ) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    let c = compile(file)?;
+    let c = compile_with(file, &pipeline::CompileOptions::default(), run.seed)?;
     let o =
         Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
     let spec = session::effective_spec(&c.model, &o);
@@ -321,7 +326,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             threads,
             quiet,
         } => {
-            let c = compile_with(&file, &pipeline::CompileOptions { log_layers })?;
+            let c = compile_with(&file, &pipeline::CompileOptions { log_layers }, run.seed)?;
             let kind = match backend {
                 BackendArg::Interp => BackendKind::Interp,
                 BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },

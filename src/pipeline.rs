@@ -3,9 +3,9 @@
 //! step. `nnc ir` prints any of these stages; `train` runs the result.
 //!
 //! The model is lowered twice: in training mode (batch norm on batch statistics, updating
-//! its running statistics), which the step is built from, and in evaluation mode (running
-//! statistics), which `nnc eval` and validation run. For a model without batch norm the two
-//! graphs are the same. Both register the model's buffers as their first states, so the
+//! its running statistics; dropout masks), which the step is built from, and in evaluation
+//! mode (running statistics; dropout is the identity), which `nnc eval` and validation run.
+//! For a model without batch norm or dropout the two graphs are the same. Both register the model's buffers as their first states, so the
 //! evaluation graph's states are a prefix of the step's.
 
 use crate::check::Model;
@@ -47,8 +47,17 @@ pub fn compile(src: &str) -> Result<Compiled> {
 }
 
 pub fn compile_with(src: &str, o: &CompileOptions) -> Result<Compiled> {
+    compile_seeded(src, o, None)
+}
+
+/// [`compile_with`] for a run whose `seed` overrides the file's (`nnc train --seed`): the
+/// seed salts the dropout masks, which are part of the compiled training step.
+pub fn compile_seeded(src: &str, o: &CompileOptions, seed: Option<u64>) -> Result<Compiled> {
     let ast = syntax::parse(src)?;
-    let model = check::check(&ast)?;
+    let mut model = check::check(&ast)?;
+    if let Some(s) = seed {
+        model.train.seed = s;
+    }
     let train = LowerOptions { mode: Mode::Train, probes: o.log_layers };
     let lowered = lower::lower_with(&model, train);
     // Stabilize before differentiating: the backward pass of log(softmax(z)) is not stable,
@@ -58,8 +67,8 @@ pub fn compile_with(src: &str, o: &CompileOptions) -> Result<Compiled> {
     if o.log_layers {
         probes::add_param_norms(&mut grad);
     }
-    // The modes differ only with buffers; probes are outputs of training only.
-    let forward = match model.buffers.is_empty() && !o.log_layers {
+    // Probes are outputs of training only.
+    let forward = match !modes_differ(&model) && !o.log_layers {
         true => stable,
         false => {
             let eval = LowerOptions { mode: Mode::Eval, probes: false };
@@ -69,6 +78,13 @@ pub fn compile_with(src: &str, o: &CompileOptions) -> Result<Compiled> {
     let step = update::step(&grad, &model);
     let (opt, rules) = passes::optimize_with_log(&step);
     Ok(Compiled { ast, model, lowered, forward, grad, step, opt, rules })
+}
+
+/// True if `model` lowers differently in evaluation mode than in training mode: it has
+/// buffers (batch norm) or dropout.
+pub fn modes_differ(model: &Model) -> bool {
+    !model.buffers.is_empty()
+        || model.values.iter().any(|v| matches!(v.kind, check::ValueKind::Dropout { .. }))
 }
 
 /// The stages `nnc ir --stage` can print.

@@ -5,7 +5,8 @@
 //! Invariants: every returned gradient has exactly its operand's shape; operands the caller
 //! does not want get `None` and no nodes are built for them (so e.g. `log(a)` of a `Pow` with
 //! a constant exponent is never built); non-differentiable ops and operands (comparisons,
-//! `Step`, `Sign`, `OneHot`, `ArgMax`, the labels of `SoftmaxCrossEntropy`) give `None`.
+//! `Step`, `Sign`, `OneHot`, `ArgMax`, the labels of `SoftmaxCrossEntropy`, the ids of
+//! `Gather`/`ScatterAdd`) give `None`.
 //! Rules reuse the forward output node where the derivative is a function of it (`tanh`,
 //! `sigmoid`, `exp`, `sqrt`, `recip`, `softmax`, ...). Broadcasting is explicit in the IR, so
 //! the only rule that sums over expanded axes is the one for [`Op::Broadcast`].
@@ -63,6 +64,28 @@ pub(super) fn vjp(gr: &mut Graph, v: NodeId, g: NodeId, wants: &[bool]) -> Vec<O
         }
         Op::SoftmaxCrossEntropy => vec![Some(cross_entropy(gr, a[0], a[1], g)), None],
         Op::OneHot(_) | Op::ArgMax => vec![None],
+        // concat(a, b) on axis k:  ∂a = g[.., 0..a_k, ..],  ∂b = g[.., a_k.., ..]
+        Op::Concat { axis } => {
+            let k = axis as usize;
+            let (na, nb) = (gr.shape(a[0]).0[k].size(0), gr.shape(a[1]).0[k].size(0));
+            let da = w(0).then(|| gr.slice(g, k, 0, na));
+            let db = w(1).then(|| gr.slice(g, k, na, nb));
+            vec![da, db]
+        }
+        // slice(a, k, s..s+n):  ∂a = g placed at s..s+n of zeros shaped like a
+        Op::Slice { axis, start, .. } => {
+            let size = gr.shape(a[0]).0[axis as usize].size(0);
+            vec![Some(gr.pad(g, axis as usize, start as usize, size))]
+        }
+        // gather(table, ids):  ∂table = scatter_add(ids, g),  ids: none
+        Op::Gather => {
+            let v = gr.shape(a[0]).0[0].size(0) as u32;
+            vec![w(0).then(|| gr.scatter_add(a[1], g, v)), None]
+        }
+        // scatter_add(ids, h):  ∂h = gather(g, ids),  ids: none
+        Op::ScatterAdd(_) => vec![None, w(1).then(|| gr.gather(g, a[0]))],
+        // A dropout mask is piecewise constant in the step: no gradient.
+        Op::DropMask { .. } => vec![None],
     }
 }
 

@@ -44,25 +44,12 @@ impl<'a> Elab<'a, '_> {
             TypeExpr::Tensor { dims, span } => (dims, None, *span),
             TypeExpr::Class { dims, classes, span } => (dims, Some(classes), *span),
         };
-        if !is_label && classes.is_some() {
-            self.report(
-                Diagnostic::error(
-                    ty_span,
-                    format!("input `{}` cannot hold class labels", name.name),
-                )
-                .label("an `input` is real-valued")
-                .note(format!(
-                    "class labels are declared with `label`, e.g. `label {}: class[B] of 10`",
-                    name.name
-                )),
-            );
-            return None;
-        }
         let shape = self.input_shape(name, dims, ty_span)?;
         let kind = match classes {
             None if is_label => InputKind::Targets,
             None => InputKind::Features,
-            Some(c) => InputKind::Classes(self.class_count(name, &shape, c, ty_span)?),
+            // An `input` of class type holds integer ids for an Embedding (any rank).
+            Some(c) => InputKind::Classes(self.class_count(name, &shape, c, ty_span, is_label)?),
         };
         let index = self.inputs.len() as u32;
         if let Some(c) = classes {
@@ -79,8 +66,15 @@ impl<'a> Elab<'a, '_> {
         Some(Tv { id, from: Some(format!("`{}`", name.name)) })
     }
 
-    fn class_count(&mut self, name: &Ident, shape: &Shape, c: &Expr, ty_span: Span) -> Option<u32> {
-        if shape.rank() != 1 {
+    fn class_count(
+        &mut self,
+        name: &Ident,
+        shape: &Shape,
+        c: &Expr,
+        ty_span: Span,
+        is_label: bool,
+    ) -> Option<u32> {
+        if is_label && shape.rank() != 1 {
             let b = self.batch_name();
             self.report(
                 Diagnostic::error(ty_span, "class labels have one dimension, the batch")
@@ -90,14 +84,13 @@ impl<'a> Elab<'a, '_> {
             return None;
         }
         let n = self.int_expr(&Scope::new(), c, "the number of classes")?;
-        if !(2..=MAX_DIM).contains(&n) {
-            self.report(
-                Diagnostic::error(
-                    c.span,
-                    format!("a class label needs at least 2 classes, found {n}"),
-                )
-                .label("not a valid number of classes"),
-            );
+        let min = if is_label { 2 } else { 1 };
+        if !(min..=MAX_DIM).contains(&n) {
+            let msg = match is_label {
+                true => format!("a class label needs at least 2 classes, found {n}"),
+                false => format!("ids need a range of at least 1, found {n}"),
+            };
+            self.report(Diagnostic::error(c.span, msg).label("not a valid number of classes"));
             return None;
         }
         Some(n as u32)
@@ -275,7 +268,13 @@ impl<'a> Elab<'a, '_> {
         self.add_param(ParamDef { name: path, shape, init, fan_in, fan_out, span })
     }
 
-    fn init_fits(&mut self, init: &Init, shape: &[usize], span: Span, path: &str) -> Option<()> {
+    pub(super) fn init_fits(
+        &mut self,
+        init: &Init,
+        shape: &[usize],
+        span: Span,
+        path: &str,
+    ) -> Option<()> {
         if let Err(why) = fits(init, shape) {
             self.report(
                 Diagnostic::error(span, why)
@@ -340,6 +339,9 @@ impl<'a> Elab<'a, '_> {
         let inst = match constructor(self.items, e) {
             Some(Ctor::Layer { callee, args }) if callee.name == "Dense" => {
                 self.dense(scope, args, e.span, name, path)?
+            }
+            Some(Ctor::Layer { callee, args }) if callee.name == "Embedding" => {
+                self.embedding(scope, args, e.span, name, path)?
             }
             Some(Ctor::Layer { callee, args })
                 if registry::find(LAYERS, &callee.name).is_some() =>
@@ -579,7 +581,7 @@ impl<'a> Elab<'a, '_> {
 
 /// `init = lsuv` where it cannot apply: LSUV rescales a Dense layer's weight by the variance
 /// of that layer's output.
-fn lsuv_misplaced(span: Span, what: &str) -> Diagnostic {
+pub(super) fn lsuv_misplaced(span: Span, what: &str) -> Diagnostic {
     Diagnostic::error(span, format!("lsuv cannot initialize {what}"))
         .label("lsuv is data-dependent: it rescales a Dense weight by its layer's output variance")
         .note("use it as a Dense layer's weight initializer: `Dense(64 -> 64, init = lsuv)`")

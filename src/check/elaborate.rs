@@ -100,6 +100,16 @@ pub(crate) enum Inst<'a> {
         copies: Vec<InstId>,
         span: Span,
     },
+    /// An Embedding of `num` ids into `dim` features: parameter `weight [num, dim]`.
+    Embedding {
+        name: String,
+        path: String,
+        num: usize,
+        dim: usize,
+        weight: u32,
+        /// Where `num` is written.
+        num_span: Span,
+    },
 }
 
 /// The elaboration state: the arenas being built and the inlining context.
@@ -365,10 +375,14 @@ pub(crate) fn operands(kind: &ValueKind) -> Vec<ValueId> {
         | ValueKind::Norm { x, .. }
         | ValueKind::Reduce { x, .. }
         | ValueKind::Softmax(x)
-        | ValueKind::LogSoftmax(x) => vec![x],
+        | ValueKind::LogSoftmax(x)
+        | ValueKind::Flatten(x)
+        | ValueKind::Embedding { ids: x, .. }
+        | ValueKind::Dropout { x, .. } => vec![x],
         ValueKind::Arith(_, a, b)
         | ValueKind::MatMul(a, b)
         | ValueKind::Loss { pred: a, target: b, .. }
-        | ValueKind::Accuracy { pred: a, target: b } => vec![a, b],
+        | ValueKind::Accuracy { pred: a, target: b }
+        | ValueKind::Concat { a, b, .. } => vec![a, b],
     }
 }

@@ -124,6 +124,16 @@ impl<'a> Elab<'a, '_> {
             let input = &self.inputs[i as usize];
             let (name, at, c) = (input.name.clone(), input.span, self.classes(i));
             let b = self.batch_name();
+            if !input.is_label {
+                let ty = format!("class{} of {c}", self.show(&input.shape));
+                self.report(
+                    Diagnostic::error(e.span, format!("`{name}` holds ids, not numbers"))
+                        .label(format!("`{name}` is `{ty}`"))
+                        .secondary(at, format!("`{name}` declared here"))
+                        .note("ids can only be looked up by an Embedding layer, e.g. `emb(tok)`"),
+                );
+                return None;
+            }
             self.report(
                 Diagnostic::error(e.span, format!("`{name}` holds class labels, not numbers"))
                     .label(format!("`{name}` is `class[{b}] of {c}`"))
@@ -253,6 +263,12 @@ impl<'a> Elab<'a, '_> {
                 let note = format!("the fields of {} are: {}", decl.name.name, fields.join(", "));
                 (format!("`{name}` ({}) has no field `{f}`", decl.name.name), fields, note)
             }
+            Inst::Embedding { weight, .. } if f == "weight" => return Some(Entry::Param(*weight)),
+            Inst::Embedding { name, .. } => (
+                format!("`{name}` has no field `{f}`"),
+                vec!["weight".to_string()],
+                "an Embedding has the field `weight`".to_string(),
+            ),
             Inst::Repeat { name, layer, copies, .. } => (
                 format!(
                     "`{name}` is a stack of {} {layer} layers; its parts have no names",
@@ -272,6 +288,15 @@ impl<'a> Elab<'a, '_> {
 
     fn call(&mut self, scope: &Scope, callee: &Ident, args: &[Arg], span: Span) -> Option<Tv> {
         match scope.get(&callee.name) {
+            // Ids may reach an Embedding directly or through a user layer's argument (a
+            // use as a number inside the layer is reported there).
+            Some(Entry::Inst(id))
+                if matches!(self.insts[*id], Inst::Embedding { .. } | Inst::User { .. }) =>
+            {
+                let id = *id;
+                let args = self.id_args(scope, args)?;
+                self.apply(id, args, span)
+            }
             Some(Entry::Inst(id)) => {
                 let id = *id;
                 let args = self.layer_args(scope, args)?;
@@ -287,6 +312,22 @@ impl<'a> Elab<'a, '_> {
                 }
             },
         }
+    }
+
+    /// Arguments of an Embedding call: values that may be ids (checked by `embed`).
+    fn id_args(&mut self, scope: &Scope, args: &[Arg]) -> Option<Vec<Arg1>> {
+        let mut out = Vec::new();
+        for a in args {
+            if let Some(k) = &a.name {
+                self.report(
+                    Diagnostic::error(k.span, "layers take their tensors as positional arguments")
+                        .label("remove `name =`"),
+                );
+                return None;
+            }
+            out.push((self.expr(scope, &a.value)?, a.value.span));
+        }
+        Some(out)
     }
 
     /// Arguments of a layer call: tensors, positional only.
@@ -340,6 +381,11 @@ impl<'a> Elab<'a, '_> {
             }
             Inst::User { decl, name, path, scope } => {
                 self.inline(decl, name, path, scope, args, call)
+            }
+            inst @ Inst::Embedding { .. } => {
+                let Inst::Embedding { name, .. } = &inst else { return None };
+                let [x] = self.arity::<1>(name, args, call)?;
+                self.embed(&inst, x, call)
             }
             Inst::Repeat { name, layer, copies, span } => {
                 let [x] = self.arity::<1>(&name, args, call)?;
@@ -544,6 +590,9 @@ impl<'a> Elab<'a, '_> {
         if registry::is_penalty(b.name) {
             return self.penalty(scope, b, args, span);
         }
+        if b.name == "concat" {
+            return self.concat(scope, args, span);
+        }
         let mut a = Args::bind(b, args, span, self.diags)?;
         let first = a.get(b.params[0].name)?;
         if let Some(&(_, kind)) = LOSSES.iter().find(|l| l.0 == b.name) {
@@ -569,6 +618,7 @@ impl<'a> Elab<'a, '_> {
         let slope = (b.name == "leaky_relu").then(|| a.num("slope", 0.01, Rule::Finite));
         let alpha = (b.name == "elu").then(|| a.num("alpha", 1.0, Rule::Finite));
         let gelu = (b.name == "gelu").then(|| gelu_form(&mut a));
+        let drop_p = (b.name == "dropout").then(|| a.num("p", 0.5, Rule::UnitOpen));
         let axis = a.get("axis");
         let errors = std::mem::take(&mut a.errors);
         let failed = !errors.is_empty();
@@ -582,6 +632,7 @@ impl<'a> Elab<'a, '_> {
             "leaky_relu" => ValueKind::Unary(UnaryFn::LeakyRelu(slope.unwrap_or(0.01)), x.0.id),
             "elu" => ValueKind::Unary(UnaryFn::Elu(alpha.unwrap_or(1.0)), x.0.id),
             "gelu" => ValueKind::Unary(gelu.unwrap_or(UnaryFn::Gelu), x.0.id),
+            "dropout" => ValueKind::Dropout { x: x.0.id, p: drop_p.unwrap_or(0.5) },
             "softmax" | "log_softmax" => {
                 if shape.rank() == 0 {
                     self.report(
@@ -598,6 +649,7 @@ impl<'a> Elab<'a, '_> {
                 }
             }
             "sum" | "mean" => return self.reduce(b.name, x, axis, span),
+            "flatten" => return self.flatten(x, span),
             name => match UNARY.iter().find(|u| u.0 == name) {
                 Some(&(_, f)) => ValueKind::Unary(f, x.0.id),
                 None => {
@@ -678,8 +730,20 @@ mod tests {
         UNARY.iter().any(|u| u.0 == name)
             || LOSSES.iter().any(|l| l.0 == name)
             || registry::is_penalty(name)
-            || ["leaky_relu", "elu", "gelu", "softmax", "log_softmax", "sum", "mean", "accuracy"]
-                .contains(&name)
+            || [
+                "leaky_relu",
+                "elu",
+                "gelu",
+                "softmax",
+                "log_softmax",
+                "sum",
+                "mean",
+                "accuracy",
+                "dropout",
+                "concat",
+                "flatten",
+            ]
+            .contains(&name)
     }
 
     #[test]

@@ -37,8 +37,12 @@ pub(crate) fn check_hyper(items: &Items, diags: &mut Vec<Diagnostic>) -> Hyper {
             _ => None,
         })
     });
+    let optimizer = items.optimizer.and_then(|e| super::optim::optimizer(e, items.groups, diags));
+    if let (Some(o), Some(e)) = (&optimizer, items.optimizer) {
+        super::optim::host_driven_conflicts(o, e, items.clip, diags);
+    }
     Hyper {
-        optimizer: items.optimizer.and_then(|e| super::optim::optimizer(e, items.groups, diags)),
+        optimizer,
         schedule: items
             .schedule
             .map_or_else(Schedule::default, |(parts, _)| super::sched::schedule(parts, diags)),
@@ -237,6 +241,7 @@ fn synthetic(name: &str) -> Option<Synthetic> {
         "teacher" => Synthetic::Teacher,
         "random" => Synthetic::Random,
         "linear" => Synthetic::Linear,
+        "tokens" => Synthetic::Tokens,
         _ => return None,
     })
 }
@@ -311,6 +316,22 @@ impl Fit<'_> {
         };
         let name = synthetic_name(kind);
         let f = self.rows(name)?;
+        match (self.x.kind, kind) {
+            (InputKind::Classes(v), Synthetic::Tokens) => return self.tokens(v),
+            (InputKind::Classes(_), Synthetic::Random) => {}
+            (InputKind::Classes(_), _) => {
+                let x = &self.x.name;
+                let msg = format!("{name} makes real-valued features, but `{x}` holds ids");
+                return Err(self.error(msg, self.x));
+            }
+            (_, Synthetic::Tokens) => {
+                let (x, b) = (&self.x.name, self.batch);
+                let msg = format!("tokens makes ids, but `{x}` is real-valued");
+                let note = format!("declare the ids as `input {x}: class[{b}, {f}] of V`");
+                return Err(self.error(msg, self.x).note(note));
+            }
+            _ => {}
+        }
         match kind {
             Synthetic::Xor | Synthetic::Moons | Synthetic::Spirals if f != 2 => Err(self
                 .error(format!("{name} makes 2 features, but `{}` has {f}", self.x.name), self.x)),
@@ -352,6 +373,7 @@ impl Fit<'_> {
                     Err(self.bad_y(&what, &format!("`[{}, T]`", self.batch)))
                 }
             },
+            Synthetic::Tokens => self.tokens(0),
             Synthetic::Random => match self.y.kind {
                 InputKind::Classes(_) => Ok(()),
                 _ if self.y.shape.rank() == 2 => Ok(()),
@@ -379,6 +401,19 @@ impl Fit<'_> {
         }
     }
 
+    /// `tokens` for ids in `0..v`: class labels, no more classes than ids.
+    fn tokens(&self, v: u32) -> Result<(), Diagnostic> {
+        match self.y.kind {
+            InputKind::Classes(c) if c <= v => Ok(()),
+            InputKind::Classes(c) => {
+                let x = &self.x.name;
+                let msg = format!("tokens gives each of {c} classes its own ids, but `{x}` has {v}");
+                Err(self.error(msg, self.x))
+            }
+            _ => Err(self.bad_y("tokens makes one class label per row", "`class[B] of C`")),
+        }
+    }
+
     fn bad_y(&self, what: &str, expected: &str) -> Diagnostic {
         let shown = match self.y.kind {
             InputKind::Classes(c) => format!("`class[{}] of {c}`", self.batch),
@@ -403,5 +438,6 @@ fn synthetic_name(kind: Synthetic) -> &'static str {
         Synthetic::Teacher => "teacher",
         Synthetic::Random => "random",
         Synthetic::Linear => "linear",
+        Synthetic::Tokens => "tokens",
     }
 }

@@ -1,9 +1,9 @@
 //! Initializer specs: `init = he_normal`, `init = normal(std = 0.01)`, `= ones` after a
 //! `param`. Reads the name and arguments against the INITIALIZERS table, validates the
 //! arguments (std > 0, low < high, gain > 0, fixup's branches >= 1 and layers >= 2) and,
-//! given the parameter's shape, that the initializer applies to it (orthogonal and lsuv need
-//! rank >= 2, identity rank 2). Where an initializer may appear (lsuv only as a Dense
-//! weight's `init`) is checked by the declarations.
+//! given the parameter's shape, that the initializer applies to it (orthogonal,
+//! delta_orthogonal and lsuv need rank >= 2, identity rank 2). Where an initializer may
+//! appear (lsuv only as a Dense weight's `init`) is checked by the declarations.
 
 use super::args::{describe, Args, Rule};
 use super::model::Init;
@@ -105,6 +105,7 @@ fn read(name: &str, a: &mut Args) -> Option<Init> {
         "lecun_normal" => Init::LecunNormal,
         "orthogonal" => Init::Orthogonal { gain: a.num("gain", 1.0, Rule::Positive) },
         "identity" => Init::Identity,
+        "delta_orthogonal" => Init::DeltaOrthogonal { gain: a.num("gain", 1.0, Rule::Positive) },
         "fixup" => Init::Fixup {
             branches: a.int("branches", 1, 1).min(MAX_FIXUP) as u32,
             layers: a.int("layers", 2, 1).min(MAX_FIXUP) as u32,
@@ -120,6 +121,10 @@ pub(crate) fn fits(init: &Init, shape: &[usize]) -> Result<(), String> {
         Init::Orthogonal { .. } if shape.len() < 2 => {
             Err("orthogonal needs a parameter with at least 2 dimensions".to_string())
         }
+        Init::DeltaOrthogonal { .. } if shape.len() < 2 => Err(
+            "delta_orthogonal needs a parameter with at least 2 dimensions ([out, in, taps...])"
+                .to_string(),
+        ),
         Init::Lsuv if shape.len() < 2 => {
             Err("lsuv needs a parameter with at least 2 dimensions".to_string())
         }
@@ -155,6 +160,8 @@ mod tests {
         assert!(fits(&Init::Identity, &[4, 4]).is_ok());
         assert!(fits(&Init::Identity, &[4]).is_err());
         assert!(fits(&Init::Orthogonal { gain: 1.0 }, &[8]).is_err());
+        assert!(fits(&Init::DeltaOrthogonal { gain: 1.0 }, &[8]).is_err());
+        assert!(fits(&Init::DeltaOrthogonal { gain: 1.0 }, &[8, 4, 3]).is_ok());
         assert!(fits(&Init::HeNormal, &[8]).is_ok());
     }
 }

@@ -129,6 +129,13 @@ pub enum Init {
     /// LSUV (Mishkin & Matas 2016): orthogonal here; the training session then rescales the
     /// weight on one data batch until its layer's output variance is 1 (`train::lsuv`).
     Lsuv,
+    /// Delta-orthogonal (Xiao et al. 2018): a kernel `[out, in, taps...]` that is zero but at
+    /// its centre tap (index `⌊(k − 1)/2⌋` along every tap axis), where it is `gain·Q`, Q
+    /// `[out, in]` drawn as `orthogonal`. A Dense weight `[out, in]` is a one-tap kernel: there
+    /// it is exactly `Orthogonal { gain }`, draw for draw.
+    DeltaOrthogonal {
+        gain: f64,
+    },
     /// The 2-norm of each row of parameter `param` (a `[rows, ...]` tensor), as a `[rows, 1]`
     /// column: weight normalization's `g = ‖v‖`, so that `w = v` at the start
     /// [torch.nn.utils.weight_norm]. Not written by users.
@@ -210,6 +217,28 @@ pub enum ValueKind {
     Accuracy {
         pred: ValueId,
         target: ValueId,
+    },
+    /// `dropout(x, p)`: in training, each element of `x` zeroed with probability `p` and the
+    /// rest scaled by `1/(1 − p)`, a new mask every step; the identity in evaluation. `p` is
+    /// in `[0, 1)`. Same shape as `x` [Dropout].
+    Dropout {
+        x: ValueId,
+        p: f64,
+    },
+    /// `a` and `b` joined along `axis` [torch.cat]: equal shapes except on `axis`, which
+    /// is fixed (never the batch).
+    Concat {
+        a: ValueId,
+        b: ValueId,
+        axis: usize,
+    },
+    /// `x: [N, d1, d2, ...]` as `[N, d1·d2·...]`, row-major [torch.flatten(x, 1)].
+    Flatten(ValueId),
+    /// Rows of the table `weight [num, dim]` at the integer ids `ids [N...]` (an input
+    /// declared `class[...] of V`, `V <= num`): `[N..., dim]` [Embedding].
+    Embedding {
+        ids: ValueId,
+        weight: u32,
     },
 }
 
@@ -346,6 +375,9 @@ pub enum Method {
     Lars,
     /// LAMB (You et al. 2019): Adam direction with a per-layer trust ratio.
     Lamb,
+    /// torch.optim.LBFGS, full batch, driven from the host (`train::lbfgs`): its step graph is
+    /// the gradient graph, with no update.
+    Lbfgs,
 }
 
 impl Method {
@@ -366,6 +398,7 @@ impl Method {
             Method::Padam => "padam",
             Method::Lars => "lars",
             Method::Lamb => "lamb",
+            Method::Lbfgs => "lbfgs",
         }
     }
 }
@@ -407,6 +440,35 @@ pub struct Hyper {
     /// `clamp = (lo, hi)`, any method: after the update each element is projected onto
     /// `[lo, hi]` (projected gradient descent); `lo < hi`.
     pub clamp: Option<(f64, f64)>,
+    /// L-BFGS [torch.optim.LBFGS]: iterations and function evaluations per step, the
+    /// first-order optimality (`max |g| ≤ tolerance_grad`) and progress (`tolerance_change`)
+    /// tolerances, the number of curvature pairs kept, the line search.
+    pub max_iter: u64,
+    pub max_eval: u64,
+    pub tolerance_grad: f64,
+    pub tolerance_change: f64,
+    pub history_size: u64,
+    pub line_search: LineSearch,
+}
+
+/// L-BFGS's line search [torch.optim.LBFGS's `line_search_fn`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LineSearch {
+    /// A fixed step `lr` per iteration (torch's `line_search_fn=None`).
+    #[default]
+    None,
+    /// A step meeting the strong Wolfe conditions, by bracketing and cubic-interpolation
+    /// zoom (torch's `"strong_wolfe"`).
+    StrongWolfe,
+}
+
+impl LineSearch {
+    /// The names a `.nn` file uses: `line_search = "strong_wolfe"` or `"none"`.
+    pub const NAMES: [(&'static str, LineSearch); 2] =
+        [("strong_wolfe", LineSearch::StrongWolfe), ("none", LineSearch::None)];
+    pub fn from_name(name: &str) -> Option<LineSearch> {
+        LineSearch::NAMES.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+    }
 }
 
 /// A parameter group: the parameters whose names match one of `patterns` (and no earlier
@@ -568,4 +630,8 @@ pub enum Synthetic {
     /// Regression: `y = A·x + noise`, `x ~ N(0, I)`, a fixed teacher matrix `A` with singular
     /// values 8, 4, 2, 1, ... (for deep linear networks).
     Linear,
+    /// Bag of tokens: `T` ids in `0..V` per example (an id input `class[B, T] of V`), C
+    /// classes; each token is uniform over the vocabulary with probability `noise`, else
+    /// uniform over its class's own ids `{v : v mod C = class}`.
+    Tokens,
 }

@@ -17,25 +17,38 @@
 //! | partial | in (0, 1/2] |
 //! | nesterov (sgd) | needs momentum > 0 and dampening = 0 |
 //! | clamp = (lo, hi) (every method, every group) | finite, lo < hi |
+//! | max_iter, max_eval, history_size (lbfgs) | integers >= 1; max_eval defaults to max_iter * 5 / 4 (integer division, as torch) |
+//! | tolerance_grad, tolerance_change (lbfgs) | >= 0 |
+//! | line_search (lbfgs) | `"strong_wolfe"` or `"none"` (quoted or bare) |
+//! | lbfgs | no parameter groups, no `clamp`, no `clip` (see [`host_driven_conflicts`]) |
 //!
 //! `clamp` belongs to no method's registry entry: it is split off the arguments before
 //! they are bound ([`take_clamp`]), and a group inherits the optimizer's unless it gives its
 //! own.
+//!
+//! L-BFGS is driven from the host over the whole training set (`train::lbfgs`): it keeps
+//! one curvature history over all parameters (torch.optim.LBFGS refuses parameter groups),
+//! and its line search needs the gradient of the loss it measures, so clipping and
+//! projection, which would change one without the other, are errors.
 
-use super::args::{Args, Rule};
+use super::args::{describe, Args, Rule};
 use super::hyper::{clip, done, lookup, spec};
-use super::model::{Clip, Hyper, Method, Optimizer, ParamDef, ParamGroup};
+use super::model::{Clip, Hyper, LineSearch, Method, Optimizer, ParamDef, ParamGroup};
 use super::registry::{Builtin, Param, OPTIMIZERS};
 use super::suggest::did_you_mean;
 use crate::diagnostic::{Diagnostic, Span};
-use crate::syntax::ast::{Arg, Expr, Group};
+use crate::syntax::ast::{Arg, Expr, ExprKind, Group};
 
 /// How a hyper-parameter is written and the range it must lie in.
 #[derive(Clone, Copy, Debug)]
 enum Kind {
     Num(Rule),
+    /// An integer at least this.
+    Int(u64),
     Bool,
     Pair(Rule),
+    /// `"strong_wolfe"` or `"none"`.
+    LineSearch,
 }
 
 /// Every hyper-parameter name used in `OPTIMIZERS`, with its kind and rule.
@@ -59,6 +72,12 @@ const KINDS: &[(&str, Kind)] = &[
     // Also at most 1/2: see `cross_check`.
     ("partial", Kind::Num(Rule::Positive)),
     ("trust_coefficient", Kind::Num(Rule::Positive)),
+    ("max_iter", Kind::Int(1)),
+    ("max_eval", Kind::Int(1)),
+    ("tolerance_grad", Kind::Num(Rule::NonNegative)),
+    ("tolerance_change", Kind::Num(Rule::NonNegative)),
+    ("history_size", Kind::Int(1)),
+    ("line_search", Kind::LineSearch),
 ];
 
 /// A hyper-parameter value.
@@ -67,6 +86,7 @@ enum Val {
     Num(f64),
     Bool(bool),
     Pair(f64, f64),
+    LineSearch(LineSearch),
 }
 
 fn kind(name: &str) -> Option<Kind> {
@@ -89,6 +109,7 @@ fn method(name: &str) -> Option<Method> {
         "padam" => Method::Padam,
         "lars" => Method::Lars,
         "lamb" => Method::Lamb,
+        "lbfgs" => Method::Lbfgs,
         _ => return None,
     })
 }
@@ -100,6 +121,10 @@ fn set(h: &mut Hyper, name: &str, v: Val) {
         Val::Bool(b) => f64::from(u8::from(b)),
         Val::Pair(a, b) => {
             (h.beta1, h.beta2) = (a, b);
+            return;
+        }
+        Val::LineSearch(l) => {
+            h.line_search = l;
             return;
         }
     };
@@ -122,12 +147,20 @@ fn set(h: &mut Hyper, name: &str, v: Val) {
         "gamma" => h.gamma = num,
         "partial" => h.partial = num,
         "trust_coefficient" => h.trust_coefficient = num,
+        "max_iter" => h.max_iter = num as u64,
+        "max_eval" => h.max_eval = num as u64,
+        "tolerance_grad" => h.tolerance_grad = num,
+        "tolerance_change" => h.tolerance_change = num,
+        "history_size" => h.history_size = num as u64,
         _ => {}
     }
 }
 
-/// A registry default text: `1e-3`, `false`, `(0.9, 0.999)`.
+/// A registry default text: `1e-3`, `false`, `(0.9, 0.999)`, `"strong_wolfe"`.
 fn parse_default(text: &str) -> Option<Val> {
+    if let Some(name) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        return LineSearch::from_name(name).map(Val::LineSearch);
+    }
     match text {
         "true" => return Some(Val::Bool(true)),
         "false" => return Some(Val::Bool(false)),
@@ -162,7 +195,12 @@ fn read(b: &Builtin, a: &mut Args, h: &mut Hyper) {
         }
         let v = match kind(p.name) {
             Some(Kind::Num(rule)) => Val::Num(a.num(p.name, 0.0, rule)),
+            Some(Kind::Int(min)) => Val::Num(a.int(p.name, min, min) as f64),
             Some(Kind::Bool) => Val::Bool(a.boolean(p.name, false)),
+            Some(Kind::LineSearch) => match line_search(a, p.name) {
+                Some(l) => Val::LineSearch(l),
+                None => continue,
+            },
             Some(Kind::Pair(rule)) => {
                 let (x, y) = a.pair(p.name, (h.beta1, h.beta2), rule);
                 Val::Pair(x, y)
@@ -170,6 +208,37 @@ fn read(b: &Builtin, a: &mut Args, h: &mut Hyper) {
             None => continue,
         };
         set(h, p.name, v);
+    }
+}
+
+/// `line_search = "strong_wolfe"` (or the bare name); a located error otherwise.
+fn line_search(a: &mut Args, name: &str) -> Option<LineSearch> {
+    let arg = a.get(name)?;
+    let text = match &arg.value.kind {
+        ExprKind::Str(s) | ExprKind::Name(s) => Some(s.as_str()),
+        _ => None,
+    };
+    if let Some(l) = text.and_then(LineSearch::from_name) {
+        return Some(l);
+    }
+    let mut d = Diagnostic::error(
+        arg.value.span,
+        format!("{name} must be \"strong_wolfe\" or \"none\", found {}", describe(&arg.value)),
+    )
+    .label("no such line search");
+    if let Some(s) = text.and_then(|t| did_you_mean(t, LineSearch::NAMES.iter().map(|n| n.0))) {
+        d = d.note(s);
+    }
+    let note = "torch.optim.LBFGS: line_search_fn=\"strong_wolfe\", or None for a fixed step lr";
+    a.errors.push(d.note(note));
+    None
+}
+
+/// Fills in the defaults computed from other hyper-parameters (their registry text is not
+/// a value) when not given in `a`: lbfgs's `max_eval = max_iter * 5 / 4`, as torch.
+fn derive(h: &mut Hyper, a: &Args) {
+    if a.get("max_eval").is_none() {
+        h.max_eval = h.max_iter * 5 / 4;
     }
 }
 
@@ -247,10 +316,14 @@ pub(crate) fn optimizer(
     let (name, span, args) = spec(e, "an optimizer", "optimizer sgd(lr = 0.1)", diags)?;
     let b = lookup(OPTIMIZERS, "optimizer", name, span, diags)?;
     let method = method(name)?;
+    // lbfgs's groups are an error by themselves: not checked further.
+    let host_ok = method != Method::Lbfgs || host_driven_ok(args, groups, diags);
+    let groups = if method == Method::Lbfgs { &[][..] } else { groups };
     let (clamp, args) = take_clamp(args, diags);
     let mut a = Args::bind(b, &args, e.span, diags)?;
     let mut hyper = defaults(b);
     read(b, &mut a, &mut hyper);
+    derive(&mut hyper, &a);
     hyper.clamp = clamp.unwrap_or(None);
     cross_check(method, &hyper, &mut a, e.span);
     let base_ok = a.errors.is_empty();
@@ -259,7 +332,48 @@ pub(crate) fn optimizer(
     let hyper = done(a, hyper, diags)?;
     let groups = groups.into_iter().collect::<Option<Vec<_>>>()?;
     clamp.ok()?;
+    host_ok.then_some(())?;
     Some(Optimizer { method, hyper, groups })
+}
+
+/// lbfgs takes no parameter groups and no `clamp`: reports each (false if any).
+fn host_driven_ok(args: &[Arg], groups: &[Group], diags: &mut Vec<Diagnostic>) -> bool {
+    let before = diags.len();
+    if let Some(g) = groups.first() {
+        diags.push(
+            Diagnostic::error(g.span, "lbfgs takes no parameter groups")
+                .label("a parameter group")
+                .note("L-BFGS keeps one curvature history over all the parameters; torch.optim.LBFGS also refuses per-parameter options"),
+        );
+    }
+    for arg in args.iter().filter(|a| a.name.as_ref().is_some_and(|n| n.name == "clamp")) {
+        diags.push(
+            Diagnostic::error(arg.span, "lbfgs takes no `clamp`")
+                .label("a projection after the update")
+                .note("the line search and the curvature pairs assume the step is taken as computed"),
+        );
+    }
+    diags.len() == before
+}
+
+/// The host-driven optimizer (lbfgs) with a global `clip`: an error at the clip. Its line
+/// search compares losses with the gradient's prediction, so the gradient must be the
+/// loss's own.
+pub(crate) fn host_driven_conflicts(
+    opt: &Optimizer,
+    opt_expr: &Expr,
+    clip: Option<&Expr>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some(c) = clip else { return };
+    if opt.method == Method::Lbfgs {
+        diags.push(
+            Diagnostic::error(c.span, "lbfgs cannot clip gradients")
+                .label("gradient clipping")
+                .secondary(opt_expr.span, "L-BFGS chosen here")
+                .note("the line search needs the loss's own gradient: remove the `clip` item"),
+        );
+    }
 }
 
 /// One `group "pattern", ... (name = value, ..., clip = rule)`.
@@ -389,6 +503,9 @@ fn no_match(pattern: &str, span: Span, params: &[ParamDef]) -> Diagnostic {
 mod tests {
     use super::*;
 
+    /// Registry defaults that are formulas, filled in by [`derive`].
+    const DERIVED: &[&str] = &["max_eval"];
+
     #[test]
     fn glob_matches_whole_names() {
         assert!(glob("*.bias", "fc1.bias"));
@@ -409,6 +526,9 @@ mod tests {
             assert!(method(b.name).is_some(), "{} has no method", b.name);
             for p in b.params {
                 assert!(kind(p.name).is_some(), "{}: {} has no kind", b.name, p.name);
+                if DERIVED.contains(&p.name) {
+                    continue;
+                }
                 if let Some(d) = p.default {
                     assert!(parse_default(d).is_some(), "{}: default {d} does not parse", b.name);
                 }
@@ -425,5 +545,9 @@ mod tests {
         assert!(ams.amsgrad);
         let nadam = defaults(super::super::registry::find(OPTIMIZERS, "nadam").unwrap());
         assert_eq!((nadam.lr, nadam.momentum_decay), (2e-3, 4e-3));
+        let lbfgs = defaults(super::super::registry::find(OPTIMIZERS, "lbfgs").unwrap());
+        assert_eq!((lbfgs.lr, lbfgs.max_iter, lbfgs.history_size), (1.0, 20, 10));
+        assert_eq!((lbfgs.tolerance_grad, lbfgs.tolerance_change), (1e-7, 1e-9));
+        assert_eq!(lbfgs.line_search, LineSearch::StrongWolfe);
     }
 }

@@ -174,6 +174,7 @@ impl Elab<'_, '_> {
                 [Some(*weight), *bias, *g].into_iter().flatten().collect()
             }
             Inst::Norm { weight, bias, .. } => [*weight, *bias].into_iter().flatten().collect(),
+            Inst::Embedding { weight, .. } => vec![*weight],
             Inst::User { scope, .. } => scope
                 .values()
                 .flat_map(|e| match e {

@@ -89,6 +89,12 @@ pub const LAYERS: &[Builtin] = &[
         &[req("groups"), req("d"), opt("eps", "1e-5"), opt("affine", "true")],
         "[N, d]: each group of d / groups features normalized together [GroupNorm]",
     ),
+    b(
+        "Embedding",
+        &[req("num -> dim"), opt("init", "normal(0, 1)")],
+        "rows of `weight` [num, dim] at integer ids: ids [N, ...] (an input `class[N, ...] of V`, \
+         V <= num) -> [N, ..., dim] [Embedding]",
+    ),
 ];
 
 /// Elementwise activations: the result has the operand's shape.
@@ -106,6 +112,12 @@ pub const ACTIVATIONS: &[Builtin] = &[
     ),
     b("elu", &[req("x"), opt("alpha", "1")], "x if x > 0 else alpha * (exp(x) - 1)"),
     b("silu", X, "x * sigmoid(x)"),
+    b(
+        "dropout",
+        &[req("x"), opt("p", "0.5")],
+        "training only: each element zeroed with probability p in [0, 1), the rest scaled by \
+         1 / (1 - p), a new seeded mask every step; the identity in evaluation [Dropout]",
+    ),
 ];
 
 /// Elementwise math and the row-wise normalizers.
@@ -117,6 +129,17 @@ pub const MATH: &[Builtin] = &[
     b("square", X, "x * x, elementwise"),
     b("softmax", X, "softmax over the last axis"),
     b("log_softmax", X, "log of softmax over the last axis, max-shifted"),
+];
+
+/// Functions that rearrange elements: joins and reshapes.
+pub const SHAPES: &[Builtin] = &[
+    b(
+        "concat",
+        &[req("x..."), opt("axis", "-1")],
+        "two or more tensors joined along `axis` (negative counts from the end); shapes equal \
+         except on that axis, which cannot be the batch [torch.cat]",
+    ),
+    b("flatten", X, "[N, d1, d2, ...] -> [N, d1 * d2 * ...], row-major [torch.flatten(x, 1)]"),
 ];
 
 /// Reductions: over every element (result `[]`) or over one axis (removed).
@@ -189,6 +212,12 @@ pub const INITIALIZERS: &[Builtin] = &[
     b("orthogonal", GAIN, "gain * Q from the QR of a Gaussian matrix (rank >= 2)"),
     b("identity", NO_PARAMS, "the identity matrix (rank 2)"),
     b(
+        "delta_orthogonal",
+        GAIN,
+        "kernel [out, in, taps...]: orthogonal(gain) at the centre tap, 0 elsewhere; \
+         on a Dense weight [out, in] (one tap) it is orthogonal(gain)",
+    ),
+    b(
         "fixup",
         &[req("branches"), req("layers")],
         "Fixup: N(0, 2 / fan_in) * branches^(-1 / (2 layers - 2)), for residual branch layers",
@@ -203,9 +232,10 @@ pub const INITIALIZERS: &[Builtin] = &[
 const BETAS: Param = opt("betas", "(0.9, 0.999)");
 const NO_DECAY: Param = opt("weight_decay", "0");
 
-/// Optimizers (PyTorch's definitions and defaults; CATALOG.md for the others). Every one
-/// takes `weight_decay`, so a parameter group can switch decay off for biases. The default
-/// texts are parsed by the checker: they are the defaults.
+/// Optimizers (PyTorch's definitions and defaults; CATALOG.md for the others). Every one but
+/// `lbfgs` (which takes no groups) takes `weight_decay`, so a parameter group can switch
+/// decay off for biases. The default texts are parsed by the checker: they are the
+/// defaults (lbfgs's `max_eval` is derived from `max_iter` as torch does).
 pub const OPTIMIZERS: &[Builtin] = &[
     b(
         "sgd",
@@ -321,6 +351,20 @@ pub const OPTIMIZERS: &[Builtin] = &[
         &[opt("lr", "1e-3"), BETAS, opt("eps", "1e-6"), opt("weight_decay", "0.01")],
         "Adam direction plus decay, scaled per tensor by |theta| / |r| (You et al. 2019)",
     ),
+    b(
+        "lbfgs",
+        &[
+            opt("lr", "1"),
+            opt("max_iter", "20"),
+            opt("max_eval", "max_iter * 5 / 4"),
+            opt("tolerance_grad", "1e-7"),
+            opt("tolerance_change", "1e-9"),
+            opt("history_size", "10"),
+            opt("line_search", "\"strong_wolfe\""),
+        ],
+        "full-batch L-BFGS, one step = up to max_iter iterations on all the training data; \
+         line_search \"strong_wolfe\" or \"none\" (fixed step lr) [torch.optim.LBFGS]",
+    ),
 ];
 
 /// Learning-rate schedules; `t` counts optimizer steps from 1 and `e = t - 1` (PyTorch's
@@ -405,6 +449,12 @@ pub const DATASETS: &[Builtin] = &[
     b("teacher", N_NOISE, "regression targets from a fixed random tanh MLP, plus noise"),
     b("random", N_NOISE, "benchmarks: N(0,1) features, uniform classes or N(0,1) targets; noise unused"),
     b("linear", N_NOISE, "regression y = A x + noise, x ~ N(0, I), fixed teacher A with singular values 8, 4, 2, 1, ..."),
+    b(
+        "tokens",
+        N_NOISE,
+        "bag of tokens for an id input class[B, T] of V: each token uniform over the V ids with \
+         probability noise, else over its class's ids {v : v mod C = class}",
+    ),
 ];
 
 /// Settings of the `train { ... }` block (each written `key = value`).
@@ -428,6 +478,7 @@ pub const ALL: &[(&str, &[Builtin])] = &[
     ("layers", LAYERS),
     ("activations", ACTIVATIONS),
     ("math", MATH),
+    ("shapes", SHAPES),
     ("reductions", REDUCTIONS),
     ("losses", LOSSES),
     ("penalties", PENALTIES),
@@ -442,7 +493,7 @@ pub const ALL: &[(&str, &[Builtin])] = &[
 
 /// The tables of functions callable in expressions.
 pub const FUNCTION_TABLES: &[&[Builtin]] =
-    &[ACTIVATIONS, MATH, REDUCTIONS, LOSSES, PENALTIES, METRICS];
+    &[ACTIVATIONS, MATH, SHAPES, REDUCTIONS, LOSSES, PENALTIES, METRICS];
 
 /// Finds `name` in `table`.
 pub fn find(table: &'static [Builtin], name: &str) -> Option<&'static Builtin> {

@@ -16,6 +16,7 @@
 //!   value after its last use; [`eval_nodes`] computes every node and keeps them all.
 
 mod elementwise;
+mod index;
 mod kernels;
 mod real;
 #[cfg(test)]
@@ -85,6 +86,8 @@ pub enum EvalError {
     NoBatch { node: NodeId },
     /// A class label (of `softmax_xent` or `one_hot`) that is not an integer in `0..classes`.
     Label { node: NodeId, value: f64, classes: usize },
+    /// An id (of `gather` or `scatter_add`) that is not an integer in `0..count`.
+    Id { node: NodeId, value: f64, count: usize },
 }
 
 impl fmt::Display for EvalError {
@@ -111,6 +114,9 @@ impl fmt::Display for EvalError {
                 "class label {value} is not an integer in 0..{classes} (node %{})",
                 node.0
             ),
+            EvalError::Id { node, value, count } => {
+                write!(f, "id {value} is not an integer in 0..{count} (node %{})", node.0)
+            }
         }
     }
 }
@@ -282,6 +288,7 @@ fn eval_node<T: Real>(
     let arg = |i: usize| &values[node.args[i].index()];
     let scalar = |v: f64| Tensor { shape: vec![], data: vec![T::from_f64(v)] };
     let label = |c: usize| move |value: f64| EvalError::Label { node: id, value, classes: c };
+    let bad_id = |count: usize| move |value: f64| EvalError::Id { node: id, value, count };
     Ok(match node.op {
         Op::Input(i) => env.inputs[i as usize].clone(),
         Op::Param(i) => env.params[i as usize].clone(),
@@ -306,5 +313,17 @@ fn eval_node<T: Real>(
         }
         Op::OneHot(c) => k::one_hot(arg(0), c as usize).map_err(label(c as usize))?,
         Op::ArgMax => k::argmax(arg(0)),
+        Op::Concat { axis } => index::concat(arg(0), arg(1), axis as usize),
+        Op::Slice { axis, start, len } => {
+            index::slice(arg(0), axis as usize, start as usize, len as usize)
+        }
+        Op::Gather => index::gather(arg(0), arg(1)).map_err(bad_id(arg(0).shape[0]))?,
+        Op::ScatterAdd(v) => {
+            index::scatter_add(arg(0), arg(1), v as usize).map_err(bad_id(v as usize))?
+        }
+        Op::DropMask { keep, salt } => {
+            let shape = node.shape.concrete(batch);
+            crate::graph::dropout::mask(arg(0).data[0], keep.get(), salt, shape)
+        }
     })
 }

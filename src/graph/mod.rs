@@ -12,7 +12,9 @@
 //! optimizer state after a training step). Passes rebuild the graph from its roots with
 //! [`Graph::rebuild`], which drops dead nodes.
 
+pub mod dropout;
 pub mod eval;
+pub mod indexing;
 pub mod op;
 pub mod print;
 pub mod verify;
@@ -255,6 +257,17 @@ impl Graph {
                 [rest @ .., _] if !s[0].dims().is_empty() => Some(Shape(rest.to_vec())),
                 _ => None,
             },
+            Op::Concat { axis } => indexing::concat_shape(s[0], s[1], *axis as usize),
+            Op::Slice { axis, start, len } => {
+                indexing::slice_shape(s[0], *axis as usize, *start, *len)
+            }
+            Op::Gather => indexing::gather_shape(s[0], s[1]),
+            Op::ScatterAdd(v) => indexing::scatter_shape(s[0], s[1], *v),
+            // A mask of any shape from the scalar step; keep in (0, 1].
+            Op::DropMask { keep, .. } => {
+                let k = keep.get();
+                (s[0].rank() == 0 && k > 0.0 && k <= 1.0).then(|| shape.clone())
+            }
         };
         match want {
             Some(w) if &w == shape => Ok(()),

@@ -223,6 +223,27 @@ pub enum Op {
     /// `(a)`: index of the largest element along the last axis (first on ties), as a float.
     /// `[N, C] -> [N]`. Not differentiable.
     ArgMax,
+    /// `(a, b)`: `a` and `b` joined along `axis` (torch.cat). Both have the node's rank and
+    /// its dims except on `axis`, where both are fixed and the node's is their sum.
+    Concat { axis: u8 },
+    /// `(a)`: elements `start..start + len` of `a` along `axis` (a fixed axis of `a`), every
+    /// element of the other axes. Shape: `a`'s with `len` on `axis`.
+    Slice { axis: u8, start: u32, len: u32 },
+    /// `(table, ids)`: `table [V, D]` (fixed), `ids [N...]` integer row indices stored as
+    /// floats; row `ids[n]` of `table` for every `n`: `[N..., D]` (torch.nn.Embedding).
+    /// Differentiable in `table` only. An id outside `0..V` is an error in the interpreter
+    /// and clamped into range by the JIT (which never reads out of bounds).
+    Gather,
+    /// `(ids, g)`: `ids [N...]`, `g [N..., D]` -> `[V, D]` where row `v` is the sum of the
+    /// rows `g[n]` with `ids[n] = v` (zero if none): the gradient of [`Op::Gather`] with
+    /// respect to its table. Differentiable in `g` only; ids as for `Gather`.
+    ScatterAdd(u32),
+    /// `(t)`: a dropout mask, `t` the runtime scalar step (`[]`). Shape: any (the node's).
+    /// Element `i` (flat, row-major) is `1/keep` with probability `keep`, else 0, drawn by
+    /// the counter-based hash of `graph::dropout` from `(salt, t, i)`: the same bits on
+    /// every backend, a new mask every step. Piecewise constant (zero gradient); never
+    /// folded or shared between sites (each site has its own salt).
+    DropMask { keep: F64, salt: u32 },
 }
 
 impl Op {
@@ -231,6 +252,7 @@ impl Op {
         match self {
             Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Scalar(_) | Op::Const(_) => 0,
             Op::Binary(_) | Op::MatMul { .. } | Op::SoftmaxCrossEntropy => 2,
+            Op::Concat { .. } | Op::Gather | Op::ScatterAdd(_) => 2,
             Op::Select => 3,
             _ => 1,
         }
@@ -247,6 +269,7 @@ impl Op {
                 | Op::Unary(UnaryOp::Step | UnaryOp::Sign)
                 | Op::OneHot(_)
                 | Op::ArgMax
+                | Op::DropMask { .. }
         )
     }
 }

@@ -170,6 +170,14 @@ fn op_text(g: &Graph, op: &Op, args: &[NodeId]) -> String {
         Op::ReduceMean(ax) => format!("reduce_mean{} {}", axes(*ax), list()),
         Op::ReduceMax(ax) => format!("reduce_max{} {}", axes(*ax), list()),
         Op::OneHot(c) => format!("one_hot[{c}] {}", list()),
+        Op::Concat { axis } => format!("concat[{axis}] {}", list()),
+        Op::Slice { axis, start, len } => {
+            format!("slice[{axis}, {start}..{}] {}", *start as u64 + *len as u64, list())
+        }
+        Op::ScatterAdd(v) => format!("scatter_add[{v}] {}", list()),
+        Op::DropMask { keep, salt } => {
+            format!("drop_mask[keep {}, salt {salt:#010x}] {}", num(keep.get()), list())
+        }
         _ => format!("{} {}", mnemonic(op), list()),
     }
 }
@@ -197,6 +205,11 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::SoftmaxCrossEntropy => "softmax_xent",
         Op::OneHot(_) => "one_hot",
         Op::ArgMax => "argmax",
+        Op::Concat { .. } => "concat",
+        Op::Slice { .. } => "slice",
+        Op::Gather => "gather",
+        Op::ScatterAdd(_) => "scatter_add",
+        Op::DropMask { .. } => "drop_mask",
     }
 }
 

@@ -12,7 +12,9 @@
 //! to a call of `fmaf`, which is registered.
 
 mod columns;
+mod dropout;
 mod generic;
+mod index;
 mod loops;
 mod ops;
 
@@ -220,6 +222,9 @@ impl Gen {
                 }
                 Kernel::Reduce(rk) => {
                     Some(self.define(&fname, 3, &header, (plan, p), |fx| generic::reduce(fx, rk))?)
+                }
+                Kernel::Index(ik) => {
+                    Some(self.define(&fname, 3, &header, (plan, p), |fx| index::emit(fx, ik))?)
                 }
                 Kernel::Gemm(_) => None,
             };

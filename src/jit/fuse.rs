@@ -12,13 +12,15 @@
 //! - [`GemmKernel`]: `C = op(A)·op(B)` through the GEMM trampoline, transposes as flags.
 //! - [`GatherKernel`], [`ReduceKernel`]: scalar loops with general index arithmetic for the
 //!   rare views and reductions no pattern covers.
+//! - [`IndexKernel`]: concatenation, slicing, embedding lookup and scatter-add, over
+//!   contiguous operands (copied first when they are views).
 //!
 //! How nodes are placed (`partition`): nodes are visited in index order. Uniform nodes
-//! (constants, runtime scalars and anything computed from them only) are never placed:
-//! every kernel recomputes them inline, once. Broadcast, reshape and transpose are views,
-//! resolved at each use. A matrix product becomes a GEMM kernel. Any other node joins a loop
-//! kernel where its operands can be read (registers or a load pattern) and are not *late* (a
-//! column or full reduction is complete only after its kernel), trying the newest kernel
+//! (constants, runtime scalars and anything computed from them only, except a dropout mask,
+//! which differs per element) are never placed: every kernel recomputes them inline, once.
+//! Broadcast, reshape and transpose are views, resolved at each use. A matrix product
+//! becomes a GEMM kernel. Any other node joins a loop kernel where its operands can be read
+//! (registers or a load pattern) and are not *late* (a column or full reduction is complete only after its kernel), trying the newest kernel
 //! first and going back as far as the one computing its latest operand; otherwise a new loop
 //! kernel starts at the node. Then (`lower`) each stored value gets a buffer, each parameter/state update is
 //! written in place when no later reader needs the old value (else through a temporary and
@@ -95,6 +97,18 @@ pub enum KOp {
     Select(V, V, V),
     /// The reduction of an Elem value over its row (Row).
     RowReduce(RKind, V),
+    /// `graph::dropout::key(salt, t)` of the step value `t`, as f32 bits (Inv).
+    DropKey {
+        salt: u32,
+        step: V,
+    },
+    /// A dropout mask element at the kernel's flat index `i·cols + j` (Elem, whatever the
+    /// operand's level): `scale` (f32 bits) where `hash(key, index) >> 8 < threshold`, else 0.
+    DropMask {
+        threshold: u32,
+        scale: u32,
+        key: V,
+    },
 }
 
 /// Where a value goes.
@@ -174,12 +188,39 @@ pub struct ReduceKernel {
     pub node: NodeId,
 }
 
+/// What an [`IndexKernel`] computes, over contiguous operands (`srcs`, in the graph op's
+/// operand order). Rows are runs of consecutive floats; ids are clamped into `0..v`.
+///
+/// ```text
+/// Concat      for o < outer:  out[o·(ra+rb) ..] = a[o·ra .. +ra] ++ b[o·rb .. +rb]
+/// Slice       for o < outer:  out[o·len ..] = a[o·row + from .. +len]
+/// Gather      for n < count:  out[n·d ..] = table[clamp(ids[n])·d .. +d]
+/// ScatterAdd  out = 0;  for n < count:  out[clamp(ids[n])·d .. +d] += g[n·d .. +d]
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum IndexOp {
+    Concat { outer: Sym, ra: Sym, rb: Sym },
+    Slice { outer: Sym, row: Sym, from: Sym, len: Sym },
+    Gather { count: Sym, v: u32, d: u32 },
+    ScatterAdd { count: Sym, v: u32, d: u32 },
+}
+
+/// A concat, slice, gather or scatter-add node: scalar loops with run-time addressing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexKernel {
+    pub op: IndexOp,
+    pub srcs: Vec<Buf>,
+    pub out: Buf,
+    pub node: NodeId,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     Loop(LoopKernel),
     Gemm(GemmKernel),
     Gather(GatherKernel),
     Reduce(ReduceKernel),
+    Index(IndexKernel),
 }
 
 /// Where a graph output can be read after the program ran: a view of a buffer.
@@ -198,6 +239,9 @@ pub struct LabelCheck {
     pub node: NodeId,
     pub input: u32,
     pub classes: usize,
+    /// Ids of `gather`/`scatter_add` rather than class labels (reported as
+    /// [`EvalError::Id`](crate::graph::eval::EvalError::Id)).
+    pub ids: bool,
 }
 
 /// A graph as kernels.
@@ -243,6 +287,7 @@ impl Kernel {
             Kernel::Gemm(k) => vec![k.a, k.b],
             Kernel::Gather(k) => vec![k.src],
             Kernel::Reduce(k) => vec![k.src],
+            Kernel::Index(k) => k.srcs.clone(),
         };
         v.sort();
         v.dedup();
@@ -255,6 +300,7 @@ impl Kernel {
             Kernel::Gemm(k) => vec![k.out],
             Kernel::Gather(k) => vec![k.out],
             Kernel::Reduce(k) => vec![k.out],
+            Kernel::Index(k) => vec![k.out],
         };
         v.sort();
         v.dedup();
@@ -267,6 +313,7 @@ impl Kernel {
             Kernel::Gemm(k) => vec![k.node],
             Kernel::Gather(k) => vec![k.node],
             Kernel::Reduce(k) => vec![k.node],
+            Kernel::Index(k) => vec![k.node],
         }
     }
 }

@@ -17,8 +17,9 @@
 //! with two batch dimensions are rejected by `compile`.
 //!
 //! Inputs are validated before every run exactly as `graph::eval` does (counts, shapes, one
-//! batch size, class labels of `softmax_xent`/`one_hot` read straight from an input), with
-//! the same error messages, so both backends fail alike on bad data.
+//! batch size, class labels of `softmax_xent`/`one_hot` and ids of `gather`/`scatter_add`
+//! read straight from an input), with the same error messages, so both backends fail alike
+//! on bad data. Ids the graph computes are clamped into range: never an access out of bounds.
 //!
 //! Runtime support: `gemm` (the matrix-product trampoline) and `pool` (the thread pool);
 //! `vmath` (vectorized transcendental functions); `abi` holds the only `unsafe`.
@@ -250,8 +251,12 @@ impl Jit {
             // An integer in 0..classes (the cast truncates; NaN fails the range test).
             let bad = |v: f32| !(v >= 0.0 && v < l.classes as f32 && (v as usize) as f32 == v);
             if let Some(&v) = inputs[l.input as usize].data.iter().find(|&&v| bad(v)) {
-                return Err(EvalError::Label { node: l.node, value: v as f64, classes: l.classes }
-                    .to_string());
+                let (node, value) = (l.node, v as f64);
+                return Err(match l.ids {
+                    true => EvalError::Id { node, value, count: l.classes },
+                    false => EvalError::Label { node, value, classes: l.classes },
+                }
+                .to_string());
             }
         }
         let need =
@@ -318,6 +323,17 @@ impl Backend for Jit {
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
         let b = self.run(true, inputs, lr as f32, t as f32)?;
         Ok(self.firsts(true, b, inputs))
+    }
+    fn step_full(
+        &mut self,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<Vec<Tensor<f32>>, String> {
+        Jit::step_full(self, inputs, lr, t)
+    }
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+        Jit::set_params(self, params)
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
         let b = self.run(false, inputs, 0.0, 0.0)?;

@@ -164,8 +164,28 @@ fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
             format!("gather {} = {} strides {:?}", b(x.out), b(x.src), syms(&x.strides))
         }
         Kernel::Reduce(x) => format!("reduce {} = {} over {:?}", b(x.out), b(x.src), syms(&x.dims)),
+        Kernel::Index(x) => index_headline(x, &b),
     };
     format!("{what}  ← {}", provenance(g, &k.nodes(), src))
+}
+
+/// `gather t3 = fc.weight[ids]  [B×4 rows of 8, 50 rows]` and the like.
+fn index_headline(x: &fuse::IndexKernel, b: &dyn Fn(Buf) -> String) -> String {
+    let (out, s) = (b(x.out), &x.srcs);
+    match x.op {
+        fuse::IndexOp::Concat { outer, ra, rb } => {
+            format!("concat {out} = {} ++ {}  [{outer} rows of {ra} + {rb}]", b(s[0]), b(s[1]))
+        }
+        fuse::IndexOp::Slice { outer, row, from, len } => {
+            format!("slice {out} = {}  [{outer} rows of {row}, {len} at {from}]", b(s[0]))
+        }
+        fuse::IndexOp::Gather { count, v, d } => {
+            format!("gather {out} = {}[{}]  [{count} rows of {d}, {v} rows]", b(s[0]), b(s[1]))
+        }
+        fuse::IndexOp::ScatterAdd { count, v, d } => {
+            format!("scatter_add {out}[{}] += {}  [{count} rows of {d} into {v}]", b(s[0]), b(s[1]))
+        }
+    }
 }
 
 fn syms(s: &[fuse::Sym]) -> Vec<String> {
@@ -255,6 +275,10 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
             KOp::Binary(b, x, y) => format!("{} v{}, v{}", mnemonic(&Op::Binary(b)), x.0, y.0),
             KOp::Select(c, x, y) => format!("select v{}, v{}, v{}", c.0, x.0, y.0),
             KOp::RowReduce(k, x) => format!("row_{} v{}", rkind(k), x.0),
+            KOp::DropKey { salt, step } => format!("drop_key[salt {salt:#010x}] v{}", step.0),
+            KOp::DropMask { threshold, scale, key } => {
+                format!("drop_mask[below {threshold}, scale {}] v{}", f32::from_bits(scale), key.0)
+            }
         };
         let pass = if l.levels[v] == Level::Row && avail[v] > 0 {
             format!(" after pass {}", avail[v] - 1)

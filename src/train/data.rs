@@ -4,7 +4,8 @@
 //! Invariants of a loaded [`Dataset`] (checked here, so the runtime never re-checks):
 //! - `x` has shape `[N, features...]` with exactly the model's per-example feature shape
 //!   (a file whose per-example values have the same count in another shape is reshaped
-//!   row-major, e.g. `[N, 8, 8]` for an input of `[64]`), `N >= 1`, every value finite;
+//!   row-major, e.g. `[N, 8, 8]` for an input of `[64]`), `N >= 1`, every value finite
+//!   (for an id input, [`load_with`], every value an integer id in `0..V`);
 //! - `y` has shape `[N]` holding integer class indices `0..C` as floats for
 //!   [`LabelSpec::Classes`], or `[N, T]` finite targets for [`LabelSpec::Targets`].
 //!
@@ -77,20 +78,36 @@ impl DataShape {
     }
 }
 
-/// Loads the examples `spec` names. Relative paths are resolved against `base_dir` (the
-/// directory of the `.nn` file); `seed` drives the synthetic generators only.
+/// Loads the examples `spec` names for a real-valued input. Relative paths are resolved
+/// against `base_dir` (the directory of the `.nn` file); `seed` drives the synthetic
+/// generators only.
 pub fn load(
     spec: &DataSpec,
     base_dir: &Path,
     want: &DataShape,
     seed: u64,
 ) -> Result<Dataset, DataError> {
+    load_with(spec, base_dir, want, None, seed)
+}
+
+/// [`load`] for an input that may hold ids: with `ids = Some(V)` (an input declared
+/// `class[B, ...] of V`, read by an Embedding) every feature value must be an integer in
+/// `0..V` (else [`DataError::BadId`], naming the place), and synthetic sets draw ids.
+pub fn load_with(
+    spec: &DataSpec,
+    base_dir: &Path,
+    want: &DataShape,
+    ids: Option<usize>,
+    seed: u64,
+) -> Result<Dataset, DataError> {
     match spec {
-        DataSpec::Csv { path, label, .. } => csv_file::load(&base_dir.join(path), label, want),
-        DataSpec::Npy { x, y, .. } => numpy::load_npy(&base_dir.join(x), &base_dir.join(y), want),
-        DataSpec::Npz { path, x, y, .. } => numpy::load_npz(&base_dir.join(path), x, y, want),
+        DataSpec::Csv { path, label, .. } => csv_file::load(&base_dir.join(path), label, want, ids),
+        DataSpec::Npy { x, y, .. } => {
+            numpy::load_npy(&base_dir.join(x), &base_dir.join(y), want, ids)
+        }
+        DataSpec::Npz { path, x, y, .. } => numpy::load_npz(&base_dir.join(path), x, y, want, ids),
         DataSpec::Synthetic { kind, n, noise, .. } => {
-            super::synthetic::generate(*kind, *n, *noise, want, seed)
+            super::synthetic::generate_with(*kind, *n, *noise, want, ids, seed)
         }
     }
 }
@@ -112,6 +129,20 @@ fn class_index(
         Err(DataError::LabelOutOfRange { path, at: at(), value: v, classes })
     } else {
         Ok(v as f32)
+    }
+}
+
+/// Validates one feature value: finite, and with `ids = Some(V)` an integer id in `0..V`.
+fn feature(
+    v: f64,
+    ids: Option<usize>,
+    path: &Path,
+    at: impl FnOnce() -> Loc,
+) -> Result<f32, DataError> {
+    match ids {
+        None => finite(v, path, at),
+        Some(n) if v >= 0.0 && v.fract() == 0.0 && v < n as f64 => Ok(v as f32),
+        Some(n) => Err(DataError::BadId { path: path.to_path_buf(), at: at(), value: v, ids: n }),
     }
 }
 

@@ -19,6 +19,7 @@
 //! | lecun_uniform / normal | `U(±√(3/fi))` / `N(0, 1/fi)`                              |
 //! | orthogonal(g)          | `g·Q`, Q from the QR of a Gaussian `[rows, cols]` matrix, signs fixed by diag(R) [orthogonal_] |
 //! | identity               | ones on the diagonal of `[rows, cols]`, zeros elsewhere   |
+//! | delta_orthogonal(g)    | `[out, in, taps...]`: `g·Q` (orthogonal `[out, in]`) at the centre tap `⌊(k−1)/2⌋` of every tap axis, 0 elsewhere; a `[out, in]` weight (one tap) is `orthogonal(g)`, draw for draw |
 //! | fixup(L, m)            | `N(0, 2/fi)·L^(−1/(2m−2))` (He normal, scaled)            |
 //! | lsuv                   | orthogonal(1); `train::lsuv` then rescales it on data     |
 //! | row norm of `v`        | `‖v_i‖₂` per row `i`, after every other parameter (weight_norm's `g`) |
@@ -95,6 +96,7 @@ pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
             let (rows, cols) = matrix_dims(&p.shape);
             orthogonal(rows, cols, rng)
         }
+        Init::DeltaOrthogonal { gain } => delta_orthogonal(&p.shape, gain, rng),
         Init::RowNormOf { .. } => vec![0.0; n],
         Init::Identity => {
             let (_, cols) = matrix_dims(&p.shape);
@@ -102,6 +104,27 @@ pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
         }
     };
     Tensor::new(p.shape.clone(), values.into_iter().map(|v| v as f32).collect())
+}
+
+/// A kernel `[out, in, taps...]` that is zero but at its centre tap (index `⌊(k − 1)/2⌋`
+/// along every tap axis), where it holds `gain·Q`, `Q` the `[out, in]` draw of
+/// [`orthogonal`]. With no tap axes this is `gain·Q` itself (a Dense weight).
+fn delta_orthogonal(shape: &[usize], gain: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    let (out, inp, taps) = match shape {
+        [o, i, taps @ ..] => (*o, *i, taps),
+        _ => (matrix_dims(shape).0, matrix_dims(shape).1, &[][..]),
+    };
+    let area: usize = taps.iter().product();
+    if area == 0 {
+        return Vec::new();
+    }
+    // Row-major offset of the centre tap inside one [taps...] block.
+    let centre = taps.iter().fold(0, |acc, &k| acc * k + (k - 1) / 2);
+    let mut w = vec![0.0; out * inp * area];
+    for (k, q) in orthogonal(out, inp, rng).into_iter().enumerate() {
+        w[k * area + centre] = gain * q;
+    }
+    w
 }
 
 /// `√(k/fan)`, or 0 for a zero fan.

@@ -11,9 +11,14 @@
 //! states of the step graph, and the only states of the evaluation graph: the step updates
 //! them, evaluation reads them, and [`Backend::buffers`] / [`Backend::set_buffers`] move
 //! them in and out (weight files, `--init`).
+//!
+//! A host-driven optimizer (L-BFGS, [`lbfgs`]) uses two more entry points: `step_full`
+//! (every output in full: its step graph outputs the gradients and updates no parameter)
+//! and `set_params`.
 
 pub mod data;
 pub mod init;
+pub mod lbfgs;
 pub mod lsuv;
 pub mod session;
 pub mod state;
@@ -54,6 +59,22 @@ pub trait Backend {
         let _ = buffers;
         Err("this backend does not keep model buffers (batch-norm running statistics)".into())
     }
+    /// Like [`Backend::step`] but returns every output of the step graph in full, in the
+    /// graph's output order (for L-BFGS: loss, metrics, probes and `grad.<param>`).
+    fn step_full(
+        &mut self,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<Vec<Tensor<f32>>, String> {
+        let _ = (inputs, lr, t);
+        Err("this backend cannot return a step's outputs in full".into())
+    }
+    /// Overwrites the parameters (graph order; shapes must match).
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+        let _ = params;
+        Err("this backend cannot set its parameters".into())
+    }
 }
 
 /// The reference backend: interprets the optimized graphs with `graph::eval` in f32.
@@ -78,10 +99,31 @@ fn scalars(ev: &[Tensor<f32>]) -> Outputs {
 
 impl Backend for Interp {
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
+        Ok(scalars(&self.step_full(inputs, lr, t)?))
+    }
+    fn step_full(
+        &mut self,
+        inputs: &[Tensor<f32>],
+        lr: f64,
+        t: u64,
+    ) -> Result<Vec<Tensor<f32>>, String> {
         let env = Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
         let ev = eval(&self.step, &env).map_err(|e| e.to_string())?;
         apply_updates(&self.step, &ev, &mut self.params, &mut self.states);
-        Ok(scalars(&ev.outputs))
+        Ok(ev.outputs)
+    }
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+        let want = &self.step.params;
+        if params.len() != want.len() {
+            return Err(format!("expected {} parameters, got {}", want.len(), params.len()));
+        }
+        for (p, info) in params.iter().zip(want) {
+            if p.shape != info.shape.concrete(0) || p.data.len() != info.shape.numel(0) {
+                return Err(format!("parameter `{}` has shape {:?}", info.name, p.shape));
+            }
+        }
+        self.params = params.to_vec();
+        Ok(())
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
         let states = &self.states[..self.forward.states.len()];

@@ -6,6 +6,10 @@
 //! seeded shuffled order (file order under `shuffle = false`), the last batch possibly short.
 //! `--steps N` stops after N steps, wrapping into further epochs as needed.
 //!
+//! L-BFGS (`optimizer lbfgs`, driven from the host by [`super::lbfgs::Driver`]) is full
+//! batch: each step is one `optimizer.step(closure)` over the whole training split in file
+//! order, so an epoch is one step and `batch` only sizes the evaluation chunks.
+//!
 //! Parameters and buffers (batch-norm running statistics) start from the initializers or
 //! `--init` and end in `--save` together ([`super::state`]); `init = lsuv` layers are
 //! rescaled on the first batch before the first step ([`super::lsuv`]). The step's outputs
@@ -122,7 +126,15 @@ pub fn load_data(
         }
     };
     let base = if over.is_some() { Path::new(".") } else { base };
-    data::load(&dspec, base, &shape, spec.seed).map_err(|e| e.to_string())
+    data::load_with(&dspec, base, &shape, input_ids(model), spec.seed).map_err(|e| e.to_string())
+}
+
+/// `Some(V)` when the model's input holds ids (`input tok: class[B, T] of V`).
+pub fn input_ids(model: &Model) -> Option<usize> {
+    match model.inputs.iter().find(|i| !i.is_label)?.kind {
+        InputKind::Classes(v) => Some(v as usize),
+        _ => None,
+    }
 }
 
 /// The data spec for a `--data PATH` override: a CSV or .npz file read with the column or
@@ -273,7 +285,9 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
     calibrate(model, &spec, &train, &mut w, o)?;
     let mut be = backend_with(kind, c, w)?;
-    let per_epoch = n.div_ceil(spec.batch);
+    let mut host = super::lbfgs::Driver::new(c)?;
+    let batch = if host.is_some() { n } else { spec.batch };
+    let per_epoch = n.div_ceil(batch);
     let total = match (spec.steps, spec.epochs) {
         (Some(s), _) => s as u64,
         (None, e) => (e.unwrap_or(1) * per_epoch) as u64,
@@ -292,14 +306,21 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let (mut t, mut epoch, mut last) = (0u64, 0usize, Vec::new());
     while t < total {
         epoch += 1;
-        let order = data::epoch_order(n, spec.shuffle, spec.seed, epoch - 1);
+        let order = match host {
+            Some(_) => (0..n).collect(),
+            None => data::epoch_order(n, spec.shuffle, spec.seed, epoch - 1),
+        };
         let mut sum = vec![0f64; names.len()];
         let mut seen = 0usize;
-        for idx in order.chunks(spec.batch) {
+        for idx in order.chunks(batch) {
             t += 1;
             let lr = crate::schedule::lr_at(model, &spec, t);
             let (x, y) = data::batch(&train, idx);
-            last = be.step(&inputs_for(model, x, y), lr, t)?;
+            let inputs = inputs_for(model, x, y);
+            last = match host.as_mut() {
+                Some(h) => h.step(be.as_mut(), &inputs, lr, t)?,
+                None => be.step(&inputs, lr, t)?,
+            };
             let probes = last.split_off(standard.min(last.len()));
             if let Some(l) = layer_log.as_mut() {
                 l.probes(t, epoch, &probes)?;
@@ -350,7 +371,12 @@ fn layer_log(c: &Compiled, o: &Options, standard: usize) -> Result<Option<CsvLog
         return Ok(None);
     }
     let Some(main) = &o.log else { return Err("--log-layers needs --log FILE.csv".into()) };
-    let probes: Vec<String> = c.opt.outputs[standard..].iter().map(|o| o.name.clone()).collect();
+    // A host-driven step graph (lbfgs) also outputs the gradients: not probes.
+    let probes: Vec<String> = c.opt.outputs[standard..]
+        .iter()
+        .filter(|o| !o.name.starts_with("grad."))
+        .map(|o| o.name.clone())
+        .collect();
     if probes.is_empty() {
         return Err("internal error: --log-layers without a compilation that has probes".into());
     }

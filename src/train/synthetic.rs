@@ -10,7 +10,8 @@
 //! | moons   | 2        | classes(2) or targets(1) | sklearn `make_moons`: outer `(cos s, sin s)`, inner `(1−cos s, ½−sin s)`, `s = linspace(0,π)`, + `noise·N(0,1)` |
 //! | blobs   | F        | classes(C)               | centres `U[−5,5]^F`; points centre + `(1+noise)·N(0,1)` |
 //! | teacher | F        | targets(T)               | `x ~ N(0,1)^F`; `y = W₂ tanh(W₁x + b₁) + b₂ + noise·N(0,1)`, F-32-T, all weights and biases `N(0, 1/fan_in)` |
-//! | random  | F        | classes(C) or targets(T) | `x ~ N(0,1)^F`; class uniform in `0..C`, or `y ~ N(0,1)^T`, drawn example by example; noise unused; for benchmarks |
+//! | random  | F        | classes(C) or targets(T) | `x ~ N(0,1)^F` (uniform ids for an id input); class uniform in `0..C`, or `y ~ N(0,1)^T`, drawn example by example; noise unused; for benchmarks |
+//! | tokens  | T ids    | classes(C)               | for an id input `class[B, T] of V`: class j owns ids `{v : v mod C = j}`; each token uniform over `0..V` with probability `noise`, else uniform over the class's ids |
 //! | linear  | F        | targets(T)               | `x ~ N(0,1)^F`; `y = A x + noise·N(0,1)`, `A = U diag(s) Vᵀ` (`[T, F]`), `s_k = 8·2^−k` for `k < min(F, T)`, U, V orthonormal columns from [`orthogonal`] |
 //!
 //! Classes are balanced (class j gets `n/C` examples, the first `n mod C` one more), and
@@ -41,6 +42,19 @@ pub fn generate(
     want: &DataShape,
     seed: u64,
 ) -> Result<Dataset, DataError> {
+    generate_with(kind, n, noise, want, None, seed)
+}
+
+/// [`generate`] for an input that may hold ids: with `ids = Some(V)` the features are
+/// integer ids in `0..V` (only `tokens` and `random` make them; `tokens` needs them).
+pub fn generate_with(
+    kind: Synthetic,
+    n: usize,
+    noise: f64,
+    want: &DataShape,
+    ids: Option<usize>,
+    seed: u64,
+) -> Result<Dataset, DataError> {
     let fail = |message: String| DataError::Synthetic { kind, message };
     if n == 0 {
         return Err(fail("needs at least one example (n >= 1)".into()));
@@ -50,6 +64,30 @@ pub fn generate(
     }
     fits(kind, want).map_err(fail)?;
     let rng = &mut rng(seed, Stream::Synthetic, 0);
+    match (kind, ids, want.label) {
+        (Synthetic::Tokens, Some(v), LabelSpec::Classes(c)) => {
+            if noise > 1.0 {
+                let m =
+                    format!("noise is the probability of a random token: at most 1, not {noise}");
+                return Err(fail(m));
+            }
+            if v < c {
+                let m =
+                    format!("gives each of {c} classes its own ids, but there are only {v} ids");
+                return Err(fail(m));
+            }
+            let (xs, y) = tokens(n, want.feature_count(), v, c, noise, rng);
+            return Ok(shuffled(n, want, xs, y, rng));
+        }
+        (Synthetic::Random, Some(_), label) => return Ok(random(n, want, label, ids, rng)),
+        (Synthetic::Tokens, _, _) => {
+            return Err(fail("makes ids: the model's input must be `class[B, T] of V`".into()))
+        }
+        (_, Some(_), _) => {
+            return Err(fail("makes real-valued features, but the model's input holds ids".into()))
+        }
+        _ => {}
+    }
     let f = want.feature_count();
     let (xs, y) = match (kind, want.label) {
         (Synthetic::Xor, _) => xor(n, noise, rng),
@@ -60,7 +98,7 @@ pub fn generate(
             let y = teacher(n, f, t, noise, rng);
             return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
         }
-        (Synthetic::Random, label) => return Ok(random(n, want, label, rng)),
+        (Synthetic::Random, label) => return Ok(random(n, want, label, None, rng)),
         (Synthetic::Linear, LabelSpec::Targets(t)) => {
             let y = linear(n, f, t, noise, rng);
             return Ok(Dataset { x: x_tensor(n, want, y.0), y: Tensor::new(vec![n, t], y.1) });
@@ -86,6 +124,7 @@ fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
             Ok(())
         }
         (Synthetic::Random, LabelSpec::Classes(c) | LabelSpec::Targets(c)) if c >= 1 => Ok(()),
+        (Synthetic::Tokens, LabelSpec::Classes(c)) if c >= 1 && f >= 1 => Ok(()),
         (Synthetic::Random, label) => {
             Err(format!("cannot produce {} (needs at least one)", label_text(label)))
         }
@@ -93,7 +132,7 @@ fn fits(kind: Synthetic, want: &DataShape) -> Result<(), String> {
             "has 2 classes (or one 0/1 target) but the model's label wants {}",
             label_text(label)
         )),
-        (Synthetic::Spirals | Synthetic::Blobs, label) => {
+        (Synthetic::Spirals | Synthetic::Blobs | Synthetic::Tokens, label) => {
             Err(format!("has class labels but the model's label wants {}", label_text(label)))
         }
         (Synthetic::Teacher | Synthetic::Linear, label) => {
@@ -247,12 +286,22 @@ fn linear(n: usize, f: usize, t: usize, noise: f64, rng: &mut ChaCha8Rng) -> (Ve
     (xs, y)
 }
 
-/// `n` independent examples: `N(0,1)` features, then a uniform class or `N(0,1)` targets.
-fn random(n: usize, want: &DataShape, label: LabelSpec, rng: &mut ChaCha8Rng) -> Dataset {
+/// `n` independent examples: `N(0,1)` features (uniform ids in `0..V` for `ids = Some(V)`),
+/// then a uniform class or `N(0,1)` targets.
+fn random(
+    n: usize,
+    want: &DataShape,
+    label: LabelSpec,
+    ids: Option<usize>,
+    rng: &mut ChaCha8Rng,
+) -> Dataset {
     let f = want.feature_count();
     let (mut xs, mut y) = (Vec::with_capacity(f * n), Vec::new());
     for _ in 0..n {
-        xs.extend((0..f).map(|_| normal(rng) as f32));
+        xs.extend((0..f).map(|_| match ids {
+            Some(v) => rng.random_range(0..v as u64) as f32,
+            None => normal(rng) as f32,
+        }));
         match label {
             LabelSpec::Classes(c) => y.push(rng.random_range(0..c) as f32),
             LabelSpec::Targets(t) => y.extend((0..t).map(|_| normal(rng) as f32)),
@@ -264,6 +313,28 @@ fn random(n: usize, want: &DataShape, label: LabelSpec, rng: &mut ChaCha8Rng) ->
     };
     let x_shape = [vec![n], want.features.clone()].concat();
     Dataset { x: Tensor::new(x_shape, xs), y: Tensor::new(y_shape, y) }
+}
+
+/// Bag of tokens: `n` examples of `t` ids in `0..v`, `c ≤ v` classes. Class `j` owns the
+/// ids `{j, j + c, j + 2c, ...}`; each token is uniform over all `v` ids with probability
+/// `noise`, else uniform over its class's own ids.
+fn tokens(n: usize, t: usize, v: usize, c: usize, noise: f64, rng: &mut ChaCha8Rng) -> Points {
+    let (mut xs, mut y) = (Vec::with_capacity(t * n), Vec::with_capacity(n));
+    for j in 0..c {
+        let own = (v - j).div_ceil(c) as u64;
+        for _ in 0..class_size(n, c, j) {
+            for _ in 0..t {
+                let id = if rng.random::<f64>() < noise {
+                    rng.random_range(0..v as u64)
+                } else {
+                    j as u64 + c as u64 * rng.random_range(0..own)
+                };
+                xs.push(id as f64);
+            }
+            y.push(j as f32);
+        }
+    }
+    (xs, y)
 }
 
 fn x_tensor(n: usize, want: &DataShape, xs: Vec<f64>) -> Tensor<f32> {

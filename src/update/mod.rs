@@ -26,7 +26,9 @@
 //! the method computed it.
 //!
 //! What it does not do: compute the schedule (the runtime passes `lr`), or simplify: the
-//! graph it builds is left to `passes`. L-BFGS is not a graph update and is not here.
+//! graph it builds is left to `passes`. L-BFGS is not a graph update: its step graph is the
+//! gradient graph unchanged (outputs `grad.<param>` kept, no parameter updated), which the
+//! host calls as its loss-and-gradient oracle (`train::lbfgs`).
 
 mod adam;
 mod adaptive;
@@ -39,6 +41,9 @@ use crate::graph::{BinaryOp, Graph, Meta, NodeId, ScalarArg, Shape, Target, Unar
 /// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
 /// state updates. Outputs kept: the loss and the metrics.
 pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
+    if model.optimizer.method == Method::Lbfgs {
+        return grad_graph.clone();
+    }
     let mut g = grad_graph.clone();
     let params: Vec<(u32, NodeId)> = (0..g.params.len() as u32)
         .map(|i| {
@@ -78,6 +83,8 @@ pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
             Method::Padam => adam::padam(&mut u),
             Method::Lars => layerwise::lars(&mut u),
             Method::Lamb => layerwise::lamb(&mut u),
+            // Host-driven: no graph update (returned above).
+            Method::Lbfgs => continue,
         };
         let new = match h.clamp {
             Some((lo, hi)) => project(&mut g, new, lo, hi),

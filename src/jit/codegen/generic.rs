@@ -16,7 +16,7 @@ use super::{data_flags, Fx};
 use crate::jit::fuse::{GatherKernel, ReduceKernel, Sym};
 
 /// Emits `for e in start..end { f(e) }`.
-fn for_range(fx: &mut Fx, start: Value, end: Value, f: &mut dyn FnMut(&mut Fx, Value)) {
+pub(super) fn for_range(fx: &mut Fx, start: Value, end: Value, f: &mut dyn FnMut(&mut Fx, Value)) {
     let hdr = fx.block(&[types::I64]);
     let (body, exit) = (fx.b.create_block(), fx.b.create_block());
     fx.jump(hdr, &[start]);

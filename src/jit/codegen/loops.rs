@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use cranelift::prelude::*;
 
 use super::columns::{column_loop, At, Lanes, Spec};
+use super::dropout;
 use super::ops::{self, Mode};
 use super::{data_flags, Fx};
 use crate::graph::{BinaryOp, ScalarArg};
@@ -189,7 +190,13 @@ impl<'k> St<'k> {
                 let (c, x, y) = (s(self, c), s(self, x), s(self, y));
                 ops::select(fx, c, x, y, Mode::Scalar)
             }
-            KOp::RowReduce(..) | KOp::Iota => unreachable!("not a scalar op"),
+            KOp::DropKey { salt, step } => {
+                let t = s(self, step);
+                dropout::key(fx, salt, t)
+            }
+            KOp::RowReduce(..) | KOp::Iota | KOp::DropMask { .. } => {
+                unreachable!("not a scalar op")
+            }
         };
         self.set_scalar(fx, v, val);
     }
@@ -461,6 +468,18 @@ impl<'k> St<'k> {
                     let (x, y) = (self.get(fx, x, mode, &vals), self.get(fx, y, mode, &vals));
                     ops::select(fx, c, x, y, mode)
                 }
+                KOp::DropMask { threshold, scale, key } => {
+                    let k = self.get(fx, key, mode, &vals);
+                    // The flat index of column j: `i·cols + j` (flat kernels: `j`).
+                    let index = match self.i {
+                        Some(i) => {
+                            let r = fx.b.ins().imul(i, self.cols);
+                            fx.b.ins().iadd(r, j)
+                        }
+                        None => j,
+                    };
+                    dropout::mask(fx, k, index, (threshold, scale), mode)
+                }
                 _ => unreachable!("scalar-level op in vector code"),
             };
             if let Some(k) = key {
@@ -554,6 +573,7 @@ impl<'k> St<'k> {
 fn args(op: &KOp) -> impl Iterator<Item = V> {
     let v: Vec<V> = match *op {
         KOp::Unary(_, x) | KOp::RowReduce(_, x) => vec![x],
+        KOp::DropKey { step: x, .. } | KOp::DropMask { key: x, .. } => vec![x],
         KOp::Binary(_, x, y) => vec![x, y],
         KOp::Select(c, x, y) => vec![c, x, y],
         _ => vec![],

@@ -10,6 +10,7 @@
 //!    copied to a temporary, so that no final copy reads what another one writes.
 //! 4. Each loop draft becomes its [`KOp`] program (`kops`).
 
+mod index;
 mod kops;
 
 use super::partition::{Draft, Drafts, Home, Ref, Role};
@@ -157,6 +158,7 @@ impl Lower<'_> {
                 }
                 Draft::Gather { src, .. } | Draft::Reduce { src, .. } => self.read(&src, k, None),
                 Draft::Fill { .. } => {}
+                Draft::Index { args, .. } => args.iter().for_each(|r| self.read(r, k, None)),
             }
         }
         for r in self.d.outputs.clone() {
@@ -299,10 +301,16 @@ impl Lower<'_> {
                 if let (Op::Input(i), Home::Leaf) =
                     (self.g.node(*node).op, &self.d.home[node.index()])
                 {
-                    v.push(LabelCheck { node: id, input: i, classes: classes as usize });
+                    v.push(LabelCheck {
+                        node: id,
+                        input: i,
+                        classes: classes as usize,
+                        ids: false,
+                    });
                 }
             }
         }
+        v.extend(self.id_checks());
         v
     }
 
@@ -311,6 +319,7 @@ impl Lower<'_> {
             Draft::Loop { dom, nodes } => Kernel::Loop(self.loop_kernel(k, *dom, nodes)),
             Draft::Fill { node } => Kernel::Loop(self.fill_kernel(k, *node)),
             Draft::Gemm { node, a, b } => Kernel::Gemm(self.gemm(*node, a, b)),
+            Draft::Index { node, args } => Kernel::Index(self.index_kernel(*node, args)),
             Draft::Gather { node, src } => {
                 let (src, dims, strides) = self.base(src);
                 Kernel::Gather(GatherKernel {

@@ -55,6 +55,8 @@ pub(super) enum Role {
     Xent,
     ArgMax,
     OneHot,
+    /// A dropout mask (Elem: it varies with the flat index, never uniform).
+    DropMask,
 }
 
 /// A node placed in a loop kernel: its role, operands and the level each operand is read at.
@@ -90,6 +92,11 @@ pub(super) enum Draft {
     /// Materializes a uniform node.
     Fill {
         node: NodeId,
+    },
+    /// A concat, slice, gather or scatter-add; its operands are contiguous views.
+    Index {
+        node: NodeId,
+        args: Vec<Ref>,
     },
 }
 
@@ -151,6 +158,8 @@ impl Partition<'_> {
             Op::Transpose | Op::ReduceSum(_) | Op::ReduceMean(_) | Op::ReduceMax(_) => {
                 node.args.iter().all(|a| self.d.uniform[a.index()])
             }
+            // Computed from the step scalar only, but different at every element.
+            Op::DropMask { .. } => false,
             _ => false,
         };
         self.d.uniform[id.index()] = uniform;
@@ -162,6 +171,9 @@ impl Partition<'_> {
             Op::Input(_) | Op::Param(_) | Op::State(_) => self.d.home[id.index()] = Home::Leaf,
             Op::Broadcast | Op::Reshape | Op::Transpose => self.place_view(id),
             Op::MatMul { .. } => self.place_gemm(id),
+            Op::Concat { .. } | Op::Slice { .. } | Op::Gather | Op::ScatterAdd(_) => {
+                self.place_index(id)
+            }
             _ => self.place_compute(id),
         }
     }
@@ -244,6 +256,13 @@ impl Partition<'_> {
         self.push(Draft::Gemm { node: id, a, b }, id);
     }
 
+    /// An index kernel over contiguous copies of the operands (views are gathered first).
+    fn place_index(&mut self, id: NodeId) {
+        let args = self.g.node(id).args.clone();
+        let args = args.iter().map(|&a| self.materialize(a, false)).collect();
+        self.push(Draft::Index { node: id, args }, id);
+    }
+
     // ---- loop kernels ----------------------------------------------------------------------
 
     fn place_compute(&mut self, id: NodeId) {
@@ -317,6 +336,7 @@ impl Partition<'_> {
         match node.op {
             Op::SoftmaxCrossEntropy => vec![Level::Elem, Level::Row],
             Op::OneHot(_) => vec![Level::Row],
+            Op::DropMask { .. } => vec![Level::Inv],
             Op::Unary(_) | Op::Binary(_) | Op::Select => vec![own; node.args.len()],
             _ => vec![Level::Elem],
         }
@@ -456,6 +476,10 @@ impl Partition<'_> {
                     && self.fits(k, &refs[0], Level::Row);
                 ok.then(|| (Level::Elem, Role::OneHot, vec![Level::Row]))
             }
+            // Elem only: its index is the kernel's flat index `i·cols + j`, which is the
+            // mask's own row-major index exactly when it has one element per point.
+            Op::DropMask { .. } => (numel == dom.count(Level::Elem))
+                .then(|| (Level::Elem, Role::DropMask, vec![Level::Inv])),
             _ => None,
         };
         let Some((level, role, arg_levels)) = found else { return false };

@@ -9,10 +9,16 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use super::{class_index, closest, finite, DataError, DataShape, Dataset, LabelSpec, Loc};
+use super::{class_index, closest, feature, finite, DataError, DataShape, Dataset, LabelSpec, Loc};
 use crate::tensor::Tensor;
 
-pub(super) fn load(path: &Path, label: &str, want: &DataShape) -> Result<Dataset, DataError> {
+/// `ids = Some(V)`: the features are integer ids in `0..V`.
+pub(super) fn load(
+    path: &Path,
+    label: &str,
+    want: &DataShape,
+    ids: Option<usize>,
+) -> Result<Dataset, DataError> {
     let file = File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -36,7 +42,7 @@ pub(super) fn load(path: &Path, label: &str, want: &DataShape) -> Result<Dataset
             match (j == label_col, want.label) {
                 (true, LabelSpec::Classes(c)) => ys.push(class_index(v, c, path, at)?),
                 (true, LabelSpec::Targets(_)) => ys.push(finite(v, path, at)?),
-                (false, _) => xs.push(finite(v, path, at)?),
+                (false, _) => xs.push(feature(v, ids, path, at)?),
             }
         }
     }

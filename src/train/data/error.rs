@@ -52,6 +52,8 @@ pub enum DataError {
     NonIntegerLabel { path: PathBuf, at: Loc, value: f64 },
     /// A class label outside `0..classes`.
     LabelOutOfRange { path: PathBuf, at: Loc, value: f64, classes: usize },
+    /// A value of an id input (`class[B, ...] of ids`) that is not an integer in `0..ids`.
+    BadId { path: PathBuf, at: Loc, value: f64, ids: usize },
     /// The per-example feature shape in the file does not hold as many values as the
     /// model's input wants.
     FeatureCount { path: PathBuf, found: Vec<usize>, want: Vec<usize> },
@@ -142,6 +144,13 @@ impl fmt::Display for DataError {
                 path.display(),
                 number(*value),
                 classes.saturating_sub(1)
+            ),
+            BadId { path, at, value, ids } => write!(
+                f,
+                "\"{}\", {at}: id {} is not an integer in 0..{ids} (the input holds ids for an \
+                 Embedding)",
+                path.display(),
+                number(*value)
             ),
             FeatureCount { path, found, want } => write!(
                 f,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use npyz::{DType, NpyFile, Order, TypeChar};
 
-use super::{class_index, finite, DataError, DataShape, Dataset, LabelSpec, Loc};
+use super::{class_index, feature, finite, DataError, DataShape, Dataset, LabelSpec, Loc};
 use crate::tensor::Tensor;
 
 /// Element storage in the file's own dtype.
@@ -64,8 +64,13 @@ impl Array {
     }
 }
 
-pub(super) fn load_npy(x: &Path, y: &Path, want: &DataShape) -> Result<Dataset, DataError> {
-    assemble(open_npy(x, "x")?, open_npy(y, "y")?, want)
+pub(super) fn load_npy(
+    x: &Path,
+    y: &Path,
+    want: &DataShape,
+    ids: Option<usize>,
+) -> Result<Dataset, DataError> {
+    assemble(open_npy(x, "x")?, open_npy(y, "y")?, want, ids)
 }
 
 pub(super) fn load_npz(
@@ -73,6 +78,7 @@ pub(super) fn load_npz(
     x: &str,
     y: &str,
     want: &DataShape,
+    ids: Option<usize>,
 ) -> Result<Dataset, DataError> {
     let mut archive = npyz::npz::NpzArchive::open(path).map_err(|e| DataError::io(path, e))?;
     let mut available: Vec<String> = archive.array_names().map(String::from).collect();
@@ -85,7 +91,7 @@ pub(super) fn load_npz(
         }
     };
     let (xa, ya) = (get(x)?, get(y)?);
-    assemble(xa, ya, want)
+    assemble(xa, ya, want, ids)
 }
 
 fn array_missing(path: &Path, name: &str, available: &[String]) -> DataError {
@@ -128,8 +134,14 @@ fn read<R: Read>(file: NpyFile<R>, path: &Path, name: &str) -> Result<Array, Dat
     Ok(Array { path: path.to_path_buf(), name: name.to_string(), shape, values })
 }
 
-/// Checks `x` and `y` against each other and the model, then converts to f32.
-fn assemble(x: Array, y: Array, want: &DataShape) -> Result<Dataset, DataError> {
+/// Checks `x` and `y` against each other and the model, then converts to f32; with
+/// `ids = Some(V)` the features must be integer ids in `0..V`.
+fn assemble(
+    x: Array,
+    y: Array,
+    want: &DataShape,
+    ids: Option<usize>,
+) -> Result<Dataset, DataError> {
     let Some(&n) = x.shape.first() else {
         return Err(x.mismatch(format!("\"{}\" is a scalar, not [N, features...]", x.name)));
     };
@@ -144,7 +156,7 @@ fn assemble(x: Array, y: Array, want: &DataShape) -> Result<Dataset, DataError> 
     }
     let y_shape = label_shape(&x, &y, n, want.label)?;
     let xs = (0..x.shape.iter().product())
-        .map(|i| finite(x.values.get(i), &x.path, || x.at(i)))
+        .map(|i| feature(x.values.get(i), ids, &x.path, || x.at(i)))
         .collect::<Result<Vec<f32>, _>>()?;
     let ys = (0..n * y_shape[1..].iter().product::<usize>())
         .map(|i| match want.label {

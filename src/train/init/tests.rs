@@ -243,3 +243,57 @@ fn row_norm_of_another_parameter_is_filled_after_the_draws() {
     }
     assert_eq!(a[1].shape, vec![16, 1]);
 }
+
+#[test]
+fn delta_orthogonal_on_a_dense_weight_is_orthogonal_with_gain() {
+    // A Dense weight [out, in] is a one-tap kernel: exactly orthogonal(gain), draw for draw.
+    for gain in [1.0, 1.5] {
+        let init = Init::DeltaOrthogonal { gain };
+        assert_eq!(draw(init.clone()), draw(Init::Orthogonal { gain }));
+        // Square: WᵀW = WWᵀ = gain²·I.
+        let p = param(&[128, 128], init.clone(), 128, 128);
+        let w = init_param(&p, &mut ChaCha8Rng::seed_from_u64(11));
+        assert_scaled_identity(&gram_rows(&w.data, 128, 128), 128, gain * gain);
+        let wt: Vec<f32> = transpose(&w.to_f64().data, 128, 128).iter().map(|&v| v as f32).collect();
+        assert_scaled_identity(&gram_rows(&wt, 128, 128), 128, gain * gain);
+        // Tall [out > in]: WᵀW = gain²·I (orthonormal columns).
+        let p = param(&[384, 96], init.clone(), 96, 384);
+        let w = init_param(&p, &mut ChaCha8Rng::seed_from_u64(12));
+        let wt: Vec<f32> = transpose(&w.to_f64().data, 384, 96).iter().map(|&v| v as f32).collect();
+        assert_scaled_identity(&gram_rows(&wt, 96, 384), 96, gain * gain);
+        // Entries spread like N(0, gain²/384), not a permutation.
+        let s = stats(&w.to_f64().data);
+        assert!((s.var * 384.0 / (gain * gain) - 1.0).abs() < 0.02, "{}", s.var);
+    }
+}
+
+#[test]
+fn delta_orthogonal_is_deterministic_in_the_seed() {
+    let p = param(&[64, 32], Init::DeltaOrthogonal { gain: 1.0 }, 32, 64);
+    let at = |seed| init_param(&p, &mut ChaCha8Rng::seed_from_u64(seed)).data;
+    assert_eq!(at(5), at(5));
+    assert_ne!(at(5), at(6));
+    let params = [p.clone(), param(&[64], Init::Default, 32, 64)];
+    assert_eq!(init_params(&params, 9), init_params(&params, 9));
+    assert_ne!(init_params(&params, 9), init_params(&params, 10));
+}
+
+#[test]
+fn delta_orthogonal_kernel_is_zero_but_its_centre_tap() {
+    // [out, in, 3, 4]: centre tap (1, 1) (⌊(k − 1)/2⌋) holds the orthogonal [out, in] draw.
+    let (out, inp, kh, kw) = (6, 4, 3, 4);
+    let p = param(&[out, inp, kh, kw], Init::DeltaOrthogonal { gain: 2.0 }, inp * 12, out * 12);
+    let w = init_param(&p, &mut ChaCha8Rng::seed_from_u64(4)).data;
+    let q = orthogonal(out, inp, &mut ChaCha8Rng::seed_from_u64(4));
+    for o in 0..out {
+        for i in 0..inp {
+            for a in 0..kh {
+                for b in 0..kw {
+                    let v = w[((o * inp + i) * kh + a) * kw + b] as f64;
+                    let want = if (a, b) == (1, 1) { 2.0 * q[o * inp + i] } else { 0.0 };
+                    assert!((v - want).abs() < 1e-6, "[{o},{i},{a},{b}] {v} vs {want}");
+                }
+            }
+        }
+    }
+}

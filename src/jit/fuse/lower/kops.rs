@@ -9,6 +9,7 @@
 //! softmax = e / s             log_softmax = d − lse
 //! xent    = (m − z[y]) + lse, z[y] = Σ_j (j = y ? z : 0)
 //! argmax  = min_j (z = max_j z ? j : C)      one_hot = (j = y)
+//! drop_mask = (hash(key, i·cols + j) >> 8 < T) ? 1/keep : 0,  key = key(salt, step) (Inv)
 //! ```
 
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ impl<'a, 'g> KBuilder<'a, 'g> {
             KOp::Binary(_, x, y) => lv(x).join(lv(y)),
             KOp::Select(c, x, y) => lv(c).join(lv(x)).join(lv(y)),
             KOp::RowReduce(..) => Level::Row,
+            KOp::DropKey { step, .. } => lv(step),
+            KOp::DropMask { .. } => Level::Elem,
         };
         let v = V(self.ops.len() as u32);
         self.ops.push(op);
@@ -210,6 +213,13 @@ impl<'a, 'g> KBuilder<'a, 'g> {
             Role::OneHot => {
                 let j = self.push(KOp::Iota);
                 self.bin(BinaryOp::Eq, j, args[0])
+            }
+            Role::DropMask => {
+                let Op::DropMask { keep, salt } = op else { unreachable!("a dropout mask") };
+                let key = self.push(KOp::DropKey { salt, step: args[0] });
+                let threshold = crate::graph::dropout::threshold(keep.get());
+                let scale = ((1.0 / keep.get()) as f32).to_bits();
+                self.push(KOp::DropMask { threshold, scale, key })
             }
         };
         self.vals.insert(n, value);

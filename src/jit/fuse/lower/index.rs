@@ -1,0 +1,69 @@
+//! Lowering of index drafts (concat, slice, gather, scatter-add) to [`IndexKernel`]s, and
+//! the id checks of gathers whose ids are read straight from an input.
+//!
+//! The sizes of each [`IndexOp`] come from the node's `[outer, axis, inner]` view: a
+//! concatenation joins rows of `a_k·inner` and `b_k·inner` floats, a slice takes
+//! `len·inner` floats at `start·inner` of rows of `n·inner`; a gather copies rows of `D`.
+
+use super::super::partition::{Draft, Home, Ref};
+use super::super::view::Sym;
+use super::super::{IndexKernel, IndexOp, LabelCheck};
+use super::Lower;
+use crate::graph::{NodeId, Op};
+
+impl Lower<'_> {
+    pub(super) fn index_kernel(&self, node: NodeId, args: &[Ref]) -> IndexKernel {
+        let n = self.g.node(node);
+        let dims = |a: NodeId| self.d.dims[a.index()].clone();
+        let split = |a: NodeId, axis: usize| {
+            let d = dims(a);
+            (Sym::product(&d[..axis]), d[axis], Sym::product(&d[axis + 1..]))
+        };
+        let op = match n.op {
+            Op::Concat { axis } => {
+                let (outer, ka, inner) = split(n.args[0], axis as usize);
+                let kb = dims(n.args[1])[axis as usize];
+                IndexOp::Concat { outer, ra: ka * inner, rb: kb * inner }
+            }
+            Op::Slice { axis, start, len } => {
+                let (outer, k, inner) = split(n.args[0], axis as usize);
+                let (from, len) =
+                    (Sym::fixed(start as u64) * inner, Sym::fixed(len as u64) * inner);
+                IndexOp::Slice { outer, row: k * inner, from, len }
+            }
+            Op::Gather => {
+                let t = dims(n.args[0]);
+                let count = Sym::product(&dims(n.args[1]));
+                IndexOp::Gather { count, v: t[0].c as u32, d: t[1].c as u32 }
+            }
+            Op::ScatterAdd(v) => {
+                let count = Sym::product(&dims(n.args[0]));
+                let d = dims(n.args[1]).last().map_or(1, |s| s.c as u32);
+                IndexOp::ScatterAdd { count, v, d }
+            }
+            _ => unreachable!("an index draft is an index op"),
+        };
+        let srcs = args.iter().map(|r| self.base(r).0).collect();
+        IndexKernel { op, srcs, out: self.buf(node), node }
+    }
+
+    /// Gathers and scatter-adds whose ids are a graph input, checked before each run.
+    pub(super) fn id_checks(&self) -> Vec<LabelCheck> {
+        let mut v = Vec::new();
+        for d in &self.d.kernels {
+            let Draft::Index { node, args } = d else { continue };
+            let (ids, count) = match self.g.node(*node).op {
+                Op::Gather => (&args[1], self.d.dims[self.g.node(*node).args[0].index()][0].c),
+                Op::ScatterAdd(c) => (&args[0], c as u64),
+                _ => continue,
+            };
+            let Ref::Base { node: leaf, .. } = ids else { continue };
+            if let (Op::Input(i), Home::Leaf) = (self.g.node(*leaf).op, &self.d.home[leaf.index()])
+            {
+                let (node, classes) = (*node, count as usize);
+                v.push(LabelCheck { node, input: i, classes, ids: true });
+            }
+        }
+        v
+    }
+}
