@@ -146,8 +146,10 @@ impl Gen {
         let mut decls = vec![
             (Import::Gemm, "nnc_gemm".to_string(), sig(&self.module, &gemm, None)),
             (Import::PoolRun, "nnc_pool_run".to_string(), sig(&self.module, &i64s(5), None)),
-            (Import::Tick, "nnc_tick".to_string(), sig(&self.module, &i64s(3), None)),
         ];
+        if self.profile {
+            decls.push((Import::Tick, "nnc_tick".into(), sig(&self.module, &i64s(3), None)));
+        }
         for f in Libm::ALL {
             let params = vec![types::F32; f.arity()];
             decls.push((

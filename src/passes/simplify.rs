@@ -6,8 +6,11 @@
 //! change which elements are added), rewrite `0/x` (NaN at `x = 0`) or `log`/`exp` pairs
 //! (domain and overflow: see `stabilize`).
 
+mod unit_matmul;
+
 use super::{arg_if, binary_args, constant, is_const, unary_arg, Rule};
 use crate::graph::{broadcastable, BinaryOp, Dim, Graph, Node, NodeId, Op, UnaryOp};
+use unit_matmul::matmul_unit;
 
 /// The simplification rules; `c`, `c1`, `c2` are constants, `A` reduced axes.
 pub const SIMPLIFY: &[Rule] = &[
@@ -63,6 +66,11 @@ pub const SIMPLIFY: &[Rule] = &[
         doc: "over axes A the broadcast stretched: sum_A(bc x) → bc(x)·Π_A n (fixed n), \
               mean_A(bc x) → bc(x), max_A(bc x) → bc(x)",
         apply: reduce_broadcast,
+    },
+    Rule {
+        name: "matmul-unit",
+        doc: "op(A)·op(B) with m, n or k = 1 → broadcast product, summed over k (see unit_matmul)",
+        apply: matmul_unit,
     },
 ];
 

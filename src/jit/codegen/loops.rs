@@ -14,13 +14,15 @@
 //! Column loops (`columns`) unroll [`UNROLL`] vectors, or [`UNROLL_MATH`] when the body calls
 //! vectorized math. Rows of a small constant width are straight-line code; there every pass
 //! of a row is one block, so a later pass reuses the vector values an earlier one computed
-//! (the row's memo) instead of recomputing them.
+//! (the row's memo) instead of recomputing them. In wider rows, a vectorized math value
+//! (tanh, exp, ...) that several passes need is computed once, in the first, and kept for
+//! the others in a row scratch on the stack ([`SCRATCH_MAX`] columns at most).
 
 use std::collections::HashMap;
 
 use cranelift::prelude::*;
 
-use super::columns::{column_loop, At, Lanes, Spec};
+use super::columns::{column_loop, At, Lanes, Spec, STRAIGHT_MAX};
 use super::dropout;
 use super::ops::{self, Mode};
 use super::{data_flags, Fx};
@@ -34,6 +36,8 @@ pub const UNROLL: usize = 4;
 /// registers for four copies at once (they would be spilled and reloaded every iteration),
 /// and one body already has plenty of independent work.
 pub const UNROLL_MATH: usize = 1;
+/// Widest constant row whose multi-pass math values are kept in a row scratch (floats).
+pub const SCRATCH_MAX: u64 = 4096;
 
 /// True if the kernel may be split across the pool: more than one thread, disjoint row
 /// ranges can run in parallel (no shared accumulator), and it is not known to be too small.
@@ -55,6 +59,7 @@ pub(super) fn emit(fx: &mut Fx, k: &LoopKernel, threads: usize) {
     // A flat kernel of constant size that is never split runs over `0..n`, statically.
     let whole = (k.dom.rows * k.dom.cols).constant().filter(|_| k.flat && !may_split(k, threads));
     let mut st = St::new(fx, k);
+    st.plan_scratch(fx);
     for v in 0..k.ops.len() {
         if k.levels[v] == Level::Inv {
             st.scalar_op(fx, v, true);
@@ -99,6 +104,11 @@ struct St<'k> {
     /// Vector values of the current row by `(op, constant column)`: in straight-line rows
     /// every pass is one block, so later passes reuse what earlier ones computed.
     memo: std::cell::RefCell<HashMap<(usize, i64), Value>>,
+    /// Math ops needed by several passes: the scratch holding them and the pass computing
+    /// them.
+    scratch: HashMap<usize, (codegen::ir::StackSlot, usize)>,
+    /// The pass being emitted.
+    cur_pass: usize,
 }
 
 impl<'k> St<'k> {
@@ -141,6 +151,44 @@ impl<'k> St<'k> {
             i: None,
             cols,
             memo: Default::default(),
+            scratch: HashMap::new(),
+            cur_pass: 0,
+        }
+    }
+
+    /// The values pass `p` feeds: row reductions available there and, in the last pass,
+    /// the in-loop sinks.
+    fn pass_roots(&self, p: usize) -> Vec<V> {
+        let k = self.k;
+        let reds = k.ops.iter().filter_map(|op| match *op {
+            KOp::RowReduce(_, x) if self.avail[x.0 as usize] == p => Some(x),
+            _ => None,
+        });
+        let last = p + 1 == self.passes;
+        let sinks = k.sinks.iter().filter(|s| last && k.in_loop(s)).map(|s| s.value);
+        reds.chain(sinks).collect()
+    }
+
+    /// Gives each math op needed by more than one pass of a wide constant row a scratch.
+    fn plan_scratch(&mut self, fx: &mut Fx) {
+        let Some(cols) = self.k.dom.cols.constant() else { return };
+        if self.passes < 2 || self.k.flat || cols <= STRAIGHT_MAX || cols > SCRATCH_MAX {
+            return;
+        }
+        let mut first: HashMap<usize, (usize, usize)> = HashMap::new();
+        for p in 0..self.passes {
+            let roots = self.pass_roots(p);
+            for v in self.needed(roots.into_iter(), p).into_iter().filter(|&v| self.calls_math(v)) {
+                first.entry(v).or_insert((p, 0)).1 += 1;
+            }
+        }
+        let mut shared: Vec<(usize, usize)> =
+            first.into_iter().filter(|(_, (_, n))| *n > 1).map(|(v, (p, _))| (v, p)).collect();
+        shared.sort();
+        for (v, p) in shared {
+            let size = (4 * cols) as u32;
+            let data = StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4);
+            self.scratch.insert(v, (fx.b.create_sized_stack_slot(data), p));
         }
     }
 
@@ -350,7 +398,8 @@ impl<'k> St<'k> {
             return;
         }
         let roots = accs.iter().map(|a| a.1).chain(sinks.iter().map(|&si| k.sinks[si].value));
-        let needed = self.needed(roots);
+        let needed = self.needed(roots, p);
+        self.cur_pass = p;
         let kinds: Vec<RKind> = accs.iter().map(|a| a.0).collect();
         let inputs: Vec<V> = accs.iter().map(|a| a.1).collect();
         let unroll = if needed.iter().any(|&v| self.calls_math(v)) { UNROLL_MATH } else { UNROLL };
@@ -400,8 +449,9 @@ impl<'k> St<'k> {
         }
     }
 
-    /// The vector-level ops the given values depend on, in order.
-    fn needed(&self, roots: impl Iterator<Item = V>) -> Vec<usize> {
+    /// The vector-level ops the given values depend on in pass `p`, in order (a value kept
+    /// in a scratch by an earlier pass is reloaded, not recomputed from its operands).
+    fn needed(&self, roots: impl Iterator<Item = V>, p: usize) -> Vec<usize> {
         let mut want = vec![false; self.k.ops.len()];
         let mut stack: Vec<usize> = roots.map(|v| v.0 as usize).collect();
         while let Some(v) = stack.pop() {
@@ -409,6 +459,9 @@ impl<'k> St<'k> {
                 continue;
             }
             want[v] = true;
+            if self.scratch.get(&v).is_some_and(|&(_, first)| first < p) {
+                continue;
+            }
             stack.extend(args(&self.k.ops[v]).map(|a| a.0 as usize));
         }
         (0..want.len()).filter(|&v| want[v]).collect()
@@ -421,6 +474,15 @@ impl<'k> St<'k> {
         for &v in needed {
             let key = at.jc.map(|c| (v, c));
             if let Some(val) = key.and_then(|k| self.memo.borrow().get(&k).copied()) {
+                vals.insert(v as u32, val);
+                continue;
+            }
+            let kept = self.scratch.get(&v).map(|&(slot, first)| {
+                let base = fx.b.ins().stack_addr(types::I64, slot, 0);
+                (fx.addr(base, j), first == self.cur_pass)
+            });
+            if let Some((a, false)) = kept {
+                let val = fx.b.ins().load(mode.ty(), MemFlagsData::trusted(), a, 0);
                 vals.insert(v as u32, val);
                 continue;
             }
@@ -484,6 +546,9 @@ impl<'k> St<'k> {
             };
             if let Some(k) = key {
                 self.memo.borrow_mut().insert(k, val);
+            }
+            if let Some((a, true)) = kept {
+                fx.b.ins().store(MemFlagsData::trusted(), val, a, 0);
             }
             vals.insert(v as u32, val);
         }
