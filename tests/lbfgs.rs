@@ -217,9 +217,9 @@ impl Reference {
                     q = axpy(&q, -al[i], &self.dirs[i]);
                 }
                 let mut r: Vec<f64> = q.iter().map(|v| v * self.h_diag).collect();
-                for i in 0..k {
+                for (i, a) in al.iter().enumerate() {
                     let be = dot(&self.dirs[i], &r) * self.ro[i];
-                    r = axpy(&r, al[i] - be, &self.stps[i]);
+                    r = axpy(&r, a - be, &self.stps[i]);
                 }
                 self.d = r;
             }
@@ -525,10 +525,11 @@ model Lsq {
         }
     }
     for k in 0..4 {
-        for i in k + 1..4 {
-            let f = m[i][k] / m[k][k];
-            for j in k..5 {
-                m[i][j] -= f * m[k][j];
+        let pivot = m[k];
+        for row in m.iter_mut().skip(k + 1) {
+            let f = row[k] / pivot[k];
+            for (v, p) in row.iter_mut().zip(pivot).skip(k) {
+                *v -= f * p;
             }
         }
     }
@@ -624,8 +625,9 @@ fn line_search_alone_meets_the_conditions_from_many_starts() {
     }
 }
 
-/// Moré & Thuente's (1994) line-search test functions φ(α), as `f` of a 1-d `x` (search
-/// from 0 along d = 1): value and derivative. Each has φ'(0) < 0.
+/// Moré & Thuente's (1994) line-search test functions φ(α) (0 to 5) and wavy parabolas (6
+/// to 8), as `f` of a 1-d `x` (search from 0 along d = 1): value and derivative. Each has
+/// φ'(0) < 0.
 fn more_thuente(k: usize, x: &[f64]) -> (f64, Vec<f64>) {
     let a = x[0];
     let (f, g) = match k {
@@ -651,11 +653,20 @@ fn more_thuente(k: usize, x: &[f64]) -> (f64, Vec<f64>) {
             (p0 + c * (l * pi * a / 2.0).sin(), d0 + c * l * pi / 2.0 * (l * pi * a / 2.0).cos())
         }
         // Yanai, Ozawa and Kaneko's functions (β₁, β₂).
-        _ => {
+        3..=5 => {
             let (b1, b2) = [(0.001, 0.001), (0.01, 0.001), (0.001, 0.01)][k - 3];
             let gamma = |b: f64| (1.0 + b * b).sqrt() - b;
             let (u, v) = (((1.0 - a).powi(2) + b2 * b2).sqrt(), (a * a + b1 * b1).sqrt());
             (gamma(b1) * u + gamma(b2) * v, gamma(b1) * (a - 1.0) / u + gamma(b2) * a / v)
+        }
+        // Not monotone: a parabola (α − m)²/s under waves A·sin(ωα), with bumps where the
+        // value rises while the search extrapolates (the first two from t0 = 3 and 1.9 with
+        // c₂ = 0.1 reach a second trial above the first: bracketed from the third on only).
+        _ => {
+            let (amp, w, m, s) =
+                [(0.03, 7.75, 3.5, 15.0), (0.19, 15.6, 2.26, 1.32), (0.05, 8.0, 3.0, 10.0)][k - 6];
+            let (q, dq) = ((a - m).powi(2) / s, 2.0 * (a - m) / s);
+            (q + amp * (w * a).sin(), dq + amp * w * (w * a).cos())
         }
     };
     (f, vec![g])
@@ -666,11 +677,11 @@ fn line_search_matches_the_reference_on_more_thuente_functions() {
     // Initial steps from 1e-3 (extrapolation up to ×10 per trial) to 1e3 (zoom), a strict
     // curvature constant (c₂ = 0.1: long zooms), budgets down to none.
     let mut zoomed = 0;
-    for k in 0..6 {
+    for k in 0..9 {
         let f0 = more_thuente(k, &[0.0]);
         let start = (f0.0, &f0.1[..], f0.1[0]);
         assert!(f0.1[0] < 0.0);
-        for t0 in [1e-3, 1e-1, 1.0, 10.0, 1e3] {
+        for t0 in [1e-3, 0.03, 0.1, 0.3, 1.0, 1.9, 3.0, 10.0, 1e3] {
             for c2 in [0.9, 0.1] {
                 for max_ls in [25, 4, 1, 0] {
                     let w = Wolfe { c2, max_ls, ..Wolfe::default() };

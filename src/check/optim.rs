@@ -350,7 +350,9 @@ fn host_driven_ok(args: &[Arg], groups: &[Group], diags: &mut Vec<Diagnostic>) -
         diags.push(
             Diagnostic::error(arg.span, "lbfgs takes no `clamp`")
                 .label("a projection after the update")
-                .note("the line search and the curvature pairs assume the step is taken as computed"),
+                .note(
+                    "the line search and the curvature pairs assume the step is taken as computed",
+                ),
         );
     }
     diags.len() == before

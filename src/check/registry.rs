@@ -536,7 +536,9 @@ const LIST_NOTES: &[(&str, &str)] = &[
         "optimizers",
         "parameter groups: optimizer NAME(...) { group \"PATTERN\", ... (any of its parameters, clip = RULE) }\n  \
          patterns match whole names, `*` any characters; the first matching group wins\n  \
-         every optimizer and group also takes clamp = (lo, hi): each parameter element is projected onto [lo, hi] after the update",
+         every optimizer and group also takes clamp = (lo, hi): each parameter element is projected onto [lo, hi] after the update\n  \
+         lbfgs runs on the host, full batch: one step = torch's optimizer.step(closure) over the whole training split \
+         (batch does not apply); no groups, clip or clamp; history_size 10 here, 100 in torch",
     ),
     ("schedules", "join phases with `then`: schedule warmup(200) then cosine(T = 1000)"),
     ("clips", "globally (`clip RULE`) or per parameter group (`clip = RULE`), global first"),

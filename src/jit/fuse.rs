@@ -18,13 +18,14 @@
 //! How nodes are placed (`partition`): nodes are visited in index order. Uniform nodes
 //! (constants, runtime scalars and anything computed from them only, except a dropout mask,
 //! which differs per element) are never placed: every kernel recomputes them inline, once.
-//! Broadcast, reshape and transpose are views, resolved at each use. A matrix product
-//! becomes a GEMM kernel. Any other node joins a loop kernel where its operands can be read
-//! (registers or a load pattern) and are not *late* (a column or full reduction is complete only after its kernel), trying the newest kernel
-//! first and going back as far as the one computing its latest operand; otherwise a new loop
-//! kernel starts at the node. Then (`lower`) each stored value gets a buffer, each parameter/state update is
-//! written in place when no later reader needs the old value (else through a temporary and
-//! a copy at the end), and each loop kernel is lowered to its [`KOp`] program.
+//! Broadcast, reshape and transpose are views, resolved at each use. A matrix product becomes a
+//! GEMM kernel. Any other node joins a loop kernel where its operands can be read (registers or
+//! a load pattern) and are not *late* (a column or full reduction is complete only after its
+//! kernel), trying the newest kernel first and going back as far as the one computing its
+//! latest operand; otherwise a new loop kernel starts at the node. Then (`lower`) each stored
+//! value gets a buffer, each parameter/state update is written in place when no later reader
+//! needs the old value (else through a temporary and a copy at the end), and each loop kernel
+//! is lowered to its [`KOp`] program.
 //!
 //! Invariants: deterministic (index order, no hash-map iteration order); every kernel reads
 //! only buffers written by earlier kernels or leaves; a kernel never writes a buffer it

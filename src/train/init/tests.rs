@@ -254,7 +254,8 @@ fn delta_orthogonal_on_a_dense_weight_is_orthogonal_with_gain() {
         let p = param(&[128, 128], init.clone(), 128, 128);
         let w = init_param(&p, &mut ChaCha8Rng::seed_from_u64(11));
         assert_scaled_identity(&gram_rows(&w.data, 128, 128), 128, gain * gain);
-        let wt: Vec<f32> = transpose(&w.to_f64().data, 128, 128).iter().map(|&v| v as f32).collect();
+        let wt: Vec<f32> =
+            transpose(&w.to_f64().data, 128, 128).iter().map(|&v| v as f32).collect();
         assert_scaled_identity(&gram_rows(&wt, 128, 128), 128, gain * gain);
         // Tall [out > in]: WᵀW = gain²·I (orthonormal columns).
         let p = param(&[384, 96], init.clone(), 96, 384);

@@ -18,7 +18,7 @@
 //! | global iteration 1 | `d = −g`, history empty, `H_diag = 1`, `t = min(1, 1/Σ\|g\|)·lr` |
 //! | later iterations | `y = g − g_prev`, `s = t·d`; if `y·s > 1e-10` push `(y, s, 1/y·s)` (dropping the oldest beyond `history_size`) and `H_diag = y·s/y·y`; `d = −H·g` by the two-loop recursion; `t = lr` |
 //! | before moving | stop if `g·d > −tolerance_change` |
-//! | strong_wolfe | `t, f, g` from [`strong_wolfe`] with at most `max_eval − evaluations` trials; `x += t·d` |
+//! | strong_wolfe | `t, f, g` from [`strong_wolfe`] with at most `max_eval − evaluations` trials after its first (its own bracket tolerance stays 1e-9, as torch passes only the budget); `x += t·d` |
 //! | none | `x += t·d`; re-evaluate `f, g` unless this is the step's last iteration |
 //! | after moving | stop at `max_iter` iterations, `max_eval` evaluations, `max\|g\| ≤ tolerance_grad`, `max\|t·d\| ≤ tolerance_change` or `\|f − f_prev\| < tolerance_change` |
 //!
@@ -256,9 +256,9 @@ impl Lbfgs {
             add(&mut q, -al[i], &h.y[i]);
         }
         let mut r: Vec<f64> = q.iter().map(|v| v * self.h_diag).collect();
-        for i in 0..k {
+        for (i, a) in al.iter().enumerate() {
             let be = dot(&h.y[i], &r) * h.rho[i];
-            add(&mut r, al[i] - be, &h.s[i]);
+            add(&mut r, a - be, &h.s[i]);
         }
         r
     }
