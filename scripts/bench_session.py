@@ -6,7 +6,7 @@ Usage (from the project root, after `cargo build --release`):
         [--peers ../shared/bench/peers] [--nnc target/release/nnc] [--raw raw.jsonl]
         [--backend jit|interp] [--no-compile-peer]
 
-Method (as ../shared/bench/compare-peers, extended):
+Method (as ../shared/bench/compare-peers, extended; `--threads-only` runs only the last item):
 - steps/s: for each config and round, `nnc bench examples/bench/<c>.nn --threads 1 --json`
   pinned to core 0 (`taskset -c 0`), then the best peer (JAX jit for A, B, E; PyTorch eager
   for C, D) with `--threads 1 --windows 5`, alternating so drift cancels; medians of the
@@ -36,6 +36,7 @@ p.add_argument("--raw", default=None)
 p.add_argument("--backend", default=None, help="pass --backend to nnc bench")
 p.add_argument("--no-compile-peer", action="store_true", help="skip torch.compile on D")
 p.add_argument("--no-threads", action="store_true", help="skip the 2-thread comparison")
+p.add_argument("--threads-only", action="store_true", help="only the 2-thread comparison")
 p.add_argument("--wait-quiet", action="store_true",
                help="before each run, wait until other processes use < 10%% of the CPUs")
 p.add_argument("--max-wait", type=float, default=600, help="seconds --wait-quiet waits at most")
@@ -130,11 +131,27 @@ def peer(C, which, extra=()):
 
 med = statistics.median
 rows, rss_rows, thread_rows = [], [], []
+
+
+def compare_threads(c):
+    """2 threads against 1, alternating; same affinity for both (cores 0,1), so only the
+    thread count differs."""
+    one, two = [], []
+    for _ in range(args.rounds):
+        one.append(nnc(c, 1, "0,1"))
+        two.append(nnc(c, 2, "0,1"))
+    ratios = [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(one, two)]
+    thread_rows.append((c.upper(), one, two, ratios))
+
+
 log(f"start {time.strftime('%Y-%m-%d %H:%M:%S')}, load {open('/proc/loadavg').read().split()[:3]}")
 for c in args.configs:
     C = c.upper()
     best = "torch" if C in "CD" else "jax"
     log(f"config {C} (peer {best})")
+    if args.threads_only:
+        compare_threads(c)
+        continue
     ns, ps = [], []
     for _ in range(args.rounds):
         ns.append(nnc(c, 1))
@@ -153,12 +170,7 @@ for c in args.configs:
                      med([n["compile_ms"]["total"] for n in ns]),
                      med([j["first_step_s"] for j in jax]), ns[0]["compile_ms"]))
     if not args.no_threads:
-        one, two = [], []
-        for _ in range(args.rounds):
-            # Same affinity for both (cores 0,1), so only the thread count differs.
-            one.append(nnc(c, 1, "0,1"))
-            two.append(nnc(c, 2, "0,1"))
-        thread_rows.append((C, one, two, [b["steps_per_s"] / a["steps_per_s"] for a, b in zip(one, two)]))
+        compare_threads(c)
 
 sps = lambda xs: med([x["steps_per_s"] for x in xs])
 print("\n| config | nnc steps/s | peer | peer steps/s | ratio (median) | min | max |")

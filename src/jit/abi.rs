@@ -121,7 +121,10 @@ pub struct Machine {
     pub fixed: Vec<f32>,
     batch: Vec<f32>,
     inputs: Vec<*const f32>,
+    /// The pool, created on the first run that has work to split (so a model whose
+    /// products and kernels are all too small never starts a worker thread).
     pool: Option<Box<Pool>>,
+    threads: usize,
     /// Kernel timing when the code was compiled with profiling.
     pub profile: Option<Box<Profile>>,
 }
@@ -135,6 +138,9 @@ pub struct Run {
     pub batch_len: usize,
     pub lr: f32,
     pub step: f32,
+    /// Some product or kernel is large enough at this batch size to split over the pool;
+    /// otherwise the run sees no pool and is exactly the single-threaded code.
+    pub split: bool,
 }
 
 impl Machine {
@@ -149,14 +155,14 @@ impl Machine {
                 unsafe { std::mem::transmute::<*const u8, EntryFn>(p) }
             })
             .collect();
-        let pool = (threads > 1).then(|| Box::new(Pool::new(threads)));
         Machine {
             module: Some(module),
             entries,
             fixed,
             batch: Vec::new(),
             inputs: Vec::new(),
-            pool,
+            pool: None,
+            threads,
             profile: None,
         }
     }
@@ -183,7 +189,10 @@ impl Machine {
             fixed: self.fixed.as_mut_ptr(),
             batch_arena: self.batch.as_mut_ptr(),
             inputs: self.inputs.as_ptr(),
-            pool: self.pool.as_deref().map_or(std::ptr::null(), |p| p as *const Pool),
+            pool: match r.split && self.threads > 1 {
+                true => &**self.pool.get_or_insert_with(|| Box::new(Pool::new(self.threads))),
+                false => std::ptr::null(),
+            },
             batch: r.batch as u64,
             batch_pad: super::plan::batch_pad(r.batch) as u64,
             lr: r.lr,

@@ -30,6 +30,7 @@ use super::abi::{self, Ctx};
 use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym};
 use super::plan::{Plan, Slot};
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
+pub use loops::may_split;
 pub use ops::Libm;
 
 /// A function the generated code calls.

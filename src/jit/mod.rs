@@ -60,6 +60,7 @@ pub struct Jit {
     states: Vec<StateInfo>,
     /// The model's buffers: the first states, the forward graph's only ones.
     n_buffers: usize,
+    threads: usize,
 }
 
 /// Compiles `c`'s optimized step (`c.opt`) and forward graph; parameters start at zero (set
@@ -116,7 +117,25 @@ fn build(step: &Graph, forward: &Graph, threads: usize, profile: bool) -> Result
         params: step.params.clone(),
         states: step.states.clone(),
         n_buffers: forward.states.len(),
+        threads,
     })
+}
+
+/// True if a product or kernel of `p` reaches its splitting threshold at batch size `batch`
+/// ([`gemm::PAR_MIN_FLOP`], [`codegen::PAR_MIN_ELEMS`]): the same tests the generated code
+/// and the GEMM trampoline make, so when this is false a run with the pool would not use it.
+fn splits(p: &Program, batch: usize, threads: usize) -> bool {
+    let n = |s: fuse::Sym| s.eval(batch) as f64;
+    let elems = codegen::PAR_MIN_ELEMS as f64;
+    threads > 1
+        && p.kernels.iter().any(|k| match k {
+            fuse::Kernel::Gemm(g) => 2.0 * n(g.m) * n(g.n) * n(g.k) >= gemm::PAR_MIN_FLOP,
+            fuse::Kernel::Loop(l) => {
+                codegen::may_split(l, threads) && n(l.dom.rows) * n(l.dom.cols) >= elems
+            }
+            fuse::Kernel::Gather(g) => g.dims.iter().map(|&d| n(d)).product::<f64>() >= elems,
+            _ => false,
+        })
 }
 
 /// The batch size the inputs agree on (`None` if none declares `B`), or the interpreter's
@@ -261,8 +280,9 @@ impl Jit {
         }
         let need =
             inputs.iter().zip(&p.inputs).map(|(t, d)| (t.data.as_slice(), d.shape.numel(batch)));
-        let run =
-            abi::Run { entry: p.entry, batch, batch_len: self.plan.batch_len(batch), lr, step: t };
+        let split = splits(&p.program, batch, self.threads);
+        let batch_len = self.plan.batch_len(batch);
+        let run = abi::Run { entry: p.entry, batch, batch_len, lr, step: t, split };
         self.machine.run(&run, need);
         Ok(batch)
     }

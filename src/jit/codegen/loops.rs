@@ -41,7 +41,7 @@ pub const SCRATCH_MAX: u64 = 4096;
 
 /// True if the kernel may be split across the pool: more than one thread, disjoint row
 /// ranges can run in parallel (no shared accumulator), and it is not known to be too small.
-pub(super) fn may_split(k: &LoopKernel, threads: usize) -> bool {
+pub fn may_split(k: &LoopKernel, threads: usize) -> bool {
     let independent =
         k.sinks.iter().all(|s| matches!(s.kind, SinkKind::Store(Level::Elem | Level::Row)));
     let small =
