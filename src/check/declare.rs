@@ -217,6 +217,26 @@ impl<'a> Elab<'a, '_> {
         None
     }
 
+    /// The two sides of a layer's `a -> b` size argument, or a located error naming the
+    /// layer (`form` like `in -> out`, `example` a correct call).
+    pub(super) fn arrow<'e>(
+        &mut self,
+        sizes: &'e Expr,
+        layer: &str,
+        form: &str,
+        example: &str,
+    ) -> Option<(&'e Expr, &'e Expr)> {
+        let ExprKind::Arrow { from, to } = &sizes.kind else {
+            self.report(
+                Diagnostic::error(sizes.span, format!("{layer} takes its sizes as `{form}`"))
+                    .label(format!("found {}", describe(sizes)))
+                    .note(example.to_string()),
+            );
+            return None;
+        };
+        Some((from, to))
+    }
+
     pub(super) fn size_expr(&mut self, scope: &Scope, e: &Expr, what: &str) -> Option<u32> {
         let v = self.int_expr(scope, e, what)?;
         self.size(v, e.span, what)
@@ -378,14 +398,8 @@ impl<'a> Elab<'a, '_> {
         let b = registry::find(LAYERS, "Dense")?;
         let mut a = Args::bind(b, args, span, self.diags)?;
         let sizes = a.get("in -> out")?;
-        let ExprKind::Arrow { from, to } = &sizes.value.kind else {
-            self.report(
-                Diagnostic::error(sizes.value.span, "Dense takes its sizes as `in -> out`")
-                    .label(format!("found {}", describe(&sizes.value)))
-                    .note("e.g. `fc1 = Dense(64 -> 128)`"),
-            );
-            return None;
-        };
+        let example = "e.g. `fc1 = Dense(64 -> 128)`";
+        let (from, to) = self.arrow(&sizes.value, "Dense", "in -> out", example)?;
         let inputs = self.size_expr(scope, from, "Dense's input size");
         let outputs = self.size_expr(scope, to, "Dense's output size");
         let bias = a.boolean("bias", true);

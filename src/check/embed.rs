@@ -11,7 +11,7 @@
 //! Embedding may read them as numbers. Invariant: the ids' range `V` fits the table, so an
 //! id the data loader accepted (an integer in `0..V`) is always a row of the table.
 
-use super::args::{describe, Args};
+use super::args::Args;
 use super::declare::lsuv_misplaced;
 use super::elaborate::{Elab, Inst, Scope, Tv};
 use super::exprs::Arg1;
@@ -21,7 +21,7 @@ use super::registry::{self, LAYERS};
 use super::shapes::fans;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{Dim, InputKind};
-use crate::syntax::ast::{Arg, ExprKind};
+use crate::syntax::ast::Arg;
 
 impl<'a> Elab<'a, '_> {
     /// Declares `name = Embedding(...)` with parameter `path.weight`.
@@ -36,14 +36,8 @@ impl<'a> Elab<'a, '_> {
         let b = registry::find(LAYERS, "Embedding")?;
         let a = Args::bind(b, args, span, self.diags)?;
         let sizes = a.get("num -> dim")?;
-        let ExprKind::Arrow { from, to } = &sizes.value.kind else {
-            self.report(
-                Diagnostic::error(sizes.value.span, "Embedding takes its sizes as `num -> dim`")
-                    .label(format!("found {}", describe(&sizes.value)))
-                    .note("e.g. `emb = Embedding(50 -> 8)`: 50 ids, each a vector of 8"),
-            );
-            return None;
-        };
+        let example = "e.g. `emb = Embedding(50 -> 8)`: 50 ids, each a vector of 8";
+        let (from, to) = self.arrow(&sizes.value, "Embedding", "num -> dim", example)?;
         let num = self.size_expr(scope, from, "Embedding's number of ids");
         let dim = self.size_expr(scope, to, "Embedding's dimension");
         let init = a.get("init").map(|x| (init_spec(&x.value, self.diags), x.value.span));
