@@ -180,7 +180,20 @@ impl From<String> for Failure {
     }
 }
 
+/// Output cut short by the reader (`nnc ir … | head`) ends the process quietly, as other
+/// command-line tools do, instead of a panic on the failed write: Rust ignores SIGPIPE by
+/// default, this restores the default action.
+#[cfg(unix)]
+fn quiet_broken_pipe() {
+    // SAFETY: setting a signal's disposition to its default, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    quiet_broken_pipe();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

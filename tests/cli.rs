@@ -101,3 +101,21 @@ fn weights_prints_names_shapes_and_values() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("missing.safetensors"), "{err}");
 }
+
+/// A reader that stops early (`nnc ir … | head -1`) ends nnc without a panic message.
+#[test]
+fn output_cut_short_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["ir", "examples/bench/c.nn", "--stage", "clif"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then the pipe closes
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
