@@ -407,7 +407,8 @@ impl Fit<'_> {
             InputKind::Classes(c) if c <= v => Ok(()),
             InputKind::Classes(c) => {
                 let x = &self.x.name;
-                let msg = format!("tokens gives each of {c} classes its own ids, but `{x}` has {v}");
+                let msg =
+                    format!("tokens gives each of {c} classes its own ids, but `{x}` has {v}");
                 Err(self.error(msg, self.x))
             }
             _ => Err(self.bad_y("tokens makes one class label per row", "`class[B] of C`")),
