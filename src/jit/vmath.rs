@@ -46,7 +46,7 @@
 //!   2²³, so they are as accurate as normal ones.
 //! - log1p: `log1p(−1) = −∞`, `x < −1 → NaN`, tiny x gives x exactly; `log1p(−0) = +0`
 //!   (std: −0).
-//! - tanh: odd, exactly `±1` for `|x| ≥ 9.01` and at `±∞`, `tanh(−0) = −0`.
+//! - tanh: odd, exactly `±1` for `|x| ≥ 9.02` (the clamp) and at `±∞`, `tanh(−0) = −0`.
 //! - sigmoid: exactly `1` for `x ≥ 16.7`, subnormal results down to `x ≈ −103.3`, then
 //!   `0`; `σ(±∞) = 1, 0`; never overflows.
 //! - softplus: `= x` exactly for `x ≥ 16.7`, `= eˣ` (subnormal) for very negative x,
