@@ -1,16 +1,8 @@
 //! `nnc bench`: the JSON line `../shared/bench/compare-peers` reads, the table, the five
 //! benchmark configs, and errors. Tiny timing windows (hidden flags) keep it fast.
 
-use std::process::Command;
-
-fn nnc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::nnc;
 
 const QUICK: [&str; 6] = ["--windows", "2", "--window-s", "0.05", "--warmup-s", "0.05"];
 

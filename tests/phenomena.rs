@@ -4,20 +4,13 @@
 //! interpreter, so they do not depend on the JIT's rounding.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nnc::tensor::Tensor;
 
 const DIR: &str = "examples/phenomena";
 
-fn nnc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::nnc;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-phenomena-{}", std::process::id()));

@@ -3,16 +3,9 @@
 //! `nnc grad` writes gradients equal to central finite differences.
 
 use std::path::PathBuf;
-use std::process::Command;
 
-fn nnc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::nnc;
 
 fn tmp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc-training-{}", std::process::id()));
