@@ -32,6 +32,8 @@ use nnc::pipeline::{self, Compiled};
 use nnc::tensor::Tensor;
 use nnc::train::{data, session, Backend};
 
+mod common;
+
 const RTOL: f32 = 1e-5;
 
 /// Checks `got` (JIT) against `want` (f32 interpreter), with `exact` (f64 interpreter) as
@@ -188,17 +190,9 @@ fn differential(
     all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)
 }
 
+/// Every example and ok case, and the small benchmark configurations.
 fn programs() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in ["examples", "tests/cases/ok"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "nn"))
-            .collect();
-        v.sort();
-        files.extend(v);
-    }
+    let mut files = common::programs();
     // The small benchmark configurations too (C and D are too large for the f64 reference):
     // E's regression head becomes a two-pass row kernel that keeps its tanh in a scratch.
     files.extend(["a", "b", "e"].map(|c| PathBuf::from(format!("examples/bench/{c}.nn"))));

@@ -2,24 +2,13 @@
 //! the printed text of each stage is compared with the reviewed snapshot in
 //! `tests/snapshots/`. Every graph stage is verified before it is printed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nnc::graph::verify::verify;
 use nnc::pipeline::{self, Stage};
 
-fn programs() -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in ["examples", "tests/cases/ok"] {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "nn"))
-            .collect();
-        v.sort();
-        files.extend(v);
-    }
-    files
-}
+mod common;
+use common::programs;
 
 fn snapshot_name(path: &Path, stage: &str) -> String {
     let dir = path.parent().unwrap().to_string_lossy().replace(['/', '\\'], "_");

@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests that run the `nnc` binary.
+//! Helpers shared by the integration tests: running the `nnc` binary, listing programs.
+// Each test binary includes this module and uses only part of it.
+#![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Runs `nnc args…`: (exit code, stdout, stderr).
@@ -10,4 +13,19 @@ pub fn nnc(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Every `.nn` file of `examples/` and `tests/cases/ok/`, sorted within each folder.
+pub fn programs() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/cases/ok"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+            .collect();
+        v.sort();
+        files.extend(v);
+    }
+    files
 }

@@ -272,25 +272,25 @@ impl<'k> St<'k> {
             };
             let p = self.ptr[&s.buf];
             if let SinkKind::ColReduce(_) = s.kind {
-                let (zero, cols) = (fx.iconst(0), self.cols);
-                let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
-                column_loop(
-                    fx,
-                    (zero, cols),
-                    self.k.dom.cols.constant(),
-                    spec,
-                    &mut |fx, at, _| {
-                        let c = ops::fconst(fx, init, at.lanes.mode());
-                        let a = fx.addr(p, at.j);
-                        fx.b.ins().store(data_flags(), c, a, 0);
-                        vec![]
-                    },
-                );
+                self.each_column(fx, p, &mut |fx, _, mode| ops::fconst(fx, init, mode));
             } else {
                 let c = fx.b.ins().f32const(init);
                 fx.b.ins().store(data_flags(), c, p, 0);
             }
         }
+    }
+
+    /// Over the kernel's columns of buffer `p` (a column reduction's row), vector by vector:
+    /// stores `f(address, mode)` at each.
+    fn each_column(&self, fx: &mut Fx, p: Value, f: &mut dyn FnMut(&mut Fx, Value, Mode) -> Value) {
+        let (zero, cols) = (fx.iconst(0), self.cols);
+        let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
+        column_loop(fx, (zero, cols), self.k.dom.cols.constant(), spec, &mut |fx, at, _| {
+            let a = fx.addr(p, at.j);
+            let v = f(fx, a, at.lanes.mode());
+            fx.b.ins().store(data_flags(), v, a, 0);
+            vec![]
+        });
     }
 
     /// The row loop over `start..end`.
@@ -599,23 +599,11 @@ impl<'k> St<'k> {
                 (SinkKind::ColReduce(_), Some(n)) => {
                     let n = fx.sym(n);
                     let nf = fx.b.ins().fcvt_from_sint(types::F32, n);
-                    let (zero, cols) = (fx.iconst(0), self.cols);
-                    let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
-                    column_loop(
-                        fx,
-                        (zero, cols),
-                        self.k.dom.cols.constant(),
-                        spec,
-                        &mut |fx, at, _| {
-                            let mode = at.lanes.mode();
-                            let a = fx.addr(p, at.j);
-                            let x = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
-                            let d = if mode == Mode::Vec { ops::splat(fx, nf) } else { nf };
-                            let q = fx.b.ins().fdiv(x, d);
-                            fx.b.ins().store(data_flags(), q, a, 0);
-                            vec![]
-                        },
-                    );
+                    self.each_column(fx, p, &mut |fx, a, mode| {
+                        let x = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
+                        let d = if mode == Mode::Vec { ops::splat(fx, nf) } else { nf };
+                        fx.b.ins().fdiv(x, d)
+                    });
                 }
                 (SinkKind::FullReduce(_), Some(n)) => {
                     let n = fx.sym(n);
