@@ -91,6 +91,8 @@ pub struct Report {
     pub model: String,
     pub engine: Engine,
     pub threads: usize,
+    /// Threads the steps used: 1 when nothing was large enough to split (no pool started).
+    pub threads_used: usize,
     pub batch: usize,
     pub n_params: usize,
     /// `2·m·n·k` summed over the step graph's matrix products at this batch size.
@@ -240,11 +242,13 @@ pub fn run(src: &str, file: &std::path::Path, s: &Settings) -> Result<Report, Be
     let first_step_ms = t0.elapsed().as_secs_f64() * 1e3;
     let loss_first = runner.last;
     let (window_rates, steps_per_window) = runner.windows(s)?;
+    let loss_last = runner.last;
     Ok(Report {
         config: file.file_stem().map(|x| x.to_string_lossy().into_owned()).unwrap_or_default(),
         model: model.name.clone(),
         engine: s.engine,
         threads: s.threads,
+        threads_used: be.threads_used(),
         batch: spec.batch,
         n_params: model.param_count(),
         matmul_flop_per_step: matmul_flop(&c.opt, spec.batch),
@@ -253,7 +257,7 @@ pub fn run(src: &str, file: &std::path::Path, s: &Settings) -> Result<Report, Be
         window_rates,
         steps_per_window,
         loss_first,
-        loss_last: runner.last,
+        loss_last,
         peak_rss_mib: peak_rss_mib(),
         profile: be.kernel_profile(&c.opt, Some(src)),
     })
@@ -389,6 +393,7 @@ impl Report {
             ("model", json!(self.model)),
             ("backend", json!(self.engine.name())),
             ("threads", json!(self.threads)),
+            ("threads_used", json!(self.threads_used)),
             ("batch", json!(self.batch)),
             ("system", json!("nnc")),
         ];
@@ -400,8 +405,12 @@ impl Report {
 
     /// A readable table.
     pub fn table(&self) -> String {
+        let used = match self.threads_used {
+            n if n == self.threads => String::new(),
+            n => format!(" ({n} used: nothing large enough to split)"),
+        };
         let mut s = format!(
-            "{} ({}), backend {}, {} thread{}, batch {}, {} parameters\n",
+            "{} ({}), backend {}, {} thread{}{used}, batch {}, {} parameters\n",
             self.config,
             self.model,
             self.engine.name(),
@@ -503,6 +512,7 @@ mod tests {
             model: "M".into(),
             engine: Engine::Interp,
             threads: 1,
+            threads_used: 1,
             batch: 4,
             n_params: 10,
             matmul_flop_per_step: 1e6,

@@ -128,3 +128,25 @@ fn errors_are_reported() {
     assert_eq!(code, 1);
     assert!(err.contains("error"), "{err}");
 }
+
+/// `threads_used`: a model whose products and kernels are all below the splitting
+/// thresholds runs on one thread whatever `--threads` says (no pool is started); one with a
+/// 5.4·10⁸-flop product uses the pool.
+#[test]
+fn threads_are_used_only_when_there_is_work_to_split() {
+    let (small, _) = bench_json("examples/bench/a.nn", &["--threads", "2"]);
+    assert_eq!((small["threads"].as_u64(), small["threads_used"].as_u64()), (Some(2), Some(1)));
+    let (one, _) = bench_json("examples/bench/a.nn", &["--threads", "1"]);
+    assert_eq!(one["threads_used"].as_u64(), Some(1));
+    let dir = std::env::temp_dir().join(format!("nnc-bench-threads-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("wide.nn");
+    std::fs::write(
+        &file,
+        "model Wide {\n    input x: [B, 1024]\n    label y: class[B] of 1024\n    fc = Dense(1024 -> 1024)\n    loss = cross_entropy(fc(x), y)\n}\noptimizer sgd(lr = 0.1)\ntrain { data = random(n = 256), batch = 256, steps = 1 }\n",
+    )
+    .unwrap();
+    let (wide, _) = bench_json(file.to_str().unwrap(), &["--threads", "2"]);
+    assert_eq!(wide["threads_used"].as_u64(), Some(2), "{wide}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -167,6 +167,16 @@ impl Machine {
         }
     }
 
+    /// Threads the runs so far have used: `threads` once a run had work to split (the pool
+    /// exists), else 1.
+    pub fn threads_used(&self) -> usize {
+        if self.pool.is_some() {
+            self.threads
+        } else {
+            1
+        }
+    }
+
     /// The batch arena as the last run left it.
     pub fn batch_arena(&self) -> &[f32] {
         &self.batch

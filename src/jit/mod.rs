@@ -340,6 +340,9 @@ impl Backend for Jit {
     fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String> {
         self.profile(step, src)
     }
+    fn threads_used(&self) -> usize {
+        self.machine.threads_used()
+    }
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
         let b = self.run(true, inputs, lr as f32, t as f32)?;
         Ok(self.firsts(true, b, inputs))

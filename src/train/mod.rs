@@ -47,6 +47,11 @@ pub trait Backend {
     fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
         Err("this backend does not keep model buffers (batch-norm running statistics)".into())
     }
+    /// Threads the runs so far have used (a JIT given more threads than its work can use
+    /// runs on one).
+    fn threads_used(&self) -> usize {
+        1
+    }
     /// The time each kernel of the step took, if the backend measured it (a JIT compiled
     /// with profiling); `step` is the step graph it was compiled from.
     fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String> {
