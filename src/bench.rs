@@ -202,6 +202,8 @@ fn backend(
             times.extend(parts);
             times.push(("cranelift", (total[0].1 - split).max(0.0)));
             jit.set_params(&params)?;
+            drop(params);
+            session::release_freed_memory();
             Ok(Box::new(jit))
         }
     }

@@ -190,6 +190,18 @@ pub fn initial_weights(
     state::initial(model, seed, init_file)
 }
 
+/// Returns the heap's free pages to the system. Freeing the initial parameters once the JIT
+/// has copied them into its arena leaves their pages in glibc's heap (earlier frees of large
+/// blocks raise its mmap threshold, so they were not mapped on their own), where they would
+/// count in the resident set for the whole run: 31 MiB of config D's peak (194 to 163 MiB).
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A backend with the initial buffers.
 pub fn make_backend(
     kind: BackendKind,
@@ -201,6 +213,8 @@ pub fn make_backend(
         BackendKind::Jit { threads } => {
             let mut jit = crate::jit::compile(c, threads)?;
             jit.set_params(&params)?;
+            drop(params);
+            release_freed_memory();
             Box::new(jit)
         }
     })
