@@ -9,6 +9,8 @@
 //!    into θ after every other kernel. A source that is itself a parameter or state is first
 //!    copied to a temporary, so that no final copy reads what another one writes.
 //! 4. Each loop draft becomes its [`KOp`] program (`kops`).
+//! 5. Each kernel that writes a parameter or state (an update, a final copy) moves up to just
+//!    after the last kernel it must follow ([`hoist_updates`]), then liveness is computed.
 
 mod index;
 mod kops;
@@ -59,11 +61,36 @@ pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
         let size = l.size(node);
         kernels.push(Kernel::Loop(copy_kernel(from, to, size, node)));
     }
+    hoist_updates(&mut kernels);
     let outputs = l.outputs();
     let labels = l.labels();
     let mut temps = l.temps;
     liveness(&mut temps, &kernels, &outputs);
     Program { kernels, temps, outputs, labels }
+}
+
+/// Moves every kernel that writes a parameter or state up to just after the nearest earlier
+/// kernel it conflicts with (one writes a buffer the other reads or writes), so that an
+/// update runs right after its gradient: the gradient's buffer is then free for the next
+/// one (the plan reuses it) and still in cache. Kernels that do not conflict commute, and
+/// an update never passes a reader of the old value it overwrites, so the in-place
+/// decisions of step 3 still hold.
+fn hoist_updates(kernels: &mut Vec<Kernel>) {
+    let updates =
+        |k: &Kernel| k.writes().iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_)));
+    for k in 0..kernels.len() {
+        if !updates(&kernels[k]) {
+            continue;
+        }
+        let (r, w) = (kernels[k].reads(), kernels[k].writes());
+        let conflicts = |j: &Kernel| {
+            let (jr, jw) = (j.reads(), j.writes());
+            jw.iter().any(|b| r.contains(b) || w.contains(b)) || jr.iter().any(|b| w.contains(b))
+        };
+        let to = (0..k).rev().find(|&j| conflicts(&kernels[j])).map_or(0, |j| j + 1);
+        let kernel = kernels.remove(k);
+        kernels.insert(to, kernel);
+    }
 }
 
 /// `to := from` over `size` elements, one flat loop.
