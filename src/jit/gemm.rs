@@ -21,10 +21,11 @@
 //! tiles stay full.
 //!
 //! Column-major C: the gemm crate packs `A·Bᵀ` (B stored `[n, k]`) slowly when C is row-major
-//! and much wider than tall (the forward products `x·Wᵀ`). Such products ([`Product::c_cm`])
-//! are computed column-major into a per-thread scratch buffer (grown once, reused by every
-//! later call) and transposed into C; the table in [`CM_MIN_WIDTH`]'s doc gives the measured
-//! times.
+//! and much wider than tall (the forward products `x·Wᵀ`), and runs `Aᵀ·B` with a narrow C
+//! (a weight gradient of a layer with few inputs) with its micro-kernel mostly idle. Such
+//! products ([`Product::c_cm`]) are computed column-major into a per-thread scratch buffer
+//! (grown once, reused by every later call) and transposed into C; the tables in the docs of
+//! [`CM_MIN_WIDTH`] and [`CM_MAX_NARROW`] give the measurements.
 //!
 //! JIT code calls [`nnc_gemm`] (an `extern "C"` function; see its contract).
 
@@ -56,6 +57,30 @@ pub const SPLIT_ALIGN: usize = 16;
 /// | 256×256×256    | 0.251 ms    | 0.318 ms                 |
 /// | 128×10×512     | 0.036 ms    | 0.072 ms                 |
 pub const CM_MIN_WIDTH: usize = 4;
+
+/// A product `Aᵀ·B` (`ta`, not `tb`: a weight gradient `dYᵀ·x`) goes through a column-major
+/// scratch C when it is narrow, `n ≤ CM_MAX_NARROW` and `m ≥ 2n` (a first layer with few
+/// inputs): the crate's micro-kernel runs along the contiguous dimension of C, which row-major
+/// would make the narrow one. GFLOP/s here (median of 9), row-major C vs column-major C
+/// (the transpose of an `m×n` this small costs well under 1%):
+///
+/// | m×n×k       | row-major C | column-major C |
+/// | ----------- | ----------- | -------------- |
+/// | 64×10×256   | 33.5        | 129.7          |
+/// | 32×4×128    | 10.8        | 94.4           |
+/// | 1024×2×256  | 6.2         | 41.4           |
+/// | 64×32×256   | 81.6        | 101.6          |
+/// | 32×32×32    | 61.4        | 64.1 (m < 2n: left alone) |
+/// | 10×128×64   | 84.8        | 24.3           |
+pub const CM_MAX_NARROW: usize = 32;
+
+/// True if `C = op(A)·op(B)` runs faster computed column-major (see [`CM_MIN_WIDTH`],
+/// [`CM_MAX_NARROW`]).
+fn column_major_c((m, n, k): (usize, usize, usize), ta: bool, tb: bool) -> bool {
+    let wide = tb && !ta && n >= CM_MIN_WIDTH * m && n >= 128 && k >= 256 && m >= 2;
+    let narrow = ta && !tb && n <= CM_MAX_NARROW && m >= 2 * n;
+    wide || narrow
+}
 
 /// `flags` bit of [`nnc_gemm`]: A is stored transposed (`[k, m]`).
 pub const GEMM_TA: u32 = 1;
@@ -103,7 +128,7 @@ impl Product {
     ) -> Product {
         let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
         let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
-        let c_cm = tb && !ta && n >= CM_MIN_WIDTH * m && n >= 128 && k >= 256 && m >= 2;
+        let c_cm = column_major_c((m, n, k), ta, tb);
         Product { m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, accumulate, c_cm }
     }
 
@@ -416,21 +441,16 @@ mod tests {
 
     #[test]
     fn column_major_c_products_match_the_triple_loop() {
-        // Wide, deep A·Bᵀ products take the scratch-and-transpose path; odd sizes exercise
-        // the tiles' tails, forced splits (by columns) the parts' offsets and row stride.
-        let shapes = [(2, 128, 256), (7, 130, 260), (33, 257, 300), (9, 1000, 256)];
-        for dims in shapes {
+        // Wide, deep A·Bᵀ products and narrow Aᵀ·B ones take the scratch-and-transpose path;
+        // odd sizes exercise the tiles' tails, forced splits (by columns for the wide ones, by
+        // rows for the narrow ones) the parts' offsets and row stride.
+        let wide = [(2, 128, 256), (7, 130, 260), (33, 257, 300), (9, 1000, 256)];
+        let narrow = [(64, 10, 256), (33, 7, 65), (70, 32, 3), (16, 1, 5)];
+        let cases =
+            wide.map(|d| (d, false, true)).into_iter().chain(narrow.map(|d| (d, true, false)));
+        for (dims, ta, tb) in cases {
             let (m, n, k) = dims;
-            let p = Product::new(
-                dims,
-                std::ptr::null(),
-                false,
-                std::ptr::null(),
-                true,
-                std::ptr::null_mut(),
-                false,
-            );
-            assert!(p.c_cm, "{m}x{n}x{k} should take the column-major path");
+            assert!(column_major_c(dims, ta, tb), "{m}x{n}x{k} should take the column-major path");
             check(None, PAR_MIN_FLOP, dims);
             for threads in [2, 3] {
                 check(Some(&Pool::new(threads)), 0.0, dims);
