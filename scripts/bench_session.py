@@ -29,7 +29,8 @@ import time
 
 p = argparse.ArgumentParser()
 p.add_argument("--rounds", type=int, default=3)
-p.add_argument("--configs", default="abcde")
+p.add_argument("--configs", default="abcde",
+               help="config letters, e.g. cd or C,D (case and commas ignored)")
 p.add_argument("--peers", default="../shared/bench/peers")
 p.add_argument("--nnc", default="target/release/nnc")
 p.add_argument("--raw", default=None)
@@ -41,6 +42,9 @@ p.add_argument("--wait-quiet", action="store_true",
                help="before each run, wait until other processes use < 10%% of the CPUs")
 p.add_argument("--max-wait", type=float, default=600, help="seconds --wait-quiet waits at most")
 args = p.parse_args()
+args.configs = args.configs.lower().replace(",", "")
+if not args.configs or any(c not in "abcde" for c in args.configs):
+    p.error(f"--configs: letters among a-e, got {args.configs!r}")
 PY = sys.executable
 raw = open(args.raw, "a") if args.raw else None
 
