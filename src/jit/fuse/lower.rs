@@ -76,21 +76,27 @@ pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
 /// an update never passes a reader of the old value it overwrites, so the in-place
 /// decisions of step 3 still hold.
 fn hoist_updates(kernels: &mut Vec<Kernel>) {
-    let updates =
-        |k: &Kernel| k.writes().iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_)));
-    for k in 0..kernels.len() {
-        if !updates(&kernels[k]) {
+    // Each kernel with its reads and writes, computed once and moved along with it.
+    let mut order: Vec<(Kernel, Vec<Buf>, Vec<Buf>)> = kernels
+        .drain(..)
+        .map(|k| {
+            let (r, w) = (k.reads(), k.writes());
+            (k, r, w)
+        })
+        .collect();
+    for k in 0..order.len() {
+        let (_, r, w) = &order[k];
+        if !w.iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_))) {
             continue;
         }
-        let (r, w) = (kernels[k].reads(), kernels[k].writes());
-        let conflicts = |j: &Kernel| {
-            let (jr, jw) = (j.reads(), j.writes());
+        let conflicts = |(_, jr, jw): &(Kernel, Vec<Buf>, Vec<Buf>)| {
             jw.iter().any(|b| r.contains(b) || w.contains(b)) || jr.iter().any(|b| w.contains(b))
         };
-        let to = (0..k).rev().find(|&j| conflicts(&kernels[j])).map_or(0, |j| j + 1);
-        let kernel = kernels.remove(k);
-        kernels.insert(to, kernel);
+        let to = order[..k].iter().rposition(conflicts).map_or(0, |j| j + 1);
+        let entry = order.remove(k);
+        order.insert(to, entry);
     }
+    kernels.extend(order.into_iter().map(|(k, ..)| k));
 }
 
 /// `to := from` over `size` elements, one flat loop.
