@@ -197,14 +197,11 @@ fn backend(
             let mut total = StageTimes::new();
             let compile =
                 if s.profile { crate::jit::compile_profiled } else { crate::jit::compile };
-            let mut jit = timed(&mut total, "jit", || compile(c, s.threads))?;
+            let jit = timed(&mut total, "jit", || compile(c, s.threads))?;
             let split: f64 = parts.iter().map(|(_, ms)| ms).sum();
             times.extend(parts);
             times.push(("cranelift", (total[0].1 - split).max(0.0)));
-            jit.set_params(&params)?;
-            drop(params);
-            session::release_freed_memory();
-            Ok(Box::new(jit))
+            session::jit_with_params(jit, params)
         }
     }
 }

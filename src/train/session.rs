@@ -190,16 +190,23 @@ pub fn initial_weights(
     state::initial(model, seed, init_file)
 }
 
-/// Returns the heap's free pages to the system. Freeing the initial parameters once the JIT
-/// has copied them into its arena leaves their pages in glibc's heap (earlier frees of large
-/// blocks raise its mmap threshold, so they were not mapped on their own), where they would
-/// count in the resident set for the whole run: 31 MiB of config D's peak (194 to 163 MiB).
-pub fn release_freed_memory() {
+/// A compiled JIT holding `params`, whose memory goes back to the system: the JIT copies
+/// them into its arena, and freeing them leaves their pages in glibc's heap (earlier frees of
+/// large blocks raise its mmap threshold, so they were not mapped on their own), where they
+/// would count in the resident set for the whole run (31 MiB of config D's peak, 194 to 163
+/// MiB) unless trimmed.
+pub fn jit_with_params(
+    mut jit: crate::jit::Jit,
+    params: Vec<Tensor<f32>>,
+) -> Result<Box<dyn Backend>, String> {
+    jit.set_params(&params)?;
+    drop(params);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory the allocator holds free.
     unsafe {
         libc::malloc_trim(0);
     }
+    Ok(Box::new(jit))
 }
 
 /// A backend with the initial buffers.
@@ -210,13 +217,7 @@ pub fn make_backend(
 ) -> Result<Box<dyn Backend>, String> {
     Ok(match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
-        BackendKind::Jit { threads } => {
-            let mut jit = crate::jit::compile(c, threads)?;
-            jit.set_params(&params)?;
-            drop(params);
-            release_freed_memory();
-            Box::new(jit)
-        }
+        BackendKind::Jit { threads } => jit_with_params(crate::jit::compile(c, threads)?, params)?,
     })
 }
 
