@@ -26,7 +26,7 @@ use std::fmt;
 
 pub use real::{erf, Real};
 
-use crate::graph::{Dim, Graph, NodeId, Op, Reduce, ScalarArg, Shape, Target};
+use crate::graph::{Dim, Graph, NodeId, Op, Reduce, Shape, Target};
 use crate::tensor::Tensor;
 
 /// What a step reads: data, parameters, optimizer state and the runtime scalars.
@@ -293,8 +293,7 @@ fn eval_node<T: Real>(
         Op::Input(i) => env.inputs[i as usize].clone(),
         Op::Param(i) => env.params[i as usize].clone(),
         Op::State(i) => env.states[i as usize].clone(),
-        Op::Scalar(ScalarArg::Lr) => scalar(env.lr),
-        Op::Scalar(ScalarArg::Step) => scalar(env.step),
+        Op::Scalar(a) => scalar(a.value(env.lr, env.step)),
         Op::Const(v) => Tensor::full(node.shape.concrete(batch), T::from_f64(v.get())),
         Op::Unary(op) => elementwise::unary(op, arg(0)),
         Op::Binary(op) => elementwise::binary(op, arg(0), arg(1)),

@@ -119,13 +119,99 @@ impl fmt::Debug for F64 {
 }
 
 /// Runtime scalars passed to every call of a compiled step: never baked into code, so a
-/// schedule changes them without recompiling.
+/// schedule or the step count changes them without recompiling. Each is computed on the host
+/// in f64 from the f64 hyper-parameters the user wrote ([`ScalarArg::value`]) and rounded
+/// once when handed to an f32 step, so a step-dependent quantity such as `1 − 0.9999ᵗ` is as
+/// exact as the learning rate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ScalarArg {
     /// The learning rate this step uses (after the schedule).
     Lr,
-    /// The optimizer step count `t`, starting at 1 (Adam's bias correction).
+    /// The optimizer step count `t`, starting at 1.
     Step,
+    /// `1 − βᵗ`: Adam's bias corrections.
+    OneMinusPow(F64),
+    /// RAdam's rectification for `β₂`: `r_t` when `ρ_t > 5`, else 0 (the unrectified step).
+    RadamRect(F64),
+    /// NAdam's gradient coefficient `(1 − μ_t)/(1 − Π_t)` for `(β₁, ψ)`.
+    NadamGrad(F64, F64),
+    /// NAdam's momentum coefficient `μ_{t+1}/(1 − Π_t·μ_{t+1})` for `(β₁, ψ)`.
+    NadamMomentum(F64, F64),
+    /// AdaBound's bound factors for `γ`: `1 − 1/(γt + 1)` and `1 + 1/(γt)`.
+    AdaBoundLower(F64),
+    AdaBoundUpper(F64),
+    /// Adagrad's rate decay `1/(1 + (t − 1)·lr_decay)`.
+    AdagradDecay(F64),
+}
+
+impl ScalarArg {
+    /// The value at learning rate `lr` and step `t` (from 1), in f64: the one definition
+    /// both backends use.
+    pub fn value(self, lr: f64, t: f64) -> f64 {
+        match self {
+            ScalarArg::Lr => lr,
+            ScalarArg::Step => t,
+            ScalarArg::OneMinusPow(b) => -(t * b.get().ln()).exp_m1(),
+            ScalarArg::RadamRect(b2) => {
+                // ρ∞ = 2/(1−β₂) − 1, ρ_t = ρ∞ − 2t·β₂ᵗ/(1−β₂ᵗ) (torch.optim.RAdam).
+                let b2 = b2.get();
+                let rho_inf = 2.0 / (1.0 - b2) - 1.0;
+                let bt = b2.powf(t);
+                let rho_t = rho_inf - 2.0 * t * bt / (1.0 - bt);
+                if rho_t > 5.0 {
+                    ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                        / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+                        .sqrt()
+                } else {
+                    0.0
+                }
+            }
+            ScalarArg::NadamGrad(b1, psi) => {
+                let mu = nadam_mu(b1.get(), psi.get(), t);
+                (1.0 - mu) / (1.0 - nadam_product(b1.get(), psi.get(), t))
+            }
+            ScalarArg::NadamMomentum(b1, psi) => {
+                let next = nadam_mu(b1.get(), psi.get(), t + 1.0);
+                next / (1.0 - nadam_product(b1.get(), psi.get(), t) * next)
+            }
+            ScalarArg::AdaBoundLower(gamma) => 1.0 - 1.0 / (gamma.get() * t + 1.0),
+            ScalarArg::AdaBoundUpper(gamma) => 1.0 + 1.0 / (gamma.get() * t),
+            ScalarArg::AdagradDecay(k) => 1.0 / (1.0 + (t - 1.0) * k.get()),
+        }
+    }
+}
+
+impl fmt::Display for ScalarArg {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ScalarArg::Lr => write!(f, "lr"),
+            ScalarArg::Step => write!(f, "step"),
+            ScalarArg::OneMinusPow(b) => write!(f, "1-{b:?}^t"),
+            ScalarArg::RadamRect(b2) => write!(f, "radam_rect({b2:?})"),
+            ScalarArg::NadamGrad(b1, psi) => write!(f, "nadam_grad({b1:?}, {psi:?})"),
+            ScalarArg::NadamMomentum(b1, psi) => write!(f, "nadam_momentum({b1:?}, {psi:?})"),
+            ScalarArg::AdaBoundLower(g) => write!(f, "adabound_lower({g:?})"),
+            ScalarArg::AdaBoundUpper(g) => write!(f, "adabound_upper({g:?})"),
+            ScalarArg::AdagradDecay(k) => write!(f, "adagrad_decay({k:?})"),
+        }
+    }
+}
+
+/// NAdam's `μ_k = β₁(1 − ½·0.96^(kψ))`.
+fn nadam_mu(b1: f64, psi: f64, k: f64) -> f64 {
+    b1 * (1.0 - 0.5 * 0.96f64.powf(k * psi))
+}
+
+/// NAdam's `Π_t = μ₁μ₂…μ_t` (torch.optim.NAdam's `mu_product`). Every factor is at most
+/// `β₁ < 1`, so the loop stops once the product is below 1e-30, where `1 − Π` is 1 in f64.
+fn nadam_product(b1: f64, psi: f64, t: f64) -> f64 {
+    let mut p = 1.0;
+    let mut k = 1.0;
+    while k <= t && p >= 1e-30 {
+        p *= nadam_mu(b1, psi, k);
+        k += 1.0;
+    }
+    p
 }
 
 /// Elementwise functions of one operand. Shape rule: the result has the operand's shape.

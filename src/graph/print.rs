@@ -29,7 +29,7 @@
 
 use std::fmt::Write;
 
-use crate::graph::{Axes, BinaryOp, Graph, InputKind, NodeId, Op, ScalarArg, Target, UnaryOp};
+use crate::graph::{Axes, BinaryOp, Graph, InputKind, NodeId, Op, Target, UnaryOp};
 
 /// The widest code part that still sets the comment column.
 pub const COMMENT_COLUMN_MAX: usize = 60;
@@ -162,8 +162,7 @@ fn op_text(g: &Graph, op: &Op, args: &[NodeId]) -> String {
         }
         Op::Param(i) => format!("param {}", target_name(g, Target::Param(*i))),
         Op::State(i) => format!("state {}", target_name(g, Target::State(*i))),
-        Op::Scalar(ScalarArg::Lr) => "scalar lr".to_string(),
-        Op::Scalar(ScalarArg::Step) => "scalar step".to_string(),
+        Op::Scalar(a) => format!("scalar {a}"),
         Op::Const(v) => format!("const {}", num(v.get())),
         Op::MatMul { ta, tb } => format!("matmul {}, {}", arg(0, *ta), arg(1, *tb)),
         Op::ReduceSum(ax) => format!("reduce_sum{} {}", axes(*ax), list()),
@@ -258,7 +257,7 @@ fn axes(a: Axes) -> String {
 mod tests {
     use super::*;
     use crate::diagnostic::Span;
-    use crate::graph::{Dim, Meta, Reduce, Shape, Update};
+    use crate::graph::{Dim, Meta, Reduce, ScalarArg, Shape, Update};
 
     const SRC: &str =
         "model M {\n  input x: [B, 2]\n  fc = Dense(2 -> 3)\n  loss = mean(fc(x))\n}\n";

@@ -35,10 +35,9 @@ pub struct Ctx {
     pub batch: u64,
     /// `B̂`: `B` rounded up to a multiple of 16.
     pub batch_pad: u64,
-    /// The learning rate of this step.
-    pub lr: f32,
-    /// The optimizer step `t` (from 1).
-    pub step: f32,
+    /// The values of the runtime scalars (`plan.args`, in that order): the learning rate,
+    /// the step `t`, bias corrections.
+    pub args: *const f32,
     /// Per-kernel timing, or null unless compiled with profiling.
     pub prof: *mut Profile,
 }
@@ -50,8 +49,7 @@ impl Ctx {
     pub const POOL: usize = offset_of!(Ctx, pool);
     pub const BATCH: usize = offset_of!(Ctx, batch);
     pub const BATCH_PAD: usize = offset_of!(Ctx, batch_pad);
-    pub const LR: usize = offset_of!(Ctx, lr);
-    pub const STEP: usize = offset_of!(Ctx, step);
+    pub const ARGS: usize = offset_of!(Ctx, args);
     pub const PROF: usize = offset_of!(Ctx, prof);
 }
 
@@ -130,14 +128,14 @@ pub struct Machine {
 }
 
 /// What one run of an entry needs (besides the inputs).
-pub struct Run {
+pub struct Run<'a> {
     /// Which entry (index into the compiled programs).
     pub entry: usize,
     pub batch: usize,
     /// Floats the batch arena must hold for this batch size.
     pub batch_len: usize,
-    pub lr: f32,
-    pub step: f32,
+    /// The values of `plan.args`.
+    pub args: &'a [f32],
     /// Some product or kernel is large enough at this batch size to split over the pool;
     /// otherwise the run sees no pool and is exactly the single-threaded code.
     pub split: bool,
@@ -205,8 +203,7 @@ impl Machine {
             },
             batch: r.batch as u64,
             batch_pad: super::plan::batch_pad(r.batch) as u64,
-            lr: r.lr,
-            step: r.step,
+            args: r.args.as_ptr(),
             prof: self.profile.as_deref_mut().map_or(std::ptr::null_mut(), |p| p as *mut Profile),
         };
         let f = self.entries[r.entry];

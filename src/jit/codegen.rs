@@ -29,6 +29,7 @@ use cranelift::prelude::*;
 use super::abi::{self, Ctx};
 use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym};
 use super::plan::{Plan, Slot};
+use crate::graph::ScalarArg;
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
 pub use loops::may_split;
 pub use ops::Libm;
@@ -337,6 +338,13 @@ impl<'a, 'p> Fx<'a, 'p> {
 
     pub fn iconst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(types::I64, v)
+    }
+
+    /// The value of the runtime scalar `a` (from the context's `args` array).
+    pub fn arg(&mut self, a: ScalarArg) -> Value {
+        let i = self.plan.args.binary_search(&a).expect("the plan lists every runtime scalar");
+        let args = self.ctx_field(Ctx::ARGS, types::I64);
+        self.b.ins().load(types::F32, MemFlagsData::trusted(), args, 4 * i as i32)
     }
 
     /// The batch size, loaded once (call in the entry block before branching).

@@ -252,6 +252,8 @@ pub struct Program {
     pub temps: Vec<Temp>,
     pub outputs: Vec<OutRef>,
     pub labels: Vec<LabelCheck>,
+    /// The runtime scalars the program reads, sorted, each once.
+    pub args: Vec<ScalarArg>,
 }
 
 /// Partitions the live nodes of `g` into kernels. Errors for graphs the JIT cannot run

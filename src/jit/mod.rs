@@ -61,6 +61,8 @@ pub struct Jit {
     /// The model's buffers: the first states, the forward graph's only ones.
     n_buffers: usize,
     threads: usize,
+    /// The values of `plan.args` for the current run (reused: a run does not allocate).
+    args: Vec<f32>,
 }
 
 /// Compiles `c`'s optimized step (`c.opt`) and forward graph; parameters start at zero (set
@@ -118,6 +120,7 @@ fn build(step: &Graph, forward: &Graph, threads: usize, profile: bool) -> Result
         states: step.states.clone(),
         n_buffers: forward.states.len(),
         threads,
+        args: Vec::new(),
     })
 }
 
@@ -242,7 +245,7 @@ impl Jit {
         lr: f64,
         t: u64,
     ) -> Result<Vec<Tensor<f32>>, String> {
-        let b = self.run(true, inputs, lr as f32, t as f32)?;
+        let b = self.run(true, inputs, lr, t as f64)?;
         Ok(self.step.program.outputs.iter().map(|o| self.read(0, o, b, inputs)).collect())
     }
 
@@ -257,8 +260,8 @@ impl Jit {
         &mut self,
         step: bool,
         inputs: &[Tensor<f32>],
-        lr: f32,
-        t: f32,
+        lr: f64,
+        t: f64,
     ) -> Result<usize, String> {
         let p = if step { &self.step } else { &self.forward };
         let batch = check_inputs(&p.inputs, inputs).map_err(|e| e.to_string())?;
@@ -282,7 +285,9 @@ impl Jit {
             inputs.iter().zip(&p.inputs).map(|(t, d)| (t.data.as_slice(), d.shape.numel(batch)));
         let split = splits(&p.program, batch, self.threads);
         let batch_len = self.plan.batch_len(batch);
-        let run = abi::Run { entry: p.entry, batch, batch_len, lr, step: t, split };
+        self.args.clear();
+        self.args.extend(self.plan.args.iter().map(|a| a.value(lr, t) as f32));
+        let run = abi::Run { entry: p.entry, batch, batch_len, args: &self.args, split };
         self.machine.run(&run, need);
         Ok(batch)
     }
@@ -344,7 +349,7 @@ impl Backend for Jit {
         self.machine.threads_used()
     }
     fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
-        let b = self.run(true, inputs, lr as f32, t as f32)?;
+        let b = self.run(true, inputs, lr, t as f64)?;
         Ok(self.firsts(true, b, inputs))
     }
     fn step_full(

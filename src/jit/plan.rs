@@ -15,7 +15,7 @@
 //! same time, so their temporaries start at the same offsets.
 
 use super::fuse::{Program, Sym, Temp};
-use crate::graph::Graph;
+use crate::graph::{Graph, ScalarArg};
 
 /// Buffers start on multiples of this many floats (64 bytes).
 pub const ALIGN: usize = 16;
@@ -53,6 +53,9 @@ pub struct Plan {
     pub batch_units: usize,
     /// Per program (in the order given to [`plan`]), the slot of each temporary.
     pub temps: Vec<Vec<Slot>>,
+    /// The runtime scalars of all programs, sorted: the context's `args` array holds their
+    /// values in this order.
+    pub args: Vec<ScalarArg>,
 }
 
 impl Plan {
@@ -89,7 +92,10 @@ pub fn plan(g: &Graph, programs: &[&Program]) -> Plan {
                 .collect(),
         );
     }
-    Plan { params, states, temp_base, fixed_len: temp_base + fixed_top, batch_units, temps }
+    let mut args: Vec<ScalarArg> = programs.iter().flat_map(|p| p.args.iter().copied()).collect();
+    args.sort();
+    args.dedup();
+    Plan { params, states, temp_base, fixed_len: temp_base + fixed_top, batch_units, temps, args }
 }
 
 /// First-fit placement by liveness; returns the slots (fixed offsets relative to the

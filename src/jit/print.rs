@@ -265,10 +265,7 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
                 format!("load {}{at}", buf_name(g, p, b))
             }
             KOp::Const(bits) => format!("const {}", f32::from_bits(bits)),
-            KOp::Arg(a) => match a {
-                crate::graph::ScalarArg::Lr => "arg lr".to_string(),
-                crate::graph::ScalarArg::Step => "arg step".to_string(),
-            },
+            KOp::Arg(a) => format!("arg {a}"),
             KOp::Count(s) => format!("count {s}"),
             KOp::Iota => "iota j".to_string(),
             KOp::Unary(u, x) => format!("{} v{}", mnemonic(&Op::Unary(u)), x.0),

@@ -1,8 +1,9 @@
 //! The Adam family: first and second moment estimates `exp_avg`, `exp_avg_sq` with bias
-//! corrections `1 − βᵗ` computed as scalar graph code from the runtime step `t`.
+//! corrections `1 − βᵗ` and the other step-dependent factors as runtime scalars
+//! ([`ScalarArg`], computed on the host in f64).
 
 use super::Ctx;
-use crate::graph::{BinaryOp, NodeId, UnaryOp};
+use crate::graph::{BinaryOp, NodeId, ScalarArg, UnaryOp, F64};
 
 /// `m = β₁m + (1−β₁)d`, `v = β₂v + (1−β₂)d²`, states `exp_avg` and `exp_avg_sq` updated.
 fn moments(u: &mut Ctx, d: NodeId) -> (NodeId, NodeId) {
@@ -54,7 +55,6 @@ pub(super) fn adam(u: &mut Ctx, decoupled: bool) -> NodeId {
     let (m, v) = moments(u, d);
     let v = max_if_amsgrad(u, v);
     // c₁ = lr/(1−β₁ᵗ), c₂ = 1/√(1−β₂ᵗ), scalars.
-    u.t();
     let lr = u.lr();
     let corr1 = u.one_minus_pow_t(b1);
     let c1 = u.g.div(lr, corr1);
@@ -83,47 +83,20 @@ fn corrected_denom(u: &mut Ctx, v: NodeId) -> NodeId {
     u.g.add2(root, e)
 }
 
-/// `μ_k = β₁(1 − ½·0.96^(k·ψ))` for the scalar `k`.
-fn nadam_mu(u: &mut Ctx, k: NodeId) -> NodeId {
-    let psi = u.sconst(u.h.momentum_decay);
-    let kp = u.g.mul(k, psi);
-    let base = u.sconst(0.96);
-    let p = u.bin(BinaryOp::Pow, base, kp);
-    let half = u.g.scale(p, 0.5);
-    let one = u.sconst(1.0);
-    let f = u.g.sub(one, half);
-    u.g.scale(f, u.h.beta1)
-}
-
-/// torch.optim.NAdam: `g += λθ`; `μ_t = β₁(1 − ½·0.96^(tψ))`, `Π = Π·μ_t` (state
-/// `mu_product`, from 1); m, v as Adam; `d = √(v/(1−β₂ᵗ)) + ε`;
-/// `θ −= lr(1−μ_t)/(1−Π)·g/d + lr·μ_{t+1}/(1−Π·μ_{t+1})·m/d`.
+/// torch.optim.NAdam: `g += λθ`; `μ_t = β₁(1 − ½·0.96^(tψ))`, `Π_t = μ₁…μ_t`; m, v as
+/// Adam; `d = √(v/(1−β₂ᵗ)) + ε`; `θ −= lr(1−μ_t)/(1−Π_t)·g/d + lr·μ_{t+1}/(1−Π_t·μ_{t+1})·m/d`.
+/// The two coefficients are runtime scalars (PyTorch's state `mu_product` is `Π_t`, a
+/// function of `t` computed on the host).
 pub(super) fn nadam(u: &mut Ctx) -> NodeId {
     let d = u.decayed();
-    let t = u.t();
-    let mu = nadam_mu(u, t);
-    let one = u.sconst(1.0);
-    let t1 = u.g.add2(t, one);
-    let mu_next = nadam_mu(u, t1);
-    let (pi, prod) = u.state_shaped("mu_product", 1.0, crate::graph::Shape::scalar());
-    let prod = u.g.mul(prod, mu);
-    u.set(pi, prod);
+    let (b1, psi) = (F64::new(u.h.beta1), F64::new(u.h.momentum_decay));
     let (m, v) = moments(u, d);
     let denom = corrected_denom(u, v);
     let lr = u.lr();
-    // a = lr(1−μ_t)/(1−Π), b = lr·μ_{t+1}/(1−Π·μ_{t+1}), scalars.
-    let a = {
-        let x = u.g.sub(one, mu);
-        let x = u.g.mul(lr, x);
-        let y = u.g.sub(one, prod);
-        u.g.div(x, y)
-    };
-    let b = {
-        let x = u.g.mul(lr, mu_next);
-        let pn = u.g.mul(prod, mu_next);
-        let y = u.g.sub(one, pn);
-        u.g.div(x, y)
-    };
+    let a = u.arg(ScalarArg::NadamGrad(b1, psi));
+    let a = u.g.mul(lr, a);
+    let b = u.arg(ScalarArg::NadamMomentum(b1, psi));
+    let b = u.g.mul(lr, b);
     let a = u.bcast(a);
     let b = u.bcast(b);
     let gd = u.g.div(d, denom);
@@ -137,40 +110,17 @@ pub(super) fn nadam(u: &mut Ctx) -> NodeId {
 /// torch.optim.RAdam: `g += λθ`; m, v as Adam; `m̂ = m/(1−β₁ᵗ)`; `ρ∞ = 2/(1−β₂) − 1`,
 /// `ρ_t = ρ∞ − 2tβ₂ᵗ/(1−β₂ᵗ)`; if `ρ_t > 5`:
 /// `θ −= lr·m̂·r·√(1−β₂ᵗ)/(√v + ε)` with `r = √((ρ_t−4)(ρ_t−2)ρ∞/((ρ∞−4)(ρ∞−2)ρ_t))`,
-/// else `θ −= lr·m̂`. The switch is a compare and select on scalar graph nodes.
+/// else `θ −= lr·m̂`. `r` is a runtime scalar, 0 when `ρ_t ≤ 5`; the switch is a compare
+/// and select on it.
 pub(super) fn radam(u: &mut Ctx) -> NodeId {
     let (b2, eps) = (u.h.beta2, u.h.eps);
     let d = u.decayed();
     let (m, v) = moments(u, d);
-    let t = u.t();
     let corr1 = u.one_minus_pow_t(u.h.beta1);
     let corr2 = u.one_minus_pow_t(b2);
-    let rho_inf = 2.0 / (1.0 - b2) - 1.0;
-    // ρ_t = ρ∞ − 2t·β₂ᵗ/(1−β₂ᵗ)
-    let rho_t = {
-        let b = u.sconst(b2);
-        let bt = u.bin(BinaryOp::Pow, b, t);
-        let x = u.g.mul(t, bt);
-        let x = u.g.scale(x, 2.0);
-        let x = u.g.div(x, corr2);
-        let ri = u.sconst(rho_inf);
-        u.g.sub(ri, x)
-    };
-    let rect = {
-        let four = u.sconst(4.0);
-        let two = u.sconst(2.0);
-        let a = u.g.sub(rho_t, four);
-        let b = u.g.sub(rho_t, two);
-        let num = u.g.mul(a, b);
-        let num = u.g.scale(num, rho_inf);
-        let den = u.g.scale(rho_t, (rho_inf - 4.0) * (rho_inf - 2.0));
-        let q = u.g.div(num, den);
-        let zero = u.sconst(0.0);
-        let q = u.bin(BinaryOp::Max, q, zero);
-        u.un(UnaryOp::Sqrt, q)
-    };
-    let five = u.sconst(5.0);
-    let on = u.bin(BinaryOp::Gt, rho_t, five);
+    let rect = u.arg(ScalarArg::RadamRect(F64::new(b2)));
+    let zero = u.sconst(0.0);
+    let on = u.bin(BinaryOp::Gt, rect, zero);
     let lr = u.lr();
     // Scalars: lr/(1−β₁ᵗ) for the plain step, times r·√(1−β₂ᵗ) for the rectified one.
     let plain = u.g.div(lr, corr1);
@@ -222,28 +172,18 @@ pub(super) fn adabound(u: &mut Ctx) -> NodeId {
     let (b1, b2, eps, gamma) = (u.h.beta1, u.h.beta2, u.h.eps, u.h.gamma);
     let d = u.decayed();
     let (m, v) = moments(u, d);
-    let t = u.t();
     let lr = u.lr();
     let corr1 = u.one_minus_pow_t(b1);
     let corr2 = u.one_minus_pow_t(b2);
     let root2 = u.un(UnaryOp::Sqrt, corr2);
     let size = u.g.mul(lr, root2);
     let size = u.g.div(size, corr1);
-    // f = final_lr·lr_t/lr; γt; the bounds, scalars.
+    // f = final_lr·lr_t/lr; the bounds f·(1 − 1/(γt+1)) and f·(1 + 1/(γt)), scalars.
     let f = u.g.scale(lr, u.h.final_lr / u.h.lr);
-    let gt = u.g.scale(t, gamma);
-    let one = u.sconst(1.0);
-    let lower = {
-        let x = u.g.add2(gt, one);
-        let x = u.un(UnaryOp::Recip, x);
-        let x = u.g.sub(one, x);
-        u.g.mul(f, x)
-    };
-    let upper = {
-        let x = u.un(UnaryOp::Recip, gt);
-        let x = u.g.add2(one, x);
-        u.g.mul(f, x)
-    };
+    let lower = u.arg(ScalarArg::AdaBoundLower(F64::new(gamma)));
+    let lower = u.g.mul(f, lower);
+    let upper = u.arg(ScalarArg::AdaBoundUpper(F64::new(gamma)));
+    let upper = u.g.mul(f, upper);
     let size = u.bcast(size);
     let lower = u.bcast(lower);
     let upper = u.bcast(upper);

@@ -2,7 +2,7 @@
 //! squared gradients (torch.optim's definitions).
 
 use super::Ctx;
-use crate::graph::{BinaryOp, NodeId, UnaryOp};
+use crate::graph::{BinaryOp, NodeId, ScalarArg, UnaryOp, F64};
 
 /// torch.optim.Adagrad: `g += λθ`; `sum += g²`; `θ −= lr_t·g/(√sum + ε)` with
 /// `lr_t = lr/(1 + (t−1)·lr_decay)`. State `sum`, starting at `initial_accumulator_value`.
@@ -20,15 +20,10 @@ pub(super) fn adagrad(u: &mut Ctx) -> NodeId {
     if lr_decay == 0.0 {
         return u.descend(step);
     }
-    // lr_t / lr = 1 / (1 + (t − 1)·lr_decay), a scalar.
-    let t = u.t();
-    let one = u.sconst(1.0);
-    let t1 = u.g.sub(t, one);
-    let k = u.sconst(lr_decay);
-    let kt = u.g.mul(t1, k);
-    let den = u.g.add2(one, kt);
+    // lr_t / lr = 1 / (1 + (t − 1)·lr_decay), a runtime scalar.
+    let decay = u.arg(ScalarArg::AdagradDecay(F64::new(lr_decay)));
     let lr = u.lr();
-    let clr = u.g.div(lr, den);
+    let clr = u.g.mul(lr, decay);
     let clr = u.bcast(clr);
     let delta = u.g.mul(clr, step);
     u.g.sub(u.theta, delta)

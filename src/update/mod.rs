@@ -3,15 +3,17 @@
 //! optimizer state's new value. Gradient clipping is applied first: the global `clip`, then
 //! each parameter group's own `clip` over that group's gradients.
 //!
-//! The learning rate and the step count `t` (from 1) are runtime scalars (`Op::Scalar`), so a
-//! schedule never changes the graph; everything that depends on `t` (bias corrections,
-//! RAdam's switch, NAdam's μ, AdaBound's bounds) is scalar graph code, and per-layer norms
-//! (LARS, LAMB) are reductions to scalars. A parameter group whose `lr` differs from the
+//! The learning rate, the step count `t` (from 1) and every scalar that depends on `t` (bias
+//! corrections, RAdam's rectification, NAdam's μ products, AdaBound's bounds, Adagrad's
+//! rate decay) are runtime scalars (`Op::Scalar`, defined in [`ScalarArg::value`]): computed
+//! on the host in f64 from the f64 hyper-parameters, so a schedule never changes the graph
+//! and `1 − 0.9999ᵗ` is not computed in f32. Per-layer norms (LARS, LAMB) are reductions to
+//! scalars. A parameter group whose `lr` differs from the
 //! optimizer's scales the runtime rate by `group lr / optimizer lr`.
 //!
 //! Optimizer state is named as PyTorch names it, after the parameter: `momentum_buffer`,
 //! `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `grad_avg`, `acc_delta`,
-//! `exp_inf`, `mu_product` (and `previous` for the heavy ball). Formulas are PyTorch's or
+//! `exp_inf` (and `previous` for the heavy ball). Formulas are PyTorch's or
 //! CATALOG.md's; each is written next to the code that builds it:
 //!
 //! | module | methods |
@@ -36,7 +38,7 @@ mod layerwise;
 mod sgd;
 
 use crate::check::{Clip, Hyper, Method, Model};
-use crate::graph::{BinaryOp, Graph, Meta, NodeId, ScalarArg, Shape, Target, UnaryOp, Update};
+use crate::graph::{BinaryOp, Graph, Meta, NodeId, ScalarArg, Shape, Target, UnaryOp, Update, F64};
 
 /// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
 /// state updates. Outputs kept: the loss and the metrics.
@@ -163,13 +165,13 @@ impl Ctx<'_> {
         let shape = self.shape();
         self.g.broadcast(s, &shape)
     }
+    /// A step-dependent runtime scalar, computed on the host in f64.
+    pub fn arg(&mut self, a: ScalarArg) -> NodeId {
+        self.g.scalar(a)
+    }
     /// `1 − cᵗ` (a bias correction), a scalar.
     pub fn one_minus_pow_t(&mut self, c: f64) -> NodeId {
-        let b = self.sconst(c);
-        let t = self.t();
-        let bt = self.g.binary(BinaryOp::Pow, b, t);
-        let one = self.sconst(1.0);
-        self.g.sub(one, bt)
+        self.arg(ScalarArg::OneMinusPow(F64::new(c)))
     }
     /// A new state tensor `{param}.{suffix}` shaped like the parameter, filled with `init`.
     pub fn state(&mut self, suffix: &str, init: f64) -> (u32, NodeId) {

@@ -65,8 +65,36 @@ pub fn check(
     steps: usize,
     update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize),
 ) {
+    run(model, items, steps, update, None);
+}
+
+/// [`check`], and at every step the JIT too, in f32, from the interpreter's parameters and
+/// state rounded to f32 (as in tests/jit.rs: two f32 trajectories drift apart by rounding
+/// alone, 2e-6 to 8e-6 of the distance travelled after 100 Adam steps): every new parameter
+/// must equal the f64 one to `rtol` of the tensor's largest magnitude. Returns the largest
+/// error seen.
+pub fn check_jit(
+    model: &str,
+    items: &str,
+    steps: usize,
+    rtol: f64,
+    update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize),
+) -> f64 {
+    run(model, items, steps, update, Some(rtol))
+}
+
+fn run(
+    model: &str,
+    items: &str,
+    steps: usize,
+    update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize),
+    jit_rtol: Option<f64>,
+) -> f64 {
+    use nnc::train::Backend;
     let c = compiled(model, items);
     let init = nnc::train::init::init_params(&c.model.params, 7);
+    let mut jit = jit_rtol.map(|_| nnc::jit::compile(&c, 1).unwrap());
+    let mut worst: f64 = 0.0;
     let mut params: Vec<Tensor<f64>> = init.iter().map(|t| t.to_f64()).collect();
     let mut reference: Vec<Vec<f64>> = params.iter().map(|p| p.data.clone()).collect();
     let mut states: Vec<Tensor<f64>> =
@@ -92,6 +120,13 @@ pub fn check(
             })
             .collect();
         update(&mut reference, &grads, t);
+        let before: Vec<Tensor<f32>> = params.iter().map(|p| p.to_f32()).collect();
+        if let Some(jit) = &mut jit {
+            jit.set_params(&before).unwrap();
+            jit.set_states(&states.iter().map(|s| s.to_f32()).collect::<Vec<_>>()).unwrap();
+            let inputs: Vec<Tensor<f32>> = inputs.iter().map(|x| x.to_f32()).collect();
+            jit.step(&inputs, lr, t as u64).unwrap();
+        }
         let env = Env { inputs: &inputs, params: &params, states: &states, lr, step: t as f64 };
         let ev = eval(&c.opt, &env).unwrap();
         apply_updates(&c.opt, &ev, &mut params, &mut states);
@@ -104,7 +139,21 @@ pub fn check(
                 );
             }
         }
+        let (Some(jit), Some(rtol)) = (&jit, jit_rtol) else { continue };
+        for ((got, want), p) in jit.params().iter().zip(&params).zip(&c.model.params) {
+            let scale = want.data.iter().fold(0.0, |m: f64, y| m.max(y.abs()));
+            for (&x, &y) in got.data.iter().zip(&want.data) {
+                let err = (x as f64 - y).abs() / scale;
+                worst = worst.max(err);
+                assert!(
+                    x.is_finite() && err <= rtol,
+                    "{items} step {t}, {}: JIT {x} vs f64 {y} ({err:.2e} of the largest |θ|)",
+                    p.name
+                );
+            }
+        }
     }
+    worst
 }
 
 /// `θ −= lr_t·g` for every parameter: the reference of plain SGD under a schedule.
@@ -131,3 +180,4 @@ pub fn first_error(model: &str, items: &str) -> (String, String) {
     let s = d[0].primary.span;
     (d[0].message.clone(), src[s.start as usize..s.end as usize].to_string())
 }
+

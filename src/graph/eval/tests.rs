@@ -1,7 +1,7 @@
 //! Unit tests of the interpreter: every op on small tensors against hand-computed values.
 
 use super::*;
-use crate::graph::{Axes, BinaryOp, InputKind, Reduce, UnaryOp};
+use crate::graph::{Axes, BinaryOp, InputKind, Reduce, ScalarArg, UnaryOp};
 
 fn t(shape: &[usize], data: &[f64]) -> Tensor<f64> {
     Tensor::new(shape.to_vec(), data.to_vec())

@@ -26,8 +26,7 @@ use super::columns::{column_loop, At, Lanes, Spec, STRAIGHT_MAX};
 use super::dropout;
 use super::ops::{self, Mode};
 use super::{data_flags, Fx};
-use crate::graph::{BinaryOp, ScalarArg};
-use crate::jit::abi::Ctx;
+use crate::graph::BinaryOp;
 use crate::jit::fuse::{Buf, KOp, Level, LoopKernel, Pat, RKind, SinkKind, V};
 
 /// Vectors per iteration of the unrolled column loop.
@@ -219,11 +218,7 @@ impl<'k> St<'k> {
                 fx.b.ins().load(types::F32, data_flags(), a, 0)
             }
             KOp::Const(bits) => fx.b.ins().f32const(f32::from_bits(bits)),
-            KOp::Arg(a) => {
-                let off = if a == ScalarArg::Lr { Ctx::LR } else { Ctx::STEP };
-                let ctx = fx.ctx;
-                fx.b.ins().load(types::F32, MemFlagsData::trusted(), ctx, off as i32)
-            }
+            KOp::Arg(a) => fx.arg(a),
             KOp::Count(n) => {
                 let n = fx.sym(n);
                 fx.b.ins().fcvt_from_sint(types::F32, n)

@@ -19,7 +19,7 @@ use super::partition::{Draft, Drafts, Home, Ref, Role};
 use super::view::{classify, Domain, Level, Pat, Sym};
 use super::{Buf, KOp, Kernel, LabelCheck, LoopKernel, OutRef, Program, Sink, SinkKind, Temp, V};
 use super::{GatherKernel, GemmKernel, ReduceKernel};
-use crate::graph::{Graph, NodeId, Op, Target};
+use crate::graph::{Graph, NodeId, Op, ScalarArg, Target};
 use kops::KBuilder;
 
 /// A kernel index meaning "after the program" (outputs, update copies).
@@ -66,7 +66,16 @@ pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
     let labels = l.labels();
     let mut temps = l.temps;
     liveness(&mut temps, &kernels, &outputs);
-    Program { kernels, temps, outputs, labels }
+    let mut args: Vec<ScalarArg> = g
+        .nodes()
+        .filter_map(|(_, n)| match n.op {
+            Op::Scalar(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    args.sort();
+    args.dedup();
+    Program { kernels, temps, outputs, labels, args }
 }
 
 /// Moves every kernel that writes a parameter or state up to just after the nearest earlier
