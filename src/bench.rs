@@ -1,6 +1,6 @@
 //! `nnc bench`: how long a model takes to compile, stage by stage, how many training steps
 //! per second it runs, and its peak memory — measured the way the peer scripts
-//! (`../shared/bench/peers/bench_common.py`) measure PyTorch and JAX, so the numbers compare.
+//! (`bench/peers/bench_common.py`) measure PyTorch and JAX, so the numbers compare.
 //!
 //! Method (the same as `bench_common.time_windows`):
 //! - compile: every pipeline stage is called on its own and timed (the same calls, in the

@@ -97,6 +97,12 @@ enum Command {
         out: PathBuf,
         #[command(flatten)]
         run: RunArgs,
+        /// Which engine computes the gradients.
+        #[arg(long, value_enum, default_value = "jit")]
+        backend: BackendArg,
+        /// Worker threads of the JIT.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Print a weights file: each tensor's name, shape and values (a summary when large).
     Weights {
@@ -245,6 +251,13 @@ fn compile_with_data(
     Ok((c, spec, ds))
 }
 
+fn backend_kind(b: BackendArg, threads: usize) -> BackendKind {
+    match b {
+        BackendArg::Interp => BackendKind::Interp,
+        BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },
+    }
+}
+
 fn base_dir(file: &Path) -> &Path {
     file.parent().unwrap_or(Path::new("."))
 }
@@ -340,10 +353,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             quiet,
         } => {
             let c = compile_with(&file, &pipeline::CompileOptions { log_layers }, run.seed)?;
-            let kind = match backend {
-                BackendArg::Interp => BackendKind::Interp,
-                BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },
-            };
+            let kind = backend_kind(backend, threads);
             let o = Options {
                 steps,
                 epochs,
@@ -423,14 +433,14 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Grad { file, weights: w, out, run } => {
+        Command::Grad { file, weights: w, out, run, backend, threads } => {
             let (c, spec, ds) = compile_with_data(&file, &run)?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
             let n = spec.batch.min(ds.x.shape[0]);
             let idx: Vec<usize> = (0..n).collect();
             let (x, y) = data::batch(&ds, &idx);
             let inputs = session::inputs_for(&c.model, x, y);
-            let grads = session::gradients(&c, &inputs, &params)?;
+            let grads = session::gradients(&c, backend_kind(backend, threads), &inputs, &params)?;
             let named: Vec<(String, &Tensor<f32>)> =
                 c.model.params.iter().map(|p| p.name.clone()).zip(grads.iter()).collect();
             weights::save(&out, &named)

@@ -1,4 +1,4 @@
-//! `nnc bench`: the JSON line `../shared/bench/compare-peers` reads, the table, the five
+//! `nnc bench`: the JSON line `scripts/bench_session.py` reads, the table, the five
 //! benchmark configs, and errors. Tiny timing windows (hidden flags) keep it fast.
 
 mod common;

@@ -271,6 +271,48 @@ fn every_program_matches_the_interpreter_at_batch_sizes_1_7_and_all() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// `nnc grad`'s two engines: the JIT's gradients (the `grad` stage compiled as a program of
+/// its own) equal the interpreter's, for every program at batch sizes 1 and 7.
+#[test]
+fn every_program_has_the_interpreters_gradients() {
+    let mut failures = Vec::new();
+    for path in programs() {
+        let src = std::fs::read_to_string(&path).unwrap();
+        let c = pipeline::compile(&src).unwrap();
+        let base = path.parent().unwrap();
+        let spec = session::effective_spec(&c.model, &session::Options::default());
+        let params = session::initial_params(&c.model, spec.seed, None).unwrap();
+        for size in [1, 7] {
+            let inputs = &batches_of(&c, base, size, 1).unwrap()[0];
+            let grads = |kind| session::gradients(&c, kind, inputs, &params);
+            let jit = grads(session::BackendKind::Jit { threads: 1 });
+            let interp = grads(session::BackendKind::Interp).unwrap();
+            let exact = {
+                let g = nnc::passes::optimize(&c.grad);
+                let states = nnc::train::state::initial_buffers(&c.model);
+                let env = Env {
+                    inputs: &to64(inputs),
+                    params: &to64(&params),
+                    states: &to64(&states),
+                    lr: 0.0,
+                    step: 0.0,
+                };
+                let ev = eval(&g, &env).unwrap();
+                let at = |p: &nnc::graph::ParamInfo| {
+                    let name = format!("grad.{}", p.name);
+                    ev.outputs[g.outputs.iter().position(|o| o.name == name).unwrap()].clone()
+                };
+                g.params.iter().map(at).collect::<Vec<_>>()
+            };
+            let what = format!("{} gradients at batch {size}", path.display());
+            if let Err(e) = jit.and_then(|j| all_close(&what, &j, &interp, &exact)) {
+                failures.push(e);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 // ---- random models ----------------------------------------------------------------------
 
 /// A small deterministic generator (SplitMix64).

@@ -489,7 +489,8 @@ fn log_layers_writes_gradient_weight_and_activation_statistics() {
     let ds = session::load_data(&c.model, &spec, &dir, None).unwrap();
     let (x, y) = nnc::train::data::batch(&ds, &(0..16).collect::<Vec<_>>());
     let w0 = state::initial(&c.model, 5, None).unwrap();
-    let grads = session::gradients(&c, &session::inputs_for(&c.model, x, y), &w0.params).unwrap();
+    let inputs = session::inputs_for(&c.model, x, y);
+    let grads = session::gradients(&c, session::BackendKind::Interp, &inputs, &w0.params).unwrap();
     let norm = |t: &Tensor<f32>| t.data.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
     for (i, p) in params.iter().enumerate() {
         close(

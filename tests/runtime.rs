@@ -376,12 +376,12 @@ fn safetensors_round_trip_in_model_order() {
         vec![("fc1.bias".to_string(), b.clone()), ("fc1.weight".to_string(), w.clone())]
     );
     let wanted = [("fc1.weight".to_string(), vec![2, 3]), ("fc1.bias".to_string(), vec![2])];
-    assert_eq!(weights::load_into(&path, &wanted).unwrap(), vec![w.clone(), b.clone()]);
+    assert_eq!(weights::load_into(&path, &wanted).unwrap().tensors, vec![w.clone(), b.clone()]);
 
     // Saving again replaces the file atomically and leaves no temporary file behind.
     let w2 = w.map(|v| v * 2.0);
     weights::save(&path, &[("fc1.weight".into(), &w2), ("fc1.bias".into(), &b)]).unwrap();
-    assert_eq!(weights::load_into(&path, &wanted).unwrap()[0], w2);
+    assert_eq!(weights::load_into(&path, &wanted).unwrap().tensors[0], w2);
     let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, vec![std::ffi::OsString::from("w.safetensors")]);
 }
@@ -434,8 +434,16 @@ fn safetensors_errors() {
             names.iter().map(|(n, s)| (n.to_string(), s.to_vec())).collect();
         weights::load_into(&path, &names)
     };
-    // PyTorch's batch-norm counter is ignored.
+    // PyTorch's batch-norm counter is ignored; absent, it loads as 0 and is named.
     assert!(load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2])]).is_ok());
+    let got = load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2]), ("bn.num_batches_tracked", &[])]);
+    let got = got.unwrap();
+    assert_eq!(got.tensors[2].data, vec![3.0]);
+    assert!(got.defaulted.is_empty());
+    let got = load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2]), ("bn2.num_batches_tracked", &[])]);
+    let got = got.unwrap();
+    assert_eq!((got.tensors[2].shape.clone(), got.tensors[2].data.clone()), (vec![], vec![0.0]));
+    assert_eq!(got.defaulted, vec!["bn2.num_batches_tracked".to_string()]);
     assert_eq!(
         text(load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2]), ("fc2.bias", &[2])]).unwrap_err()),
         "weights file \"w.safetensors\" lacks `fc2.bias`"

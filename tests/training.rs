@@ -1,6 +1,6 @@
 //! End-to-end training through the command line: the examples reach the losses and
 //! accuracies their headers promise, logs and weight files follow the contracts, and
-//! `nnc grad` writes gradients equal to central finite differences.
+//! `nnc grad` (JIT and interpreter) writes gradients equal to central finite differences.
 
 use std::path::PathBuf;
 
@@ -90,30 +90,38 @@ fn bad_weights_file_is_a_clean_error() {
 
 #[test]
 fn grad_equals_finite_differences() {
-    use nnc::graph::eval::{eval, Env};
     let w = tmp("grad-w.safetensors");
-    let gpath = tmp("grad-g.safetensors");
     let (code, _, err) =
         nnc(&["train", "examples/spirals.nn", "--steps", "5", "--save", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (code, _, err) = nnc(&[
-        "grad",
-        "examples/spirals.nn",
-        "--weights",
-        w.to_str().unwrap(),
-        "--out",
-        gpath.to_str().unwrap(),
-        "--batch",
-        "8",
-    ]);
-    assert_eq!(code, 0, "{err}");
+    for backend in ["jit", "interp"] {
+        let gpath = tmp(&format!("grad-g-{backend}.safetensors"));
+        let (code, _, err) = nnc(&[
+            "grad",
+            "examples/spirals.nn",
+            "--weights",
+            w.to_str().unwrap(),
+            "--out",
+            gpath.to_str().unwrap(),
+            "--batch",
+            "8",
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        grads_equal_finite_differences(&w, &gpath, backend);
+    }
+}
+
+fn grads_equal_finite_differences(w: &std::path::Path, gpath: &std::path::Path, backend: &str) {
+    use nnc::graph::eval::{eval, Env};
     // The loss on the first 8 examples in data order, in f64, as a function of the weights.
     let src = std::fs::read_to_string("examples/spirals.nn").unwrap();
     let c = nnc::pipeline::compile(&src).unwrap();
     let names: Vec<(String, Vec<usize>)> =
         c.model.params.iter().map(|p| (p.name.clone(), p.shape.clone())).collect();
-    let grads = nnc::train::weights::load_into(&gpath, &names).unwrap();
-    let weights = nnc::train::weights::load_into(&w, &names).unwrap();
+    let grads = nnc::train::weights::load_into(gpath, &names).unwrap().tensors;
+    let weights = nnc::train::weights::load_into(w, &names).unwrap().tensors;
     let spec = nnc::train::session::effective_spec(&c.model, &Default::default());
     let ds =
         nnc::train::session::load_data(&c.model, &spec, std::path::Path::new("examples"), None)
@@ -141,8 +149,35 @@ fn grad_equals_finite_differences() {
             let got = g.data[j] as f64;
             assert!(
                 (got - fd).abs() <= 1e-3 * fd.abs().max(1e-3),
-                "{name}[{j}]: nnc grad {got}, finite difference {fd}"
+                "{name}[{j}]: nnc grad --backend {backend} {got}, finite difference {fd}"
             );
         }
     }
+}
+
+/// A PyTorch state_dict saved without batch norm's `num_batches_tracked` loads (the counter
+/// at 0, as `load_state_dict` does), with a note on stderr naming it.
+#[test]
+fn weights_without_the_batch_norm_counter_load() {
+    use nnc::train::weights;
+    let (w, stripped) = (tmp("bn-w.safetensors"), tmp("bn-stripped.safetensors"));
+    let file = "tests/cases/ok/norm_layers.nn";
+    let (code, _, err) = nnc(&["train", file, "--steps", "3", "--save", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let all = weights::load(&w).unwrap();
+    let kept: Vec<(String, &nnc::tensor::Tensor<f32>)> = all
+        .iter()
+        .filter(|(n, _)| !n.ends_with("num_batches_tracked"))
+        .map(|(n, t)| (n.clone(), t))
+        .collect();
+    assert!(kept.len() < all.len(), "the model has a batch norm");
+    weights::save(&stripped, &kept).unwrap();
+    let (code, full, err) = nnc(&["eval", file, "--weights", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("note"), "{err}");
+    let (code, out, err) = nnc(&["eval", file, "--weights", stripped.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("note:") && err.contains("bn.num_batches_tracked"), "{err}");
+    // The counter does not enter evaluation: the same loss and metrics.
+    assert_eq!(out, full);
 }

@@ -4,7 +4,7 @@
 use super::ast::*;
 use super::*;
 
-/// The big example of the language spec (notes/language.md), verbatim.
+/// A full example of the language: the statement forms README.md's *The language* describes.
 const SPEC_EXAMPLE: &str = r#"
 layer Residual(d) {                       // user-defined layer; constructor params are ints
     fc1 = Dense(d -> d, init = he_normal)  // sub-layer

@@ -490,29 +490,41 @@ impl Progress {
     }
 }
 
-/// Gradients of the loss with respect to every parameter on one batch (the `grad` stage run
-/// by the interpreter in f32), in parameter order.
+/// Gradients of the loss with respect to every parameter on one batch, in parameter order:
+/// the `grad` stage, optimized, run by `kind` (the interpreter in f32, or the JIT).
 pub fn gradients(
     c: &Compiled,
+    kind: BackendKind,
     inputs: &[Tensor<f32>],
     params: &[Tensor<f32>],
 ) -> Result<Vec<Tensor<f32>>, String> {
-    // Training-mode gradients do not depend on the buffers' values: their initial ones do.
-    let states = state::initial_buffers(&c.model);
-    let env = crate::graph::eval::Env { inputs, params, states: &states, lr: 0.0, step: 0.0 };
-    let ev = crate::graph::eval::eval(&c.grad, &env).map_err(|e| e.to_string())?;
-    c.grad
-        .params
+    let g = crate::passes::optimize(&c.grad);
+    let outputs = match kind {
+        BackendKind::Interp => {
+            // Training-mode gradients do not depend on the buffers' values: their initial
+            // ones do (the JIT starts from them too).
+            let states = state::initial_buffers(&c.model);
+            let env =
+                crate::graph::eval::Env { inputs, params, states: &states, lr: 0.0, step: 0.0 };
+            crate::graph::eval::eval(&g, &env).map_err(|e| e.to_string())?.outputs
+        }
+        BackendKind::Jit { threads } => {
+            let mut jit = crate::jit::compile_graphs(&g, &c.forward, threads)?;
+            jit.set_params(params)?;
+            // Step 0, as the interpreter: dropout's masks depend on the step.
+            jit.step_full(inputs, 0.0, 0)?
+        }
+    };
+    g.params
         .iter()
         .map(|p| {
             let name = format!("grad.{}", p.name);
-            let k = c
-                .grad
+            let k = g
                 .outputs
                 .iter()
                 .position(|o| o.name == name)
                 .ok_or(format!("no gradient for {}", p.name))?;
-            Ok(ev.outputs[k].clone())
+            Ok(outputs[k].clone())
         })
         .collect()
 }

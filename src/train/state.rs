@@ -5,7 +5,8 @@
 //! Weight files hold both under PyTorch's `state_dict` names (`fc1.weight`,
 //! `bn.running_mean`, `bn.num_batches_tracked`, ...). Loading is strict, as PyTorch's
 //! `load_state_dict`: every parameter and buffer of the model must be in the file with its
-//! shape, and nothing else may be.
+//! shape, and nothing else may be; a batch-norm counter (`num_batches_tracked`) the file
+//! lacks loads as 0, as PyTorch loads such a state_dict, with a note on stderr.
 
 use std::path::Path;
 
@@ -42,7 +43,11 @@ pub fn load(model: &Model, path: &Path) -> Result<Weights, String> {
     let params = model.params.iter().map(|p| (p.name.clone(), p.shape.clone()));
     let buffers = model.buffers.iter().map(|b| (b.name.clone(), b.shape.clone()));
     let names: Vec<(String, Vec<usize>)> = params.chain(buffers).collect();
-    let mut all = weights::load_into(path, &names).map_err(|e| e.to_string())?;
+    let loaded = weights::load_into(path, &names).map_err(|e| e.to_string())?;
+    for name in &loaded.defaulted {
+        eprintln!("note: {} has no `{name}`; it starts at 0, as in PyTorch", path.display());
+    }
+    let mut all = loaded.tensors;
     let buffers = all.split_off(model.params.len());
     Ok(Weights { params: all, buffers })
 }

@@ -7,7 +7,8 @@
 //! [`load`] accepts F32, F64, F16, BF16 and integer tensors, all converted to f32.
 //! [`load_into`] is strict: every wanted name present with the wanted shape, no unknown
 //! tensors, except PyTorch's batch-norm step counters (`*.num_batches_tracked`), which
-//! carry no weights and are ignored unless asked for.
+//! carry no weights: ignored unless asked for, and 0 when asked for but absent (as PyTorch's
+//! `load_state_dict` does for a state_dict without them), which [`Loaded::defaulted`] lists.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -238,14 +239,32 @@ fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// What [`load_into`] read.
+#[derive(Debug, PartialEq)]
+pub struct Loaded {
+    /// The wanted tensors, in the order asked for.
+    pub tensors: Vec<Tensor<f32>>,
+    /// The batch-norm step counters the file lacked, set to 0.
+    pub defaulted: Vec<String>,
+}
+
+/// A batch-norm step counter: absent from a file, it loads as 0.
+fn is_counter(name: &str, shape: &[usize]) -> bool {
+    name.ends_with(".num_batches_tracked") && shape.is_empty()
+}
+
 /// The tensors named in `names`, in that order, each checked against its wanted shape.
 /// Errors, checked in this order: missing names, wrong shapes, unexpected tensors.
-pub fn load_into(
-    path: &Path,
-    names: &[(String, Vec<usize>)],
-) -> Result<Vec<Tensor<f32>>, WeightsError> {
-    let file: HashMap<String, Tensor<f32>> = load(path)?.into_iter().collect();
+pub fn load_into(path: &Path, names: &[(String, Vec<usize>)]) -> Result<Loaded, WeightsError> {
+    let mut file: HashMap<String, Tensor<f32>> = load(path)?.into_iter().collect();
     let wanted: HashSet<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    let mut defaulted = Vec::new();
+    for (n, shape) in names {
+        if !file.contains_key(n) && is_counter(n, shape) {
+            file.insert(n.clone(), Tensor::new(vec![], vec![0.0]));
+            defaulted.push(n.clone());
+        }
+    }
     let missing: Vec<String> =
         names.iter().filter(|(n, _)| !file.contains_key(n)).map(|(n, _)| n.clone()).collect();
     if let Some(first) = missing.first() {
@@ -270,7 +289,7 @@ pub fn load_into(
         unexpected.sort();
         return Err(WeightsError::Unexpected { path: path.to_path_buf(), names: unexpected });
     }
-    Ok(out)
+    Ok(Loaded { tensors: out, defaulted })
 }
 
 #[cfg(test)]
