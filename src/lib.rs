@@ -8,12 +8,15 @@
 //!   ─ autodiff ─▶ Graph + gradients (reverse mode, graph to graph)
 //!   ─ update ─▶ Graph + optimizer step (the whole training step)
 //!   ─ passes (fold, simplify, stabilize, CSE, DCE) ─▶ optimized Graph
+//!   ─ jit: fuse ─▶ kernels ─ plan ─▶ arenas ─ codegen (Cranelift) ─▶ native step
 //!   ─ train (runtime) ─▶ trained parameters, logs, weight files
 //! graph::eval: a slow, obviously-correct interpreter of any Graph: the oracle for tests
-//! and the `interp` backend.
+//! and the `interp` backend. graph::scalar: each elementwise op's one scalar definition.
 //! ```
 //!
-//! `pipeline` strings the stages together; `main.rs` is only the command line.
+//! `pipeline` strings the front half together; `train::session` builds a backend (the JIT
+//! or the interpreter) from its graphs; `bench` times every stage; `main.rs` is only the
+//! command line. The JIT's design: docs/jit.md.
 
 pub mod diagnostic;
 pub mod files;

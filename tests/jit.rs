@@ -4,191 +4,19 @@
 //! equal the interpreter's, at batch sizes 1, 7 and the whole data set, all through one
 //! compilation (the batch size changes between calls).
 //!
-//! Closeness, elementwise, against the f32 interpreter: `|jit − ref| ≤ tol` with
-//! `tol = 1e-5·|ref| + 1e-5·scale`, where `scale` is the largest magnitude in the group of
-//! tensors compared together (all outputs, all parameters, all states): a sum that cancels
-//! to nearly 0 has no meaningful relative error, the backends add in different orders, and
-//! a tensor that is 0 in exact arithmetic (the gradient of a bias feeding a batch norm) is
-//! pure rounding noise in both. Where that fails, the element still passes when the JIT is
-//! as accurate as the f32 interpreter itself: `|jit − exact| ≤ 4·|ref − exact| + tol`, with
-//! `exact` the same operation in f64 from the same state. That matters for Adam-like
-//! optimizers, which divide by the root of a squared gradient: a gradient that cancels to
-//! nearly 0 turns rounding noise into an update of size `lr`, and neither f32 result is
-//! more right than the other. Over a large tensor a few such elements are expected where
-//! the interpreter's noise happens to be the smaller one: the tensor then passes when the
-//! JIT's distance to the exact result (2-norm) is at most twice the interpreter's plus
-//! `1e-5·|exact|`; a real error (a wrong element, row or op) is far larger than that.
-//!
-//! Every comparison is of one operation (a step, a forward pass) from identical state: the
-//! JIT is reset to the reference's parameters and state before each, so differences within
-//! tolerance do not compound over steps into a sensitive model's loss.
+//! Closeness and the comparison itself: `tests/common/differential.rs`.
 
 use std::path::{Path, PathBuf};
 
-use nnc::graph::eval::{apply_updates, eval, Env};
+use nnc::graph::eval::{eval, Env};
 use nnc::graph::Graph;
-use nnc::jit::{self, Jit};
+use nnc::jit;
 use nnc::pipeline::{self, Compiled};
 use nnc::tensor::Tensor;
 use nnc::train::{data, session, Backend};
 
 mod common;
-
-const RTOL: f32 = 1e-5;
-
-/// Checks `got` (JIT) against `want` (f32 interpreter), with `exact` (f64 interpreter) as
-/// the arbiter described in the module doc; `scale` is the group's largest magnitude.
-fn close(
-    what: &str,
-    got: &Tensor<f32>,
-    want: &Tensor<f32>,
-    exact: Option<&Tensor<f64>>,
-    scale: f32,
-) -> Result<(), String> {
-    if got.shape != want.shape {
-        return Err(format!("{what}: shape {:?}, expected {:?}", got.shape, want.shape));
-    }
-    let mut first_bad = None;
-    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
-        let tol = RTOL * b.abs() + RTOL * scale;
-        let ok = (a - b).abs() <= tol || (a.is_nan() && b.is_nan()) || a == b;
-        let as_good = exact.is_some_and(|e| {
-            let c = e.data[i];
-            (*a as f64 - c).abs() <= 4.0 * (*b as f64 - c).abs() + tol as f64
-        });
-        if !ok && !as_good && first_bad.is_none() {
-            first_bad = Some(i);
-        }
-    }
-    let Some(i) = first_bad else { return Ok(()) };
-    // Tensor-level arbiter: over many elements some are ill-conditioned (a gradient that
-    // cancels to nearly 0 under Adam) and the interpreter's noise happens to be smaller
-    // there; the JIT passes if it is as close to the exact result as the interpreter overall.
-    if let Some(e) = exact {
-        let dist = |v: &[f32]| {
-            v.iter().zip(&e.data).map(|(a, c)| (*a as f64 - c).powi(2)).sum::<f64>().sqrt()
-        };
-        let norm = e.data.iter().map(|c| c * c).sum::<f64>().sqrt();
-        if dist(&got.data) <= 2.0 * dist(&want.data) + RTOL as f64 * norm {
-            return Ok(());
-        }
-    }
-    let c = exact.map(|e| format!(", f64 {}", e.data[i])).unwrap_or_default();
-    Err(format!("{what}[{i}]: jit {}, interp {}{c} (scale {scale})", got.data[i], want.data[i]))
-}
-
-/// The reference: parameters and states stepped by `graph::eval` in f32; every operation is
-/// also evaluated in f64 from the same f32 state, as the arbiter.
-struct Reference {
-    params: Vec<Tensor<f32>>,
-    states: Vec<Tensor<f32>>,
-}
-
-fn to64(v: &[Tensor<f32>]) -> Vec<Tensor<f64>> {
-    v.iter().map(|t| t.to_f64()).collect()
-}
-
-/// Results in f32 and, from the same starting state, in f64.
-type Both = (Vec<Tensor<f32>>, Vec<Tensor<f64>>);
-
-impl Reference {
-    fn new(step: &Graph, params: Vec<Tensor<f32>>) -> Reference {
-        let states =
-            step.states.iter().map(|s| Tensor::full(s.shape.concrete(0), s.init as f32)).collect();
-        Reference { params, states }
-    }
-    /// One step: the outputs, then the parameters and states after it (each in both
-    /// precisions); the f32 state advances.
-    fn step(
-        &mut self,
-        g: &Graph,
-        inputs: &[Tensor<f32>],
-        lr: f64,
-        t: u64,
-    ) -> Result<[Both; 3], String> {
-        let (mut p64, mut s64) = (to64(&self.params), to64(&self.states));
-        let in64 = to64(inputs);
-        let env = Env { inputs: &in64, params: &p64, states: &s64, lr, step: t as f64 };
-        let ev64 = eval(g, &env).map_err(|e| e.to_string())?;
-        apply_updates(g, &ev64, &mut p64, &mut s64);
-        let env = Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
-        let ev = eval(g, &env).map_err(|e| e.to_string())?;
-        apply_updates(g, &ev, &mut self.params, &mut self.states);
-        Ok([(ev.outputs, ev64.outputs), (self.params.clone(), p64), (self.states.clone(), s64)])
-    }
-    /// A forward pass in both precisions.
-    fn forward(&self, g: &Graph, inputs: &[Tensor<f32>]) -> Result<Both, String> {
-        let n = g.states.len();
-        let env =
-            Env { inputs, params: &self.params, states: &self.states[..n], lr: 0.0, step: 0.0 };
-        let out = eval(g, &env).map_err(|e| e.to_string())?.outputs;
-        let (in64, p64, s64) = (to64(inputs), to64(&self.params), to64(&self.states[..n]));
-        let env = Env { inputs: &in64, params: &p64, states: &s64, lr: 0.0, step: 0.0 };
-        Ok((out, eval(g, &env).map_err(|e| e.to_string())?.outputs))
-    }
-}
-
-fn all_close(
-    what: &str,
-    got: &[Tensor<f32>],
-    want: &[Tensor<f32>],
-    exact: &[Tensor<f64>],
-) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!("{what}: {} tensors, expected {}", got.len(), want.len()));
-    }
-    let scale = want.iter().flat_map(|t| &t.data).fold(0f32, |m, x| {
-        if x.is_finite() {
-            m.max(x.abs())
-        } else {
-            m
-        }
-    });
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        close(&format!("{what} #{i}"), a, b, exact.get(i), scale)?;
-    }
-    Ok(())
-}
-
-/// The first element of each tensor, as one tensor (what `Backend::evaluate` reports).
-fn firsts<T: Copy + num_traits::Float>(v: &[Tensor<T>]) -> Tensor<T> {
-    Tensor::new(
-        vec![v.len()],
-        v.iter().map(|t| t.data.first().copied().unwrap_or(T::nan())).collect(),
-    )
-}
-
-/// Runs one step per batch on both backends from the same parameters and compares the
-/// outputs, parameters and states after each, then the forward pass. Before every step the
-/// JIT is reset to the reference's state, so that each comparison is of one operation from
-/// identical inputs (differences within tolerance must not accumulate over steps).
-fn differential(
-    c: &Compiled,
-    jit: &mut Jit,
-    params: &[Tensor<f32>],
-    batches: &[Vec<Tensor<f32>>],
-    lr: f64,
-) -> Result<(), String> {
-    let mut r = Reference::new(&c.opt, params.to_vec());
-    for (t, inputs) in batches.iter().enumerate() {
-        jit.set_params(&r.params)?;
-        jit.set_states(&r.states)?;
-        let t = t as u64 + 1;
-        let [(out, out64), (p, p64), (s, s64)] = r.step(&c.opt, inputs, lr, t)?;
-        all_close(&format!("step {t} outputs"), &jit.step_full(inputs, lr, t)?, &out, &out64)?;
-        all_close(&format!("step {t} parameters"), &jit.params(), &p, &p64)?;
-        all_close(&format!("step {t} states"), &jit.states(), &s, &s64)?;
-        jit.set_params(&r.params)?;
-        jit.set_states(&r.states)?;
-        let got = Backend::evaluate(jit, inputs)?;
-        let (want, exact) = r.forward(&c.forward, inputs)?;
-        let got = Tensor::new(vec![got.len()], got);
-        all_close("evaluate", &[got], &[firsts(&want)], &[firsts(&exact)])?;
-    }
-    let inputs = &batches[0];
-    let (want, exact) = r.forward(&c.forward, inputs)?;
-    all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)
-}
+use common::differential::{all_close, differential, to64};
 
 /// Every example and ok case, and the small benchmark configurations.
 fn programs() -> Vec<PathBuf> {
@@ -263,7 +91,7 @@ fn every_program_matches_the_interpreter_at_batch_sizes_1_7_and_all() {
         let all = dataset(&c, base).len().min(2000);
         for size in [1, 7, all, 7] {
             let batches = batches_of(&c, base, size, 3).unwrap();
-            if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.01) {
+            if let Err(e) = differential(&c.opt, &c.forward, &mut jit, &params, &batches, 0.01) {
                 failures.push(format!("{} at batch {size}: {e}", path.display()));
             }
         }
@@ -449,7 +277,7 @@ fn random_models_match_the_interpreter() {
         let mut jit = jit::compile(&c, 1).unwrap();
         for size in [1, 7, 60] {
             let batches = batches_of(&c, base, size, 3).unwrap();
-            if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.01) {
+            if let Err(e) = differential(&c.opt, &c.forward, &mut jit, &params, &batches, 0.01) {
                 failures.push(format!("seed {seed} at batch {size}: {e}\n{src}"));
             }
         }
@@ -658,17 +486,12 @@ fn random_graphs_match_the_interpreter() {
         }
         let mut fwd = g.clone();
         fwd.updates.clear();
-        let c = Compiled {
-            opt: g.clone(),
-            forward: fwd,
-            ..pipeline::compile(&std::fs::read_to_string("examples/xor.nn").unwrap()).unwrap()
-        };
         let n = g.params[0].shape.numel(0);
         let params = vec![
             Tensor::new(vec![n], (0..n).map(|i| noise(10 + seed, i as u64)).collect()),
             Tensor::new(vec![n, n], (0..n * n).map(|i| noise(20 + seed, i as u64)).collect()),
         ];
-        let mut jit = jit::compile(&c, 1).unwrap();
+        let mut jit = jit::compile_graphs(&g, &fwd, 1).unwrap();
         for size in [1, 7, 33] {
             let batches: Vec<Vec<Tensor<f32>>> = (0..3)
                 .map(|b| {
@@ -689,7 +512,7 @@ fn random_graphs_match_the_interpreter() {
                     vec![t(k + 1), t(k + 2), Tensor::new(vec![size], y)]
                 })
                 .collect();
-            if let Err(e) = differential(&c, &mut jit, &params, &batches, 0.05) {
+            if let Err(e) = differential(&g, &fwd, &mut jit, &params, &batches, 0.05) {
                 failures.push(format!(
                     "seed {seed} at batch {size}: {e}\n{}",
                     nnc::graph::print::print(&g, None)
@@ -715,7 +538,7 @@ fn two_threads_match_the_interpreter() {
     let mut jit = jit::compile(&c, 2).unwrap();
     for size in [1, 3] {
         let batches = batches_of(&c, Path::new("examples"), size, 2).unwrap();
-        differential(&c, &mut jit, &params, &batches, 1e-3).unwrap();
+        differential(&c.opt, &c.forward, &mut jit, &params, &batches, 1e-3).unwrap();
     }
 }
 

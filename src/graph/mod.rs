@@ -17,12 +17,13 @@ pub mod eval;
 pub mod indexing;
 pub mod op;
 pub mod print;
+pub mod scalar;
 pub mod verify;
 
 use std::collections::HashMap;
 
 use crate::diagnostic::Span;
-pub use op::{Axes, BinaryOp, Dim, Op, ScalarArg, Shape, UnaryOp, F64};
+pub use op::{Axes, BinaryOp, Dim, Op, OpKind, ScalarArg, Shape, UnaryOp, F64};
 
 /// Index of a node in its graph's arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -103,7 +103,7 @@ impl Axes {
 pub struct F64(pub u64);
 
 impl F64 {
-    pub fn new(v: f64) -> F64 {
+    pub const fn new(v: f64) -> F64 {
         // One zero: -0.0 and 0.0 intern to the same constant.
         F64(if v == 0.0 { 0.0f64.to_bits() } else { v.to_bits() })
     }
@@ -215,7 +215,8 @@ fn nadam_product(b1: f64, psi: f64, t: f64) -> f64 {
 }
 
 /// Elementwise functions of one operand. Shape rule: the result has the operand's shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Their values: `graph::scalar`. `VARIANTS` lists them all (strum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum UnaryOp {
     Neg,
     Exp,
@@ -243,8 +244,9 @@ pub enum UnaryOp {
 }
 
 /// Elementwise functions of two operands. Shape rule: both operands have the same shape,
-/// which is the result's (broadcasting is explicit, see [`Op::Broadcast`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// which is the result's (broadcasting is explicit, see [`Op::Broadcast`]). Their values:
+/// `graph::scalar`. `VARIANTS` lists them all (strum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -263,7 +265,9 @@ pub enum BinaryOp {
 }
 
 /// A graph node's operation. `args` are the node's operands, in the order given here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// [`OpKind`] names the variants without their data (`OpKind::VARIANTS` lists them all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, strum::EnumDiscriminants)]
+#[strum_discriminants(name(OpKind), derive(strum::VariantArray))]
 pub enum Op {
     /// Data fed each step: `graph.inputs[i]`. No operands. Shape: the input's declared shape.
     Input(u32),

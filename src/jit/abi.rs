@@ -1,6 +1,7 @@
 //! The runtime ABI between Rust and the generated code: the context every generated
-//! function receives, the arenas, and the calls into JIT code. The only `unsafe` of the
-//! JIT (besides the GEMM and pool trampolines, which own theirs).
+//! function receives, the arenas, and the calls into JIT code. The JIT's `unsafe` is here
+//! and in the GEMM and pool trampolines (`gemm.rs`, `pool.rs`), which own theirs; docs/jit.md
+//! lists every `unsafe` of the crate.
 //!
 //! Soundness rests on three facts, checked here or by construction:
 //! - generated code touches only the arenas at offsets of the static plan, sized for the
@@ -36,7 +37,8 @@ pub struct Ctx {
     /// `B̂`: `B` rounded up to a multiple of 16.
     pub batch_pad: u64,
     /// The values of the runtime scalars (`plan.args`, in that order): the learning rate,
-    /// the step `t`, bias corrections.
+    /// the step `t` and the optimizers' step-dependent scalars (`graph::ScalarArg`),
+    /// computed on the host in f64 and rounded once to f32.
     pub args: *const f32,
     /// Per-kernel timing, or null unless compiled with profiling.
     pub prof: *mut Profile,

@@ -32,7 +32,6 @@ use super::plan::{Plan, Slot};
 use crate::graph::ScalarArg;
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
 pub use loops::may_split;
-pub use ops::Libm;
 
 /// A function the generated code calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,8 +40,11 @@ pub enum Import {
     Gemm,
     /// `pool::nnc_pool_run`.
     PoolRun,
-    /// A scalar function for values computed once per kernel (exactly the interpreter's).
-    Libm(Libm),
+    /// `ops::nnc_unary`: a unary op's scalar definition, for values computed once per
+    /// kernel (exactly the interpreter's).
+    Unary,
+    /// `ops::nnc_binary`, likewise for a binary op (pow).
+    Binary,
     /// `abi::nnc_tick`, between kernels of profiled code.
     Tick,
 }
@@ -106,8 +108,8 @@ pub fn compile(
     jb.symbol("nnc_pool_run", abi::pool_run_address());
     jb.symbol("nnc_tick", abi::tick_address());
     jb.symbol("fmaf", ops::fmaf as extern "C" fn(f32, f32, f32) -> f32 as *const u8);
-    for f in Libm::ALL {
-        jb.symbol(f.symbol(), f.address());
+    for (_, name, address, _) in ops::exact_functions() {
+        jb.symbol(name, address);
     }
     let mut g = Gen {
         module: JITModule::new(jb),
@@ -152,13 +154,10 @@ impl Gen {
         if self.profile {
             decls.push((Import::Tick, "nnc_tick".into(), sig(&self.module, &i64s(3), None)));
         }
-        for f in Libm::ALL {
-            let params = vec![types::F32; f.arity()];
-            decls.push((
-                Import::Libm(f),
-                f.symbol().to_string(),
-                sig(&self.module, &params, Some(types::F32)),
-            ));
+        for (import, name, _, floats) in ops::exact_functions() {
+            let mut params = vec![types::I32];
+            params.extend(vec![types::F32; floats]);
+            decls.push((import, name.to_string(), sig(&self.module, &params, Some(types::F32))));
         }
         for (imp, name, s) in decls {
             let id = self

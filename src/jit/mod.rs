@@ -1,5 +1,5 @@
 //! The native backend: the optimized step graph and the forward graph compiled to fused
-//! kernels with Cranelift (design: /work/notes/jit.md).
+//! kernels with Cranelift. The design, file by file: docs/jit.md.
 //!
 //! ```text
 //! Graph ─ fuse ─▶ Program (kernels, temporaries)  ─ plan ─▶ Plan (arenas, offsets)
@@ -8,7 +8,8 @@
 //! [`Jit`] owns the compiled code and the arenas: parameters and optimizer state live in the
 //! fixed arena and are updated in place by the step; batch-sized temporaries live in a batch
 //! arena grown (never shrunk) to the largest batch seen. One compilation serves every batch
-//! size. A step allocates nothing but the returned vector of losses and metrics. Outputs
+//! size. A step allocates only the returned vector of losses and metrics (and whatever
+//! the `gemm` crate allocates inside a call for its packing buffers). Outputs
 //! (loss, metrics) stay in their buffers (the plan keeps them live to the end of the
 //! program) and are read from there after the run.
 //!
@@ -22,7 +23,8 @@
 //! on bad data. Ids the graph computes are clamped into range: never an access out of bounds.
 //!
 //! Runtime support: `gemm` (the matrix-product trampoline) and `pool` (the thread pool);
-//! `vmath` (vectorized transcendental functions); `abi` holds the only `unsafe`.
+//! `vmath` (vectorized transcendental functions). `unsafe` is confined to `abi`, `gemm` and
+//! `pool` (docs/jit.md, *Where `unsafe` lives*).
 
 pub mod abi;
 pub mod codegen;
@@ -148,7 +150,7 @@ fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usiz
     if decl.len() != given.len() {
         return Err(EvalError::Count { slot, expected: decl.len(), got: given.len() });
     }
-    let mut batch: Option<(usize, String)> = None;
+    let mut batch: Option<(usize, &str)> = None;
     for (d, t) in decl.iter().zip(given) {
         let numel: usize = t.shape.iter().product();
         if t.data.len() != numel {
@@ -166,9 +168,9 @@ fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usiz
         for (dim, &n) in d.shape.dims().iter().zip(&t.shape) {
             match (dim, &batch) {
                 (Dim::Fixed(k), _) if *k as usize != n => return Err(err()),
-                (Dim::Batch, None) => batch = Some((n, d.name.clone())),
+                (Dim::Batch, None) => batch = Some((n, &d.name)),
                 (Dim::Batch, Some((b, first))) if *b != n => {
-                    let (first, expected, name) = (first.clone(), *b, d.name.clone());
+                    let (first, expected, name) = (first.to_string(), *b, d.name.clone());
                     return Err(EvalError::Batch { name, got: n, first, expected });
                 }
                 _ => {}

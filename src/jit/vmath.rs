@@ -62,51 +62,37 @@ use cranelift::codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift::codegen::ir::types::{F32X4, I32X4};
 use cranelift::codegen::ir::{ConstantData, MemFlagsData};
 use cranelift::prelude::{FunctionBuilder, InstBuilder, Value};
+use strum::VariantArray;
 
-/// A unary math function [`emit`] can generate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum MathFn {
-    /// `eˣ`
-    Exp,
-    /// `ln x`
-    Log,
-    /// `ln(1 + x)`
-    Log1p,
-    /// `tanh x`
-    Tanh,
-    /// `1 / (1 + e⁻ˣ)`
-    Sigmoid,
-    /// `ln(1 + eˣ)`
-    Softplus,
-    /// `2/√π ∫₀ˣ e^(−t²) dt`
-    Erf,
-}
+use crate::graph::UnaryOp;
 
-impl MathFn {
-    /// Every function, in declaration order.
-    pub const ALL: [MathFn; 7] = [
-        MathFn::Exp,
-        MathFn::Log,
-        MathFn::Log1p,
-        MathFn::Tanh,
-        MathFn::Sigmoid,
-        MathFn::Softplus,
-        MathFn::Erf,
-    ];
-}
-
-/// Emits `f(x)` for an `f32x4` value `x`, returning an `f32x4`.
-pub fn emit(b: &mut FunctionBuilder, f: MathFn, x: Value) -> Value {
+/// Emits `f(x)` for an `f32x4` value `x`, returning an `f32x4`. `f` is one of the
+/// transcendental functions ([`UnaryOp::is_transcendental`]); the others are a few exact
+/// instructions that `jit::codegen::ops` emits itself.
+pub fn emit(b: &mut FunctionBuilder, f: UnaryOp, x: Value) -> Value {
     let mut v = V::new(b);
     match f {
-        MathFn::Exp => exp(&mut v, x),
-        MathFn::Log => log(&mut v, x),
-        MathFn::Log1p => log1p(&mut v, x),
-        MathFn::Tanh => tanh(&mut v, x),
-        MathFn::Sigmoid => sigmoid(&mut v, x),
-        MathFn::Softplus => softplus(&mut v, x),
-        MathFn::Erf => erf(&mut v, x),
+        UnaryOp::Exp => exp(&mut v, x),
+        UnaryOp::Log => log(&mut v, x),
+        UnaryOp::Log1p => log1p(&mut v, x),
+        UnaryOp::Tanh => tanh(&mut v, x),
+        UnaryOp::Sigmoid => sigmoid(&mut v, x),
+        UnaryOp::Softplus => softplus(&mut v, x),
+        UnaryOp::Erf => erf(&mut v, x),
+        UnaryOp::Neg
+        | UnaryOp::Sqrt
+        | UnaryOp::Recip
+        | UnaryOp::Abs
+        | UnaryOp::Sign
+        | UnaryOp::Square
+        | UnaryOp::Relu
+        | UnaryOp::Step => panic!("{f:?} is not transcendental: jit::codegen::ops emits it"),
     }
+}
+
+/// The functions [`emit`] computes, in declaration order.
+pub fn functions() -> impl Iterator<Item = UnaryOp> {
+    UnaryOp::VARIANTS.iter().copied().filter(|f| f.is_transcendental())
 }
 
 /// Emits `aᵇ` lane-wise for `f32x4` values, with the full IEEE `powf` semantics:

@@ -1,15 +1,13 @@
 //! Constant folding: operations whose operands are `Const` nodes (tensors filled with one
-//! value) become `Const` nodes of the result's shape, evaluated in `f64` with the
-//! interpreter's scalar formulas ([`unary`], [`binary`] mirror `graph::eval`'s elementwise
-//! table line for line and use its [`erf`]).
+//! value) become `Const` nodes of the result's shape, evaluated in `f64` by the ops' one
+//! scalar definition (`graph::scalar`), as the interpreter evaluates them.
 //!
 //! Does not fold runtime scalars (`lr`, `step`: never constants), reductions whose count
 //! involves the batch size `B`, or ops whose result is not one value everywhere (`OneHot`,
 //! `SoftmaxCrossEntropy`).
 
 use super::{constant, Rule};
-use crate::graph::eval::erf;
-use crate::graph::{BinaryOp, Dim, Graph, Node, NodeId, Op, UnaryOp};
+use crate::graph::{Dim, Graph, Node, NodeId, Op};
 
 /// The folding rules; `c`, `c1`, `c2` are constants, `A` the reduced axes.
 pub const FOLD: &[Rule] = &[
@@ -33,77 +31,6 @@ pub const FOLD: &[Rule] = &[
     Rule { name: "fold-argmax", doc: "argmax(c) → 0 (first of equal elements)", apply: argmax },
 ];
 
-/// `op(x)` on one scalar, the interpreter's formula.
-pub fn unary(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Log1p => x.ln_1p(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Recip => x.recip(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Sign => sign(x),
-        UnaryOp::Square => x * x,
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sigmoid => sigmoid(x),
-        UnaryOp::Relu => {
-            if x > 0.0 {
-                x
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Step => indicator(x > 0.0),
-        UnaryOp::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
-        UnaryOp::Erf => erf(x),
-    }
-}
-
-/// `op(a, b)` on scalars, the interpreter's formula.
-pub fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Max => a.max(b),
-        BinaryOp::Min => a.min(b),
-        BinaryOp::Pow => a.powf(b),
-        BinaryOp::Gt => indicator(a > b),
-        BinaryOp::Ge => indicator(a >= b),
-        BinaryOp::Eq => indicator(a == b),
-    }
-}
-
-/// `1 / (1 + e^−x)`, as `e^x / (1 + e^x)` for `x < 0` so that it never overflows.
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-fn sign(x: f64) -> f64 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        x * 0.0 // 0 for ±0, NaN for NaN
-    }
-}
-
-fn indicator(b: bool) -> f64 {
-    if b {
-        1.0
-    } else {
-        0.0
-    }
-}
-
 fn konst(g: &mut Graph, node: &Node, v: f64) -> Option<NodeId> {
     Some(g.constant(v, node.shape.clone()))
 }
@@ -111,13 +38,13 @@ fn konst(g: &mut Graph, node: &Node, v: f64) -> Option<NodeId> {
 fn unary_const(g: &mut Graph, node: &Node, args: &[NodeId]) -> Option<NodeId> {
     let Op::Unary(op) = node.op else { return None };
     let c = constant(g, args[0])?;
-    konst(g, node, unary(op, c))
+    konst(g, node, op.apply(c))
 }
 
 fn binary_const(g: &mut Graph, node: &Node, args: &[NodeId]) -> Option<NodeId> {
     let Op::Binary(op) = node.op else { return None };
     let (a, b) = (constant(g, args[0])?, constant(g, args[1])?);
-    konst(g, node, binary(op, a, b))
+    konst(g, node, op.apply(a, b))
 }
 
 fn select_const(g: &mut Graph, node: &Node, args: &[NodeId]) -> Option<NodeId> {
@@ -187,7 +114,7 @@ fn argmax(g: &mut Graph, node: &Node, args: &[NodeId]) -> Option<NodeId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::graph::{Axes, InputKind, Reduce, ScalarArg, Shape};
+    use crate::graph::{Axes, BinaryOp, InputKind, Reduce, ScalarArg, Shape, UnaryOp};
     use crate::passes::fold as run;
 
     fn only_output(g: &Graph) -> Node {
@@ -301,19 +228,5 @@ mod tests {
         g.add_output("y", y);
         let f = run(&g);
         assert_eq!(only_output(&f).op, Op::Binary(BinaryOp::Mul));
-    }
-
-    #[test]
-    fn scalar_formulas() {
-        assert_eq!(unary(UnaryOp::Sign, -3.0), -1.0);
-        assert_eq!(unary(UnaryOp::Sign, 0.0), 0.0);
-        assert_eq!(unary(UnaryOp::Step, 0.0), 0.0);
-        assert!((unary(UnaryOp::Softplus, 1000.0) - 1000.0).abs() < 1e-12);
-        assert!((unary(UnaryOp::Softplus, 0.0) - 2f64.ln()).abs() < 1e-15);
-        assert!((unary(UnaryOp::Sigmoid, 0.0) - 0.5).abs() < 1e-15);
-        assert_eq!(binary(BinaryOp::Ge, 1.0, 1.0), 1.0);
-        assert_eq!(binary(BinaryOp::Pow, 2.0, 10.0), 1024.0);
-        assert_eq!(unary(UnaryOp::Erf, 0.0), 0.0);
-        assert!(unary(UnaryOp::Sigmoid, -800.0) >= 0.0);
     }
 }

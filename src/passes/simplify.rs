@@ -186,7 +186,7 @@ fn reassociate(g: &mut Graph, n: &Node, a: &[NodeId], op: BinaryOp) -> Option<No
     let (inner, c2) = split_const(g, a[0], a[1])?;
     let (p, q) = binary_args(g, inner, op)?;
     let (x, c1) = split_const(g, p, q)?;
-    let c = g.constant(super::fold::binary(op, c1, c2), n.shape.clone());
+    let c = g.constant(op.apply(c1, c2), n.shape.clone());
     Some(g.binary(op, x, c))
 }
 

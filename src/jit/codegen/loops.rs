@@ -432,7 +432,7 @@ impl<'k> St<'k> {
     /// True if op `v` is a vectorized math function (exp, log, tanh, pow, ...).
     fn calls_math(&self, v: usize) -> bool {
         match self.k.ops[v] {
-            KOp::Unary(u, _) => ops::is_math(u),
+            KOp::Unary(u, _) => u.is_transcendental(),
             KOp::Binary(BinaryOp::Pow, _, y) => self.constant(y).is_none(),
             _ => false,
         }

@@ -11,13 +11,16 @@
 //! ```
 //! Transcendental functions (exp, log, log1p, tanh, sigmoid, softplus, erf, pow) are the
 //! vectorized polynomial approximations of `vmath` (a scalar goes through lane 0 of a
-//! vector); a value computed once per kernel (level Inv) instead calls the exact scalar
-//! function the interpreter uses ([`Libm`]): one call per kernel run, never per element.
+//! vector); a value computed once per kernel (level Inv) instead calls the ops' one scalar
+//! definition (`graph::scalar`, through [`exact_functions`]): one call per kernel run, never per
+//! element.
 
 use cranelift::codegen::ir::ConstantData;
 use cranelift::prelude::*;
 
 use super::{Fx, Import};
+use strum::VariantArray;
+
 use crate::graph::{BinaryOp, UnaryOp};
 use crate::jit::fuse::RKind;
 
@@ -37,113 +40,35 @@ impl Mode {
     }
 }
 
-/// Scalar functions with the interpreter's f32 semantics, called by generated code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Libm {
-    Exp,
-    Log,
-    Log1p,
-    Tanh,
-    Sigmoid,
-    Softplus,
-    Erf,
-    Pow,
+/// `op(x)` in f32 by the ops' one scalar definition (`graph::scalar`): what generated code
+/// calls for a transcendental value computed once per kernel. `op` indexes
+/// `UnaryOp::VARIANTS` (NaN for an index out of range, which codegen never passes).
+extern "C" fn nnc_unary(op: u32, x: f32) -> f32 {
+    UnaryOp::VARIANTS.get(op as usize).map_or(f32::NAN, |u| u.apply(x))
 }
-
-extern "C" fn nnc_expf(x: f32) -> f32 {
-    x.exp()
-}
-extern "C" fn nnc_logf(x: f32) -> f32 {
-    x.ln()
-}
-extern "C" fn nnc_log1pf(x: f32) -> f32 {
-    x.ln_1p()
-}
-extern "C" fn nnc_tanhf(x: f32) -> f32 {
-    x.tanh()
-}
-extern "C" fn nnc_sigmoidf(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-extern "C" fn nnc_softplusf(x: f32) -> f32 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
-extern "C" fn nnc_erff(x: f32) -> f32 {
-    crate::graph::eval::erf(x as f64) as f32
-}
-extern "C" fn nnc_powf(x: f32, y: f32) -> f32 {
-    x.powf(y)
+/// `op(a, b)` in f32, as [`nnc_unary`] (for `pow`).
+extern "C" fn nnc_binary(op: u32, a: f32, b: f32) -> f32 {
+    BinaryOp::VARIANTS.get(op as usize).map_or(f32::NAN, |o| o.apply(a, b))
 }
 /// Cranelift's libcall for `fma` on hosts without FMA.
 pub extern "C" fn fmaf(a: f32, b: f32, c: f32) -> f32 {
     a.mul_add(b, c)
 }
 
-impl Libm {
-    pub const ALL: [Libm; 8] = [
-        Libm::Exp,
-        Libm::Log,
-        Libm::Log1p,
-        Libm::Tanh,
-        Libm::Sigmoid,
-        Libm::Softplus,
-        Libm::Erf,
-        Libm::Pow,
-    ];
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Libm::Exp => "nnc_expf",
-            Libm::Log => "nnc_logf",
-            Libm::Log1p => "nnc_log1pf",
-            Libm::Tanh => "nnc_tanhf",
-            Libm::Sigmoid => "nnc_sigmoidf",
-            Libm::Softplus => "nnc_softplusf",
-            Libm::Erf => "nnc_erff",
-            Libm::Pow => "nnc_powf",
-        }
-    }
-    pub fn arity(self) -> usize {
-        if self == Libm::Pow {
-            2
-        } else {
-            1
-        }
-    }
-    pub fn address(self) -> *const u8 {
-        type F1 = extern "C" fn(f32) -> f32;
-        match self {
-            Libm::Exp => nnc_expf as F1 as *const u8,
-            Libm::Log => nnc_logf as F1 as *const u8,
-            Libm::Log1p => nnc_log1pf as F1 as *const u8,
-            Libm::Tanh => nnc_tanhf as F1 as *const u8,
-            Libm::Sigmoid => nnc_sigmoidf as F1 as *const u8,
-            Libm::Softplus => nnc_softplusf as F1 as *const u8,
-            Libm::Erf => nnc_erff as F1 as *const u8,
-            Libm::Pow => nnc_powf as extern "C" fn(f32, f32) -> f32 as *const u8,
-        }
-    }
-    fn of(u: UnaryOp) -> Option<Libm> {
-        Some(match u {
-            UnaryOp::Exp => Libm::Exp,
-            UnaryOp::Log => Libm::Log,
-            UnaryOp::Log1p => Libm::Log1p,
-            UnaryOp::Tanh => Libm::Tanh,
-            UnaryOp::Sigmoid => Libm::Sigmoid,
-            UnaryOp::Softplus => Libm::Softplus,
-            UnaryOp::Erf => Libm::Erf,
-            _ => return None,
-        })
-    }
+/// The exact scalar functions generated code may call: import, symbol, address, and the
+/// number of float operands (after the op's index).
+pub fn exact_functions() -> [(Import, &'static str, *const u8, usize); 2] {
+    type Unary = extern "C" fn(u32, f32) -> f32;
+    type Binary = extern "C" fn(u32, f32, f32) -> f32;
+    [
+        (Import::Unary, "nnc_unary", nnc_unary as Unary as *const u8, 1),
+        (Import::Binary, "nnc_binary", nnc_binary as Binary as *const u8, 2),
+    ]
 }
 
-/// True if `op` is computed by a vectorized math function.
-pub fn is_math(op: UnaryOp) -> bool {
-    Libm::of(op).is_some()
+/// The index generated code passes to [`nnc_unary`] / [`nnc_binary`] for an op.
+fn index<T: PartialEq>(all: &[T], op: T) -> i64 {
+    all.iter().position(|o| *o == op).expect("VARIANTS lists every op") as i64
 }
 
 pub fn fconst(fx: &mut Fx, v: f32, mode: Mode) -> Value {
@@ -193,10 +118,20 @@ fn keep(fx: &mut Fx, c: Value, x: Value, mode: Mode) -> Value {
     }
 }
 
-/// A transcendental function: vectorized, or exact (`exact` and Scalar: one call).
-fn math(fx: &mut Fx, f: Libm, args: &[Value], mode: Mode, exact: bool) -> Value {
+/// A transcendental function (`Err` is pow): vectorized, or exact (`exact` and Scalar: one
+/// call of the ops' scalar definition).
+fn math(fx: &mut Fx, f: Result<UnaryOp, BinaryOp>, args: &[Value], mode: Mode, exact: bool) -> Value {
     match mode {
-        Mode::Scalar if exact => fx.call(Import::Libm(f), args).expect("libm returns"),
+        Mode::Scalar if exact => {
+            let (import, op) = match f {
+                Ok(u) => (Import::Unary, index(UnaryOp::VARIANTS, u)),
+                Err(b) => (Import::Binary, index(BinaryOp::VARIANTS, b)),
+            };
+            let op = fx.b.ins().iconst(types::I32, op);
+            let mut all = vec![op];
+            all.extend_from_slice(args);
+            fx.call(import, &all).expect("the exact functions return a value")
+        }
         Mode::Scalar => {
             let v: Vec<Value> = args.iter().map(|&a| splat(fx, a)).collect();
             let r = vmath(fx, f, &v);
@@ -207,19 +142,11 @@ fn math(fx: &mut Fx, f: Libm, args: &[Value], mode: Mode, exact: bool) -> Value 
 }
 
 /// `f` on four lanes, by the vectorized approximations of `vmath`.
-fn vmath(fx: &mut Fx, f: Libm, args: &[Value]) -> Value {
-    use crate::jit::vmath::{self as vm, MathFn};
-    let g = match f {
-        Libm::Exp => MathFn::Exp,
-        Libm::Log => MathFn::Log,
-        Libm::Log1p => MathFn::Log1p,
-        Libm::Tanh => MathFn::Tanh,
-        Libm::Sigmoid => MathFn::Sigmoid,
-        Libm::Softplus => MathFn::Softplus,
-        Libm::Erf => MathFn::Erf,
-        Libm::Pow => return vm::emit_pow(&mut fx.b, args[0], args[1]),
-    };
-    vm::emit(&mut fx.b, g, args[0])
+fn vmath(fx: &mut Fx, f: Result<UnaryOp, BinaryOp>, args: &[Value]) -> Value {
+    match f {
+        Ok(u) => crate::jit::vmath::emit(&mut fx.b, u, args[0]),
+        Err(_) => crate::jit::vmath::emit_pow(&mut fx.b, args[0], args[1]),
+    }
 }
 
 /// `x^c` for a constant exponent (products or a square root for the common ones).
@@ -235,11 +162,15 @@ pub fn pow_const(fx: &mut Fx, x: Value, c: f32, mode: Mode) -> Value {
 }
 
 pub fn unary(fx: &mut Fx, op: UnaryOp, x: Value, mode: Mode, exact: bool) -> Value {
-    if let Some(f) = Libm::of(op) {
-        return math(fx, f, &[x], mode, exact);
-    }
     let zero = || 0.0f32;
     match op {
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Log1p
+        | UnaryOp::Tanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Softplus
+        | UnaryOp::Erf => math(fx, Ok(op), &[x], mode, exact),
         UnaryOp::Neg => fx.b.ins().fneg(x),
         UnaryOp::Sqrt => fx.b.ins().sqrt(x),
         UnaryOp::Recip => {
@@ -268,7 +199,6 @@ pub fn unary(fx: &mut Fx, op: UnaryOp, x: Value, mode: Mode, exact: bool) -> Val
             let r = pick(fx, pos, one, r, mode);
             pick(fx, nan, x, r, mode)
         }
-        _ => unreachable!("transcendental ops are handled above"),
     }
 }
 
@@ -290,7 +220,7 @@ pub fn binary(fx: &mut Fx, op: BinaryOp, x: Value, y: Value, mode: Mode, exact: 
             let y_nan = cmp(fx, FloatCC::Unordered, y, y, mode);
             pick(fx, y_nan, x, r, mode)
         }
-        BinaryOp::Pow => math(fx, Libm::Pow, &[x, y], mode, exact),
+        BinaryOp::Pow => math(fx, Err(op), &[x, y], mode, exact),
         BinaryOp::Gt => flag(fx, FloatCC::GreaterThan),
         BinaryOp::Ge => flag(fx, FloatCC::GreaterThanOrEqual),
         BinaryOp::Eq => flag(fx, FloatCC::Equal),
