@@ -1,16 +1,19 @@
 """One benchmark session: nnc against the peer scripts on the five standard configs, plus
 nnc's 2-thread vs 1-thread comparison. Produces the tables of BENCHMARKS.md.
 
-Usage (from the project root, after `cargo build --release`):
-    ~/peers-venv/bin/python scripts/bench_session.py [--rounds 3] [--configs abcde]
-        [--peers ../shared/bench/peers] [--nnc target/release/nnc] [--raw raw.jsonl]
+Usage (from the project root, after `cargo build --release`, with the Python of a venv made
+from bench/peers/requirements.txt; see bench/peers/README.md):
+    .venv-peers/bin/python scripts/bench_session.py [--rounds 3] [--configs abcde]
+        [--peers bench/peers] [--nnc target/release/nnc] [--raw raw.jsonl]
         [--backend jit|interp] [--no-compile-peer]
 
-Method (as ../shared/bench/compare-peers, extended; `--threads-only` runs only the last item):
+Method: nnc and a peer are run one after the other, never at the same time, alternating
+round by round so that slow drift of the machine's speed cancels in the ratios; every figure
+reported is a median over the rounds, and every ratio is the median of the per-round ratios
+(with their min and max). `--threads-only` runs only the last item:
 - steps/s: for each config and round, `nnc bench examples/bench/<c>.nn --threads 1 --json`
   pinned to core 0 (`taskset -c 0`), then the best peer (JAX jit for A, B, E; PyTorch eager
-  for C, D) with `--threads 1 --windows 5`, alternating so drift cancels; medians of the
-  rounds and the median of the per-round ratios;
+  for C, D) with `--threads 1 --windows 5` (the peer script pins itself to core 0);
 - D is also run against torch.compile (`--mode compile`), which the issue names for D;
 - JAX's peak RSS and first-call time on every config (JAX rounds, or one extra run);
 - threads: `nnc bench ... --threads 2` alternated with `--threads 1`, both allowed on cores
@@ -31,7 +34,8 @@ p = argparse.ArgumentParser()
 p.add_argument("--rounds", type=int, default=3)
 p.add_argument("--configs", default="abcde",
                help="config letters, e.g. cd or C,D (case and commas ignored)")
-p.add_argument("--peers", default="../shared/bench/peers")
+p.add_argument("--peers", default="bench/peers",
+               help="folder of bench_torch.py and bench_jax.py")
 p.add_argument("--nnc", default="target/release/nnc")
 p.add_argument("--raw", default=None)
 p.add_argument("--backend", default=None, help="pass --backend to nnc bench")

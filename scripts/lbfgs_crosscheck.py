@@ -1,7 +1,7 @@
 """Cross-check nnc's `optimizer lbfgs` against torch.optim.LBFGS step by step.
 
 Usage (needs torch, numpy, safetensors; not part of `cargo test`):
-    ~/peers-venv/bin/python scripts/lbfgs_crosscheck.py [path/to/nnc] [--backend interp|jit]
+    python scripts/lbfgs_crosscheck.py [path/to/nnc] [--backend interp|jit]
 
 For each case, trains a small model full batch with `nnc train --steps k` for k = 1..steps
 from weights written here (one run per k, so the parameters after every step are seen), and

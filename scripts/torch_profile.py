@@ -1,11 +1,12 @@
 """Where PyTorch's training step spends its time on one of the standard configs: the model,
-data, optimizer and step of ../shared/bench/peers/bench_torch.py (eager, or torch.compile
+data, optimizer and step of bench/peers/bench_torch.py (eager, or torch.compile
 with the optimizer step compiled separately, as that script does), one thread pinned to
 core 0, profiled with torch.profiler. Compare with `nnc bench examples/bench/<c>.nn
 --profile` run right before or after (BENCHMARKS.md, "D against torch.compile").
 
-Usage (from the project root):
-    ~/peers-venv/bin/python scripts/torch_profile.py --config D [--mode compile] [--steps 10]
+Usage (from the project root, with the venv of bench/peers/requirements.txt; see
+bench/peers/README.md):
+    .venv-peers/bin/python scripts/torch_profile.py --config D [--mode compile] [--steps 10]
 """
 import argparse
 import os
@@ -16,7 +17,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--config", required=True, choices=list("ABCDE"))
 p.add_argument("--mode", choices=["eager", "compile"], default="eager")
 p.add_argument("--steps", type=int, default=10)
-p.add_argument("--peers", default="../shared/bench/peers")
+p.add_argument("--peers", default="bench/peers", help="folder of bench_common.py")
 args = p.parse_args()
 sys.path.insert(0, os.path.abspath(args.peers))
 from bench_common import CONFIGS, N_DATA_BATCHES  # noqa: E402
