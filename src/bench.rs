@@ -3,9 +3,9 @@
 //! (`bench/peers/bench_common.py`) measure PyTorch and JAX, so the numbers compare.
 //!
 //! Method (the same as `bench_common.time_windows`):
-//! - compile: every pipeline stage is called on its own and timed (the same calls, in the
-//!   same order, as [`crate::pipeline::compile`]; a test checks that the results agree), then
-//!   the backend is built (for the JIT: fusion, planning and Cranelift);
+//! - compile: the pipeline driver reports every stage as it ends, front half and JIT half
+//!   (`crate::observe::Timer`): each is timed once, directly (for the JIT: `fuse`, `plan`,
+//!   and `cranelift`, which is code generation, Cranelift and finalizing);
 //! - data: 8 batches of the file's batch size, taken in order from the file's data set
 //!   (benchmarks use `random(n = 8 * batch)`), built once and held in memory, cycled;
 //! - steps/s: one first step (timed alone), a warm-up of `warmup_s` seconds, a calibration
@@ -23,12 +23,12 @@ use crate::check::{Model, TrainSpec};
 use crate::diagnostic::Diagnostic;
 use crate::graph::op::Op;
 use crate::graph::Graph;
-use crate::lower::{LowerOptions, Mode};
-use crate::pipeline::Compiled;
+use crate::observe::{self, Timer};
+use crate::pipeline::{self, Compiled};
 use crate::tensor::Tensor;
 use crate::train::session::{self, Options};
-use crate::train::{data, Backend, Interp};
-use crate::{autodiff, check, lower, passes, syntax, update};
+use crate::runtime::{Backend, Interp};
+use crate::train::data;
 
 /// Pre-built batches cycled through, as the peer scripts do.
 pub const N_BATCHES: usize = 8;
@@ -122,86 +122,22 @@ impl From<String> for BenchError {
     }
 }
 
-/// Times `f`, appending its milliseconds to `times` under `stage`.
-fn timed<T>(times: &mut StageTimes, stage: &'static str, f: impl FnOnce() -> T) -> T {
-    let t0 = Instant::now();
-    let r = f();
-    times.push((stage, t0.elapsed().as_secs_f64() * 1e3));
-    r
-}
-
-/// [`crate::pipeline::compile`] one stage at a time, timing each: the same calls in the same
-/// order (a test checks the results agree). Every optimization run counts as `passes`, the
-/// evaluation-mode lowering of a model with buffers (batch norm) as `lower`.
-pub fn compile_timed(src: &str) -> Result<(Compiled, StageTimes), Vec<Diagnostic>> {
-    let mut t = StageTimes::new();
-    let ast = timed(&mut t, "parse", || syntax::parse(src))?;
-    let model = timed(&mut t, "check", || check::check(&ast))?;
-    let train = LowerOptions { mode: Mode::Train, probes: false };
-    let lowered = timed(&mut t, "lower", || lower::lower_with(&model, train));
-    let stable = timed(&mut t, "passes", || passes::optimize(&lowered));
-    let grad = timed(&mut t, "autodiff", || autodiff::backward(&stable));
-    let forward = match !crate::pipeline::modes_differ(&model) {
-        true => stable,
-        false => {
-            let eval = LowerOptions { mode: Mode::Eval, probes: false };
-            let g = timed(&mut t, "lower", || lower::lower_with(&model, eval));
-            timed(&mut t, "passes", || passes::optimize(&g))
-        }
-    };
-    let step = timed(&mut t, "update", || update::step(&grad, &model));
-    let (opt, rules) = timed(&mut t, "passes", || passes::optimize_with_log(&step));
-    let c = Compiled { ast, model, lowered, forward, grad, step, opt, rules };
-    Ok((c, merge(t)))
-}
-
-/// The front-end stages in pipeline order (the backend's follow, in the order it reports).
-const STAGE_ORDER: [&str; 6] = ["parse", "check", "lower", "autodiff", "update", "passes"];
-
-/// Sums repeated stages and puts them in [`STAGE_ORDER`].
-fn merge(times: StageTimes) -> StageTimes {
-    let mut out: StageTimes = Vec::new();
-    for (s, ms) in times {
-        match out.iter_mut().find(|(n, _)| *n == s) {
-            Some(slot) => slot.1 += ms,
-            None => out.push((s, ms)),
-        }
-    }
-    let rank = |s: &str| STAGE_ORDER.iter().position(|x| *x == s).unwrap_or(STAGE_ORDER.len());
-    out.sort_by_key(|(s, _)| rank(s));
-    out
-}
-
-/// Builds the engine that runs the steps, timing its stages. For the JIT, `jit::compile` is
-/// timed as a whole (`fuse` + `plan` + `cranelift` add up to it): `fuse` and `plan` are
-/// measured by separate calls of those pure functions on the same graphs just before, and
-/// `cranelift` is the rest (code generation, Cranelift, finalizing, arena set-up).
+/// Builds the engine that runs the steps, its stages timed by `timer`: the JIT's (`fuse`,
+/// `plan`, `cranelift`) as the pipeline driver reports them, or the interpreter's set-up
+/// (`backend`).
 fn backend(
     c: &Compiled,
     s: &Settings,
     params: Vec<Tensor<f32>>,
-    times: &mut StageTimes,
+    timer: &mut Timer,
 ) -> Result<Box<dyn Backend>, String> {
     match s.engine {
-        Engine::Interp => {
-            Ok(timed(times, "backend", || Box::new(Interp::new(&c.opt, &c.forward, params))))
-        }
+        Engine::Interp => Ok(observe::run(timer, "backend", || {
+            Box::new(Interp::new(&c.opt, &c.forward, params)) as Box<dyn Backend>
+        })),
         Engine::Jit => {
-            use crate::jit::{fuse, plan};
-            let mut parts = StageTimes::new();
-            let (sp, fp) =
-                timed(&mut parts, "fuse", || (fuse::fuse(&c.opt), fuse::fuse(&c.forward)));
-            if let (Ok(sp), Ok(fp)) = (&sp, &fp) {
-                timed(&mut parts, "plan", || plan::plan(&c.opt, &[sp, fp]));
-            }
-            let mut total = StageTimes::new();
-            let compile =
-                if s.profile { crate::jit::compile_profiled } else { crate::jit::compile };
-            let jit = timed(&mut total, "jit", || compile(c, s.threads))?;
-            let split: f64 = parts.iter().map(|(_, ms)| ms).sum();
-            times.extend(parts);
-            times.push(("cranelift", (total[0].1 - split).max(0.0)));
-            session::jit_with_params(jit, params)
+            let o = crate::jit::Options { threads: s.threads, profile: s.profile };
+            session::jit_with_params(pipeline::jit(c, o, timer)?, params)
         }
     }
 }
@@ -227,13 +163,16 @@ fn batches(
 /// Compiles `src` (the file `file`, whose folder relative data paths start from) and
 /// measures it as the module doc says.
 pub fn run(src: &str, file: &std::path::Path, s: &Settings) -> Result<Report, BenchError> {
-    let (c, mut compile_ms) = compile_timed(src).map_err(BenchError::Diagnostics)?;
+    let mut timer = Timer::default();
+    let c = pipeline::compile_observed(src, &Default::default(), None, &mut timer)
+        .map_err(BenchError::Diagnostics)?;
     let model = &c.model;
     let spec = session::effective_spec(model, &Options::default());
     let base = file.parent().unwrap_or(std::path::Path::new("."));
     let data = batches(&c, base, spec.batch)?;
     let params = session::initial_params(model, spec.seed, None)?;
-    let mut be = backend(&c, s, params, &mut compile_ms)?;
+    let mut be = backend(&c, s, params, &mut timer)?;
+    let compile_ms = timer.0;
     let mut runner =
         Runner { be: be.as_mut(), model, spec: &spec, data: &data, t: 0, last: f32::NAN };
     let t0 = Instant::now();
@@ -465,9 +404,9 @@ fn object(fields: &[(&str, String)]) -> String {
 mod tests {
     use super::*;
 
-    /// `compile_timed` must stay the same compiler as `pipeline::compile`.
+    /// The observed compilation is `pipeline::compile`, and reports every front-half stage.
     #[test]
-    fn staged_compile_matches_the_pipeline() {
+    fn observed_compile_matches_the_pipeline() {
         let mut files: Vec<std::path::PathBuf> = Vec::new();
         for dir in ["examples", "examples/bench", "tests/cases/ok"] {
             for e in std::fs::read_dir(dir).unwrap() {
@@ -481,15 +420,18 @@ mod tests {
         for f in files {
             let src = std::fs::read_to_string(&f).unwrap();
             let want = crate::pipeline::compile(&src).unwrap();
-            let (got, times) = compile_timed(&src).unwrap();
+            let mut times = Timer::default();
+            let got = pipeline::compile_observed(&src, &Default::default(), None, &mut times);
+            let got = got.unwrap();
             let print = |g: &Graph| crate::graph::print::print(g, Some(&src));
             assert_eq!(print(&got.opt), print(&want.opt), "{}", f.display());
             assert_eq!(print(&got.forward), print(&want.forward), "{}", f.display());
             assert_eq!(print(&got.lowered), print(&want.lowered), "{}", f.display());
             assert_eq!(print(&got.grad), print(&want.grad), "{}", f.display());
             assert_eq!(got.rules, want.rules, "{}", f.display());
-            let names: Vec<&str> = times.iter().map(|(s, _)| *s).collect();
-            assert_eq!(names, STAGE_ORDER, "{}", f.display());
+            let names: Vec<&str> = times.0.iter().map(|(s, _)| *s).collect();
+            let stages = ["parse", "check", "lower", "passes", "autodiff", "update"];
+            assert_eq!(names, stages, "{}", f.display());
         }
     }
 

@@ -29,7 +29,7 @@ mod norm;
 
 use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
 use crate::graph::{
-    Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Shape, Target, UnaryOp, Update,
+    Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Role, Shape, Target, UnaryOp, Update,
 };
 
 /// Training (batch statistics, running statistics updated) or evaluation (running
@@ -84,7 +84,7 @@ pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
         ids.push(id);
     }
     g.origin = Meta::default();
-    g.add_output("loss", ids[model.loss.0 as usize]);
+    g.add_output_as(Role::Loss, "loss", ids[model.loss.0 as usize]);
     for m in &model.metrics {
         g.add_output(m.name.clone(), ids[m.value.0 as usize]);
     }

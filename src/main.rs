@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use nnc::bench;
 use nnc::check::TrainSpec;
 use nnc::diagnostic::{render_all, Diagnostic};
-use nnc::pipeline::{self, Compiled, Stage};
+use nnc::pipeline::{self, Compiled, IrError, Stage};
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
 use nnc::train::{data, weights};
@@ -42,6 +42,9 @@ enum Command {
         /// With --check: write the current IR to the expected file instead of comparing.
         #[arg(long, requires = "check")]
         bless: bool,
+        /// For `kernels` and `clif`: the threads the JIT compiles for (as `train --threads`).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Train the model as the file says; flags override the file's train block.
     Train {
@@ -299,7 +302,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Ir { file, stage, check, bless } => {
+        Command::Ir { file, stage, check, bless, threads } => {
             let src = read(&file)?;
             let stage = match stage {
                 StageArg::Ast => Stage::Ast,
@@ -310,10 +313,11 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 StageArg::Kernels => Stage::Kernels,
                 StageArg::Clif => Stage::Clif,
             };
-            let text = pipeline::ir(&src, stage).map_err(|diags| Failure::Diagnostics {
-                file: file.clone(),
-                src: src.clone(),
-                diags,
+            let text = pipeline::ir(&src, stage, threads.max(1)).map_err(|e| match e {
+                IrError::Source(diags) => {
+                    Failure::Diagnostics { file: file.clone(), src: src.clone(), diags }
+                }
+                IrError::Jit(e) => Failure::Message(format!("the JIT cannot compile this model: {e}")),
             })?;
             match (check, bless) {
                 (None, _) => print!("{text}"),

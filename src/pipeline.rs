@@ -1,6 +1,8 @@
-//! The whole compiler in one function per stage boundary, read top to bottom:
-//! source → AST → checked model → forward graph → gradients → training step → optimized
-//! step. `nnc ir` prints any of these stages; `train` runs the result.
+//! The whole compiler, driven from here, read top to bottom: source → AST → checked model →
+//! forward graph → gradients ([`GradGraph`]) → training step ([`StepGraph`]) → optimized
+//! step ([`compile_observed`]), then the JIT's kernels, memory plan and native code
+//! ([`jit()`]). Each stage is reported to an [`Observer`] as it ends (`nnc bench` times them).
+//! `nnc ir` prints any of these stages; `train` runs the result.
 //!
 //! The model is lowered twice: in training mode (batch norm on batch statistics, updating
 //! its running statistics; dropout masks), which the step is built from, and in evaluation
@@ -9,11 +11,15 @@
 //! evaluation graph's states are a prefix of the step's.
 
 use crate::check::Model;
-use crate::diagnostic::Result;
+use crate::diagnostic::{Diagnostic, Result};
+use crate::jit::{self, Jit};
+use crate::observe::{self, Capture, Observer, Quiet};
 use crate::graph::{print, Graph};
 use crate::lower::{LowerOptions, Mode};
 use crate::syntax::ast;
-use crate::{autodiff, check, lower, passes, probes, syntax, update};
+use crate::autodiff::GradGraph;
+use crate::update::StepGraph;
+use crate::{autodiff, check, lower, passes, syntax, update};
 
 /// Variants of a compilation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,12 +38,12 @@ pub struct Compiled {
     /// The optimized evaluation-mode forward graph: loss and metrics (`nnc eval`,
     /// validation). Its states are the model's buffers.
     pub forward: Graph,
-    /// Forward plus backward: outputs `grad.<param>` (stage `grad`).
-    pub grad: Graph,
+    /// Forward plus backward: a gradient output per parameter (stage `grad`).
+    pub grad: GradGraph,
     /// The training step before IR optimization (stage `step`).
-    pub step: Graph,
+    pub step: StepGraph,
     /// The optimized training step (stage `opt`): what the backends run.
-    pub opt: Graph,
+    pub opt: StepGraph,
     /// Which rewrite rules fired on the way to `opt`, with counts.
     pub rules: Vec<(&'static str, usize)>,
 }
@@ -53,31 +59,57 @@ pub fn compile_with(src: &str, o: &CompileOptions) -> Result<Compiled> {
 /// [`compile_with`] for a run whose `seed` overrides the file's (`nnc train --seed`): the
 /// seed salts the dropout masks, which are part of the compiled training step.
 pub fn compile_seeded(src: &str, o: &CompileOptions, seed: Option<u64>) -> Result<Compiled> {
-    let ast = syntax::parse(src)?;
-    let mut model = check::check(&ast)?;
+    compile_observed(src, o, seed, &mut Quiet)
+}
+
+/// The driver of the front half: every stage in order, each reported to `obs` as it ends
+/// (`parse`, `check`, `lower`, `passes`, `autodiff`, `update`; a model with batch norm or
+/// dropout is lowered and optimized a second time, in evaluation mode).
+pub fn compile_observed(
+    src: &str,
+    o: &CompileOptions,
+    seed: Option<u64>,
+    obs: &mut dyn Observer,
+) -> Result<Compiled> {
+    let ast = observe::run(obs, "parse", || syntax::parse(src))?;
+    let mut model = observe::run(obs, "check", || check::check(&ast))?;
     if let Some(s) = seed {
         model.train.seed = s;
     }
     let train = LowerOptions { mode: Mode::Train, probes: o.log_layers };
-    let lowered = lower::lower_with(&model, train);
+    let lowered = observe::run(obs, "lower", || lower::lower_with(&model, train));
     // Stabilize before differentiating: the backward pass of log(softmax(z)) is not stable,
     // that of the fused cross-entropy is.
-    let stable = passes::optimize(&lowered);
-    let mut grad = autodiff::backward(&stable);
+    let stable = observe::run(obs, "passes", || passes::optimize(&lowered));
+    let mut grad = observe::run(obs, "autodiff", || autodiff::backward(&stable));
     if o.log_layers {
-        probes::add_param_norms(&mut grad);
+        grad.add_param_norms();
     }
     // Probes are outputs of training only.
     let forward = match !modes_differ(&model) && !o.log_layers {
         true => stable,
         false => {
             let eval = LowerOptions { mode: Mode::Eval, probes: false };
-            passes::optimize(&lower::lower_with(&model, eval))
+            let g = observe::run(obs, "lower", || lower::lower_with(&model, eval));
+            observe::run(obs, "passes", || passes::optimize(&g))
         }
     };
-    let step = update::step(&grad, &model);
-    let (opt, rules) = passes::optimize_with_log(&step);
+    let step = observe::run(obs, "update", || update::step(&grad, &model));
+    let mut rules = Vec::new();
+    let opt = observe::run(obs, "passes", || {
+        step.map(|g| {
+            let (opt, log) = passes::optimize_with_log(g);
+            rules = log;
+            opt
+        })
+    });
     Ok(Compiled { ast, model, lowered, forward, grad, step, opt, rules })
+}
+
+/// The driver of the JIT half: `c`'s optimized step and forward graph through the JIT's
+/// stages (`fuse`, `plan`, `cranelift`), each reported to `obs`.
+pub fn jit(c: &Compiled, o: jit::Options, obs: &mut dyn Observer) -> std::result::Result<Jit, String> {
+    jit::compile_with(&c.opt, &c.forward, o, obs)
 }
 
 /// True if `model` lowers differently in evaluation mode than in training mode: it has
@@ -113,12 +145,22 @@ impl Stage {
     ];
 }
 
-/// The deterministic text of `stage` for `src`.
-pub fn ir(src: &str, stage: Stage) -> Result<String> {
+/// Why [`ir`] printed nothing.
+#[derive(Debug)]
+pub enum IrError {
+    /// The source has errors.
+    Source(Vec<Diagnostic>),
+    /// The JIT could not compile the model.
+    Jit(String),
+}
+
+/// The deterministic text of `stage` for `src`. `kernels` and `clif` are what the JIT
+/// compiles for `threads` threads (as `nnc train --threads` would run it).
+pub fn ir(src: &str, stage: Stage, threads: usize) -> std::result::Result<String, IrError> {
     if stage == Stage::Ast {
-        return Ok(syntax::print::print(&syntax::parse(src)?));
+        return Ok(syntax::print::print(&syntax::parse(src).map_err(IrError::Source)?));
     }
-    let c = compile(src)?;
+    let c = compile(src).map_err(IrError::Source)?;
     let text = match stage {
         Stage::Ast => unreachable!(),
         Stage::Graph => print::print(&c.lowered, Some(src)),
@@ -134,12 +176,17 @@ pub fn ir(src: &str, stage: Stage) -> Result<String> {
             s
         }
         Stage::Kernels | Stage::Clif => {
-            let text = match stage {
-                Stage::Kernels => crate::jit::print::kernels(&c, Some(src)),
-                _ => crate::jit::print::clif(&c, Some(src)),
+            let o = jit::Options { threads, profile: false };
+            let mut code = Capture::default();
+            let capture: &mut dyn Observer = match stage {
+                Stage::Clif => &mut code,
+                _ => &mut Quiet,
             };
-            let span = crate::diagnostic::Span::default();
-            text.map_err(|e| vec![crate::diagnostic::Diagnostic::error(span, e)])?
+            let j = self::jit(&c, o, capture).map_err(IrError::Jit)?;
+            match stage {
+                Stage::Kernels => jit::print::kernels(&j, &c.opt, &c.forward, Some(src)),
+                _ => jit::print::clif(&j, &c.opt, &c.forward, &code.0, Some(src)),
+            }
         }
     };
     Ok(text)

@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 
 use crate::check::{Value, ValueKind};
-use crate::graph::{Graph, Meta, NodeId, UnaryOp};
+use crate::graph::{Graph, Meta, NodeId, Role, UnaryOp};
 
 /// The prefixes of probe output names, in the order their columns are written.
 pub const PREFIXES: [&str; 4] = ["act_mean.", "act_var.", "grad_norm.", "weight_norm."];
@@ -61,12 +61,12 @@ impl Activations {
     /// Adds the recorded statistics as outputs, in forward order.
     pub fn add_outputs(self, g: &mut Graph) {
         for (name, node) in self.outputs {
-            g.add_output(name, node);
+            g.add_output_as(Role::Probe, name, node);
         }
     }
 }
 
-/// Adds `grad_norm.<p>` (from the `grad.<p>` outputs of `autodiff::backward`) and
+/// Adds `grad_norm.<p>` (from the gradient outputs of `autodiff::backward`) and
 /// `weight_norm.<p>` outputs for every parameter, in parameter order.
 pub fn add_param_norms(g: &mut Graph) {
     let saved = std::mem::take(&mut g.origin);
@@ -74,7 +74,8 @@ pub fn add_param_norms(g: &mut Graph) {
     let mut norms = Vec::new();
     for (i, name) in names.iter().enumerate() {
         g.origin = Meta { note: Some(format!("probe {name}")), ..Meta::default() };
-        if let Some(d) = g.output(&format!("grad.{name}")) {
+        if let Some(k) = g.output_of(Role::Grad(i as u32)) {
+            let d = g.outputs[k].node;
             norms.push((format!("grad_norm.{name}"), norm(g, d)));
         }
         let theta = g.param(i as u32);
@@ -82,7 +83,7 @@ pub fn add_param_norms(g: &mut Graph) {
     }
     norms.sort_by_key(|(n, _)| !n.starts_with("grad_norm."));
     for (name, node) in norms {
-        g.add_output(name, node);
+        g.add_output_as(Role::Probe, name, node);
     }
     g.origin = saved;
 }

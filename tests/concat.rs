@@ -158,13 +158,13 @@ fn jit_matches_the_interpreter_on_dense_connections() {
 
 #[test]
 fn the_ir_shows_concatenations_and_their_gradient_slices() {
-    let grad = pipeline::ir(DENSE, Stage::Grad).unwrap();
+    let grad = pipeline::ir(DENSE, Stage::Grad, 1).unwrap();
     assert!(grad.contains("concat[0] %"), "{grad}");
     assert!(grad.contains("concat[1] %"), "{grad}");
     // The gradient of [x, h1] (5 + 6) flows back to h1 through the slice 5..11.
     assert!(grad.contains("slice[1, 5..11]"), "{grad}");
     assert!(grad.contains("slice[0, 0..2]") && grad.contains("slice[0, 2..5]"), "{grad}");
-    let kernels = pipeline::ir(DENSE, Stage::Kernels).unwrap();
+    let kernels = pipeline::ir(DENSE, Stage::Kernels, 1).unwrap();
     assert!(kernels.contains("concat t"), "{kernels}");
     assert!(kernels.contains("slice t"), "{kernels}");
 }
@@ -266,7 +266,7 @@ fn jit_slices_pads_and_inner_concats_match_the_interpreter() {
     let d = nnc::autodiff::grad(&mut g, loss, &[a]);
     g.add_output("grad.a", d[0]);
     g.add_output("c", c);
-    let mut jit = nnc::jit::compile_graphs(&g, &g, 1).unwrap();
+    let mut jit = nnc::jit::compile(&g, &g, 1).unwrap();
     let a0: Vec<f32> = values(40, 20).iter().map(|&v| v as f32).collect();
     jit.set_params(&[Tensor::new(vec![4, 5], a0.clone())]).unwrap();
     for batch in [1, 3, 7] {

@@ -15,7 +15,8 @@ use nnc::jit;
 use nnc::pipeline::{self, CompileOptions, Compiled};
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
-use nnc::train::{data, Backend, Interp};
+use nnc::runtime::{Backend, Interp};
+use nnc::train::data;
 
 // ---- helpers ----------------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ fn jit_masks_equal_the_interpreter_bit_for_bit() {
     let r = g.reshape(m3, &Shape(vec![Dim::Batch, Dim::Fixed(6)]));
     let tm = g.mul(t, r);
     g.add_output("t_mask", tm);
-    let mut jit = jit::compile_graphs(&g, &g, 1).unwrap();
+    let mut jit = jit::compile(&g, &g, 1).unwrap();
     for batch in [1, 7, 300] {
         let inputs = vec![noise_tensor(batch as u64, vec![batch, 6])];
         for step in [1u64, 2, 1000, 123_456] {
@@ -182,7 +183,7 @@ fn two_threads_draw_the_same_mask() {
     g.add_input("x", Shape(vec![Dim::Batch, Dim::Fixed(1024)]), InputKind::Features);
     let m = mask_node(&mut g, &[None, Some(1024)], 0.6, 99);
     g.add_output("mask", m);
-    let mut jit = jit::compile_graphs(&g, &g, 2).unwrap();
+    let mut jit = jit::compile(&g, &g, 2).unwrap();
     let inputs = vec![Tensor::full(vec![1100, 1024], 1.0f32)];
     let want = interp(&g, &inputs, 5.0);
     let got = jit.step_full(&inputs, 0.1, 5).unwrap();

@@ -10,7 +10,7 @@
 use nnc::autodiff::{backward, grad};
 use nnc::graph::eval::{eval, Env};
 use nnc::graph::verify::verify;
-use nnc::graph::{Axes, BinaryOp, Dim, Graph, InputKind, NodeId, Op, Reduce, Shape, UnaryOp};
+use nnc::graph::{Axes, BinaryOp, Dim, Graph, InputKind, NodeId, Op, Reduce, Role, Shape, UnaryOp};
 use nnc::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -471,7 +471,7 @@ fn mlp() -> (Graph, Vec<Tensor<f64>>, Vec<Tensor<f64>>) {
     let l = g.add(Op::SoftmaxCrossEntropy, vec![h, y], Shape(vec![Dim::Batch]));
     let loss = g.mean_all(l);
     g.origin = Default::default();
-    g.add_output("loss", loss);
+    g.add_output_as(Role::Loss, "loss", loss);
     g.add_output("logits", h);
     let inputs = vec![
         uniform(&mut r, &[BATCH, 4], -1.0, 1.0),

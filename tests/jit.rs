@@ -13,7 +13,8 @@ use nnc::graph::Graph;
 use nnc::jit;
 use nnc::pipeline::{self, Compiled};
 use nnc::tensor::Tensor;
-use nnc::train::{data, session, Backend};
+use nnc::runtime::Backend;
+use nnc::train::{data, session};
 
 mod common;
 use common::differential::{all_close, differential, to64};
@@ -87,7 +88,7 @@ fn every_program_matches_the_interpreter_at_batch_sizes_1_7_and_all() {
         let base = path.parent().unwrap();
         let spec = session::effective_spec(&c.model, &session::Options::default());
         let params = session::initial_params(&c.model, spec.seed, None).unwrap();
-        let mut jit = jit::compile(&c, 1).unwrap();
+        let mut jit = jit::compile(&c.opt, &c.forward, 1).unwrap();
         let all = dataset(&c, base).len().min(2000);
         for size in [1, 7, all, 7] {
             let batches = batches_of(&c, base, size, 3).unwrap();
@@ -274,7 +275,7 @@ fn random_models_match_the_interpreter() {
             Err(d) => panic!("{src}\n{}", nnc::diagnostic::render_all(&d, "random.nn", &src)),
         };
         let params = session::initial_params(&c.model, seed, None).unwrap();
-        let mut jit = jit::compile(&c, 1).unwrap();
+        let mut jit = jit::compile(&c.opt, &c.forward, 1).unwrap();
         for size in [1, 7, 60] {
             let batches = batches_of(&c, base, size, 3).unwrap();
             if let Err(e) = differential(&c.opt, &c.forward, &mut jit, &params, &batches, 0.01) {
@@ -491,7 +492,7 @@ fn random_graphs_match_the_interpreter() {
             Tensor::new(vec![n], (0..n).map(|i| noise(10 + seed, i as u64)).collect()),
             Tensor::new(vec![n, n], (0..n * n).map(|i| noise(20 + seed, i as u64)).collect()),
         ];
-        let mut jit = jit::compile_graphs(&g, &fwd, 1).unwrap();
+        let mut jit = jit::compile(&g, &fwd, 1).unwrap();
         for size in [1, 7, 33] {
             let batches: Vec<Vec<Tensor<f32>>> = (0..3)
                 .map(|b| {
@@ -535,7 +536,7 @@ fn two_threads_match_the_interpreter() {
                optimizer adam(lr = 1e-3, eps = 1e-3)\ntrain { data = random(n = 8), batch = 2, steps = 2 }\n";
     let c = pipeline::compile(src).unwrap();
     let params = session::initial_params(&c.model, 3, None).unwrap();
-    let mut jit = jit::compile(&c, 2).unwrap();
+    let mut jit = jit::compile(&c.opt, &c.forward, 2).unwrap();
     for size in [1, 3] {
         let batches = batches_of(&c, Path::new("examples"), size, 2).unwrap();
         differential(&c.opt, &c.forward, &mut jit, &params, &batches, 1e-3).unwrap();
@@ -554,7 +555,7 @@ fn step_times() {
         let c = pipeline::compile(&src).unwrap();
         let spec = session::effective_spec(&c.model, &session::Options::default());
         let t0 = std::time::Instant::now();
-        let mut jit = jit::compile(&c, 1).unwrap();
+        let mut jit = jit::compile(&c.opt, &c.forward, 1).unwrap();
         let compile = t0.elapsed();
         jit.set_params(&session::initial_params(&c.model, 1, None).unwrap()).unwrap();
         let batches = batches_of(&c, path.parent().unwrap(), spec.batch, 8).unwrap();

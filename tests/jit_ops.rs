@@ -272,7 +272,7 @@ fn every_op_matches_the_interpreter() {
             nnc::graph::verify::verify(&g).unwrap_or_else(|e| panic!("{kind:?} #{i}: {e:?}"));
             let mut forward = g.clone();
             forward.updates.clear();
-            let mut jit = match jit::compile_graphs(&g, &forward, 1) {
+            let mut jit = match jit::compile(&g, &forward, 1) {
                 Ok(j) => j,
                 Err(e) => {
                     failures.push(format!("{kind:?} #{i}: does not compile: {e}"));

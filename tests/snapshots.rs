@@ -41,7 +41,7 @@ fn every_stage_of_every_program() {
             if stage == Stage::Clif && !CLIF_PROGRAMS.iter().any(|p| path == Path::new(p)) {
                 continue;
             }
-            let text = pipeline::ir(&src, stage).unwrap();
+            let text = pipeline::ir(&src, stage, 1).unwrap();
             insta::with_settings!({ snapshot_path => "snapshots", prepend_module_to_snapshot => false, omit_expression => true, description => path.display().to_string() }, {
                 insta::assert_snapshot!(snapshot_name(&path, name), text);
             });

@@ -2,7 +2,7 @@
 //!
 //! [`grad`] appends to a graph the nodes computing the gradient of a loss node with respect
 //! to chosen nodes; [`backward`] is the pipeline's `grad` stage: the forward graph plus one
-//! output `grad.<param name>` per parameter.
+//! output `grad.<param name>` per parameter, of role `Role::Grad(i)` ([`GradGraph`]).
 //!
 //! The walk: first the set of nodes on a path from a `wrt` node to the loss ("needs a
 //! gradient": it depends differentiably on a `wrt` node, and the loss depends on it), so no
@@ -17,7 +17,37 @@
 
 mod rules;
 
-use crate::graph::{Graph, Meta, NodeId};
+use std::ops::Deref;
+
+use crate::graph::{Graph, Meta, NodeId, Role};
+
+/// The `grad` stage's graph: the forward graph (its loss, metrics and probes) with one
+/// output of role [`Role::Grad`]`(i)` per parameter `i`, in parameter order, after them.
+#[derive(Clone, Debug)]
+pub struct GradGraph(Graph);
+
+impl GradGraph {
+    /// The gradient of the loss with respect to parameter `param`.
+    pub fn grad(&self, param: u32) -> NodeId {
+        let k = self.0.output_of(Role::Grad(param)).expect("a gradient per parameter");
+        self.0.outputs[k].node
+    }
+    /// Adds the `--log-layers` probes of every parameter's gradient and weight norm
+    /// (`probes::add_param_norms`).
+    pub fn add_param_norms(&mut self) {
+        crate::probes::add_param_norms(&mut self.0);
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.0
+    }
+}
+
+impl Deref for GradGraph {
+    type Target = Graph;
+    fn deref(&self) -> &Graph {
+        &self.0
+    }
+}
 
 /// Appends to `g` the nodes computing d(loss)/d(wrt[i]) for a scalar `loss` node (`[]`
 /// shape); returns them in order. Nodes the loss does not depend on get a zero constant of
@@ -71,20 +101,22 @@ pub fn grad(g: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Vec<NodeId> {
 }
 
 /// The `grad` stage: a copy of the forward graph with, for every parameter `i` (in
-/// `graph.params` order), a new output named `grad.<param name>` after the existing outputs.
-/// The forward graph's loss is its output named `loss` (lowering always creates it).
-pub fn backward(forward: &Graph) -> Graph {
+/// `graph.params` order), a new output `grad.<param name>` of role `Role::Grad(i)` after the
+/// existing outputs. The forward graph's loss is its output of role `Role::Loss` (lowering
+/// always creates one).
+pub fn backward(forward: &Graph) -> GradGraph {
     let mut g = forward.clone();
-    let loss = g.output("loss").expect("autodiff: the forward graph has no `loss` output");
+    let k = g.output_of(Role::Loss).expect("autodiff: the forward graph has no loss output");
+    let loss = g.outputs[k].node;
     g.origin = Meta::default();
     let params: Vec<NodeId> = (0..g.params.len() as u32).map(|i| g.param(i)).collect();
     let grads = grad(&mut g, loss, &params);
     for (i, d) in grads.into_iter().enumerate() {
         let name = format!("grad.{}", g.params[i].name);
-        g.add_output(name, d);
+        g.add_output_as(Role::Grad(i as u32), name, d);
     }
     g.origin = forward.origin.clone();
-    g
+    GradGraph(g)
 }
 
 /// Nodes up to `loss` that depend differentiably on a `wrt` node and on which `loss`

@@ -88,11 +88,28 @@ pub struct StateInfo {
     pub init: f64,
 }
 
-/// A named value the graph computes: `loss`, `accuracy`, `grad.fc1.weight`, ...
+/// A named value the graph computes: `loss`, `accuracy`, `grad.fc1.weight`, ... The name
+/// is for people (logs, printed IR, weight files); the role is what the compiler and the
+/// runtime go by.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Output {
     pub name: String,
     pub node: NodeId,
+    pub role: Role,
+}
+
+/// What an [`Output`] is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The value training minimizes (`loss`).
+    Loss,
+    /// A value reported beside the loss (a declared metric; any value of a graph built by
+    /// hand).
+    Metric,
+    /// A per-layer statistic of `--log-layers` (`act_mean.fc1`, `grad_norm.fc1.weight`).
+    Probe,
+    /// The loss's gradient with respect to parameter `i` (`graph.params[i]`).
+    Grad(u32),
 }
 
 /// What an [`Update`] overwrites after the step.
@@ -154,8 +171,16 @@ impl Graph {
     pub fn output(&self, name: &str) -> Option<NodeId> {
         self.outputs.iter().find(|o| o.name == name).map(|o| o.node)
     }
+    /// Adds an output with role [`Role::Metric`].
     pub fn add_output(&mut self, name: impl Into<String>, node: NodeId) {
-        self.outputs.push(Output { name: name.into(), node });
+        self.add_output_as(Role::Metric, name, node);
+    }
+    pub fn add_output_as(&mut self, role: Role, name: impl Into<String>, node: NodeId) {
+        self.outputs.push(Output { name: name.into(), node, role });
+    }
+    /// The index in `outputs` of the first output with `role`.
+    pub fn output_of(&self, role: Role) -> Option<usize> {
+        self.outputs.iter().position(|o| o.role == role)
     }
 
     // ---- registries -------------------------------------------------------------------
@@ -420,7 +445,7 @@ impl Graph {
         new.origin = Meta::default();
         let m = |id: NodeId| map[id.index()].expect("root is live");
         new.outputs =
-            self.outputs.iter().map(|o| Output { name: o.name.clone(), node: m(o.node) }).collect();
+            self.outputs.iter().map(|o| Output { node: m(o.node), ..o.clone() }).collect();
         new.updates =
             self.updates.iter().map(|u| Update { target: u.target, node: m(u.node) }).collect();
         new

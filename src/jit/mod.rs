@@ -37,9 +37,9 @@ pub mod vmath;
 
 use crate::graph::eval::{EvalError, Slot as EvalSlot};
 use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
-use crate::pipeline::Compiled;
 use crate::tensor::Tensor;
-use crate::train::{Backend, Outputs};
+use crate::observe::{self, Observer, Quiet};
+use crate::runtime::{Backend, Outputs};
 use fuse::{Buf, OutRef, Program};
 use plan::{Plan, Slot};
 
@@ -67,34 +67,47 @@ pub struct Jit {
     args: Vec<f32>,
 }
 
-/// Compiles `c`'s optimized step (`c.opt`) and forward graph; parameters start at zero (set
-/// them with [`Jit::set_params`]). `threads > 1` splits large products and kernels.
-pub fn compile(c: &Compiled, threads: usize) -> Result<Jit, String> {
-    compile_graphs(&c.opt, &c.forward, threads)
+/// How to compile.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Threads, the calling one included: `> 1` splits large products and kernels.
+    pub threads: usize,
+    /// Time every kernel ([`Jit::profile`]); the timing calls cost ≈ 50 ns per kernel.
+    pub profile: bool,
 }
 
-/// [`compile`] with every kernel timed ([`Jit::profile`]); the timing calls cost ≈ 50 ns
-/// per kernel.
-pub fn compile_profiled(c: &Compiled, threads: usize) -> Result<Jit, String> {
-    build(&c.opt, &c.forward, threads, true)
+/// Compiles a training step graph and a forward graph over the same parameters (the
+/// forward graph's states are the first states of the step's); parameters start at zero
+/// (set them with [`Jit::set_params`]).
+pub fn compile(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
+    compile_with(step, forward, Options { threads, profile: false }, &mut Quiet)
 }
 
-/// Compiles a training step graph and a forward graph over the same parameters.
-pub fn compile_graphs(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
-    build(step, forward, threads, false)
-}
-
-fn build(step: &Graph, forward: &Graph, threads: usize, profile: bool) -> Result<Jit, String> {
+/// [`compile`], reporting the stages `fuse`, `plan` and `cranelift` (code generation,
+/// Cranelift, finalizing) to `obs`, with the generated code's text if it asks.
+pub fn compile_with(
+    step: &Graph,
+    forward: &Graph,
+    o: Options,
+    obs: &mut dyn Observer,
+) -> Result<Jit, String> {
+    let Options { threads, profile } = o;
     if !forward.params.is_empty() && step.params != forward.params {
         return Err("the forward graph's parameters differ from the step's".into());
     }
     if step.states.get(..forward.states.len()) != Some(&forward.states[..]) {
         return Err("the forward graph's states are not the first states of the step".into());
     }
-    let (sp, fp) = (fuse::fuse(step)?, fuse::fuse(forward)?);
-    let plan = plan::plan(step, &[&sp, &fp]);
+    let (sp, fp) = observe::run(obs, "fuse", || Ok::<_, String>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
+    let plan = observe::run(obs, "plan", || plan::plan(step, &[&sp, &fp]));
     let names = ["step", "forward"];
-    let code = codegen::compile(&[&sp, &fp], &names, &plan, threads, false, profile)?;
+    let text = obs.wants_code();
+    let code = observe::run(obs, "cranelift", || {
+        codegen::compile(&[&sp, &fp], &names, &plan, threads, text, profile)
+    })?;
+    for (function, clif) in &code.text {
+        obs.code(function, clif);
+    }
     // Zeroed memory comes from the OS untouched: fill only non-zero initial states.
     let mut fixed = vec![0f32; plan.fixed_len];
     for (s, &off) in step.states.iter().zip(&plan.states).filter(|(s, _)| s.init != 0.0) {
@@ -233,7 +246,7 @@ impl Jit {
             .collect()
     }
 
-    /// With profiling ([`compile_profiled`]): the training step's kernels with the mean
+    /// With profiling ([`Options::profile`]): the training step's kernels with the mean
     /// wall time of each per step, `g` being the step graph compiled (`c.opt`).
     pub fn profile(&self, g: &Graph, src: Option<&str>) -> Option<String> {
         let p = self.machine.profile.as_deref()?;

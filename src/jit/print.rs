@@ -6,49 +6,57 @@
 //! value a line with its level) and sinks; then the memory plan: arena sizes and each
 //! temporary's size, place and lifetime (first and last kernel).
 //!
-//! `clif` prints the Cranelift IR of the training step's functions as generated (before
-//! Cranelift's own optimizations), each under a comment naming its kernel, the graph nodes
-//! and the source lines it came from.
+//! `clif` prints the Cranelift IR of every function (the training step's, then the forward
+//! pass's) as generated (before Cranelift's own optimizations), each under a comment naming
+//! its kernel, the graph nodes and the source lines it came from.
+//!
+//! Both print what a compiled [`Jit`] runs: its own programs and plan, for the threads it
+//! was compiled with.
 
 use std::fmt::Write;
 
-use super::codegen;
 use super::fuse::{self, Buf, KOp, Kernel, Level, LoopKernel, Pat, Program, RKind, SinkKind};
 use super::plan::{self, Plan, Slot};
+use super::Jit;
 use crate::graph::print::mnemonic;
 use crate::graph::{Graph, NodeId, Op};
-use crate::pipeline::Compiled;
 
-/// The kernels and memory plan of `c`'s step and forward programs.
-pub fn kernels(c: &Compiled, src: Option<&str>) -> Result<String, String> {
-    let (sp, fp) = (fuse::fuse(&c.opt)?, fuse::fuse(&c.forward)?);
-    let plan = plan::plan(&c.opt, &[&sp, &fp]);
+/// The kernels and memory plan of `jit`, compiled from `step` and `forward`: what it runs.
+pub fn kernels(jit: &Jit, step: &Graph, forward: &Graph, src: Option<&str>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "memory: {}", arenas(&c.opt, &plan));
-    for (i, (name, g, p)) in
-        [("step", &c.opt, &sp), ("forward", &c.forward, &fp)].into_iter().enumerate()
-    {
+    let _ = writeln!(out, "memory: {}", arenas(step, &jit.plan));
+    let programs = [("step", step, &jit.step.program), ("forward", forward, &jit.forward.program)];
+    for (i, (name, g, p)) in programs.into_iter().enumerate() {
         out.push('\n');
-        program(&mut out, name, g, p, &plan, i, src);
+        program(&mut out, name, g, p, &jit.plan, i, src);
     }
-    Ok(out)
+    out
 }
 
-/// The Cranelift IR of `c`'s training step.
-pub fn clif(c: &Compiled, src: Option<&str>) -> Result<String, String> {
-    let sp = fuse::fuse(&c.opt)?;
-    let plan = plan::plan(&c.opt, &[&sp]);
-    let code = codegen::compile(&[&sp], &["step"], &plan, 1, true, false)?;
+/// The Cranelift IR `code` of `jit`'s functions (as an [`crate::observe::Capture`] of its
+/// compilation holds them), each under a comment naming its kernel, the graph nodes and the
+/// source lines it came from.
+pub fn clif(
+    jit: &Jit,
+    step: &Graph,
+    forward: &Graph,
+    code: &[(String, String)],
+    src: Option<&str>,
+) -> String {
     let mut out = String::new();
-    for (name, text) in &code.text {
-        let k = name.rsplit_once("_k").and_then(|(_, k)| k.parse::<usize>().ok());
-        if let Some(k) = k {
-            let _ = writeln!(out, "; kernel k{k}: {}", headline(&c.opt, &sp, &sp.kernels[k], src));
+    for (name, text) in code {
+        let kernel = name.rsplit_once("_k").and_then(|(p, k)| Some((p, k.parse::<usize>().ok()?)));
+        if let Some((prog, k)) = kernel {
+            let (g, p) = match prog {
+                "step" => (step, &jit.step.program),
+                _ => (forward, &jit.forward.program),
+            };
+            let _ = writeln!(out, "; {prog} kernel k{k}: {}", headline(g, p, &p.kernels[k], src));
         }
         out.push_str(text);
         out.push('\n');
     }
-    Ok(out)
+    out
 }
 
 fn arenas(g: &Graph, plan: &Plan) -> String {

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use super::data::{self, DataShape, Dataset, LabelSpec};
 use super::state::{self, Weights};
-use super::{lsuv, Backend, Interp, Outputs};
+use super::lsuv;
+use crate::runtime::{Backend, Interp, Outputs};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
 use crate::graph::{Dim, InputKind};
@@ -217,7 +218,9 @@ pub fn make_backend(
 ) -> Result<Box<dyn Backend>, String> {
     Ok(match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
-        BackendKind::Jit { threads } => jit_with_params(crate::jit::compile(c, threads)?, params)?,
+        BackendKind::Jit { threads } => {
+            jit_with_params(crate::jit::compile(&c.opt, &c.forward, threads)?, params)?
+        }
     })
 }
 
@@ -509,7 +512,7 @@ pub fn gradients(
             crate::graph::eval::eval(&g, &env).map_err(|e| e.to_string())?.outputs
         }
         BackendKind::Jit { threads } => {
-            let mut jit = crate::jit::compile_graphs(&g, &c.forward, threads)?;
+            let mut jit = crate::jit::compile(&g, &c.forward, threads)?;
             jit.set_params(params)?;
             // Step 0, as the interpreter: dropout's masks depend on the step.
             jit.step_full(inputs, 0.0, 0)?

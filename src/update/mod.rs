@@ -29,31 +29,78 @@
 //!
 //! What it does not do: compute the schedule (the runtime passes `lr`), or simplify: the
 //! graph it builds is left to `passes`. L-BFGS is not a graph update: its step graph is the
-//! gradient graph unchanged (outputs `grad.<param>` kept, no parameter updated), which the
-//! host calls as its loss-and-gradient oracle (`train::lbfgs`).
+//! gradient graph unchanged (gradient outputs kept, no parameter updated), which the host
+//! calls as its loss-and-gradient oracle (`train::lbfgs`).
 
 mod adam;
 mod adaptive;
 mod layerwise;
 mod sgd;
 
+use std::ops::Deref;
+
+use crate::autodiff::GradGraph;
 use crate::check::{Clip, Hyper, Method, Model};
-use crate::graph::{BinaryOp, Graph, Meta, NodeId, ScalarArg, Shape, Target, UnaryOp, Update, F64};
+use crate::graph::{
+    BinaryOp, Graph, Meta, NodeId, Output, Role, ScalarArg, Shape, Target, UnaryOp, Update, F64,
+};
+
+/// A training step: the updates of the parameters and optimizer state, and the outputs in
+/// this order: the loss, the metrics, the probes; a host-driven step (L-BFGS: no updates)
+/// also has the gradient of every parameter ([`Role::Grad`]).
+#[derive(Clone, Debug)]
+pub struct StepGraph(Graph);
+
+impl StepGraph {
+    fn new(g: Graph) -> StepGraph {
+        let rank = |r: Role| match r {
+            Role::Loss => 0,
+            Role::Metric => 1,
+            Role::Probe | Role::Grad(_) => 2,
+        };
+        let ranks: Vec<u8> = g.outputs.iter().map(|o| rank(o.role)).collect();
+        assert!(ranks.first() == Some(&0), "a step graph's first output is its loss");
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "loss, metrics, then probes");
+        StepGraph(g)
+    }
+    /// The loss and the metrics, in that order: what a step reports.
+    pub fn reported(&self) -> &[Output] {
+        let outputs = &self.0.outputs;
+        &outputs[..outputs.iter().take_while(|o| matches!(o.role, Role::Loss | Role::Metric)).count()]
+    }
+    /// The probes (`--log-layers`), in output order.
+    pub fn probes(&self) -> impl Iterator<Item = &Output> {
+        self.0.outputs.iter().filter(|o| o.role == Role::Probe)
+    }
+    /// The same step rebuilt by `f` (an optimization: outputs, their roles and order kept).
+    pub fn map(&self, f: impl FnOnce(&Graph) -> Graph) -> StepGraph {
+        let g = f(&self.0);
+        let roles = |g: &Graph| g.outputs.iter().map(|o| o.role).collect::<Vec<_>>();
+        assert_eq!(roles(&g), roles(&self.0), "a rebuilt step keeps its outputs");
+        StepGraph(g)
+    }
+    pub fn graph(&self) -> &Graph {
+        &self.0
+    }
+}
+
+impl Deref for StepGraph {
+    type Target = Graph;
+    fn deref(&self) -> &Graph {
+        &self.0
+    }
+}
 
 /// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
-/// state updates. Outputs kept: the loss and the metrics.
-pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
+/// state updates. Outputs kept: the loss, the metrics and the probes.
+pub fn step(grad_graph: &GradGraph, model: &Model) -> StepGraph {
     if model.optimizer.method == Method::Lbfgs {
-        return grad_graph.clone();
+        return StepGraph::new(grad_graph.graph().clone());
     }
-    let mut g = grad_graph.clone();
-    let params: Vec<(u32, NodeId)> = (0..g.params.len() as u32)
-        .map(|i| {
-            let name = format!("grad.{}", g.params[i as usize].name);
-            (i, g.output(&name).expect("backward graph has a gradient per parameter"))
-        })
-        .collect();
-    g.outputs.retain(|o| !o.name.starts_with("grad."));
+    let mut g = grad_graph.graph().clone();
+    let params: Vec<(u32, NodeId)> =
+        (0..g.params.len() as u32).map(|i| (i, grad_graph.grad(i))).collect();
+    g.outputs.retain(|o| !matches!(o.role, Role::Grad(_)));
     let grads: Vec<NodeId> = params.iter().map(|p| p.1).collect();
 
     g.origin = Meta { note: Some("clip".into()), ..Meta::default() };
@@ -95,7 +142,7 @@ pub fn step(grad_graph: &Graph, model: &Model) -> Graph {
         g.updates.push(Update { target: Target::Param(i), node: new });
     }
     g.origin = Meta::default();
-    g
+    StepGraph::new(g)
 }
 
 /// The IR note's name of the method (`amsgrad` for Adam with `amsgrad = true`).

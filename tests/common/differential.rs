@@ -24,7 +24,7 @@ use nnc::graph::eval::{apply_updates, eval, Env};
 use nnc::graph::Graph;
 use nnc::jit::Jit;
 use nnc::tensor::Tensor;
-use nnc::train::Backend;
+use nnc::runtime::Backend;
 
 const RTOL: f32 = 1e-5;
 

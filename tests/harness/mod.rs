@@ -90,10 +90,10 @@ fn run(
     update: &mut dyn FnMut(&mut [Vec<f64>], &[Vec<f64>], usize),
     jit_rtol: Option<f64>,
 ) -> f64 {
-    use nnc::train::Backend;
+    use nnc::runtime::Backend;
     let c = compiled(model, items);
     let init = nnc::train::init::init_params(&c.model.params, 7);
-    let mut jit = jit_rtol.map(|_| nnc::jit::compile(&c, 1).unwrap());
+    let mut jit = jit_rtol.map(|_| nnc::jit::compile(&c.opt, &c.forward, 1).unwrap());
     let mut worst: f64 = 0.0;
     let mut params: Vec<Tensor<f64>> = init.iter().map(|t| t.to_f64()).collect();
     let mut reference: Vec<Vec<f64>> = params.iter().map(|p| p.data.clone()).collect();

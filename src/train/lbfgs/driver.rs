@@ -12,7 +12,7 @@ use crate::check::Method;
 use crate::graph::Graph;
 use crate::pipeline::Compiled;
 use crate::tensor::Tensor;
-use crate::train::{Backend, Outputs};
+use crate::runtime::{Backend, Outputs};
 
 /// Where the flat parameter vector's pieces and the gradients are in a step graph.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,7 @@
 //! compiled step graph is therefore the gradient graph with no update (outputs: the loss,
 //! the metrics, any probes, `grad.<param>`), and [`Lbfgs`] drives it through an oracle
 //! `FnMut(&[f64]) -> (f64, Vec<f64>)` on the flat parameter vector (the parameters in graph
-//! order, each row-major). [`Driver`] builds that oracle over a [`super::Backend`]: set the
+//! order, each row-major). [`Driver`] builds that oracle over a [`crate::runtime::Backend`]: set the
 //! parameters, run the step graph on the whole training split, read the loss and gradients.
 //!
 //! One [`Lbfgs::step`] is one `optimizer.step(closure)` of PyTorch, with the same state
