@@ -27,7 +27,7 @@ use super::lsuv;
 use crate::runtime::{Backend, Interp, Outputs};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
-use crate::graph::{Dim, InputKind};
+use crate::graph::{Dim, InputKind, Role};
 use crate::pipeline::Compiled;
 use crate::tensor::Tensor;
 
@@ -311,13 +311,13 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         (None, e) => (e.unwrap_or(1) * per_epoch) as u64,
     };
     // The step's outputs: loss, the metrics, then any probes.
-    let standard = 1 + model.metrics.len();
-    let names: Vec<String> = c.opt.outputs[..standard].iter().map(|o| o.name.clone()).collect();
+    let names: Vec<String> = c.opt.reported().iter().map(|o| o.name.clone()).collect();
+    let standard = names.len();
     let mut log = match &o.log {
         Some(p) => Some(CsvLog::create(p, &names)?),
         None => None,
     };
-    let mut layer_log = layer_log(c, o, standard)?;
+    let mut layer_log = layer_log(c, o)?;
     let mut progress = Progress::new(total, o.quiet);
     // About twenty epoch lines, whatever the number of epochs.
     let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
@@ -384,17 +384,12 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
 }
 
 /// `--log-layers`: the CSV of the step's probes, `<log stem>.layers.csv` beside `--log`.
-fn layer_log(c: &Compiled, o: &Options, standard: usize) -> Result<Option<CsvLog>, String> {
+fn layer_log(c: &Compiled, o: &Options) -> Result<Option<CsvLog>, String> {
     if !o.log_layers {
         return Ok(None);
     }
     let Some(main) = &o.log else { return Err("--log-layers needs --log FILE.csv".into()) };
-    // A host-driven step graph (lbfgs) also outputs the gradients: not probes.
-    let probes: Vec<String> = c.opt.outputs[standard..]
-        .iter()
-        .filter(|o| !o.name.starts_with("grad."))
-        .map(|o| o.name.clone())
-        .collect();
+    let probes: Vec<String> = c.opt.probes().map(|o| o.name.clone()).collect();
     if probes.is_empty() {
         return Err("internal error: --log-layers without a compilation that has probes".into());
     }
@@ -518,16 +513,6 @@ pub fn gradients(
             jit.step_full(inputs, 0.0, 0)?
         }
     };
-    g.params
-        .iter()
-        .map(|p| {
-            let name = format!("grad.{}", p.name);
-            let k = g
-                .outputs
-                .iter()
-                .position(|o| o.name == name)
-                .ok_or(format!("no gradient for {}", p.name))?;
-            Ok(outputs[k].clone())
-        })
-        .collect()
+    let at = |i| g.output_of(Role::Grad(i)).expect("the grad stage has a gradient per parameter");
+    Ok((0..g.params.len() as u32).map(|i| outputs[at(i)].clone()).collect())
 }

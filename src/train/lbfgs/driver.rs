@@ -9,7 +9,7 @@
 
 use super::{Config, Lbfgs, StepInfo};
 use crate::check::Method;
-use crate::graph::Graph;
+use crate::graph::{Graph, Role};
 use crate::pipeline::Compiled;
 use crate::tensor::Tensor;
 use crate::runtime::{Backend, Outputs};
@@ -18,23 +18,20 @@ use crate::runtime::{Backend, Outputs};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Layout {
     shapes: Vec<Vec<usize>>,
-    /// Output index of `grad.<param>` for each parameter.
+    /// Output index of each parameter's gradient (`Role::Grad`).
     grads: Vec<usize>,
     /// Output indices of everything else (loss, metrics, probes), in order.
     reported: Vec<usize>,
 }
 
 impl Layout {
-    /// The layout of a host-driven step graph (one with a `grad.<param>` output for every
+    /// The layout of a host-driven step graph (one with a gradient output for every
     /// parameter).
     pub fn of(step: &Graph) -> Result<Layout, String> {
-        let position = |name: &str| step.outputs.iter().position(|o| o.name == name);
-        let grads = step
-            .params
-            .iter()
-            .map(|p| {
-                position(&format!("grad.{}", p.name))
-                    .ok_or(format!("the step graph has no gradient for `{}`", p.name))
+        let grads = (0..step.params.len())
+            .map(|i| {
+                step.output_of(Role::Grad(i as u32))
+                    .ok_or(format!("the step graph has no gradient for `{}`", step.params[i].name))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let reported = (0..step.outputs.len()).filter(|k| !grads.contains(k)).collect();
