@@ -25,10 +25,10 @@ use crate::graph::op::Op;
 use crate::graph::Graph;
 use crate::observe::{self, Timer};
 use crate::pipeline::{self, Compiled};
-use crate::tensor::Tensor;
-use crate::train::session::{self, Options};
 use crate::runtime::{Backend, Interp};
+use crate::tensor::Tensor;
 use crate::train::data;
+use crate::train::session::{self, Options};
 
 /// Pre-built batches cycled through, as the peer scripts do.
 pub const N_BATCHES: usize = 8;

@@ -317,7 +317,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 IrError::Source(diags) => {
                     Failure::Diagnostics { file: file.clone(), src: src.clone(), diags }
                 }
-                IrError::Jit(e) => Failure::Message(format!("the JIT cannot compile this model: {e}")),
+                IrError::Jit(e) => {
+                    Failure::Message(format!("the JIT cannot compile this model: {e}"))
+                }
             })?;
             match (check, bless) {
                 (None, _) => print!("{text}"),

@@ -10,14 +10,14 @@
 //! For a model without batch norm or dropout the two graphs are the same. Both register the model's buffers as their first states, so the
 //! evaluation graph's states are a prefix of the step's.
 
+use crate::autodiff::GradGraph;
 use crate::check::Model;
 use crate::diagnostic::{Diagnostic, Result};
-use crate::jit::{self, Jit};
-use crate::observe::{self, Capture, Observer, Quiet};
 use crate::graph::{print, Graph};
+use crate::jit::{self, Jit};
 use crate::lower::{LowerOptions, Mode};
+use crate::observe::{self, Capture, Observer, Quiet};
 use crate::syntax::ast;
-use crate::autodiff::GradGraph;
 use crate::update::StepGraph;
 use crate::{autodiff, check, lower, passes, syntax, update};
 
@@ -108,7 +108,11 @@ pub fn compile_observed(
 
 /// The driver of the JIT half: `c`'s optimized step and forward graph through the JIT's
 /// stages (`fuse`, `plan`, `cranelift`), each reported to `obs`.
-pub fn jit(c: &Compiled, o: jit::Options, obs: &mut dyn Observer) -> std::result::Result<Jit, String> {
+pub fn jit(
+    c: &Compiled,
+    o: jit::Options,
+    obs: &mut dyn Observer,
+) -> std::result::Result<Jit, String> {
     jit::compile_with(&c.opt, &c.forward, o, obs)
 }
 

@@ -13,10 +13,10 @@ use nnc::graph::eval::{eval, Env};
 use nnc::graph::{Dim, Graph, InputKind, NodeId, Op, ScalarArg, Shape, F64};
 use nnc::jit;
 use nnc::pipeline::{self, CompileOptions, Compiled};
-use nnc::tensor::Tensor;
-use nnc::train::session::{self, BackendKind, Options};
 use nnc::runtime::{Backend, Interp};
+use nnc::tensor::Tensor;
 use nnc::train::data;
+use nnc::train::session::{self, BackendKind, Options};
 
 // ---- helpers ----------------------------------------------------------------------------
 

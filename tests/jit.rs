@@ -12,8 +12,8 @@ use nnc::graph::eval::{eval, Env};
 use nnc::graph::Graph;
 use nnc::jit;
 use nnc::pipeline::{self, Compiled};
-use nnc::tensor::Tensor;
 use nnc::runtime::Backend;
+use nnc::tensor::Tensor;
 use nnc::train::{data, session};
 
 mod common;

@@ -280,8 +280,7 @@ fn every_op_matches_the_interpreter() {
                 }
             };
             for size in [1, 5, 33] {
-                if let Err(e) = differential(&g, &forward, &mut jit, &params, &batches(size), 0.1)
-                {
+                if let Err(e) = differential(&g, &forward, &mut jit, &params, &batches(size), 0.1) {
                     let text = nnc::graph::print::print(&g, None);
                     failures.push(format!("{kind:?} #{i} at batch {size}: {e}\n{text}"));
                 }

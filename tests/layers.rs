@@ -9,8 +9,8 @@
 use nnc::graph::eval::{erf, eval, Env};
 use nnc::graph::verify::verify;
 use nnc::pipeline::{self, CompileOptions, Compiled};
-use nnc::tensor::Tensor;
 use nnc::runtime::{Backend, Interp};
+use nnc::tensor::Tensor;
 use nnc::train::{lsuv, session, state};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -457,10 +457,7 @@ fn jit_matches_the_f64_formulas_over_100_steps() {
                 format!("amsgrad(lr = 0.05, {betas})"),
                 Box::new(adam_ref(move |_| h, false, true, None, none())),
             ),
-            (
-                format!("nadam(lr = 0.05, {betas})"),
-                Box::new(nadam(0.05, 0.9, b2, 1e-8, 0.0, 4e-3)),
-            ),
+            (format!("nadam(lr = 0.05, {betas})"), Box::new(nadam(0.05, 0.9, b2, 1e-8, 0.0, 4e-3))),
             (
                 format!("radam(lr = 0.05, {betas})"),
                 Box::new(radam(0.05, 0.9, b2, 1e-8, 0.0, rectified.clone())),

@@ -440,7 +440,8 @@ fn safetensors_errors() {
     let got = got.unwrap();
     assert_eq!(got.tensors[2].data, vec![3.0]);
     assert!(got.defaulted.is_empty());
-    let got = load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2]), ("bn2.num_batches_tracked", &[])]);
+    let got =
+        load(&[("fc1.weight", &[2, 3]), ("fc1.bias", &[2]), ("bn2.num_batches_tracked", &[])]);
     let got = got.unwrap();
     assert_eq!((got.tensors[2].shape.clone(), got.tensors[2].data.clone()), (vec![], vec![0.0]));
     assert_eq!(got.defaulted, vec!["bn2.num_batches_tracked".to_string()]);

@@ -347,6 +347,37 @@ impl Op {
             _ => 1,
         }
     }
+    /// A reduction's combining rule and reduced axes; `None` for every other op.
+    pub fn reduction(&self) -> Option<(super::Reduce, Axes)> {
+        use super::Reduce;
+        match *self {
+            Op::ReduceSum(ax) => Some((Reduce::Sum, ax)),
+            Op::ReduceMean(ax) => Some((Reduce::Mean, ax)),
+            Op::ReduceMax(ax) => Some((Reduce::Max, ax)),
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Select
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_)
+            | Op::DropMask { .. } => None,
+        }
+    }
     /// True for ops with no operands.
     pub fn is_leaf(&self) -> bool {
         self.arity() == 0

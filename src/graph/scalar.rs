@@ -136,7 +136,10 @@ mod tests {
             for x in [-2.5f64, -0.75, 0.3, 1.7] {
                 let (a, b) = (op.apply(x as f32) as f64, op.apply(x));
                 let both_nan = a.is_nan() && b.is_nan();
-                assert!(both_nan || (a - b).abs() <= 4e-7 * b.abs().max(1.0), "{op:?}({x}): {a} vs {b}");
+                assert!(
+                    both_nan || (a - b).abs() <= 4e-7 * b.abs().max(1.0),
+                    "{op:?}({x}): {a} vs {b}"
+                );
             }
         }
         for &op in BinaryOp::VARIANTS {

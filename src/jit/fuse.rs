@@ -333,7 +333,13 @@ impl LoopKernel {
                 KOp::Binary(_, x, y) => a[x.0 as usize].max(a[y.0 as usize]),
                 KOp::Select(c, x, y) => a[c.0 as usize].max(a[x.0 as usize]).max(a[y.0 as usize]),
                 KOp::RowReduce(_, x) => a[x.0 as usize] + 1,
-                _ => 0,
+                KOp::Load(..)
+                | KOp::Const(_)
+                | KOp::Arg(_)
+                | KOp::Count(_)
+                | KOp::Iota
+                | KOp::DropKey { .. }
+                | KOp::DropMask { .. } => 0,
             };
         }
         a

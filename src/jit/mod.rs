@@ -37,9 +37,9 @@ pub mod vmath;
 
 use crate::graph::eval::{EvalError, Slot as EvalSlot};
 use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
-use crate::tensor::Tensor;
 use crate::observe::{self, Observer, Quiet};
 use crate::runtime::{Backend, Outputs};
+use crate::tensor::Tensor;
 use fuse::{Buf, OutRef, Program};
 use plan::{Plan, Slot};
 
@@ -98,7 +98,8 @@ pub fn compile_with(
     if step.states.get(..forward.states.len()) != Some(&forward.states[..]) {
         return Err("the forward graph's states are not the first states of the step".into());
     }
-    let (sp, fp) = observe::run(obs, "fuse", || Ok::<_, String>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
+    let (sp, fp) =
+        observe::run(obs, "fuse", || Ok::<_, String>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
     let plan = observe::run(obs, "plan", || plan::plan(step, &[&sp, &fp]));
     let names = ["step", "forward"];
     let text = obs.wants_code();

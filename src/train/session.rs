@@ -22,13 +22,13 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use super::data::{self, DataShape, Dataset, LabelSpec};
-use super::state::{self, Weights};
 use super::lsuv;
-use crate::runtime::{Backend, Interp, Outputs};
+use super::state::{self, Weights};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
 use crate::graph::{Dim, InputKind, Role};
 use crate::pipeline::Compiled;
+use crate::runtime::{Backend, Interp, Outputs};
 use crate::tensor::Tensor;
 
 /// Which engine runs the step.

@@ -66,7 +66,8 @@ impl StepGraph {
     /// The loss and the metrics, in that order: what a step reports.
     pub fn reported(&self) -> &[Output] {
         let outputs = &self.0.outputs;
-        &outputs[..outputs.iter().take_while(|o| matches!(o.role, Role::Loss | Role::Metric)).count()]
+        &outputs
+            [..outputs.iter().take_while(|o| matches!(o.role, Role::Loss | Role::Metric)).count()]
     }
     /// The probes (`--log-layers`), in output order.
     pub fn probes(&self) -> impl Iterator<Item = &Output> {

@@ -23,8 +23,8 @@
 use nnc::graph::eval::{apply_updates, eval, Env};
 use nnc::graph::Graph;
 use nnc::jit::Jit;
-use nnc::tensor::Tensor;
 use nnc::runtime::Backend;
+use nnc::tensor::Tensor;
 
 const RTOL: f32 = 1e-5;
 
@@ -182,4 +182,3 @@ pub fn differential(
     let (want, exact) = r.forward(forward, inputs)?;
     all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)
 }
-

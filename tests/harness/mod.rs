@@ -180,4 +180,3 @@ pub fn first_error(model: &str, items: &str) -> (String, String) {
     let s = d[0].primary.span;
     (d[0].message.clone(), src[s.start as usize..s.end as usize].to_string())
 }
-

@@ -433,8 +433,16 @@ impl<'k> St<'k> {
     fn calls_math(&self, v: usize) -> bool {
         match self.k.ops[v] {
             KOp::Unary(u, _) => u.is_transcendental(),
-            KOp::Binary(BinaryOp::Pow, _, y) => self.constant(y).is_none(),
-            _ => false,
+            KOp::Binary(op, _, y) => op == BinaryOp::Pow && self.constant(y).is_none(),
+            KOp::Load(..)
+            | KOp::Const(_)
+            | KOp::Arg(_)
+            | KOp::Count(_)
+            | KOp::Iota
+            | KOp::Select(..)
+            | KOp::RowReduce(..)
+            | KOp::DropKey { .. }
+            | KOp::DropMask { .. } => false,
         }
     }
 
@@ -539,7 +547,11 @@ impl<'k> St<'k> {
                     };
                     dropout::mask(fx, k, index, (threshold, scale), mode)
                 }
-                _ => unreachable!("scalar-level op in vector code"),
+                KOp::Const(_)
+                | KOp::Arg(_)
+                | KOp::Count(_)
+                | KOp::RowReduce(..)
+                | KOp::DropKey { .. } => unreachable!("scalar-level op in vector code"),
             };
             if let Some(k) = key {
                 self.memo.borrow_mut().insert(k, val);
@@ -626,7 +638,7 @@ fn args(op: &KOp) -> impl Iterator<Item = V> {
         KOp::DropKey { step: x, .. } | KOp::DropMask { key: x, .. } => vec![x],
         KOp::Binary(_, x, y) => vec![x, y],
         KOp::Select(c, x, y) => vec![c, x, y],
-        _ => vec![],
+        KOp::Load(..) | KOp::Const(_) | KOp::Arg(_) | KOp::Count(_) | KOp::Iota => vec![],
     };
     v.into_iter()
 }

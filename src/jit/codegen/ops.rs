@@ -120,7 +120,13 @@ fn keep(fx: &mut Fx, c: Value, x: Value, mode: Mode) -> Value {
 
 /// A transcendental function (`Err` is pow): vectorized, or exact (`exact` and Scalar: one
 /// call of the ops' scalar definition).
-fn math(fx: &mut Fx, f: Result<UnaryOp, BinaryOp>, args: &[Value], mode: Mode, exact: bool) -> Value {
+fn math(
+    fx: &mut Fx,
+    f: Result<UnaryOp, BinaryOp>,
+    args: &[Value],
+    mode: Mode,
+    exact: bool,
+) -> Value {
     match mode {
         Mode::Scalar if exact => {
             let (import, op) = match f {

@@ -375,10 +375,7 @@ impl Lower<'_> {
             Draft::Reduce { node, src, kind, mean } => {
                 let (src, dims, strides) = self.base(src);
                 let mut out_strides = super::view::contiguous(&self.d.dims[node.index()]);
-                let ax = match self.g.node(*node).op {
-                    Op::ReduceSum(a) | Op::ReduceMean(a) | Op::ReduceMax(a) => a,
-                    _ => unreachable!("a reduce draft is a reduction"),
-                };
+                let (_, ax) = self.g.node(*node).op.reduction().expect("a reduce draft reduces");
                 let rank = out_strides.len();
                 for x in ax.iter().filter(|&x| x < rank) {
                     out_strides[x] = Sym::ZERO;

@@ -7,7 +7,15 @@
 
 use super::view::{self, classify, contiguous, linear, Domain, Level, Sym};
 use super::RKind;
-use crate::graph::{Graph, NodeId, Op, Target};
+use crate::graph::{Graph, NodeId, Op, Reduce, Target};
+
+/// A view op: its result is its operand's data under new strides (or a copy of it).
+#[derive(Clone, Copy, Debug)]
+enum View {
+    Broadcast,
+    Reshape,
+    Transpose,
+}
 
 /// An operand as a kernel sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -160,7 +168,16 @@ impl Partition<'_> {
             }
             // Computed from the step scalar only, but different at every element.
             Op::DropMask { .. } => false,
-            _ => false,
+            Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_) => false,
         };
         self.d.uniform[id.index()] = uniform;
         if uniform {
@@ -169,12 +186,27 @@ impl Partition<'_> {
         }
         match node.op {
             Op::Input(_) | Op::Param(_) | Op::State(_) => self.d.home[id.index()] = Home::Leaf,
-            Op::Broadcast | Op::Reshape | Op::Transpose => self.place_view(id),
+            Op::Broadcast => self.place_view(id, View::Broadcast),
+            Op::Reshape => self.place_view(id, View::Reshape),
+            Op::Transpose => self.place_view(id, View::Transpose),
             Op::MatMul { .. } => self.place_gemm(id),
             Op::Concat { .. } | Op::Slice { .. } | Op::Gather | Op::ScatterAdd(_) => {
                 self.place_index(id)
             }
-            _ => self.place_compute(id),
+            Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Select
+            | Op::ReduceSum(_)
+            | Op::ReduceMean(_)
+            | Op::ReduceMax(_)
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::DropMask { .. } => self.place_compute(id),
         }
     }
 
@@ -196,15 +228,15 @@ impl Partition<'_> {
         Ref::Base { node, dims: self.d.dims[a.index()].clone(), strides }
     }
 
-    fn place_view(&mut self, id: NodeId) {
+    fn place_view(&mut self, id: NodeId, view: View) {
         let node = self.g.node(id);
         let a = node.args[0];
         let (base, st) = self.view_of(a);
         let (from, to) = (&self.d.dims[a.index()], &self.d.dims[id.index()]);
-        let strides = match node.op {
-            Op::Broadcast => Some(view::broadcast(from, &st, to)),
-            Op::Transpose => Some(st.iter().rev().copied().collect()),
-            _ => view::reshape(from, &st, to),
+        let strides = match view {
+            View::Broadcast => Some(view::broadcast(from, &st, to)),
+            View::Transpose => Some(st.iter().rev().copied().collect()),
+            View::Reshape => view::reshape(from, &st, to),
         };
         match strides {
             Some(strides) => self.d.home[id.index()] = Home::View { base, strides },
@@ -338,7 +370,25 @@ impl Partition<'_> {
             Op::OneHot(_) => vec![Level::Row],
             Op::DropMask { .. } => vec![Level::Inv],
             Op::Unary(_) | Op::Binary(_) | Op::Select => vec![own; node.args.len()],
-            _ => vec![Level::Elem],
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::ReduceSum(_)
+            | Op::ReduceMean(_)
+            | Op::ReduceMax(_)
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::ArgMax
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_) => vec![Level::Elem],
         }
     }
 
@@ -372,7 +422,23 @@ impl Partition<'_> {
                 let keep = own.iter().rposition(|d| !d.is_one()).map_or(0, |k| k + 1);
                 Some(Domain::of_dims(&own[..keep]))
             }
-            _ => Some(Domain::of_dims(own)),
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::OneHot(_)
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_)
+            | Op::DropMask { .. } => Some(Domain::of_dims(own)),
         }
     }
 
@@ -387,6 +453,7 @@ impl Partition<'_> {
     /// The combining rule of a reduction node and, for a mean, the count it divides by.
     fn reduce_kind(&self, id: NodeId) -> (RKind, Option<Sym>) {
         let node = self.g.node(id);
+        let (reduce, ax) = node.op.reduction().expect("placed as a reduction");
         let ad = &self.d.dims[node.args[0].index()];
         let count = |ax: crate::graph::Axes| {
             Sym::product(
@@ -397,11 +464,10 @@ impl Partition<'_> {
                     .collect::<Vec<_>>(),
             )
         };
-        match node.op {
-            Op::ReduceSum(_) => (RKind::Sum, None),
-            Op::ReduceMean(ax) => (RKind::Sum, Some(count(ax))),
-            Op::ReduceMax(_) => (RKind::Max, None),
-            _ => unreachable!("not a reduction"),
+        match reduce {
+            Reduce::Sum => (RKind::Sum, None),
+            Reduce::Mean => (RKind::Sum, Some(count(ax))),
+            Reduce::Max => (RKind::Max, None),
         }
     }
 
@@ -448,6 +514,11 @@ impl Partition<'_> {
             d.last().copied().unwrap_or(Sym::ONE) == dom.cols
                 && Sym::product(d) == dom.count(Level::Elem)
         };
+        // An op over each whole row of its operand, computed at level `l`.
+        let row_op = |l: Level, role: Role| {
+            let ok = last_is_cols(node.args[0]) && self.fits(k, &refs[0], Level::Elem);
+            ok.then(|| (l, role, vec![Level::Elem]))
+        };
         let found: Option<(Level, Role, Vec<Level>)> = match node.op {
             Op::Unary(_) | Op::Binary(_) | Op::Select => self
                 .join_level(k, numel, &refs)
@@ -455,15 +526,9 @@ impl Partition<'_> {
             Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => {
                 self.join_reduce(k, id, &refs[0], ax)
             }
-            Op::Softmax | Op::LogSoftmax | Op::ArgMax => {
-                let ok = last_is_cols(node.args[0]) && self.fits(k, &refs[0], Level::Elem);
-                let (l, role) = match node.op {
-                    Op::Softmax => (Level::Elem, Role::Softmax),
-                    Op::LogSoftmax => (Level::Elem, Role::LogSoftmax),
-                    _ => (Level::Row, Role::ArgMax),
-                };
-                ok.then(|| (l, role, vec![Level::Elem]))
-            }
+            Op::Softmax => row_op(Level::Elem, Role::Softmax),
+            Op::LogSoftmax => row_op(Level::Elem, Role::LogSoftmax),
+            Op::ArgMax => row_op(Level::Row, Role::ArgMax),
             Op::SoftmaxCrossEntropy => {
                 let ok = last_is_cols(node.args[0])
                     && self.fits(k, &refs[0], Level::Elem)
@@ -480,7 +545,19 @@ impl Partition<'_> {
             // mask's own row-major index exactly when it has one element per point.
             Op::DropMask { .. } => (numel == dom.count(Level::Elem))
                 .then(|| (Level::Elem, Role::DropMask, vec![Level::Inv])),
-            _ => None,
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::MatMul { .. }
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_) => None,
         };
         let Some((level, role, arg_levels)) = found else { return false };
         let late = matches!(role, Role::ColReduce(..) | Role::FullReduce(..));
@@ -582,7 +659,29 @@ impl Partition<'_> {
         let same = match self.g.node(*node).op {
             Op::Param(i) => t == Target::Param(i),
             Op::State(i) => t == Target::State(i),
-            _ => false,
+            Op::Input(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Select
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::ReduceSum(_)
+            | Op::ReduceMean(_)
+            | Op::ReduceMax(_)
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_)
+            | Op::DropMask { .. } => false,
         };
         (!same).then_some(r)
     }

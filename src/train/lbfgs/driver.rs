@@ -11,8 +11,8 @@ use super::{Config, Lbfgs, StepInfo};
 use crate::check::Method;
 use crate::graph::{Graph, Role};
 use crate::pipeline::Compiled;
-use crate::tensor::Tensor;
 use crate::runtime::{Backend, Outputs};
+use crate::tensor::Tensor;
 
 /// Where the flat parameter vector's pieces and the gradients are in a step graph.
 #[derive(Clone, Debug, PartialEq)]

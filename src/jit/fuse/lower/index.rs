@@ -41,7 +41,27 @@ impl Lower<'_> {
                 let d = dims(n.args[1]).last().map_or(1, |s| s.c as u32);
                 IndexOp::ScatterAdd { count, v, d }
             }
-            _ => unreachable!("an index draft is an index op"),
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Scalar(_)
+            | Op::Const(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Select
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::ReduceSum(_)
+            | Op::ReduceMean(_)
+            | Op::ReduceMax(_)
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::DropMask { .. } => unreachable!("an index draft is an index op"),
         };
         let srcs = args.iter().map(|r| self.base(r).0).collect();
         IndexKernel { op, srcs, out: self.buf(node), node }
@@ -55,7 +75,29 @@ impl Lower<'_> {
             let (ids, count) = match self.g.node(*node).op {
                 Op::Gather => (&args[1], self.d.dims[self.g.node(*node).args[0].index()][0].c),
                 Op::ScatterAdd(c) => (&args[0], c as u64),
-                _ => continue,
+                Op::Input(_)
+                | Op::Param(_)
+                | Op::State(_)
+                | Op::Scalar(_)
+                | Op::Const(_)
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Select
+                | Op::Broadcast
+                | Op::Reshape
+                | Op::Transpose
+                | Op::ReduceSum(_)
+                | Op::ReduceMean(_)
+                | Op::ReduceMax(_)
+                | Op::MatMul { .. }
+                | Op::Softmax
+                | Op::LogSoftmax
+                | Op::SoftmaxCrossEntropy
+                | Op::OneHot(_)
+                | Op::ArgMax
+                | Op::Concat { .. }
+                | Op::Slice { .. }
+                | Op::DropMask { .. } => continue,
             };
             let Ref::Base { node: leaf, .. } = ids else { continue };
             if let (Op::Input(i), Home::Leaf) = (self.g.node(*leaf).op, &self.d.home[leaf.index()])

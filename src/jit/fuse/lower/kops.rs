@@ -117,7 +117,25 @@ impl<'a, 'g> KBuilder<'a, 'g> {
                 }
             }
             // Views, means and maxima of a uniform value are that value.
-            _ => self.uniform(a(0)),
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Broadcast
+            | Op::Reshape
+            | Op::Transpose
+            | Op::ReduceMean(_)
+            | Op::ReduceMax(_)
+            | Op::MatMul { .. }
+            | Op::Softmax
+            | Op::LogSoftmax
+            | Op::SoftmaxCrossEntropy
+            | Op::OneHot(_)
+            | Op::ArgMax
+            | Op::Concat { .. }
+            | Op::Slice { .. }
+            | Op::Gather
+            | Op::ScatterAdd(_)
+            | Op::DropMask { .. } => self.uniform(a(0)),
         }
     }
 
@@ -158,7 +176,31 @@ impl<'a, 'g> KBuilder<'a, 'g> {
             Role::Elementwise => match op {
                 Op::Unary(u) => self.un(u, args[0]),
                 Op::Binary(b) => self.bin(b, args[0], args[1]),
-                _ => self.push(KOp::Select(args[0], args[1], args[2])),
+                Op::Select => self.push(KOp::Select(args[0], args[1], args[2])),
+                Op::Input(_)
+                | Op::Param(_)
+                | Op::State(_)
+                | Op::Scalar(_)
+                | Op::Const(_)
+                | Op::Broadcast
+                | Op::Reshape
+                | Op::Transpose
+                | Op::ReduceSum(_)
+                | Op::ReduceMean(_)
+                | Op::ReduceMax(_)
+                | Op::MatMul { .. }
+                | Op::Softmax
+                | Op::LogSoftmax
+                | Op::SoftmaxCrossEntropy
+                | Op::OneHot(_)
+                | Op::ArgMax
+                | Op::Concat { .. }
+                | Op::Slice { .. }
+                | Op::Gather
+                | Op::ScatterAdd(_)
+                | Op::DropMask { .. } => {
+                    unreachable!("placed as elementwise only by partition::try_join")
+                }
             },
             Role::Identity => args[0],
             Role::RowReduce(kind, mean) => {
