@@ -201,6 +201,13 @@ pub struct Args<'e> {
 }
 
 impl<'e> Args<'e> {
+    /// No arguments at all, required ones included (each reads as its default): for tests
+    /// that walk a registry table.
+    #[cfg(test)]
+    pub fn none(builtin: &'static Builtin) -> Args<'e> {
+        Args { builtin, slots: vec![None; builtin.params.len()], errors: Vec::new() }
+    }
+
     /// Binds `args` to `builtin`'s parameters; `None` after reporting a binding mistake.
     pub fn bind(
         builtin: &'static Builtin,

@@ -10,7 +10,7 @@
 
 use super::args::{describe, number, Args, Rule};
 use super::elaborate::{Elab, Entry, Inst, InstId, Scope, Tv, MAX_NESTING, MAX_VALUES};
-use super::model::{ArithOp, LossKind, UnaryFn, ValueKind};
+use super::model::{ArithOp, LossKind, ReduceFn, UnaryFn, ValueKind};
 use super::registry::{self, Builtin};
 use super::resolve::forward_of;
 use super::shapes::{self, DenseError, MatMulError};
@@ -19,31 +19,73 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{InputKind, Shape};
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Ident, LayerDecl};
 
-/// Elementwise builtins and the function each one is (`leaky_relu` takes its slope).
-const UNARY: &[(&str, UnaryFn)] = &[
-    ("identity", UnaryFn::Identity),
-    ("relu", UnaryFn::Relu),
-    ("tanh", UnaryFn::Tanh),
-    ("sigmoid", UnaryFn::Sigmoid),
-    ("softplus", UnaryFn::Softplus),
-    ("silu", UnaryFn::Silu),
-    ("exp", UnaryFn::Exp),
-    ("log", UnaryFn::Log),
-    ("sqrt", UnaryFn::Sqrt),
-    ("abs", UnaryFn::Abs),
-    ("square", UnaryFn::Square),
+/// What each built-in function of the registry (`registry::FUNCTION_TABLES`) is: one
+/// entry per name (a test checks both ways), dispatched by exhaustive matches, so that a
+/// new kind of built-in cannot compile without its implementation.
+const CALLS: &[(&str, Call)] = &[
+    ("identity", Call::Tensor(TensorFn::Unary(UnaryFn::Identity))),
+    ("relu", Call::Tensor(TensorFn::Unary(UnaryFn::Relu))),
+    ("leaky_relu", Call::Tensor(TensorFn::LeakyRelu)),
+    ("tanh", Call::Tensor(TensorFn::Unary(UnaryFn::Tanh))),
+    ("sigmoid", Call::Tensor(TensorFn::Unary(UnaryFn::Sigmoid))),
+    ("softplus", Call::Tensor(TensorFn::Unary(UnaryFn::Softplus))),
+    ("gelu", Call::Tensor(TensorFn::Gelu)),
+    ("elu", Call::Tensor(TensorFn::Elu)),
+    ("silu", Call::Tensor(TensorFn::Unary(UnaryFn::Silu))),
+    ("dropout", Call::Tensor(TensorFn::Dropout)),
+    ("exp", Call::Tensor(TensorFn::Unary(UnaryFn::Exp))),
+    ("log", Call::Tensor(TensorFn::Unary(UnaryFn::Log))),
+    ("sqrt", Call::Tensor(TensorFn::Unary(UnaryFn::Sqrt))),
+    ("abs", Call::Tensor(TensorFn::Unary(UnaryFn::Abs))),
+    ("square", Call::Tensor(TensorFn::Unary(UnaryFn::Square))),
+    ("softmax", Call::Tensor(TensorFn::Softmax)),
+    ("log_softmax", Call::Tensor(TensorFn::LogSoftmax)),
+    ("flatten", Call::Tensor(TensorFn::Flatten)),
+    ("sum", Call::Tensor(TensorFn::Reduce(ReduceFn::Sum))),
+    ("mean", Call::Tensor(TensorFn::Reduce(ReduceFn::Mean))),
+    ("concat", Call::Concat),
+    ("mse", Call::Loss(LossKind::Mse)),
+    ("cross_entropy", Call::Loss(LossKind::CrossEntropy { label_smoothing: 0.0 })),
+    ("logistic", Call::Loss(LossKind::Logistic)),
+    ("bce_with_logits", Call::Loss(LossKind::BceWithLogits)),
+    ("hinge", Call::Loss(LossKind::Hinge)),
+    ("huber", Call::Loss(LossKind::Huber(1.0))),
+    ("l1", Call::Loss(LossKind::L1)),
+    ("l2_penalty", Call::Penalty),
+    ("l1_penalty", Call::Penalty),
+    ("accuracy", Call::Accuracy),
 ];
 
-/// Losses by name, with their default options (read from the call by [`loss_kind`]).
-const LOSSES: &[(&str, LossKind)] = &[
-    ("mse", LossKind::Mse),
-    ("cross_entropy", LossKind::CrossEntropy { label_smoothing: 0.0 }),
-    ("logistic", LossKind::Logistic),
-    ("bce_with_logits", LossKind::BceWithLogits),
-    ("hinge", LossKind::Hinge),
-    ("huber", LossKind::Huber(1.0)),
-    ("l1", LossKind::L1),
-];
+/// A built-in function, by how it is checked.
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    /// A function of one tensor.
+    Tensor(TensorFn),
+    Concat,
+    /// A loss with its default options (read from the call by [`loss_kind`]).
+    Loss(LossKind),
+    Penalty,
+    Accuracy,
+}
+
+/// A built-in function of one tensor (its options read from the call).
+#[derive(Clone, Copy, Debug)]
+enum TensorFn {
+    Unary(UnaryFn),
+    /// `slope`.
+    LeakyRelu,
+    /// `alpha`.
+    Elu,
+    /// `approximate`.
+    Gelu,
+    /// `p`.
+    Dropout,
+    Softmax,
+    LogSoftmax,
+    /// `axis`.
+    Reduce(ReduceFn),
+    Flatten,
+}
 
 /// The loss `kind` with the options given in the call: cross_entropy's
 /// `label_smoothing` in [0, 1], huber's `delta > 0`.
@@ -587,38 +629,56 @@ impl<'a> Elab<'a, '_> {
         args: &[Arg],
         span: Span,
     ) -> Option<Tv> {
-        if registry::is_penalty(b.name) {
-            return self.penalty(scope, b, args, span);
+        let Some(&(_, call)) = CALLS.iter().find(|c| c.0 == b.name) else {
+            let msg = format!("internal error: `{}` is not implemented", b.name);
+            self.report(Diagnostic::error(span, msg));
+            return None;
+        };
+        match call {
+            Call::Penalty => self.penalty(scope, b, args, span),
+            Call::Concat => self.concat(scope, args, span),
+            Call::Loss(kind) => {
+                let mut a = Args::bind(b, args, span, self.diags)?;
+                let (first, target) = (a.get(b.params[0].name)?, a.get(b.params[1].name)?);
+                let kind = loss_kind(kind, &mut a);
+                let errors = std::mem::take(&mut a.errors);
+                if !errors.is_empty() {
+                    errors.into_iter().for_each(|d| self.report(d));
+                    return None;
+                }
+                self.loss(scope, kind, b.name, first, target, span)
+            }
+            Call::Accuracy => {
+                let a = Args::bind(b, args, span, self.diags)?;
+                let (first, target) = (a.get(b.params[0].name)?, a.get(b.params[1].name)?);
+                let pred = self.operand(scope, &first.value);
+                let target = self.expr(scope, &target.value).map(|t| (t, target.value.span));
+                let (pred, target) = (pred?, target?);
+                self.class_target("accuracy", &pred, &target)?;
+                let kind = ValueKind::Accuracy { pred: pred.0.id, target: target.0.id };
+                Some(Tv { id: self.push(kind, Shape::scalar(), span), from: None })
+            }
+            Call::Tensor(f) => self.tensor_fn(scope, b, f, args, span),
         }
-        if b.name == "concat" {
-            return self.concat(scope, args, span);
-        }
+    }
+
+    /// A built-in function of one tensor.
+    fn tensor_fn(
+        &mut self,
+        scope: &Scope,
+        b: &'static Builtin,
+        f: TensorFn,
+        args: &[Arg],
+        span: Span,
+    ) -> Option<Tv> {
         let mut a = Args::bind(b, args, span, self.diags)?;
         let first = a.get(b.params[0].name)?;
-        if let Some(&(_, kind)) = LOSSES.iter().find(|l| l.0 == b.name) {
-            let target = a.get(b.params[1].name)?;
-            let kind = loss_kind(kind, &mut a);
-            let errors = std::mem::take(&mut a.errors);
-            if !errors.is_empty() {
-                errors.into_iter().for_each(|d| self.report(d));
-                return None;
-            }
-            return self.loss(scope, kind, b.name, first, target, span);
-        }
-        if b.name == "accuracy" {
-            let target = a.get(b.params[1].name)?;
-            let pred = self.operand(scope, &first.value);
-            let target = self.expr(scope, &target.value).map(|t| (t, target.value.span));
-            let (pred, target) = (pred?, target?);
-            self.class_target("accuracy", &pred, &target)?;
-            let kind = ValueKind::Accuracy { pred: pred.0.id, target: target.0.id };
-            return Some(Tv { id: self.push(kind, Shape::scalar(), span), from: None });
-        }
         let x = self.operand(scope, &first.value);
-        let slope = (b.name == "leaky_relu").then(|| a.num("slope", 0.01, Rule::Finite));
-        let alpha = (b.name == "elu").then(|| a.num("alpha", 1.0, Rule::Finite));
-        let gelu = (b.name == "gelu").then(|| gelu_form(&mut a));
-        let drop_p = (b.name == "dropout").then(|| a.num("p", 0.5, Rule::UnitOpen));
+        // The options, read before the operand's errors stop us, so all are reported.
+        let slope = matches!(f, TensorFn::LeakyRelu).then(|| a.num("slope", 0.01, Rule::Finite));
+        let alpha = matches!(f, TensorFn::Elu).then(|| a.num("alpha", 1.0, Rule::Finite));
+        let gelu = matches!(f, TensorFn::Gelu).then(|| gelu_form(&mut a));
+        let drop_p = matches!(f, TensorFn::Dropout).then(|| a.num("p", 0.5, Rule::UnitOpen));
         let axis = a.get("axis");
         let errors = std::mem::take(&mut a.errors);
         let failed = !errors.is_empty();
@@ -628,43 +688,41 @@ impl<'a> Elab<'a, '_> {
             return None;
         }
         let shape = self.shape(x.0.id).clone();
-        let kind = match b.name {
-            "leaky_relu" => ValueKind::Unary(UnaryFn::LeakyRelu(slope.unwrap_or(0.01)), x.0.id),
-            "elu" => ValueKind::Unary(UnaryFn::Elu(alpha.unwrap_or(1.0)), x.0.id),
-            "gelu" => ValueKind::Unary(gelu.unwrap_or(UnaryFn::Gelu), x.0.id),
-            "dropout" => ValueKind::Dropout { x: x.0.id, p: drop_p.unwrap_or(0.5) },
-            "softmax" | "log_softmax" => {
-                if shape.rank() == 0 {
-                    self.report(
-                        Diagnostic::error(x.1, format!("{} needs at least one dimension", b.name))
-                            .label("this is a scalar"),
-                    );
-                    return None;
-                }
-                let s = b.name == "softmax";
-                if s {
-                    ValueKind::Softmax(x.0.id)
-                } else {
-                    ValueKind::LogSoftmax(x.0.id)
-                }
-            }
-            "sum" | "mean" => return self.reduce(b.name, x, axis, span),
-            "flatten" => return self.flatten(x, span),
-            name => match UNARY.iter().find(|u| u.0 == name) {
-                Some(&(_, f)) => ValueKind::Unary(f, x.0.id),
-                None => {
-                    self.report(Diagnostic::error(
-                        span,
-                        format!("internal error: `{name}` is not implemented"),
-                    ));
-                    return None;
-                }
-            },
+        let id = x.0.id;
+        let kind = match f {
+            TensorFn::Unary(u) => ValueKind::Unary(u, id),
+            TensorFn::LeakyRelu => ValueKind::Unary(UnaryFn::LeakyRelu(slope.unwrap_or(0.01)), id),
+            TensorFn::Elu => ValueKind::Unary(UnaryFn::Elu(alpha.unwrap_or(1.0)), id),
+            TensorFn::Gelu => ValueKind::Unary(gelu.unwrap_or(UnaryFn::Gelu), id),
+            TensorFn::Dropout => ValueKind::Dropout { x: id, p: drop_p.unwrap_or(0.5) },
+            TensorFn::Softmax => ValueKind::Softmax(self.not_scalar(b.name, &x)?),
+            TensorFn::LogSoftmax => ValueKind::LogSoftmax(self.not_scalar(b.name, &x)?),
+            TensorFn::Reduce(op) => return self.reduce(op, b.name, x, axis, span),
+            TensorFn::Flatten => return self.flatten(x, span),
         };
         Some(Tv { id: self.push(kind, shape, span), from: x.0.from })
     }
 
-    fn reduce(&mut self, name: &str, x: Arg1, axis: Option<&Arg>, span: Span) -> Option<Tv> {
+    /// `x`'s value if it has at least one dimension (softmax's rule); else reports why not.
+    fn not_scalar(&mut self, name: &str, x: &Arg1) -> Option<super::model::ValueId> {
+        if self.shape(x.0.id).rank() == 0 {
+            self.report(
+                Diagnostic::error(x.1, format!("{name} needs at least one dimension"))
+                    .label("this is a scalar"),
+            );
+            return None;
+        }
+        Some(x.0.id)
+    }
+
+    fn reduce(
+        &mut self,
+        op: ReduceFn,
+        name: &str,
+        x: Arg1,
+        axis: Option<&Arg>,
+        span: Span,
+    ) -> Option<Tv> {
         let shape = self.shape(x.0.id).clone();
         let axis = match axis {
             None => None,
@@ -694,8 +752,6 @@ impl<'a> Elab<'a, '_> {
                 }
             }
         };
-        let op =
-            if name == "sum" { super::model::ReduceFn::Sum } else { super::model::ReduceFn::Mean };
         let out = shapes::reduce(&shape, axis);
         Some(Tv { id: self.push(ValueKind::Reduce { op, x: x.0.id, axis }, out, span), from: None })
     }
@@ -725,38 +781,21 @@ fn gelu_form(a: &mut Args) -> UnaryFn {
 mod tests {
     use super::*;
 
-    /// Whether the checker implements builtin function `name`.
-    fn implemented(name: &str) -> bool {
-        UNARY.iter().any(|u| u.0 == name)
-            || LOSSES.iter().any(|l| l.0 == name)
-            || registry::is_penalty(name)
-            || [
-                "leaky_relu",
-                "elu",
-                "gelu",
-                "softmax",
-                "log_softmax",
-                "sum",
-                "mean",
-                "accuracy",
-                "dropout",
-                "concat",
-                "flatten",
-            ]
-            .contains(&name)
-    }
-
+    /// `CALLS` and the registry's function tables name the same functions.
     #[test]
     fn every_builtin_function_is_implemented() {
-        for name in registry::function_names() {
-            assert!(implemented(name), "{name}");
+        let names: Vec<&str> = registry::function_names().collect();
+        for name in &names {
+            assert!(CALLS.iter().any(|c| c.0 == *name), "{name} has no entry in CALLS");
         }
-    }
-
-    #[test]
-    fn loss_table_matches_the_registry() {
+        for (name, _) in CALLS {
+            assert!(names.contains(name), "{name} is in CALLS but not in the registry");
+        }
         for b in registry::LOSSES {
-            assert!(LOSSES.iter().any(|l| l.0 == b.name), "{}", b.name);
+            assert!(matches!(CALLS.iter().find(|c| c.0 == b.name), Some((_, Call::Loss(_)))));
+        }
+        for b in registry::PENALTIES {
+            assert!(matches!(CALLS.iter().find(|c| c.0 == b.name), Some((_, Call::Penalty))));
         }
     }
 }

@@ -39,55 +39,51 @@ use super::suggest::did_you_mean;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::syntax::ast::{Arg, Expr, ExprKind, Group};
 
-/// How a hyper-parameter is written and the range it must lie in.
-#[derive(Clone, Copy, Debug)]
+/// How a hyper-parameter is written, the range it must lie in, and the field of [`Hyper`]
+/// it sets: a name in [`KINDS`] cannot be without its setter.
+#[derive(Clone, Copy)]
 enum Kind {
-    Num(Rule),
+    Num(Rule, fn(&mut Hyper, f64)),
     /// An integer at least this.
-    Int(u64),
-    Bool,
-    Pair(Rule),
+    Int(u64, fn(&mut Hyper, u64)),
+    Bool(fn(&mut Hyper, bool)),
+    Pair(Rule, fn(&mut Hyper, (f64, f64))),
     /// `"strong_wolfe"` or `"none"`.
-    LineSearch,
+    LineSearch(fn(&mut Hyper, LineSearch)),
 }
 
-/// Every hyper-parameter name used in `OPTIMIZERS`, with its kind and rule.
+/// Every hyper-parameter name used in `OPTIMIZERS`, with its kind, rule and field (a test
+/// checks that every registry name is here).
 const KINDS: &[(&str, Kind)] = &[
-    ("lr", Kind::Num(Rule::Positive)),
-    ("momentum", Kind::Num(Rule::UnitOpen)),
-    ("dampening", Kind::Num(Rule::Unit)),
-    ("nesterov", Kind::Bool),
-    ("weight_decay", Kind::Num(Rule::NonNegative)),
-    ("betas", Kind::Pair(Rule::UnitOpen)),
-    ("eps", Kind::Num(Rule::Positive)),
-    ("amsgrad", Kind::Bool),
-    ("alpha", Kind::Num(Rule::UnitOpen)),
-    ("centered", Kind::Bool),
-    ("rho", Kind::Num(Rule::Unit)),
-    ("lr_decay", Kind::Num(Rule::NonNegative)),
-    ("initial_accumulator_value", Kind::Num(Rule::NonNegative)),
-    ("momentum_decay", Kind::Num(Rule::NonNegative)),
-    ("final_lr", Kind::Num(Rule::Positive)),
-    ("gamma", Kind::Num(Rule::Positive)),
+    ("lr", Kind::Num(Rule::Positive, |h, x| h.lr = x)),
+    ("momentum", Kind::Num(Rule::UnitOpen, |h, x| h.momentum = x)),
+    ("dampening", Kind::Num(Rule::Unit, |h, x| h.dampening = x)),
+    ("nesterov", Kind::Bool(|h, b| h.nesterov = b)),
+    ("weight_decay", Kind::Num(Rule::NonNegative, |h, x| h.weight_decay = x)),
+    ("betas", Kind::Pair(Rule::UnitOpen, |h, (a, b)| (h.beta1, h.beta2) = (a, b))),
+    ("eps", Kind::Num(Rule::Positive, |h, x| h.eps = x)),
+    ("amsgrad", Kind::Bool(|h, b| h.amsgrad = b)),
+    ("alpha", Kind::Num(Rule::UnitOpen, |h, x| h.alpha = x)),
+    ("centered", Kind::Bool(|h, b| h.centered = b)),
+    ("rho", Kind::Num(Rule::Unit, |h, x| h.rho = x)),
+    ("lr_decay", Kind::Num(Rule::NonNegative, |h, x| h.lr_decay = x)),
+    (
+        "initial_accumulator_value",
+        Kind::Num(Rule::NonNegative, |h, x| h.initial_accumulator_value = x),
+    ),
+    ("momentum_decay", Kind::Num(Rule::NonNegative, |h, x| h.momentum_decay = x)),
+    ("final_lr", Kind::Num(Rule::Positive, |h, x| h.final_lr = x)),
+    ("gamma", Kind::Num(Rule::Positive, |h, x| h.gamma = x)),
     // Also at most 1/2: see `cross_check`.
-    ("partial", Kind::Num(Rule::Positive)),
-    ("trust_coefficient", Kind::Num(Rule::Positive)),
-    ("max_iter", Kind::Int(1)),
-    ("max_eval", Kind::Int(1)),
-    ("tolerance_grad", Kind::Num(Rule::NonNegative)),
-    ("tolerance_change", Kind::Num(Rule::NonNegative)),
-    ("history_size", Kind::Int(1)),
-    ("line_search", Kind::LineSearch),
+    ("partial", Kind::Num(Rule::Positive, |h, x| h.partial = x)),
+    ("trust_coefficient", Kind::Num(Rule::Positive, |h, x| h.trust_coefficient = x)),
+    ("max_iter", Kind::Int(1, |h, n| h.max_iter = n)),
+    ("max_eval", Kind::Int(1, |h, n| h.max_eval = n)),
+    ("tolerance_grad", Kind::Num(Rule::NonNegative, |h, x| h.tolerance_grad = x)),
+    ("tolerance_change", Kind::Num(Rule::NonNegative, |h, x| h.tolerance_change = x)),
+    ("history_size", Kind::Int(1, |h, n| h.history_size = n)),
+    ("line_search", Kind::LineSearch(|h, l| h.line_search = l)),
 ];
-
-/// A hyper-parameter value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Val {
-    Num(f64),
-    Bool(bool),
-    Pair(f64, f64),
-    LineSearch(LineSearch),
-}
 
 fn kind(name: &str) -> Option<Kind> {
     KINDS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
@@ -114,71 +110,32 @@ fn method(name: &str) -> Option<Method> {
     })
 }
 
-/// Stores `v` in the field called `name` (names and kinds come from the registry).
-fn set(h: &mut Hyper, name: &str, v: Val) {
-    let num = match v {
-        Val::Num(x) => x,
-        Val::Bool(b) => f64::from(u8::from(b)),
-        Val::Pair(a, b) => {
-            (h.beta1, h.beta2) = (a, b);
-            return;
+/// Sets the field of `kind` from a registry default text (`1e-3`, `20`, `false`,
+/// `(0.9, 0.999)`, `"strong_wolfe"`); `None` if the text is not a value of that kind (a
+/// derived default such as `max_iter * 5 / 4`).
+fn set_default(h: &mut Hyper, kind: Kind, text: &str) -> Option<()> {
+    match kind {
+        Kind::Num(_, set) => set(h, text.parse().ok()?),
+        Kind::Int(_, set) => set(h, text.parse().ok()?),
+        Kind::Bool(set) => set(h, text.parse().ok()?),
+        Kind::Pair(_, set) => {
+            let inner = text.strip_prefix('(')?.strip_suffix(')')?;
+            let (a, b) = inner.split_once(',')?;
+            set(h, (a.trim().parse().ok()?, b.trim().parse().ok()?))
         }
-        Val::LineSearch(l) => {
-            h.line_search = l;
-            return;
+        Kind::LineSearch(set) => {
+            set(h, LineSearch::from_name(text.strip_prefix('"')?.strip_suffix('"')?)?)
         }
-    };
-    let flag = num != 0.0;
-    match name {
-        "lr" => h.lr = num,
-        "momentum" => h.momentum = num,
-        "dampening" => h.dampening = num,
-        "nesterov" => h.nesterov = flag,
-        "weight_decay" => h.weight_decay = num,
-        "eps" => h.eps = num,
-        "amsgrad" => h.amsgrad = flag,
-        "alpha" => h.alpha = num,
-        "centered" => h.centered = flag,
-        "rho" => h.rho = num,
-        "lr_decay" => h.lr_decay = num,
-        "initial_accumulator_value" => h.initial_accumulator_value = num,
-        "momentum_decay" => h.momentum_decay = num,
-        "final_lr" => h.final_lr = num,
-        "gamma" => h.gamma = num,
-        "partial" => h.partial = num,
-        "trust_coefficient" => h.trust_coefficient = num,
-        "max_iter" => h.max_iter = num as u64,
-        "max_eval" => h.max_eval = num as u64,
-        "tolerance_grad" => h.tolerance_grad = num,
-        "tolerance_change" => h.tolerance_change = num,
-        "history_size" => h.history_size = num as u64,
-        _ => {}
     }
-}
-
-/// A registry default text: `1e-3`, `false`, `(0.9, 0.999)`, `"strong_wolfe"`.
-fn parse_default(text: &str) -> Option<Val> {
-    if let Some(name) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        return LineSearch::from_name(name).map(Val::LineSearch);
-    }
-    match text {
-        "true" => return Some(Val::Bool(true)),
-        "false" => return Some(Val::Bool(false)),
-        _ => {}
-    }
-    if let Some(inner) = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-        let (a, b) = inner.split_once(',')?;
-        return Some(Val::Pair(a.trim().parse().ok()?, b.trim().parse().ok()?));
-    }
-    text.parse().ok().map(Val::Num)
+    Some(())
 }
 
 /// The defaults of optimizer `b` (`amsgrad` is `adam` with `amsgrad = true`).
 fn defaults(b: &Builtin) -> Hyper {
     let mut h = Hyper::default();
     for p in b.params {
-        if let Some(v) = p.default.and_then(parse_default) {
-            set(&mut h, p.name, v);
+        if let (Some(text), Some(k)) = (p.default, kind(p.name)) {
+            set_default(&mut h, k, text);
         }
     }
     if b.name == "amsgrad" {
@@ -193,21 +150,18 @@ fn read(b: &Builtin, a: &mut Args, h: &mut Hyper) {
         if a.get(p.name).is_none() {
             continue;
         }
-        let v = match kind(p.name) {
-            Some(Kind::Num(rule)) => Val::Num(a.num(p.name, 0.0, rule)),
-            Some(Kind::Int(min)) => Val::Num(a.int(p.name, min, min) as f64),
-            Some(Kind::Bool) => Val::Bool(a.boolean(p.name, false)),
-            Some(Kind::LineSearch) => match line_search(a, p.name) {
-                Some(l) => Val::LineSearch(l),
-                None => continue,
-            },
-            Some(Kind::Pair(rule)) => {
-                let (x, y) = a.pair(p.name, (h.beta1, h.beta2), rule);
-                Val::Pair(x, y)
+        match kind(p.name) {
+            Some(Kind::Num(rule, set)) => set(h, a.num(p.name, 0.0, rule)),
+            Some(Kind::Int(min, set)) => set(h, a.int(p.name, min, min)),
+            Some(Kind::Bool(set)) => set(h, a.boolean(p.name, false)),
+            Some(Kind::LineSearch(set)) => {
+                if let Some(l) = line_search(a, p.name) {
+                    set(h, l)
+                }
             }
-            None => continue,
-        };
-        set(h, p.name, v);
+            Some(Kind::Pair(rule, set)) => set(h, a.pair(p.name, (h.beta1, h.beta2), rule)),
+            None => {}
+        }
     }
 }
 
@@ -531,8 +485,9 @@ mod tests {
                 if DERIVED.contains(&p.name) {
                     continue;
                 }
-                if let Some(d) = p.default {
-                    assert!(parse_default(d).is_some(), "{}: default {d} does not parse", b.name);
+                if let (Some(d), Some(k)) = (p.default, kind(p.name)) {
+                    let parsed = set_default(&mut Hyper::default(), k, d).is_some();
+                    assert!(parsed, "{}: default {d} does not parse", b.name);
                 }
             }
         }

@@ -61,7 +61,11 @@ fn part(e: &Expr, diags: &mut Vec<Diagnostic>) -> Option<Phase> {
         spec(e, "a schedule", "schedule warmup(100) then cosine(T = 1000)", diags)?;
     let b = lookup(SCHEDULES, "schedule", name, span, diags)?;
     let mut a = Args::bind(b, args, e.span, diags)?;
-    let p = phase(b, &mut a, e.span);
+    let Some(p) = phase(b, &mut a, e.span) else {
+        let msg = format!("internal error: schedule `{name}` is not implemented");
+        diags.push(Diagnostic::error(span, msg));
+        return None;
+    };
     done(a, p, diags)
 }
 
@@ -75,10 +79,13 @@ fn dflt(b: &Builtin, name: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn phase(b: &Builtin, a: &mut Args, call: Span) -> Phase {
+/// The phase registry schedule `b` describes; `None` for a name without one (a test checks
+/// that every registry schedule has one: none silently becomes constant).
+fn phase(b: &Builtin, a: &mut Args, call: Span) -> Option<Phase> {
     let num = |a: &mut Args, n: &str, rule| a.num(n, dflt(b, n), rule);
     let int = |a: &mut Args, n: &str| a.int(n, dflt(b, n).max(1.0) as u64, 1);
-    match b.name {
+    Some(match b.name {
+        "constant" => Phase::Constant,
         "step" => {
             Phase::Step { step_size: int(a, "step_size"), gamma: num(a, "gamma", Rule::Positive) }
         }
@@ -107,8 +114,8 @@ fn phase(b: &Builtin, a: &mut Args, call: Span) -> Phase {
         "cyclic" => cyclic(a, num, int),
         "one_cycle" => one_cycle(a, call),
         "warmup" => Phase::Warmup { steps: int(a, "steps"), from: num(a, "from", Rule::Unit) },
-        _ => Phase::Constant,
-    }
+        _ => return None,
+    })
 }
 
 fn cyclic(
@@ -265,4 +272,18 @@ pub(crate) fn scale_lr(e: &Expr, errors: &mut Vec<Diagnostic>) -> Option<LrScale
         .note("`scale_lr = batch / 256` is the linear scaling rule: lr times batch/256"),
     );
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every schedule of the registry has its phase: none falls back to a constant rate.
+    #[test]
+    fn every_registry_schedule_has_a_phase() {
+        for b in SCHEDULES {
+            let mut a = Args::none(b);
+            assert!(phase(b, &mut a, Span::default()).is_some(), "{}", b.name);
+        }
+    }
 }
