@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use crate::check::{Model, TrainSpec};
 use crate::diagnostic::Diagnostic;
+use crate::error::Error;
 use crate::graph::op::Op;
 use crate::graph::Graph;
 use crate::observe::{self, Timer};
@@ -109,16 +110,16 @@ pub struct Report {
     pub profile: Option<String>,
 }
 
-/// A failure: diagnostics on the source (render them with the file), or a message.
+/// A failure: diagnostics on the source (render them with the file), or a runtime error.
 #[derive(Debug)]
 pub enum BenchError {
     Diagnostics(Vec<Diagnostic>),
-    Message(String),
+    Run(Error),
 }
 
-impl From<String> for BenchError {
-    fn from(m: String) -> BenchError {
-        BenchError::Message(m)
+impl From<Error> for BenchError {
+    fn from(e: Error) -> BenchError {
+        BenchError::Run(e)
     }
 }
 
@@ -130,7 +131,7 @@ fn backend(
     s: &Settings,
     params: Vec<Tensor<f32>>,
     timer: &mut Timer,
-) -> Result<Box<dyn Backend>, String> {
+) -> Result<Box<dyn Backend>, Error> {
     match s.engine {
         Engine::Interp => Ok(observe::run(timer, "backend", || {
             Box::new(Interp::new(&c.opt, &c.forward, params)) as Box<dyn Backend>
@@ -147,7 +148,7 @@ fn batches(
     c: &Compiled,
     base: &std::path::Path,
     batch: usize,
-) -> Result<Vec<Vec<Tensor<f32>>>, String> {
+) -> Result<Vec<Vec<Tensor<f32>>>, Error> {
     let spec = session::effective_spec(&c.model, &Options::default());
     let ds = session::load_data(&c.model, &spec, base, None)?;
     let n = ds.len();
@@ -213,7 +214,7 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn steps(&mut self, k: usize) -> Result<(), String> {
+    fn steps(&mut self, k: usize) -> Result<(), Error> {
         for _ in 0..k {
             self.t += 1;
             let inputs = &self.data[(self.t as usize - 1) % self.data.len()];
@@ -225,14 +226,14 @@ impl Runner<'_> {
     }
 
     /// Seconds taken by `k` steps.
-    fn time(&mut self, k: usize) -> Result<f64, String> {
+    fn time(&mut self, k: usize) -> Result<f64, Error> {
         let t0 = Instant::now();
         self.steps(k)?;
         Ok(t0.elapsed().as_secs_f64())
     }
 
     /// Warm-up, calibration and the timed windows: (steps/s of each window, steps per window).
-    fn windows(&mut self, s: &Settings) -> Result<(Vec<f64>, usize), String> {
+    fn windows(&mut self, s: &Settings) -> Result<(Vec<f64>, usize), Error> {
         let t0 = Instant::now();
         while t0.elapsed().as_secs_f64() < s.warmup_s {
             self.steps(1)?;
@@ -247,7 +248,7 @@ impl Runner<'_> {
         let n = s.min_window_steps.max((s.window_s / per.max(1e-9)) as usize);
         let rates = (0..s.windows.max(1))
             .map(|_| self.time(n).map(|dt| n as f64 / dt))
-            .collect::<Result<Vec<f64>, String>>()?;
+            .collect::<Result<Vec<f64>, Error>>()?;
         Ok((rates, n))
     }
 }

@@ -19,6 +19,7 @@
 //! command line. The JIT's design: docs/jit.md.
 
 pub mod diagnostic;
+pub mod error;
 pub mod files;
 pub mod tensor;
 

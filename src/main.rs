@@ -179,8 +179,20 @@ enum BenchBackendArg {
 
 /// A failure to report: diagnostics on a source file, or a plain message.
 enum Failure {
-    Diagnostics { file: PathBuf, src: String, diags: Vec<Diagnostic> },
+    Diagnostics {
+        file: PathBuf,
+        src: String,
+        diags: Vec<Diagnostic>,
+    },
+    /// A runtime error of the library (data, weights, a run, the JIT, files).
+    Run(nnc::error::Error),
     Message(String),
+}
+
+impl From<nnc::error::Error> for Failure {
+    fn from(e: nnc::error::Error) -> Failure {
+        Failure::Run(e)
+    }
 }
 
 impl From<String> for Failure {
@@ -208,6 +220,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Diagnostics { file, src, diags }) => {
             eprint!("{}", render_all(&diags, &file.display().to_string(), &src));
+            ExitCode::from(1)
+        }
+        Err(Failure::Run(e)) => {
+            eprintln!("error: {e}");
             ExitCode::from(1)
         }
         Err(Failure::Message(m)) => {
@@ -317,9 +333,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 IrError::Source(diags) => {
                     Failure::Diagnostics { file: file.clone(), src: src.clone(), diags }
                 }
-                IrError::Jit(e) => {
-                    Failure::Message(format!("the JIT cannot compile this model: {e}"))
-                }
+                IrError::Jit(e) => Failure::Run(e.into()),
             })?;
             match (check, bless) {
                 (None, _) => print!("{text}"),
@@ -427,7 +441,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             };
             let r = bench::run(&src, &file, &s).map_err(|e| match e {
                 bench::BenchError::Diagnostics(diags) => Failure::Diagnostics { file, src, diags },
-                bench::BenchError::Message(m) => Failure::Message(m),
+                bench::BenchError::Run(e) => Failure::Run(e),
             })?;
             match json {
                 true => println!("{}", r.json()),

@@ -112,7 +112,7 @@ pub fn jit(
     c: &Compiled,
     o: jit::Options,
     obs: &mut dyn Observer,
-) -> std::result::Result<Jit, String> {
+) -> std::result::Result<Jit, jit::JitError> {
     jit::compile_with(&c.opt, &c.forward, o, obs)
 }
 
@@ -155,7 +155,7 @@ pub enum IrError {
     /// The source has errors.
     Source(Vec<Diagnostic>),
     /// The JIT could not compile the model.
-    Jit(String),
+    Jit(jit::JitError),
 }
 
 /// The deterministic text of `stage` for `src`. `kernels` and `clif` are what the JIT

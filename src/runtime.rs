@@ -16,6 +16,7 @@
 //! A host-driven optimizer (L-BFGS) uses two more entry points: `step_full` (every output in
 //! full: its step graph outputs the gradients and updates no parameter) and `set_params`.
 
+use crate::error::{Error, Result};
 use crate::graph::eval::{apply_updates, eval, Env};
 use crate::graph::Graph;
 use crate::tensor::Tensor;
@@ -27,14 +28,14 @@ pub type Outputs = Vec<f32>;
 pub trait Backend {
     /// One optimizer step at learning rate `lr`, step count `t` (from 1). Returns the loss and
     /// metrics of the forward pass, computed before the update.
-    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String>;
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs>;
     /// Loss and metrics of a forward pass; no update.
-    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String>;
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs>;
     /// The current parameters, in the graph's parameter order.
     fn params(&self) -> Vec<Tensor<f32>>;
     /// The current buffers: the evaluation graph's states, which are the first states of
     /// the step graph, in that order.
-    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String>;
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>>;
     /// Threads the runs so far have used (a JIT given more threads than its work can use
     /// runs on one).
     fn threads_used(&self) -> usize;
@@ -42,17 +43,12 @@ pub trait Backend {
     /// with profiling); `step` is the step graph it was compiled from.
     fn kernel_profile(&self, step: &Graph, src: Option<&str>) -> Option<String>;
     /// Overwrites the buffers (same order and shapes as [`Backend::buffers`]).
-    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String>;
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<()>;
     /// Like [`Backend::step`] but returns every output of the step graph in full, in the
     /// graph's output order (for L-BFGS: loss, metrics, probes and the gradients).
-    fn step_full(
-        &mut self,
-        inputs: &[Tensor<f32>],
-        lr: f64,
-        t: u64,
-    ) -> Result<Vec<Tensor<f32>>, String>;
+    fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>>;
     /// Overwrites the parameters (graph order; shapes must match).
-    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String>;
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()>;
 }
 
 /// The reference backend: interprets the optimized graphs with `graph::eval` in f32.
@@ -82,53 +78,62 @@ impl Backend for Interp {
     fn kernel_profile(&self, _: &Graph, _: Option<&str>) -> Option<String> {
         None
     }
-    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs> {
         Ok(scalars(&self.step_full(inputs, lr, t)?))
     }
-    fn step_full(
-        &mut self,
-        inputs: &[Tensor<f32>],
-        lr: f64,
-        t: u64,
-    ) -> Result<Vec<Tensor<f32>>, String> {
+    fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>> {
         let env = Env { inputs, params: &self.params, states: &self.states, lr, step: t as f64 };
-        let ev = eval(&self.step, &env).map_err(|e| e.to_string())?;
+        let ev = eval(&self.step, &env)?;
         apply_updates(&self.step, &ev, &mut self.params, &mut self.states);
         Ok(ev.outputs)
     }
-    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         let want = &self.step.params;
         if params.len() != want.len() {
-            return Err(format!("expected {} parameters, got {}", want.len(), params.len()));
+            return Err(Error::Tensors(format!(
+                "expected {} parameters, got {}",
+                want.len(),
+                params.len()
+            )));
         }
         for (p, info) in params.iter().zip(want) {
             if p.shape != info.shape.concrete(0) || p.data.len() != info.shape.numel(0) {
-                return Err(format!("parameter `{}` has shape {:?}", info.name, p.shape));
+                return Err(Error::Tensors(format!(
+                    "parameter `{}` has shape {:?}",
+                    info.name, p.shape
+                )));
             }
         }
         self.params = params.to_vec();
         Ok(())
     }
-    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs> {
         let states = &self.states[..self.forward.states.len()];
         let env = Env { inputs, params: &self.params, states, lr: 0.0, step: 0.0 };
-        let ev = eval(&self.forward, &env).map_err(|e| e.to_string())?;
+        let ev = eval(&self.forward, &env)?;
         Ok(scalars(&ev.outputs))
     }
     fn params(&self) -> Vec<Tensor<f32>> {
         self.params.clone()
     }
-    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>> {
         Ok(self.states[..self.forward.states.len()].to_vec())
     }
-    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<()> {
         let want = &self.forward.states;
         if buffers.len() != want.len() {
-            return Err(format!("expected {} buffers, got {}", want.len(), buffers.len()));
+            return Err(Error::Tensors(format!(
+                "expected {} buffers, got {}",
+                want.len(),
+                buffers.len()
+            )));
         }
         for ((b, info), slot) in buffers.iter().zip(want).zip(&mut self.states) {
             if b.shape != info.shape.concrete(0) {
-                return Err(format!("buffer `{}` has shape {:?}", info.name, b.shape));
+                return Err(Error::Tensors(format!(
+                    "buffer `{}` has shape {:?}",
+                    info.name, b.shape
+                )));
             }
             *slot = b.clone();
         }

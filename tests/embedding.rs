@@ -164,7 +164,7 @@ fn both_backends_reject_an_out_of_range_id_alike() {
     let mut errs = Vec::new();
     for kind in [BackendKind::Interp, BackendKind::Jit { threads: 1 }] {
         let mut be = session::make_backend(kind, &c, params.clone()).unwrap();
-        errs.push(be.step(&inputs, 0.1, 1).unwrap_err());
+        errs.push(be.step(&inputs, 0.1, 1).unwrap_err().to_string());
     }
     assert!(errs[0].starts_with("id 12 is not an integer in 0..12 (node %"), "{}", errs[0]);
     assert_eq!(errs[0], errs[1]);
@@ -241,7 +241,7 @@ fn load_csv(text: &str) -> Result<nnc::train::data::Dataset, String> {
     std::fs::write(dir.join("ids.csv"), text).unwrap();
     let c = compile(CSV_MODEL);
     let spec = session::effective_spec(&c.model, &Options::default());
-    session::load_data(&c.model, &spec, &dir, None)
+    session::load_data(&c.model, &spec, &dir, None).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -289,7 +289,7 @@ fn npy_arrays_feed_an_id_input() {
             .replace("csv(\"ids.csv\", label = \"label\")", "npy(x = \"bad.npy\", y = \"y.npy\")"),
     );
     let spec = session::effective_spec(&c.model, &Options::default());
-    let err = session::load_data(&c.model, &spec, &dir, None).unwrap_err();
+    let err = session::load_data(&c.model, &spec, &dir, None).unwrap_err().to_string();
     assert!(err.contains("bad.npy\", x[1, 1]: id 7 is not an integer in 0..5"), "{err}");
 }
 

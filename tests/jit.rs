@@ -134,6 +134,7 @@ fn every_program_has_the_interpreters_gradients() {
                 g.params.iter().map(at).collect::<Vec<_>>()
             };
             let what = format!("{} gradients at batch {size}", path.display());
+            let jit = jit.map_err(|e| e.to_string());
             if let Err(e) = jit.and_then(|j| all_close(&what, &j, &interp, &exact)) {
                 failures.push(e);
             }

@@ -29,9 +29,14 @@ use cranelift::prelude::*;
 use super::abi::{self, Ctx};
 use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym};
 use super::plan::{Plan, Slot};
+use super::JitError;
 use crate::graph::ScalarArg;
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
 pub use loops::may_split;
+
+fn codegen(m: String) -> JitError {
+    JitError::Codegen(m)
+}
 
 /// A function the generated code calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,7 +81,7 @@ pub fn host_has_fma() -> bool {
 /// The host ISA with its features, optimizing for speed. Cranelift's IR verifier runs in
 /// debug builds (every test compiles through it) and is skipped in release builds, where
 /// compile time counts.
-pub fn host_isa() -> Result<OwnedTargetIsa, String> {
+pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     let mut flags = settings::builder();
     let verify = if cfg!(debug_assertions) { "true" } else { "false" };
     let settings = [
@@ -86,10 +91,11 @@ pub fn host_isa() -> Result<OwnedTargetIsa, String> {
         ("enable_verifier", verify),
     ];
     for (k, v) in settings {
-        flags.set(k, v).map_err(|e| format!("cranelift setting {k}: {e}"))?;
+        flags.set(k, v).map_err(|e| codegen(format!("cranelift setting {k}: {e}")))?;
     }
-    let isa = cranelift::native::builder().map_err(|e| format!("unsupported host: {e}"))?;
-    isa.finish(settings::Flags::new(flags)).map_err(|e| format!("cranelift ISA: {e}"))
+    let isa =
+        cranelift::native::builder().map_err(|e| codegen(format!("unsupported host: {e}")))?;
+    isa.finish(settings::Flags::new(flags)).map_err(|e| codegen(format!("cranelift ISA: {e}")))
 }
 
 /// Compiles `programs` (named `names`) sharing `plan`; `threads > 1` lets large kernels
@@ -102,7 +108,7 @@ pub fn compile(
     threads: usize,
     want_text: bool,
     profile: bool,
-) -> Result<Code, String> {
+) -> Result<Code, JitError> {
     let mut jb = JITBuilder::with_isa(host_isa()?, default_libcall_names());
     jb.symbol("nnc_gemm", abi::gemm_address());
     jb.symbol("nnc_pool_run", abi::pool_run_address());
@@ -123,7 +129,7 @@ pub fn compile(
     for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
         entries.push(g.program(prog, name, plan, p, threads)?);
     }
-    g.module.finalize_definitions().map_err(|e| format!("cranelift: {e}"))?;
+    g.module.finalize_definitions().map_err(|e| codegen(format!("cranelift: {e}")))?;
     Ok(Code { module: g.module, entries, text: g.text })
 }
 
@@ -143,7 +149,7 @@ fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
 }
 
 impl Gen {
-    fn declare_imports(&mut self) -> Result<(), String> {
+    fn declare_imports(&mut self) -> Result<(), JitError> {
         let i64s = |n| vec![types::I64; n];
         let mut gemm = i64s(7);
         gemm.push(types::I32);
@@ -163,7 +169,7 @@ impl Gen {
             let id = self
                 .module
                 .declare_function(&name, Linkage::Import, &s)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| codegen(e.to_string()))?;
             self.imports.insert(imp, id);
         }
         Ok(())
@@ -178,10 +184,12 @@ impl Gen {
         header: &str,
         (plan, prog): (&'p Plan, usize),
         body: impl FnOnce(&mut Fx<'_, 'p>),
-    ) -> Result<FuncId, String> {
+    ) -> Result<FuncId, JitError> {
         let s = sig(&self.module, &vec![types::I64; params], None);
-        let id =
-            self.module.declare_function(name, Linkage::Local, &s).map_err(|e| e.to_string())?;
+        let id = self
+            .module
+            .declare_function(name, Linkage::Local, &s)
+            .map_err(|e| codegen(e.to_string()))?;
         let mut ctx = self.module.make_context();
         ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), s);
         let mut fbc = FunctionBuilderContext::new();
@@ -199,7 +207,7 @@ impl Gen {
         }
         self.module
             .define_function(id, &mut ctx)
-            .map_err(|e| format!("cranelift: {name}: {e:?}"))?;
+            .map_err(|e| codegen(format!("cranelift: {name}: {e:?}")))?;
         Ok(id)
     }
 
@@ -211,7 +219,7 @@ impl Gen {
         plan: &Plan,
         p: usize,
         threads: usize,
-    ) -> Result<FuncId, String> {
+    ) -> Result<FuncId, JitError> {
         let mut fns = Vec::new();
         for (i, k) in prog.kernels.iter().enumerate() {
             let fname = format!("{name}_k{i}");

@@ -258,13 +258,13 @@ pub struct Program {
 
 /// Partitions the live nodes of `g` into kernels. Errors for graphs the JIT cannot run
 /// (a shape with two batch dimensions).
-pub fn fuse(g: &Graph) -> Result<Program, String> {
+pub fn fuse(g: &Graph) -> Result<Program, super::JitError> {
     for (id, n) in g.nodes() {
         if view::dims_of(&n.shape).is_none() {
-            return Err(format!(
+            return Err(super::JitError::Unsupported(format!(
                 "node %{} has shape {}: the JIT supports one batch dimension per shape",
                 id.0, n.shape
-            ));
+            )));
         }
     }
     let drafts = partition::partition(g);

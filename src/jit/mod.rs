@@ -35,6 +35,7 @@ pub mod pool;
 pub mod print;
 pub mod vmath;
 
+use crate::error::{Error, Result};
 use crate::graph::eval::{EvalError, Slot as EvalSlot};
 use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
 use crate::observe::{self, Observer, Quiet};
@@ -67,6 +68,30 @@ pub struct Jit {
     args: Vec<f32>,
 }
 
+/// Why the JIT cannot compile a pair of graphs.
+#[derive(Debug)]
+pub enum JitError {
+    /// The step and forward graphs do not go together (different parameters, or forward
+    /// states that are not the step's first states).
+    Mismatch(&'static str),
+    /// A graph the JIT does not support (`fuse::fuse`).
+    Unsupported(String),
+    /// Cranelift failed: an unsupported host, or a bug of the code generator.
+    Codegen(String),
+}
+
+impl std::fmt::Display for JitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            JitError::Mismatch(m) => write!(f, "{m}"),
+            JitError::Unsupported(m) => write!(f, "{m}"),
+            JitError::Codegen(m) => write!(f, "code generation failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {}
+
 /// How to compile.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
@@ -79,7 +104,11 @@ pub struct Options {
 /// Compiles a training step graph and a forward graph over the same parameters (the
 /// forward graph's states are the first states of the step's); parameters start at zero
 /// (set them with [`Jit::set_params`]).
-pub fn compile(step: &Graph, forward: &Graph, threads: usize) -> Result<Jit, String> {
+pub fn compile(
+    step: &Graph,
+    forward: &Graph,
+    threads: usize,
+) -> std::result::Result<Jit, JitError> {
     compile_with(step, forward, Options { threads, profile: false }, &mut Quiet)
 }
 
@@ -90,16 +119,17 @@ pub fn compile_with(
     forward: &Graph,
     o: Options,
     obs: &mut dyn Observer,
-) -> Result<Jit, String> {
+) -> std::result::Result<Jit, JitError> {
     let Options { threads, profile } = o;
     if !forward.params.is_empty() && step.params != forward.params {
-        return Err("the forward graph's parameters differ from the step's".into());
+        return Err(JitError::Mismatch("the forward graph's parameters differ from the step's"));
     }
     if step.states.get(..forward.states.len()) != Some(&forward.states[..]) {
-        return Err("the forward graph's states are not the first states of the step".into());
+        let m = "the forward graph's states are not the first states of the step";
+        return Err(JitError::Mismatch(m));
     }
     let (sp, fp) =
-        observe::run(obs, "fuse", || Ok::<_, String>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
+        observe::run(obs, "fuse", || Ok::<_, JitError>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
     let plan = observe::run(obs, "plan", || plan::plan(step, &[&sp, &fp]));
     let names = ["step", "forward"];
     let text = obs.wants_code();
@@ -159,7 +189,10 @@ fn splits(p: &Program, batch: usize, threads: usize) -> bool {
 
 /// The batch size the inputs agree on (`None` if none declares `B`), or the interpreter's
 /// error for them.
-fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usize>, EvalError> {
+fn check_inputs(
+    decl: &[InputInfo],
+    given: &[Tensor<f32>],
+) -> std::result::Result<Option<usize>, EvalError> {
     let slot = EvalSlot::Input;
     if decl.len() != given.len() {
         return Err(EvalError::Count { slot, expected: decl.len(), got: given.len() });
@@ -196,20 +229,20 @@ fn check_inputs(decl: &[InputInfo], given: &[Tensor<f32>]) -> Result<Option<usiz
 
 impl Jit {
     /// Replaces the parameters (graph order; shapes must match).
-    pub fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+    pub fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         if params.len() != self.params.len() {
-            return Err(format!(
+            return Err(Error::Tensors(format!(
                 "expected {} parameter tensor(s), got {}",
                 self.params.len(),
                 params.len()
-            ));
+            )));
         }
         for ((p, t), &off) in self.params.iter().zip(params).zip(&self.plan.params) {
             if t.shape != p.shape.concrete(0) || t.data.len() != p.shape.numel(0) {
-                return Err(format!(
+                return Err(Error::Tensors(format!(
                     "parameter `{}` has shape {:?}, expected {}",
                     p.name, t.shape, p.shape
-                ));
+                )));
             }
             self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
         }
@@ -217,20 +250,20 @@ impl Jit {
     }
 
     /// Replaces the optimizer state (graph order; shapes must match).
-    pub fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<(), String> {
+    pub fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
         if states.len() != self.states.len() {
-            return Err(format!(
+            return Err(Error::Tensors(format!(
                 "expected {} state tensor(s), got {}",
                 self.states.len(),
                 states.len()
-            ));
+            )));
         }
         for ((s, t), &off) in self.states.iter().zip(states).zip(&self.plan.states) {
             if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
-                return Err(format!(
+                return Err(Error::Tensors(format!(
                     "state `{}` has shape {:?}, expected {}",
                     s.name, t.shape, s.shape
-                ));
+                )));
             }
             self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
         }
@@ -260,29 +293,23 @@ impl Jit {
         inputs: &[Tensor<f32>],
         lr: f64,
         t: u64,
-    ) -> Result<Vec<Tensor<f32>>, String> {
+    ) -> Result<Vec<Tensor<f32>>> {
         let b = self.run(true, inputs, lr, t as f64)?;
         Ok(self.step.program.outputs.iter().map(|o| self.read(0, o, b, inputs)).collect())
     }
 
     /// A forward pass; returns every output in full.
-    pub fn forward_full(&mut self, inputs: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>, String> {
+    pub fn forward_full(&mut self, inputs: &[Tensor<f32>]) -> Result<Vec<Tensor<f32>>> {
         let b = self.run(false, inputs, 0.0, 0.0)?;
         Ok(self.forward.program.outputs.iter().map(|o| self.read(1, o, b, inputs)).collect())
     }
 
     /// Validates the inputs and runs the step or forward program; returns the batch size.
-    fn run(
-        &mut self,
-        step: bool,
-        inputs: &[Tensor<f32>],
-        lr: f64,
-        t: f64,
-    ) -> Result<usize, String> {
+    fn run(&mut self, step: bool, inputs: &[Tensor<f32>], lr: f64, t: f64) -> Result<usize> {
         let p = if step { &self.step } else { &self.forward };
-        let batch = check_inputs(&p.inputs, inputs).map_err(|e| e.to_string())?;
+        let batch = check_inputs(&p.inputs, inputs)?;
         if let (None, Some(node)) = (batch, p.batch_node) {
-            return Err(EvalError::NoBatch { node }.to_string());
+            return Err(EvalError::NoBatch { node }.into());
         }
         let batch = batch.unwrap_or(0);
         for l in &p.program.labels {
@@ -294,7 +321,7 @@ impl Jit {
                     true => EvalError::Id { node, value, count: l.classes },
                     false => EvalError::Label { node, value, classes: l.classes },
                 }
-                .to_string());
+                .into());
             }
         }
         let need =
@@ -364,31 +391,27 @@ impl Backend for Jit {
     fn threads_used(&self) -> usize {
         self.machine.threads_used()
     }
-    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs, String> {
+    fn step(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Outputs> {
         let b = self.run(true, inputs, lr, t as f64)?;
         Ok(self.firsts(true, b, inputs))
     }
-    fn step_full(
-        &mut self,
-        inputs: &[Tensor<f32>],
-        lr: f64,
-        t: u64,
-    ) -> Result<Vec<Tensor<f32>>, String> {
+    fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>> {
         Jit::step_full(self, inputs, lr, t)
     }
-    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<(), String> {
+    fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         Jit::set_params(self, params)
     }
-    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs, String> {
+    fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs> {
         let b = self.run(false, inputs, 0.0, 0.0)?;
         Ok(self.firsts(false, b, inputs))
     }
-    fn buffers(&self) -> Result<Vec<Tensor<f32>>, String> {
+    fn buffers(&self) -> Result<Vec<Tensor<f32>>> {
         Ok(self.states()[..self.n_buffers].to_vec())
     }
-    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<(), String> {
+    fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<()> {
         if buffers.len() != self.n_buffers {
-            return Err(format!("expected {} buffers, got {}", self.n_buffers, buffers.len()));
+            let m = format!("expected {} buffers, got {}", self.n_buffers, buffers.len());
+            return Err(Error::Tensors(m));
         }
         let mut all = self.states();
         all[..buffers.len()].clone_from_slice(buffers);

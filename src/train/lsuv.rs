@@ -57,7 +57,7 @@ pub fn calibrate(
     params: &mut [Tensor<f32>],
     buffers: &[Tensor<f32>],
     inputs: &[Tensor<f32>],
-) -> Result<Vec<Report>, String> {
+) -> crate::error::Result<Vec<Report>> {
     let todo = layers(model);
     if todo.is_empty() {
         return Ok(Vec::new());
@@ -68,7 +68,8 @@ pub fn calibrate(
     for (layer, weight) in todo {
         let name = format!("act_var.{layer}");
         let Some(o) = g.outputs.iter().find(|o| o.name == name) else {
-            return Err(format!("lsuv: no output variance for layer `{layer}`"));
+            let m = format!("lsuv: no output variance for layer `{layer}`");
+            return Err(crate::error::Error::Internal(m));
         };
         // Only what this layer's output needs: the layers before it.
         let mut gl = g.clone();
@@ -94,8 +95,8 @@ fn variance(
     params: &[Tensor<f32>],
     states: &[Tensor<f32>],
     inputs: &[Tensor<f32>],
-) -> Result<f64, String> {
+) -> crate::error::Result<f64> {
     let env = Env { inputs, params, states, lr: 0.0, step: 1.0 };
-    let ev = eval(g, &env).map_err(|e| format!("lsuv: {e}"))?;
+    let ev = eval(g, &env)?;
     Ok(ev.outputs[0].data.first().copied().unwrap_or(f32::NAN) as f64)
 }

@@ -26,6 +26,7 @@ use super::lsuv;
 use super::state::{self, Weights};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
+use crate::error::{Error, Result};
 use crate::graph::{Dim, InputKind, Role};
 use crate::pipeline::Compiled;
 use crate::runtime::{Backend, Interp, Outputs};
@@ -98,9 +99,12 @@ pub fn effective_spec(model: &Model, o: &Options) -> TrainSpec {
 }
 
 /// The per-example shapes the model's single input and label want.
-pub fn data_shape(model: &Model) -> Result<DataShape, String> {
-    let feat = model.inputs.iter().find(|i| !i.is_label).ok_or("the model has no input")?;
-    let label = model.inputs.iter().find(|i| i.is_label).ok_or("the model has no label")?;
+pub fn data_shape(model: &Model) -> Result<DataShape> {
+    let settings = |m: &str| Error::Settings(m.to_string());
+    let feat =
+        model.inputs.iter().find(|i| !i.is_label).ok_or(settings("the model has no input"))?;
+    let label =
+        model.inputs.iter().find(|i| i.is_label).ok_or(settings("the model has no label"))?;
     let fixed = |d: &[Dim]| d.iter().map(|d| d.size(0)).collect::<Vec<_>>();
     let features = fixed(&feat.shape.dims()[1..]);
     let label = match label.kind {
@@ -117,17 +121,18 @@ pub fn load_data(
     spec: &TrainSpec,
     base: &Path,
     over: Option<&Path>,
-) -> Result<Dataset, String> {
+) -> Result<Dataset> {
     let shape = data_shape(model)?;
     let dspec = match (over, &spec.data) {
         (Some(p), d) => spec_for_path(p, d.as_ref())?,
         (None, Some(d)) => d.clone(),
         (None, None) => {
-            return Err("no data: give `data = ...` in the train block or --data PATH".into())
+            let m = "no data: give `data = ...` in the train block or --data PATH";
+            return Err(Error::Settings(m.into()));
         }
     };
     let base = if over.is_some() { Path::new(".") } else { base };
-    data::load_with(&dspec, base, &shape, input_ids(model), spec.seed).map_err(|e| e.to_string())
+    Ok(data::load_with(&dspec, base, &shape, input_ids(model), spec.seed)?)
 }
 
 /// `Some(V)` when the model's input holds ids (`input tok: class[B, T] of V`).
@@ -140,7 +145,7 @@ pub fn input_ids(model: &Model) -> Option<usize> {
 
 /// The data spec for a `--data PATH` override: a CSV or .npz file read with the column or
 /// array names of the file's own spec (defaults `label`, `x`, `y`).
-fn spec_for_path(p: &Path, file_spec: Option<&DataSpec>) -> Result<DataSpec, String> {
+fn spec_for_path(p: &Path, file_spec: Option<&DataSpec>) -> Result<DataSpec> {
     let path = p.to_string_lossy().into_owned();
     let span = Span::default();
     let ext = p.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
@@ -159,7 +164,7 @@ fn spec_for_path(p: &Path, file_spec: Option<&DataSpec>) -> Result<DataSpec, Str
             };
             Ok(DataSpec::Npz { path, x, y, span })
         }
-        _ => Err(format!("--data {}: expected a .csv or .npz file", p.display())),
+        _ => Err(Error::Settings(format!("--data {}: expected a .csv or .npz file", p.display()))),
     }
 }
 
@@ -178,16 +183,12 @@ pub fn initial_params(
     model: &Model,
     seed: u64,
     init_file: Option<&Path>,
-) -> Result<Vec<Tensor<f32>>, String> {
+) -> Result<Vec<Tensor<f32>>> {
     state::initial(model, seed, init_file).map(|w| w.params)
 }
 
 /// Initial parameters and buffers: from `--init` weights, else the initializers and seed.
-pub fn initial_weights(
-    model: &Model,
-    seed: u64,
-    init_file: Option<&Path>,
-) -> Result<Weights, String> {
+pub fn initial_weights(model: &Model, seed: u64, init_file: Option<&Path>) -> Result<Weights> {
     state::initial(model, seed, init_file)
 }
 
@@ -199,7 +200,7 @@ pub fn initial_weights(
 pub fn jit_with_params(
     mut jit: crate::jit::Jit,
     params: Vec<Tensor<f32>>,
-) -> Result<Box<dyn Backend>, String> {
+) -> Result<Box<dyn Backend>> {
     jit.set_params(&params)?;
     drop(params);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -215,7 +216,7 @@ pub fn make_backend(
     kind: BackendKind,
     c: &Compiled,
     params: Vec<Tensor<f32>>,
-) -> Result<Box<dyn Backend>, String> {
+) -> Result<Box<dyn Backend>> {
     Ok(match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
         BackendKind::Jit { threads } => {
@@ -225,11 +226,7 @@ pub fn make_backend(
 }
 
 /// A backend holding `w`'s parameters and buffers.
-pub fn backend_with(
-    kind: BackendKind,
-    c: &Compiled,
-    w: Weights,
-) -> Result<Box<dyn Backend>, String> {
+pub fn backend_with(kind: BackendKind, c: &Compiled, w: Weights) -> Result<Box<dyn Backend>> {
     let mut be = make_backend(kind, c, w.params)?;
     if !w.buffers.is_empty() {
         be.set_buffers(&w.buffers)?;
@@ -238,7 +235,7 @@ pub fn backend_with(
 }
 
 /// The backend's parameters and buffers.
-pub fn current_weights(model: &Model, be: &dyn Backend) -> Result<Weights, String> {
+pub fn current_weights(model: &Model, be: &dyn Backend) -> Result<Weights> {
     let buffers = if model.buffers.is_empty() { Vec::new() } else { be.buffers()? };
     Ok(Weights { params: be.params(), buffers })
 }
@@ -250,7 +247,7 @@ fn calibrate(
     train: &Dataset,
     w: &mut Weights,
     o: &Options,
-) -> Result<(), String> {
+) -> Result<()> {
     if o.init.is_some() || lsuv::layers(model).is_empty() {
         return Ok(());
     }
@@ -274,7 +271,7 @@ pub fn evaluate(
     be: &mut dyn Backend,
     ds: &Dataset,
     batch: usize,
-) -> Result<Outputs, String> {
+) -> Result<Outputs> {
     let n = ds.x.shape[0];
     let mut acc: Vec<f64> = Vec::new();
     for start in (0..n).step_by(batch.max(1)) {
@@ -291,14 +288,14 @@ pub fn evaluate(
 }
 
 /// Trains `c` as its file says, with `o`'s overrides. `base` is the `.nn` file's folder.
-pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Result<Summary, String> {
+pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Result<Summary> {
     let model = &c.model;
     let spec = effective_spec(model, o);
     let ds = load_data(model, &spec, base, o.data.as_deref())?;
     let (train, val) = data::split(ds, spec.validation, spec.seed);
     let n = train.x.shape[0];
     if n == 0 {
-        return Err("the training split is empty".into());
+        return Err(Error::Settings("the training split is empty".into()));
     }
     let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
     calibrate(model, &spec, &train, &mut w, o)?;
@@ -344,7 +341,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
                 l.probes(t, epoch, &probes)?;
             }
             if !last[0].is_finite() {
-                return Err(format!("the loss became {} at step {t} (epoch {epoch}): training diverged; try a smaller learning rate or gradient clipping", last[0]));
+                return Err(Error::Diverged { loss: last[0], step: t, epoch });
             }
             for (s, v) in sum.iter_mut().zip(&last) {
                 *s += *v as f64 * idx.len() as f64;
@@ -384,14 +381,16 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
 }
 
 /// `--log-layers`: the CSV of the step's probes, `<log stem>.layers.csv` beside `--log`.
-fn layer_log(c: &Compiled, o: &Options) -> Result<Option<CsvLog>, String> {
+fn layer_log(c: &Compiled, o: &Options) -> Result<Option<CsvLog>> {
     if !o.log_layers {
         return Ok(None);
     }
-    let Some(main) = &o.log else { return Err("--log-layers needs --log FILE.csv".into()) };
+    let Some(main) = &o.log else {
+        return Err(Error::Settings("--log-layers needs --log FILE.csv".into()));
+    };
     let probes: Vec<String> = c.opt.probes().map(|o| o.name.clone()).collect();
     if probes.is_empty() {
-        return Err("internal error: --log-layers without a compilation that has probes".into());
+        return Err(Error::Internal("--log-layers without a compilation that has probes".into()));
     }
     let path = main.with_extension("layers.csv");
     let header = format!("step,epoch,{}\n", probes.join(","));
@@ -405,35 +404,33 @@ struct CsvLog {
 }
 
 impl CsvLog {
-    fn with_header(path: &Path, header: &str) -> Result<CsvLog, String> {
-        let f = File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    fn with_header(path: &Path, header: &str) -> Result<CsvLog> {
+        let f = File::create(path).map_err(|e| Error::write(path, e))?;
         let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
         l.write(header)?;
         Ok(l)
     }
     /// A row of the probes CSV: `step,epoch` then every probe.
-    fn probes(&mut self, t: u64, epoch: usize, values: &[f32]) -> Result<(), String> {
+    fn probes(&mut self, t: u64, epoch: usize, values: &[f32]) -> Result<()> {
         let v: String = values.iter().map(|m| format!(",{m}")).collect();
         self.write(&format!("{t},{epoch}{v}\n"))
     }
-    fn create(path: &Path, names: &[String]) -> Result<CsvLog, String> {
-        let f = File::create(path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    fn create(path: &Path, names: &[String]) -> Result<CsvLog> {
+        let f = File::create(path).map_err(|e| Error::write(path, e))?;
         let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
         let metrics: String = names[1..].iter().map(|m| format!(",{m}")).collect();
         l.write(&format!("step,epoch,loss,lr{metrics}\n"))?;
         Ok(l)
     }
-    fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<(), String> {
+    fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<()> {
         let metrics: String = out[1..].iter().map(|m| format!(",{m}")).collect();
         self.write(&format!("{t},{epoch},{},{lr}{metrics}\n", out[0]))
     }
-    fn write(&mut self, s: &str) -> Result<(), String> {
-        self.out
-            .write_all(s.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    fn write(&mut self, s: &str) -> Result<()> {
+        self.out.write_all(s.as_bytes()).map_err(|e| Error::write(&self.path, e))
     }
-    fn flush(&mut self) -> Result<(), String> {
-        self.out.flush().map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().map_err(|e| Error::write(&self.path, e))
     }
 }
 
@@ -495,7 +492,7 @@ pub fn gradients(
     kind: BackendKind,
     inputs: &[Tensor<f32>],
     params: &[Tensor<f32>],
-) -> Result<Vec<Tensor<f32>>, String> {
+) -> Result<Vec<Tensor<f32>>> {
     let g = crate::passes::optimize(&c.grad);
     let outputs = match kind {
         BackendKind::Interp => {
@@ -504,7 +501,7 @@ pub fn gradients(
             let states = state::initial_buffers(&c.model);
             let env =
                 crate::graph::eval::Env { inputs, params, states: &states, lr: 0.0, step: 0.0 };
-            crate::graph::eval::eval(&g, &env).map_err(|e| e.to_string())?.outputs
+            crate::graph::eval::eval(&g, &env)?.outputs
         }
         BackendKind::Jit { threads } => {
             let mut jit = crate::jit::compile(&g, &c.forward, threads)?;

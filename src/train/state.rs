@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::{init, weights};
 use crate::check::Model;
+use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
 /// Parameters and buffers of one model.
@@ -23,7 +24,7 @@ pub struct Weights {
 
 /// From the weight file `file` if given, else from the initializers (seeded by `seed`) and
 /// the buffers' initial values.
-pub fn initial(model: &Model, seed: u64, file: Option<&Path>) -> Result<Weights, String> {
+pub fn initial(model: &Model, seed: u64, file: Option<&Path>) -> Result<Weights> {
     match file {
         Some(p) => load(model, p),
         None => Ok(Weights {
@@ -39,11 +40,11 @@ pub fn initial_buffers(model: &Model) -> Vec<Tensor<f32>> {
 }
 
 /// The model's parameters and buffers from the weight file at `path`.
-pub fn load(model: &Model, path: &Path) -> Result<Weights, String> {
+pub fn load(model: &Model, path: &Path) -> Result<Weights> {
     let params = model.params.iter().map(|p| (p.name.clone(), p.shape.clone()));
     let buffers = model.buffers.iter().map(|b| (b.name.clone(), b.shape.clone()));
     let names: Vec<(String, Vec<usize>)> = params.chain(buffers).collect();
-    let loaded = weights::load_into(path, &names).map_err(|e| e.to_string())?;
+    let loaded = weights::load_into(path, &names)?;
     for name in &loaded.defaulted {
         eprintln!("note: {} has no `{name}`; it starts at 0, as in PyTorch", path.display());
     }
@@ -53,9 +54,9 @@ pub fn load(model: &Model, path: &Path) -> Result<Weights, String> {
 }
 
 /// Writes parameters and buffers to `path` under their `state_dict` names.
-pub fn save(model: &Model, w: &Weights, path: &Path) -> Result<(), String> {
+pub fn save(model: &Model, w: &Weights, path: &Path) -> Result<()> {
     let params = model.params.iter().map(|d| d.name.clone()).zip(&w.params);
     let buffers = model.buffers.iter().map(|d| d.name.clone()).zip(&w.buffers);
     let named: Vec<(String, &Tensor<f32>)> = params.chain(buffers).collect();
-    weights::save(path, &named).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    weights::save(path, &named).map_err(|e| Error::write(path, e))
 }

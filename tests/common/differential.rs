@@ -161,7 +161,7 @@ pub fn differential(
     params: &[Tensor<f32>],
     batches: &[Vec<Tensor<f32>>],
     lr: f64,
-) -> Result<(), String> {
+) -> Result<(), Box<dyn std::error::Error>> {
     let mut r = Reference::new(step, params.to_vec());
     for (t, inputs) in batches.iter().enumerate() {
         jit.set_params(&r.params)?;
@@ -180,5 +180,5 @@ pub fn differential(
     }
     let inputs = &batches[0];
     let (want, exact) = r.forward(forward, inputs)?;
-    all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)
+    Ok(all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)?)
 }

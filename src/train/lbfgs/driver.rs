@@ -9,6 +9,7 @@
 
 use super::{Config, Lbfgs, StepInfo};
 use crate::check::Method;
+use crate::error::{Error, Result};
 use crate::graph::{Graph, Role};
 use crate::pipeline::Compiled;
 use crate::runtime::{Backend, Outputs};
@@ -27,13 +28,15 @@ pub struct Layout {
 impl Layout {
     /// The layout of a host-driven step graph (one with a gradient output for every
     /// parameter).
-    pub fn of(step: &Graph) -> Result<Layout, String> {
+    pub fn of(step: &Graph) -> Result<Layout> {
         let grads = (0..step.params.len())
             .map(|i| {
-                step.output_of(Role::Grad(i as u32))
-                    .ok_or(format!("the step graph has no gradient for `{}`", step.params[i].name))
+                step.output_of(Role::Grad(i as u32)).ok_or_else(|| {
+                    let p = &step.params[i].name;
+                    Error::Internal(format!("the step graph has no gradient for `{p}`"))
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let reported = (0..step.outputs.len()).filter(|k| !grads.contains(k)).collect();
         let shapes = step.params.iter().map(|p| p.shape.concrete(0)).collect();
         Ok(Layout { shapes, grads, reported })
@@ -72,12 +75,13 @@ impl Layout {
     }
 
     /// The flat gradient from a run's outputs.
-    pub fn gradient<T: Copy + Into<f64>>(&self, outputs: &[Tensor<T>]) -> Result<Vec<f64>, String> {
+    pub fn gradient<T: Copy + Into<f64>>(&self, outputs: &[Tensor<T>]) -> Result<Vec<f64>> {
         let mut g = Vec::with_capacity(self.len());
         for (&k, s) in self.grads.iter().zip(&self.shapes) {
             let t = &outputs[k];
             if t.data.len() != s.iter().product::<usize>() {
-                return Err(format!("gradient {k} has {} elements, expected {s:?}", t.data.len()));
+                let n = t.data.len();
+                return Err(Error::Internal(format!("gradient {k} has {n} elements, not {s:?}")));
             }
             g.extend(t.data.iter().map(|&v| v.into()));
         }
@@ -96,7 +100,7 @@ pub struct Driver {
 
 impl Driver {
     /// A driver for `c` if its optimizer is host-driven (lbfgs), else `None`.
-    pub fn new(c: &Compiled) -> Result<Option<Driver>, String> {
+    pub fn new(c: &Compiled) -> Result<Option<Driver>> {
         let opt = &c.model.optimizer;
         if opt.method != Method::Lbfgs {
             return Ok(None);
@@ -119,10 +123,10 @@ impl Driver {
         inputs: &[Tensor<f32>],
         lr: f64,
         t: u64,
-    ) -> Result<Outputs, String> {
+    ) -> Result<Outputs> {
         let layout = &self.layout;
         let x = self.x.get_or_insert_with(|| layout.flatten(&be.params()));
-        let (mut first, mut err): (Option<Outputs>, Option<String>) = (None, None);
+        let (mut first, mut err): (Option<Outputs>, Option<Error>) = (None, None);
         let oracle = |p: &[f64]| {
             if err.is_none() {
                 match evaluate(be, layout, p, inputs, lr, t) {
@@ -141,7 +145,7 @@ impl Driver {
             return Err(e);
         }
         be.set_params(&layout.tensors(x, |v| v as f32))?;
-        first.ok_or_else(|| "internal error: L-BFGS made no evaluation".to_string())
+        first.ok_or_else(|| Error::Internal("L-BFGS made no evaluation".into()))
     }
 }
 
@@ -153,7 +157,7 @@ fn evaluate(
     inputs: &[Tensor<f32>],
     lr: f64,
     t: u64,
-) -> Result<(Outputs, f64, Vec<f64>), String> {
+) -> Result<(Outputs, f64, Vec<f64>)> {
     be.set_params(&layout.tensors(x, |v| v as f32))?;
     let outs = be.step_full(inputs, lr, t)?;
     let first = |k: usize| outs[k].data.first().copied().unwrap_or(f32::NAN);

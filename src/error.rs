@@ -1,0 +1,89 @@
+//! The library's runtime errors: everything that can fail once a model has compiled (its
+//! data, weight files, a run's inputs, the JIT, output files, a diverging run, settings that
+//! cannot work), typed up to `main`, which renders them with `Display`. Mistakes in the
+//! source are `diagnostic::Diagnostic`s, with spans.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::graph::eval::EvalError;
+use crate::jit::JitError;
+use crate::train::data::DataError;
+use crate::train::weights::WeightsError;
+
+#[derive(Debug)]
+pub enum Error {
+    /// The data set: a file that cannot be read, or that does not fit the model.
+    Data(DataError),
+    /// A weight file that cannot be read, or that does not fit the model.
+    Weights(WeightsError),
+    /// A run's inputs (both backends report the interpreter's error).
+    Eval(EvalError),
+    /// The JIT cannot compile the model.
+    Jit(JitError),
+    /// Tensors handed to a backend (parameters, state, buffers) of the wrong count or shape.
+    Tensors(String),
+    /// An output file that cannot be written.
+    Write { path: PathBuf, source: std::io::Error },
+    /// The loss is not finite at `step`.
+    Diverged { loss: f32, step: u64, epoch: usize },
+    /// Run settings that cannot work (no data, an empty training split, `--log-layers`
+    /// without `--log`, ...).
+    Settings(String),
+    /// A broken invariant of nnc itself.
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Data(e) => write!(f, "{e}"),
+            Error::Weights(e) => write!(f, "{e}"),
+            Error::Eval(e) => write!(f, "{e}"),
+            Error::Jit(e) => write!(f, "the JIT cannot compile this model: {e}"),
+            Error::Tensors(m) | Error::Settings(m) => write!(f, "{m}"),
+            Error::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
+            Error::Diverged { loss, step, epoch } => write!(
+                f,
+                "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \
+                 try a smaller learning rate or gradient clipping"
+            ),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<DataError> for Error {
+    fn from(e: DataError) -> Error {
+        Error::Data(e)
+    }
+}
+
+impl From<WeightsError> for Error {
+    fn from(e: WeightsError) -> Error {
+        Error::Weights(e)
+    }
+}
+
+impl From<EvalError> for Error {
+    fn from(e: EvalError) -> Error {
+        Error::Eval(e)
+    }
+}
+
+impl From<JitError> for Error {
+    fn from(e: JitError) -> Error {
+        Error::Jit(e)
+    }
+}
+
+impl Error {
+    /// [`Error::Write`] of `path`.
+    pub fn write(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Write { path: path.to_path_buf(), source }
+    }
+}
