@@ -1,13 +1,16 @@
 //! The library's runtime errors: everything that can fail once a model has compiled (its
 //! data, weight files, a run's inputs, the JIT, output files, a diverging run, settings that
 //! cannot work), typed up to `main`, which renders them with `Display`. Mistakes in the
-//! source are `diagnostic::Diagnostic`s, with spans.
+//! source are `diagnostic::Diagnostic`s, with spans. The JIT and the backends have their own
+//! error types (`jit::JitError`, `runtime::RunError`), so they depend on neither this module
+//! nor `train`.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use crate::graph::eval::EvalError;
 use crate::jit::JitError;
+use crate::runtime::RunError;
 use crate::train::data::DataError;
 use crate::train::weights::WeightsError;
 
@@ -17,12 +20,10 @@ pub enum Error {
     Data(DataError),
     /// A weight file that cannot be read, or that does not fit the model.
     Weights(WeightsError),
-    /// A run's inputs (both backends report the interpreter's error).
-    Eval(EvalError),
+    /// A backend call (a run's inputs, tensors of the wrong shape).
+    Run(RunError),
     /// The JIT cannot compile the model.
     Jit(JitError),
-    /// Tensors handed to a backend (parameters, state, buffers) of the wrong count or shape.
-    Tensors(String),
     /// An output file that cannot be written.
     Write { path: PathBuf, source: std::io::Error },
     /// The loss is not finite at `step`.
@@ -41,9 +42,9 @@ impl fmt::Display for Error {
         match self {
             Error::Data(e) => write!(f, "{e}"),
             Error::Weights(e) => write!(f, "{e}"),
-            Error::Eval(e) => write!(f, "{e}"),
+            Error::Run(e) => write!(f, "{e}"),
             Error::Jit(e) => write!(f, "the JIT cannot compile this model: {e}"),
-            Error::Tensors(m) | Error::Settings(m) => write!(f, "{m}"),
+            Error::Settings(m) => write!(f, "{m}"),
             Error::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
             Error::Diverged { loss, step, epoch } => write!(
                 f,
@@ -69,9 +70,15 @@ impl From<WeightsError> for Error {
     }
 }
 
+impl From<RunError> for Error {
+    fn from(e: RunError) -> Error {
+        Error::Run(e)
+    }
+}
+
 impl From<EvalError> for Error {
     fn from(e: EvalError) -> Error {
-        Error::Eval(e)
+        Error::Run(RunError::Eval(e))
     }
 }
 

@@ -2,6 +2,8 @@
 //! reference engine ([`Interp`]). Neutral ground: the JIT (`crate::jit`) and the training
 //! loop (`crate::train`) both depend on this module, not on each other.
 //!
+//! Backends fail with a [`RunError`] (bad inputs, tensors of the wrong shape).
+//!
 //! A backend owns the parameters and the optimizer state and runs a whole training step
 //! (forward, backward, update) or a forward evaluation on one batch. `Interp` runs the
 //! optimized step graph with `graph::eval`; the JIT implements the same trait with one
@@ -16,7 +18,36 @@
 //! A host-driven optimizer (L-BFGS) uses two more entry points: `step_full` (every output in
 //! full: its step graph outputs the gradients and updates no parameter) and `set_params`.
 
-use crate::error::{Error, Result};
+use crate::graph::eval::EvalError;
+
+/// Why a backend call failed.
+#[derive(Debug)]
+pub enum RunError {
+    /// The inputs of a run: both backends report the interpreter's error.
+    Eval(EvalError),
+    /// Tensors handed to a backend (parameters, state, buffers) of the wrong count or shape.
+    Tensors(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            RunError::Eval(e) => write!(f, "{e}"),
+            RunError::Tensors(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<EvalError> for RunError {
+    fn from(e: EvalError) -> RunError {
+        RunError::Eval(e)
+    }
+}
+
+/// A backend call's result.
+pub type Result<T> = std::result::Result<T, RunError>;
 use crate::graph::eval::{apply_updates, eval, Env};
 use crate::graph::Graph;
 use crate::tensor::Tensor;
@@ -90,7 +121,7 @@ impl Backend for Interp {
     fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         let want = &self.step.params;
         if params.len() != want.len() {
-            return Err(Error::Tensors(format!(
+            return Err(RunError::Tensors(format!(
                 "expected {} parameters, got {}",
                 want.len(),
                 params.len()
@@ -98,7 +129,7 @@ impl Backend for Interp {
         }
         for (p, info) in params.iter().zip(want) {
             if p.shape != info.shape.concrete(0) || p.data.len() != info.shape.numel(0) {
-                return Err(Error::Tensors(format!(
+                return Err(RunError::Tensors(format!(
                     "parameter `{}` has shape {:?}",
                     info.name, p.shape
                 )));
@@ -122,7 +153,7 @@ impl Backend for Interp {
     fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<()> {
         let want = &self.forward.states;
         if buffers.len() != want.len() {
-            return Err(Error::Tensors(format!(
+            return Err(RunError::Tensors(format!(
                 "expected {} buffers, got {}",
                 want.len(),
                 buffers.len()
@@ -130,7 +161,7 @@ impl Backend for Interp {
         }
         for ((b, info), slot) in buffers.iter().zip(want).zip(&mut self.states) {
             if b.shape != info.shape.concrete(0) {
-                return Err(Error::Tensors(format!(
+                return Err(RunError::Tensors(format!(
                     "buffer `{}` has shape {:?}",
                     info.name, b.shape
                 )));

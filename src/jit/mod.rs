@@ -35,11 +35,11 @@ pub mod pool;
 pub mod print;
 pub mod vmath;
 
-use crate::error::{Error, Result};
 use crate::graph::eval::{EvalError, Slot as EvalSlot};
 use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
 use crate::observe::{self, Observer, Quiet};
 use crate::runtime::{Backend, Outputs};
+use crate::runtime::{Result, RunError};
 use crate::tensor::Tensor;
 use fuse::{Buf, OutRef, Program};
 use plan::{Plan, Slot};
@@ -231,7 +231,7 @@ impl Jit {
     /// Replaces the parameters (graph order; shapes must match).
     pub fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         if params.len() != self.params.len() {
-            return Err(Error::Tensors(format!(
+            return Err(RunError::Tensors(format!(
                 "expected {} parameter tensor(s), got {}",
                 self.params.len(),
                 params.len()
@@ -239,7 +239,7 @@ impl Jit {
         }
         for ((p, t), &off) in self.params.iter().zip(params).zip(&self.plan.params) {
             if t.shape != p.shape.concrete(0) || t.data.len() != p.shape.numel(0) {
-                return Err(Error::Tensors(format!(
+                return Err(RunError::Tensors(format!(
                     "parameter `{}` has shape {:?}, expected {}",
                     p.name, t.shape, p.shape
                 )));
@@ -252,7 +252,7 @@ impl Jit {
     /// Replaces the optimizer state (graph order; shapes must match).
     pub fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
         if states.len() != self.states.len() {
-            return Err(Error::Tensors(format!(
+            return Err(RunError::Tensors(format!(
                 "expected {} state tensor(s), got {}",
                 self.states.len(),
                 states.len()
@@ -260,7 +260,7 @@ impl Jit {
         }
         for ((s, t), &off) in self.states.iter().zip(states).zip(&self.plan.states) {
             if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
-                return Err(Error::Tensors(format!(
+                return Err(RunError::Tensors(format!(
                     "state `{}` has shape {:?}, expected {}",
                     s.name, t.shape, s.shape
                 )));
@@ -411,7 +411,7 @@ impl Backend for Jit {
     fn set_buffers(&mut self, buffers: &[Tensor<f32>]) -> Result<()> {
         if buffers.len() != self.n_buffers {
             let m = format!("expected {} buffers, got {}", self.n_buffers, buffers.len());
-            return Err(Error::Tensors(m));
+            return Err(RunError::Tensors(m));
         }
         let mut all = self.states();
         all[..buffers.len()].clone_from_slice(buffers);

@@ -195,8 +195,8 @@ pub fn initial_weights(model: &Model, seed: u64, init_file: Option<&Path>) -> Re
 /// A compiled JIT holding `params`, whose memory goes back to the system: the JIT copies
 /// them into its arena, and freeing them leaves their pages in glibc's heap (earlier frees of
 /// large blocks raise its mmap threshold, so they were not mapped on their own), where they
-/// would count in the resident set for the whole run (31 MiB of config D's peak, 194 to 163
-/// MiB) unless trimmed.
+/// would count in the resident set for the whole run unless trimmed (config D's measured
+/// peak before and after: BENCHMARKS.md, session 3).
 pub fn jit_with_params(
     mut jit: crate::jit::Jit,
     params: Vec<Tensor<f32>>,
