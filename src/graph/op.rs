@@ -103,7 +103,7 @@ impl Axes {
 pub struct F64(pub u64);
 
 impl F64 {
-    pub const fn new(v: f64) -> F64 {
+    pub fn new(v: f64) -> F64 {
         // One zero: -0.0 and 0.0 intern to the same constant.
         F64(if v == 0.0 { 0.0f64.to_bits() } else { v.to_bits() })
     }
