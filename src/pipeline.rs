@@ -7,8 +7,9 @@
 //! The model is lowered twice: in training mode (batch norm on batch statistics, updating
 //! its running statistics; dropout masks), which the step is built from, and in evaluation
 //! mode (running statistics; dropout is the identity), which `nnc eval` and validation run.
-//! For a model without batch norm or dropout the two graphs are the same. Both register the model's buffers as their first states, so the
-//! evaluation graph's states are a prefix of the step's.
+//! For a model without batch norm or dropout the two graphs are the same. Both register the
+//! model's buffers as their first states, so the evaluation graph's states are a prefix of
+//! the step's.
 
 use crate::autodiff::GradGraph;
 use crate::check::Model;

@@ -220,7 +220,8 @@ pub fn make_backend(
     Ok(match kind {
         BackendKind::Interp => Box::new(Interp::new(&c.opt, &c.forward, params)),
         BackendKind::Jit { threads } => {
-            jit_with_params(crate::jit::compile(&c.opt, &c.forward, threads)?, params)?
+            let o = crate::jit::Options { threads, profile: false };
+            jit_with_params(crate::pipeline::jit(c, o, &mut crate::observe::Quiet)?, params)?
         }
     })
 }
