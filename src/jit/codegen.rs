@@ -1,9 +1,10 @@
 //! Code generation: kernel IR ([`Program`]) to native code with Cranelift.
 //!
-//! One Cranelift module per compiled model. Every loop, gather and reduce kernel becomes a
-//! function `(ctx, start, end)` over its rows (or elements, for flat kernels), so that the
-//! thread pool can split it; each program (the training step, the forward pass) becomes one
-//! entry function `(ctx)` calling its kernels in order and the GEMM trampoline directly.
+//! One Cranelift module per compiled model. Every loop, gather, reduce and index kernel
+//! becomes a function `(ctx, start, end)` over its rows (or elements, for flat kernels);
+//! the thread pool splits loop and gather kernels (reduce and index kernels always run
+//! whole); each program (the training step, the forward pass) becomes one entry function
+//! `(ctx)` calling its kernels in order and the GEMM trampoline directly.
 //! Addresses are computed from the context ([`abi::Ctx`]) and the static [`Plan`], so code
 //! never embeds a host address and the printed IR is deterministic.
 //!

@@ -16,16 +16,18 @@
 //!   contiguous operands (copied first when they are views).
 //!
 //! How nodes are placed (`partition`): nodes are visited in index order. Uniform nodes
-//! (constants, runtime scalars and anything computed from them only, except a dropout mask,
-//! which differs per element) are never placed: every kernel recomputes them inline, once.
+//! (constants, runtime scalars, and elementwise ops, views and reductions of uniform
+//! operands only; not a dropout mask, which differs per element, nor a softmax, product or
+//! index op of them) are never placed: every kernel recomputes them inline, once.
 //! Broadcast, reshape and transpose are views, resolved at each use. A matrix product becomes a
 //! GEMM kernel. Any other node joins a loop kernel where its operands can be read (registers or
 //! a load pattern) and are not *late* (a column or full reduction is complete only after its
 //! kernel), trying the newest kernel first and going back as far as the one computing its
-//! latest operand; otherwise a new loop kernel starts at the node. Then (`lower`) each stored
-//! value gets a buffer, each parameter/state update is written in place when no later reader
-//! needs the old value (else through a temporary and a copy at the end), and each loop kernel
-//! is lowered to its [`KOp`] program.
+//! latest operand, but never past a kernel that is not a loop; otherwise a new loop kernel
+//! starts at the node. Then (`lower`) each stored value gets a buffer, each parameter/state
+//! update is written in place when no later reader needs the old value (else through a
+//! temporary and a copy kernel, which runs as early as the buffers it conflicts with allow:
+//! `lower::hoist_updates`), and each loop kernel is lowered to its [`KOp`] program.
 //!
 //! Invariants: deterministic (index order, no hash-map iteration order); every kernel reads
 //! only buffers written by earlier kernels or leaves; a kernel never writes a buffer it
@@ -57,7 +59,8 @@ pub struct Temp {
     pub node: NodeId,
     /// Elements.
     pub size: Sym,
-    /// First and last kernel using it (the end of the program for outputs and copies).
+    /// First and last kernel using it (the end of the program for outputs; a copy's source
+    /// lives until its copy kernel).
     pub live: (usize, usize),
 }
 

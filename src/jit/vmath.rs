@@ -4,8 +4,9 @@
 //! Owns: the algorithms and their constants (`pow` in `vmath/pow.rs`). Every emitter appends
 //! straight-line CLIF to the builder's current block (no blocks, calls or memory) using only
 //! FMA, float and integer SIMD arithmetic, bit casts, compares and `bitselect`, so it can sit
-//! anywhere in a kernel body. The ISA must have FMA (`cranelift_native` detects it on our
-//! x86-64 hosts; without it Cranelift lowers each `fma` to four libcalls). Scalars (loop
+//! anywhere in a kernel body. The ISA should have FMA (`cranelift_native` detects it on our
+//! x86-64 hosts); without it the code still runs, Cranelift lowering each `fma` to a call of
+//! the registered `fmaf`, only slower. Scalars (loop
 //! tails): splat the scalar into an `f32x4`, emit, `extractlane 0`; lanes are computed
 //! independently, so nothing else is needed.
 //!
