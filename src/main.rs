@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, requires = "check")]
         bless: bool,
         /// For `kernels` and `clif`: the threads the JIT compiles for (as `train --threads`).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = thread_count)]
         threads: usize,
     },
     /// Train the model as the file says; flags override the file's train block.
@@ -52,10 +52,10 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
         /// Stop after N optimizer steps.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         steps: Option<usize>,
         /// Train for N epochs.
-        #[arg(long)]
+        #[arg(long, value_parser = positive)]
         epochs: Option<usize>,
         /// Take batches in file order.
         #[arg(long)]
@@ -77,7 +77,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "jit")]
         backend: BackendArg,
         /// Worker threads (the interpreter uses one).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = thread_count)]
         threads: usize,
         /// Print only the final summary.
         #[arg(long, short)]
@@ -104,7 +104,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "jit")]
         backend: BackendArg,
         /// Worker threads of the JIT.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = thread_count)]
         threads: usize,
     },
     /// Print a weights file: each tensor's name, shape and values (a summary when large).
@@ -121,7 +121,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Threads, the calling one included.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = thread_count)]
         threads: usize,
         /// Which engine runs the training steps.
         #[arg(long, value_enum, default_value = "jit")]
@@ -147,7 +147,7 @@ struct RunArgs {
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
     /// Batch size.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     batch: Option<usize>,
     /// Random seed (initialization, shuffling, synthetic data).
     #[arg(long)]
@@ -262,7 +262,15 @@ fn compile_with_data(
     file: &Path,
     run: &RunArgs,
 ) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    let c = compile_with(file, &pipeline::CompileOptions::default(), run.seed)?;
+    with_data(compile_with(file, &pipeline::CompileOptions::default(), run.seed)?, file, run)
+}
+
+/// [`compile_with_data`] for a model already compiled.
+fn with_data(
+    c: Compiled,
+    file: &Path,
+    run: &RunArgs,
+) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
     let o =
         Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
     let spec = session::effective_spec(&c.model, &o);
@@ -270,11 +278,52 @@ fn compile_with_data(
     Ok((c, spec, ds))
 }
 
+/// A count the file itself would accept (`batch`, `steps`, `epochs`): an integer ≥ 1.
+fn positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected an integer of at least 1, found `{s}`")),
+    }
+}
+
+/// The most threads `--threads` takes: more than any machine nnc runs on has cores, few
+/// enough that spawning them does not exhaust the system's thread limit.
+const MAX_THREADS: usize = 1024;
+
+/// `--threads`: 1 to [`MAX_THREADS`].
+fn thread_count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of threads from 1 to {MAX_THREADS}, found `{s}`")),
+    }
+}
+
 fn backend_kind(b: BackendArg, threads: usize) -> BackendKind {
     match b {
         BackendArg::Interp => BackendKind::Interp,
         BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },
     }
+}
+
+/// Refuses, before any work, an output that cannot be written or would overwrite an input
+/// (the model file, its data, `extra` inputs) or another output (`nnc::files`).
+fn check_outputs(
+    file: &Path,
+    c: &Compiled,
+    run: &RunArgs,
+    extra: &[(&str, &Option<PathBuf>)],
+    outputs: &[(&str, &Option<PathBuf>)],
+) -> Result<(), Failure> {
+    let o =
+        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+    let spec = session::effective_spec(&c.model, &o);
+    let data = session::data_files(&spec, base_dir(file), run.data.as_deref());
+    let mut inputs: Vec<(&str, &Path)> = vec![("the model file", file)];
+    inputs.extend(data.iter().map(|p| ("the data file", p.as_path())));
+    inputs.extend(extra.iter().filter_map(|(w, p)| Some((*w, p.as_deref()?))));
+    let outputs: Vec<(&str, &Path)> =
+        outputs.iter().filter_map(|(w, p)| Some((*w, p.as_deref()?))).collect();
+    nnc::files::check_outputs(&inputs, &outputs).map_err(|e| Failure::Message(e.to_string()))
 }
 
 fn base_dir(file: &Path) -> &Path {
@@ -319,6 +368,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Ir { file, stage, check, bless, threads } => {
+            if let (Some(p), true) = (&check, bless) {
+                let (inputs, outputs) =
+                    ([("the model file", file.as_path())], [("--check", p.as_path())]);
+                nnc::files::check_outputs(&inputs, &outputs)
+                    .map_err(|e| Failure::Message(e.to_string()))?;
+            }
             let src = read(&file)?;
             let stage = match stage {
                 StageArg::Ast => Stage::Ast,
@@ -373,6 +428,11 @@ fn run(cmd: Command) -> Result<(), Failure> {
             quiet,
         } => {
             let c = compile_with(&file, &pipeline::CompileOptions { log_layers }, run.seed)?;
+            let layers_log =
+                log.as_ref().filter(|_| log_layers).map(|l| l.with_extension("layers.csv"));
+            let outputs = [("--save", &save), ("--log", &log), ("--log-layers", &layers_log)];
+            let inputs = [("--init", &init)];
+            check_outputs(&file, &c, &run, &inputs, &outputs)?;
             let kind = backend_kind(backend, threads);
             let o = Options {
                 steps,
@@ -454,7 +514,15 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Grad { file, weights: w, out, run, backend, threads } => {
-            let (c, spec, ds) = compile_with_data(&file, &run)?;
+            let c = compile(&file)?;
+            check_outputs(
+                &file,
+                &c,
+                &run,
+                &[("--weights", &Some(w.clone()))],
+                &[("--out", &Some(out.clone()))],
+            )?;
+            let (c, spec, ds) = with_data(c, &file, &run)?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
             let n = spec.batch.min(ds.x.shape[0]);
             let idx: Vec<usize> = (0..n).collect();

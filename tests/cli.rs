@@ -38,6 +38,26 @@ fn exit_codes() {
     assert!(err.contains("no/such.csv"), "{err}");
 }
 
+/// Counts on the command line get the file's checks: a usage error (exit 2) that names the
+/// flag, never a panic or an empty run (`grad --batch 0` wrote all-zero gradients).
+#[test]
+fn command_line_counts_are_checked() {
+    let runs: [&[&str]; 6] = [
+        &["train", "examples/xor.nn", "--batch", "0"],
+        &["train", "examples/xor.nn", "--steps", "0"],
+        &["train", "examples/xor.nn", "--epochs", "0"],
+        &["train", "examples/xor.nn", "--threads", "0"],
+        &["train", "examples/xor.nn", "--threads", "100000"],
+        &["grad", "examples/xor.nn", "--weights", "w", "--out", "g", "--batch", "0"],
+    ];
+    for args in runs {
+        let (code, _, err) = nnc(args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(args[args.len() - 2]), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn ir_check_and_bless() {
     let dir = std::env::temp_dir().join(format!("nnc-cli-{}", std::process::id()));
@@ -112,4 +132,44 @@ fn output_cut_short_is_not_a_panic() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Outputs are checked before any work: one that would overwrite an input (the model, its
+/// data, the weights read) or another output, or whose folder is missing, is refused with
+/// exit 1 and every file left as it was.
+#[test]
+fn outputs_never_overwrite_inputs() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-outputs-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let model = dir.join("iris.nn");
+    let src = std::fs::read_to_string("examples/iris.nn").unwrap();
+    std::fs::write(&model, &src).unwrap();
+    let csv = dir.join("data/iris.csv");
+    let data = std::fs::read("examples/data/iris.csv").unwrap();
+    std::fs::write(&csv, &data).unwrap();
+    let (m, c, w) = (model.to_str().unwrap(), csv.to_str().unwrap(), dir.join("w.safetensors"));
+    let w = w.to_str().unwrap();
+    let (code, _, err) = nnc(&["train", m, "--steps", "2", "--save", w]);
+    assert_eq!(code, 0, "{err}");
+    let weights = std::fs::read(w).unwrap();
+    let missing = dir.join("no/such/w.safetensors");
+    let refused: [(&[&str], &str); 7] = [
+        (&["train", m, "--save", m], "the model file"),
+        (&["train", m, "--log", c], "the data file"),
+        (&["train", m, "--init", w, "--save", w], "--init"),
+        (&["train", m, "--save", w, "--log", w], "the output of --save"),
+        (&["train", m, "--save", missing.to_str().unwrap()], "does not exist"),
+        (&["grad", m, "--weights", w, "--out", w], "--weights"),
+        (&["ir", m, "--stage", "opt", "--check", m, "--bless"], "the model file"),
+    ];
+    for (args, says) in refused {
+        let (code, out, err) = nnc(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(says) && err.contains("error"), "{args:?}: {err}");
+        assert!(!out.contains("epoch"), "{args:?} trained before refusing: {out}");
+    }
+    assert_eq!(std::fs::read_to_string(&model).unwrap(), src);
+    assert_eq!(std::fs::read(&csv).unwrap(), data);
+    assert_eq!(std::fs::read(w).unwrap(), weights);
+    std::fs::remove_dir_all(&dir).ok();
 }

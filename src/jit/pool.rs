@@ -88,7 +88,9 @@ impl Job<'_> {
 }
 
 impl Pool {
-    /// A pool of `threads` threads in all (the caller included); 0 is taken as 1.
+    /// A pool of `threads` threads in all (the caller included); 0 is taken as 1. If the
+    /// system refuses a thread, the pool has those it could start (work is shared among
+    /// whoever is there, so results do not change).
     pub fn new(threads: usize) -> Pool {
         let threads = threads.max(1);
         if threads == 1 {
@@ -99,16 +101,16 @@ impl Pool {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        let workers = (1..threads)
-            .map(|i| {
+        let workers: Vec<_> = (1..threads)
+            .map_while(|i| {
                 let s = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name(format!("nnc-pool-{i}"))
                     .spawn(move || worker(&s))
-                    .expect("cannot spawn a pool thread")
+                    .ok()
             })
             .collect();
-        Pool { threads, shared: Some(shared), workers }
+        Pool { threads: workers.len() + 1, shared: Some(shared), workers }
     }
 
     /// The number of threads, the caller included.

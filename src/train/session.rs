@@ -135,6 +135,19 @@ pub fn load_data(
     Ok(data::load_with(&dspec, base, &shape, input_ids(model), spec.seed)?)
 }
 
+/// The files the data comes from: `--data`, else the file's csv/npz/npy spec (relative to
+/// the `.nn` file's folder `base`); none for a synthetic data set. For `files::check_outputs`.
+pub fn data_files(spec: &TrainSpec, base: &Path, over: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(p) = over {
+        return vec![p.to_path_buf()];
+    }
+    match &spec.data {
+        Some(DataSpec::Csv { path, .. } | DataSpec::Npz { path, .. }) => vec![base.join(path)],
+        Some(DataSpec::Npy { x, y, .. }) => vec![base.join(x), base.join(y)],
+        Some(DataSpec::Synthetic { .. }) | None => Vec::new(),
+    }
+}
+
 /// `Some(V)` when the model's input holds ids (`input tok: class[B, T] of V`).
 pub fn input_ids(model: &Model) -> Option<usize> {
     match model.inputs.iter().find(|i| !i.is_label)?.kind {
