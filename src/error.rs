@@ -26,6 +26,8 @@ pub enum Error {
     Jit(JitError),
     /// An output file that cannot be written.
     Write { path: PathBuf, source: std::io::Error },
+    /// Weights to be saved hold NaN or an infinity (nothing was written).
+    NonFiniteSave { path: PathBuf, name: String, at: Vec<usize>, value: f32 },
     /// The loss is not finite at `step`.
     Diverged { loss: f32, step: u64, epoch: usize },
     /// Run settings that cannot work (no data, an empty training split, `--log-layers`
@@ -46,6 +48,11 @@ impl fmt::Display for Error {
             Error::Jit(e) => write!(f, "the JIT cannot compile this model: {e}"),
             Error::Settings(m) => write!(f, "{m}"),
             Error::Write { path, source } => write!(f, "cannot write {}: {source}", path.display()),
+            Error::NonFiniteSave { path, name, at, value } => write!(
+                f,
+                "not saving {}: `{name}` holds {value} at {at:?} (the run diverged)",
+                path.display()
+            ),
             Error::Diverged { loss, step, epoch } => write!(
                 f,
                 "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \

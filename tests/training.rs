@@ -181,3 +181,36 @@ fn weights_without_the_batch_norm_counter_load() {
     // The counter does not enter evaluation: the same loss and metrics.
     assert_eq!(out, full);
 }
+
+/// Weights must be finite both ways: a weight file holding a NaN is refused with the tensor
+/// and the element, and weights holding one are never written.
+#[test]
+fn non_finite_weights_are_neither_loaded_nor_saved() {
+    use nnc::train::{state, weights};
+    let (w, bad) = (tmp("finite-w.safetensors"), tmp("nan-w.safetensors"));
+    let (code, _, err) =
+        nnc(&["train", "examples/xor.nn", "--steps", "2", "--save", w.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let mut all = weights::load(&w).unwrap();
+    let (name, t) = all.iter_mut().find(|(_, t)| t.shape.len() == 2).unwrap();
+    t.data[t.shape[1] + 1] = f32::NAN;
+    let name = name.clone();
+    let named: Vec<(String, &nnc::tensor::Tensor<f32>)> =
+        all.iter().map(|(n, t)| (n.clone(), t)).collect();
+    weights::save(&bad, &named).unwrap();
+    for args in [
+        vec!["eval", "examples/xor.nn", "--weights", bad.to_str().unwrap()],
+        vec!["train", "examples/xor.nn", "--steps", "1", "--init", bad.to_str().unwrap()],
+    ] {
+        let (code, _, err) = nnc(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(&format!("`{name}` holds NaN at [1, 1]")), "{err}");
+    }
+    let c = nnc::pipeline::compile(&std::fs::read_to_string("examples/xor.nn").unwrap()).unwrap();
+    let mut good = state::load(&c.model, &w).unwrap();
+    good.params[0].data[0] = f32::INFINITY;
+    let out = tmp("never-written.safetensors");
+    let e = state::save(&c.model, &good, &out).unwrap_err().to_string();
+    assert!(e.contains("holds inf at [0") && e.contains(&c.model.params[0].name), "{e}");
+    assert!(!out.exists(), "nothing is written");
+}

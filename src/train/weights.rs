@@ -39,6 +39,20 @@ pub enum WeightsError {
     Shape { path: PathBuf, name: String, file: Vec<usize>, want: Vec<usize> },
     /// Tensors in the file that the model has no parameter for.
     Unexpected { path: PathBuf, names: Vec<String> },
+    /// A tensor holding NaN or an infinity (its first such element, as a multi-index).
+    NonFinite { path: PathBuf, name: String, at: Vec<usize>, value: f32 },
+}
+
+/// The first element of `t` that is NaN or infinite: its multi-index and value.
+pub fn first_non_finite(t: &Tensor<f32>) -> Option<(Vec<usize>, f32)> {
+    let flat = t.data.iter().position(|v| !v.is_finite())?;
+    let mut at = vec![0; t.shape.len()];
+    let mut rest = flat;
+    for (i, &n) in t.shape.iter().enumerate().rev() {
+        at[i] = rest % n.max(1);
+        rest /= n.max(1);
+    }
+    Some((at, t.data[flat]))
 }
 
 fn quoted(names: &[String]) -> String {
@@ -77,6 +91,11 @@ impl fmt::Display for WeightsError {
                 let what = if names.len() == 1 { "tensor" } else { "tensors" };
                 write!(f, "\"{}\": unexpected {what} {} in the file", path.display(), quoted(names))
             }
+            NonFinite { path, name, at, value } => write!(
+                f,
+                "\"{}\": `{name}` holds {value} at {at:?}: weights must be finite numbers",
+                path.display()
+            ),
         }
     }
 }
