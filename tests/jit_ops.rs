@@ -294,3 +294,33 @@ fn every_op_matches_the_interpreter() {
     let (u, b) = (UnaryOp::VARIANTS.len(), BinaryOp::VARIANTS.len());
     assert!(count >= OpKind::VARIANTS.len() + u + b + scalars().len() - 3, "{count} graphs");
 }
+
+/// NaN propagates as in PyTorch through relu, max, min and max-reductions, on both backends
+/// (`relu(NaN) = 0` once hid a NaN parameter behind a finite loss).
+#[test]
+fn nan_propagates_like_pytorch() {
+    let graphs = [
+        graph(|g, l| vec![g.unary(UnaryOp::Relu, l.x)]),
+        graph(|g, l| vec![g.binary(BinaryOp::Max, l.x, l.z), g.binary(BinaryOp::Max, l.z, l.x)]),
+        graph(|g, l| vec![g.binary(BinaryOp::Min, l.x, l.z), g.binary(BinaryOp::Min, l.z, l.x)]),
+        graph(|g, l| vec![g.reduce(Reduce::Max, l.x, Axes::of(&[1]))]),
+    ];
+    let params =
+        vec![random(vec![N], 1, 1.0), random(vec![N, N], 2, 1.0), random(vec![V, D], 3, 1.0)];
+    for (i, g) in graphs.iter().enumerate() {
+        let mut forward = g.clone();
+        forward.updates.clear();
+        let mut jit = jit::compile(g, &forward, 1).unwrap();
+        for size in [1, 5, 33] {
+            let mut b = batches(size);
+            for batch in &mut b {
+                batch[0].data[0] = f32::NAN;
+                batch[1].data[size * N - 1] = f32::NAN;
+            }
+            differential(g, &forward, &mut jit, &params, &b, 0.1)
+                .unwrap_or_else(|e| panic!("graph {i} at batch {size}: {e}"));
+            let out = jit.forward_full(&b[0]).unwrap();
+            assert!(out[0].data[0].is_nan(), "graph {i}: the NaN was dropped: {:?}", out[0]);
+        }
+    }
+}

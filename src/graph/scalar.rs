@@ -8,10 +8,14 @@
 //! neg −x       exp eˣ       log ln x      log1p ln(1 + x)   sqrt √x      recip 1/x
 //! abs |x|      sign −1, 0, 1 (NaN stays NaN)                square x²    tanh tanh x
 //! sigmoid 1/(1 + e⁻ˣ), as eˣ/(1 + eˣ) for x < 0: never overflows
-//! relu x > 0 ? x : 0           step x > 0 ? 1 : 0             erf 2/√π ∫₀ˣ e^(−t²) dt
+//! relu x > 0 ? x : 0, NaN stays NaN                             erf 2/√π ∫₀ˣ e^(−t²) dt
+//! step x > 0 ? 1 : 0 (NaN: 0, as relu's gradient in PyTorch)
 //! softplus ln(1 + eˣ) as max(x, 0) + ln(1 + e^−|x|): no overflow, exact for large |x|
-//! add sub mul div; max, min as Rust's (a NaN operand yields the other); pow aᵇ (powf)
+//! add sub mul div; max, min: NaN if either operand is NaN (torch.maximum); pow aᵇ (powf)
 //! gt, ge, eq: 1 or 0 (a comparison with NaN is 0)
+//!
+//! NaN propagates as in PyTorch: a NaN parameter cannot hide behind a relu or a clamp and
+//! leave a finite loss.
 //! ```
 
 use super::eval::Real;
@@ -46,7 +50,7 @@ impl UnaryOp {
             UnaryOp::Tanh => x.tanh(),
             UnaryOp::Sigmoid if x >= zero => T::one() / (T::one() + (-x).exp()),
             UnaryOp::Sigmoid => x.exp() / (T::one() + x.exp()),
-            UnaryOp::Relu if x > zero => x,
+            UnaryOp::Relu if x > zero || x.is_nan() => x,
             UnaryOp::Relu => zero,
             UnaryOp::Step => indicator(x > zero),
             UnaryOp::Softplus => x.max(zero) + (-x.abs()).exp().ln_1p(),
@@ -86,6 +90,7 @@ impl BinaryOp {
             BinaryOp::Sub => a - b,
             BinaryOp::Mul => a * b,
             BinaryOp::Div => a / b,
+            BinaryOp::Max | BinaryOp::Min if a.is_nan() || b.is_nan() => a + b,
             BinaryOp::Max => a.max(b),
             BinaryOp::Min => a.min(b),
             BinaryOp::Pow => a.powf(b),
@@ -107,11 +112,13 @@ mod tests {
         assert_eq!(UnaryOp::Sign.apply(0.0), 0.0);
         assert!(UnaryOp::Sign.apply(f64::NAN).is_nan());
         assert_eq!(UnaryOp::Step.apply(0.0), 0.0);
-        assert_eq!(UnaryOp::Relu.apply(f64::NAN), 0.0);
+        assert!(UnaryOp::Relu.apply(f64::NAN).is_nan());
         assert!((UnaryOp::Softplus.apply(0.0) - 2f64.ln()).abs() < 1e-15);
         assert_eq!(BinaryOp::Ge.apply(1.0, 1.0), 1.0);
         assert_eq!(BinaryOp::Gt.apply(f64::NAN, 1.0), 0.0);
-        assert_eq!(BinaryOp::Max.apply(f64::NAN, 1.0), 1.0);
+        for (a, b) in [(f64::NAN, 1.0), (1.0, f64::NAN)] {
+            assert!(BinaryOp::Max.apply(a, b).is_nan() && BinaryOp::Min.apply(a, b).is_nan());
+        }
         assert_eq!(BinaryOp::Pow.apply(2.0, 10.0), 1024.0);
         assert_eq!(UnaryOp::Erf.apply(0.0), 0.0);
         assert!(UnaryOp::Sigmoid.apply(-800.0) >= 0.0);

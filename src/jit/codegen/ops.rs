@@ -3,9 +3,9 @@
 //! `graph::eval`'s definition, NaN cases included where the interpreter defines them:
 //!
 //! ```text
-//! relu x    = x > 0 ? x : 0          (compare + mask: NaN → 0, as `if x > 0`)
+//! relu x    = x > 0 or NaN ? x : 0   (compare + mask: NaN stays NaN)
 //! step x    = x > 0 ? 1 : 0          sign x = 1, -1, 0 by x's sign, NaN stays NaN
-//! max(a,b)  = a > b ? a : b, except b NaN → a (Rust's f32::max)   min likewise
+//! max(a,b)  = a > b ? a : b, then a if a is NaN (b NaN: b already): NaN wins   min likewise
 //! gt/ge/eq  = 1 or 0 (ordered: NaN → 0)   select(c,a,b) = c ≠ 0 ? a : b (NaN c → a)
 //! recip x   = 1 / x                  square x = x·x
 //! ```
@@ -187,7 +187,7 @@ pub fn unary(fx: &mut Fx, op: UnaryOp, x: Value, mode: Mode, exact: bool) -> Val
         UnaryOp::Square => fx.b.ins().fmul(x, x),
         UnaryOp::Relu => {
             let z = fconst(fx, zero(), mode);
-            let pos = cmp(fx, FloatCC::GreaterThan, x, z, mode);
+            let pos = cmp(fx, FloatCC::UnorderedOrGreaterThan, x, z, mode);
             keep(fx, pos, x, mode)
         }
         UnaryOp::Step => {
@@ -223,8 +223,8 @@ pub fn binary(fx: &mut Fx, op: BinaryOp, x: Value, y: Value, mode: Mode, exact: 
             let cc = if op == BinaryOp::Max { FloatCC::GreaterThan } else { FloatCC::LessThan };
             let better = cmp(fx, cc, x, y, mode);
             let r = pick(fx, better, x, y, mode);
-            let y_nan = cmp(fx, FloatCC::Unordered, y, y, mode);
-            pick(fx, y_nan, x, r, mode)
+            let x_nan = cmp(fx, FloatCC::Unordered, x, x, mode);
+            pick(fx, x_nan, x, r, mode)
         }
         BinaryOp::Pow => math(fx, Err(op), &[x, y], mode, exact),
         BinaryOp::Gt => flag(fx, FloatCC::GreaterThan),
