@@ -24,6 +24,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// The largest `.nn` source nnc reads.
+pub const MAX_SOURCE_BYTES: u64 = 64 << 20;
+
+/// Opens `path` for reading if it is a regular file of at most `limit` bytes. A device
+/// (`/dev/zero`), a pipe or a folder is refused, so a read of it always ends; the limit is
+/// checked against the file's size before a byte is read.
+pub fn open_bounded(path: &Path, limit: u64) -> std::io::Result<std::fs::File> {
+    use std::io::{Error, ErrorKind};
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what =
+            if meta.is_dir() { "a folder" } else { "not a regular file (a device or a pipe)" };
+        return Err(Error::new(ErrorKind::InvalidInput, what));
+    }
+    if meta.len() > limit {
+        let m = format!("{} bytes, more than the {limit} this can read", meta.len());
+        return Err(Error::new(ErrorKind::InvalidInput, m));
+    }
+    Ok(file)
+}
+
+/// The bytes of memory the system can still give (Linux: `MemAvailable`), or `u64::MAX`
+/// where unknown: the most a weight or data file may hold.
+pub fn available_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(u64::MAX, |kib| kib.saturating_mul(1024))
+}
+
 /// A path a command reads or writes, and what named it (`--save`, `the model file`, ...).
 pub type Named<'a> = (&'a str, &'a Path);
 
@@ -170,6 +203,16 @@ mod tests {
             std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, vec![std::ffi::OsString::from("m.nn")], "no probe file is left");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn devices_and_folders_are_not_read() {
+        for p in ["/dev/zero", "/dev/null", "/tmp"] {
+            if Path::new(p).exists() {
+                assert!(open_bounded(Path::new(p), u64::MAX).is_err(), "{p}");
+            }
+        }
+        assert!(available_memory() > 0);
     }
 
     #[test]

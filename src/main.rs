@@ -234,8 +234,12 @@ fn main() -> ExitCode {
 }
 
 fn read(file: &Path) -> Result<String, Failure> {
-    std::fs::read_to_string(file)
-        .map_err(|e| Failure::Message(format!("cannot read {}: {e}", file.display())))
+    let fail = |e: std::io::Error| Failure::Message(format!("cannot read {}: {e}", file.display()));
+    let mut text = String::new();
+    nnc::files::open_bounded(file, nnc::files::MAX_SOURCE_BYTES)
+        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
+        .map_err(fail)?;
+    Ok(text)
 }
 
 fn compile(file: &Path) -> Result<Compiled, Failure> {

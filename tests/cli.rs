@@ -173,3 +173,36 @@ fn outputs_never_overwrite_inputs() {
     assert_eq!(std::fs::read(w).unwrap(), weights);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Reads are bounded: a device (`/dev/zero`, which never ends) or a folder given as the
+/// model, the data or the weights is refused at once with exit 1 (it used to read until the
+/// process aborted). Run under `timeout` so a regression fails instead of hanging.
+#[test]
+#[cfg(unix)]
+fn devices_are_refused_not_read() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-devices-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("zero.nn");
+    let src = std::fs::read_to_string("examples/xor.nn").unwrap();
+    let data = src.lines().find(|l| l.starts_with("train")).unwrap();
+    let src = src.replace(data, "train { data = csv(\"/dev/zero\", label = \"y\"), batch = 4 }");
+    std::fs::write(&model, src).unwrap();
+    let runs: [&[&str]; 4] = [
+        &["check", "/dev/zero"],
+        &["check", "/tmp"],
+        &["train", model.to_str().unwrap()],
+        &["eval", "examples/xor.nn", "--weights", "/dev/zero"],
+    ];
+    for args in runs {
+        let out = std::process::Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_nnc"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("not a regular file") || err.contains("a folder"), "{args:?}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -160,7 +160,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Every tensor in the file, converted to f32, sorted by name.
 pub fn load(path: &Path) -> Result<Vec<(String, Tensor<f32>)>, WeightsError> {
-    let bytes = fs::read(path).map_err(|e| match e.kind() {
+    let read = |path: &Path| -> io::Result<Vec<u8>> {
+        let mut f = crate::files::open_bounded(path, crate::files::available_memory())?;
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(&mut f, &mut bytes)?;
+        Ok(bytes)
+    };
+    let bytes = read(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => WeightsError::NotFound { path: path.to_path_buf() },
         _ => WeightsError::Io { path: path.to_path_buf(), message: e.to_string() },
     })?;

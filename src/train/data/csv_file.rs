@@ -5,7 +5,6 @@
 //! [`LabelSpec::Targets`] label must want exactly one target), missing-value conventions
 //! (an empty cell is an error).
 
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -19,7 +18,8 @@ pub(super) fn load(
     want: &DataShape,
     ids: Option<usize>,
 ) -> Result<Dataset, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::files::open_bounded(path, crate::files::available_memory())
+        .map_err(|e| DataError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .trim(csv::Trim::All)

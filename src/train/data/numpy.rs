@@ -8,7 +8,6 @@
 //!
 //! Not handled: pickled (object) arrays, structured dtypes, other integer widths.
 
-use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -80,7 +79,10 @@ pub(super) fn load_npz(
     want: &DataShape,
     ids: Option<usize>,
 ) -> Result<Dataset, DataError> {
-    let mut archive = npyz::npz::NpzArchive::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::files::open_bounded(path, crate::files::available_memory())
+        .map_err(|e| DataError::io(path, e))?;
+    let mut archive =
+        npyz::npz::NpzArchive::new(BufReader::new(file)).map_err(|e| DataError::io(path, e))?;
     let mut available: Vec<String> = archive.array_names().map(String::from).collect();
     available.sort();
     let mut get = |name: &str| -> Result<Array, DataError> {
@@ -105,7 +107,8 @@ fn corrupt(path: &Path, name: &str, e: std::io::Error) -> DataError {
 }
 
 fn open_npy(path: &Path, name: &str) -> Result<Array, DataError> {
-    let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+    let file = crate::files::open_bounded(path, crate::files::available_memory())
+        .map_err(|e| DataError::io(path, e))?;
     let npy = NpyFile::new(BufReader::new(file)).map_err(|e| corrupt(path, name, e))?;
     read(npy, path, name)
 }
