@@ -163,6 +163,12 @@ fn csv_errors_name_the_file_the_place_and_the_problem() {
             "\"d.csv\", line 2, column \"b\": value NaN is not finite",
         ),
         (
+            "a,b,label\n1,1e39,2\n",
+            "label",
+            c3.clone(),
+            "\"d.csv\", line 2, column \"b\": value 1e39 overflows f32 (whose largest is 3.4028235e38)",
+        ),
+        (
             "a,b,label\n1,2,3\n",
             "label",
             shape(&[3], LabelSpec::Classes(10)),
@@ -273,6 +279,17 @@ fn npy_errors() {
     write_npy(&dir.join("x16.npy"), &[3, 2], &[1i16; 6]);
     write_npy(&dir.join("big.npy"), &[3], &[0i64, 1, 1 << 40]);
     fs::write(dir.join("junk.npy"), "not numpy").unwrap();
+    // A header whose shape's product overflows (in either order), and no data.
+    for (name, order) in [("huge_c.npy", "False"), ("huge_f.npy", "True")] {
+        let dims = "(4294967296, 4294967296, 2)";
+        let header = format!("{{'descr': '<f4', 'fortran_order': {order}, 'shape': {dims}, }}");
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = 64 - (10 + header.len() + 1) % 64;
+        let header = format!("{header}{}\n", " ".repeat(pad));
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        fs::write(dir.join(name), bytes).unwrap();
+    }
     let c2 = shape(&[2], LabelSpec::Classes(2));
     let err = |x: &str, y: &str, want: &DataShape| {
         let e = data::load(&npy_spec(x, y), &dir, want, 0).unwrap_err();
@@ -302,6 +319,10 @@ fn npy_errors() {
     );
     assert!(err("junk.npy", "y.npy", &c2)
         .starts_with("cannot read \"junk.npy\": array \"x\" is not a valid NumPy array"));
+    for name in ["huge_c.npy", "huge_f.npy"] {
+        let e = err(name, "y.npy", &c2);
+        assert!(e.contains("has more elements than fit in memory"), "{name}: {e}");
+    }
     assert!(matches!(
         data::load(&npy_spec("none.npy", "y.npy"), &dir, &c2, 0),
         Err(DataError::NotFound { .. })

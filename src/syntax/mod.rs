@@ -35,6 +35,16 @@ pub fn parse(src: &str) -> Result<ast::File> {
         let d = Diagnostic::error(Span::default(), "source file too large (4 GiB or more)");
         return Err(vec![d]);
     }
+    // A UTF-8 byte-order mark (editors on Windows write one) reads as three spaces, so every
+    // span still indexes `src` as given.
+    let spaced;
+    let src = match src.strip_prefix('\u{feff}') {
+        Some(rest) => {
+            spaced = format!("   {rest}");
+            spaced.as_str()
+        }
+        None => src,
+    };
     grammar::FileParser::new().parse(lexer::Lexer::new(src)).map_err(|e| vec![syntax_error(src, e)])
 }
 

@@ -533,3 +533,17 @@ fn deep_nesting_is_an_error_not_a_crash() {
     // A long but flat program is fine.
     ok(&format!("model M {{ {} }}", "h = a + b * c(d, e -> f) ".repeat(2000)));
 }
+
+/// A UTF-8 byte-order mark before the first line is accepted, and spans still index the
+/// text as given.
+#[test]
+fn byte_order_mark_is_accepted() {
+    let plain = "model M {\n  input x: [B, 2]\n  loss = mean(x)\n}\n";
+    let with_bom = format!("\u{feff}{plain}");
+    assert!(parse(&with_bom).is_ok());
+    let bad = format!("\u{feff}{}", plain.replace("mean(x)", "mean(x"));
+    let d = parse(&bad).unwrap_err();
+    let at = d[0].primary.span.start as usize;
+    let want = bad.find("\n}").unwrap();
+    assert!(at >= want && at <= want + 2, "span {at} vs {want}: {}", &bad[at..]);
+}

@@ -132,6 +132,12 @@ impl fmt::Display for DataError {
             NonNumeric { path, at, value } => {
                 write!(f, "\"{}\", {at}: \"{value}\" is not a number", path.display())
             }
+            NonFinite { path, at, value } if value.is_finite() => write!(
+                f,
+                "\"{}\", {at}: value {value:e} overflows f32 (whose largest is {:e})",
+                path.display(),
+                f32::MAX
+            ),
             NonFinite { path, at, value } => {
                 write!(f, "\"{}\", {at}: value {value} is not finite", path.display())
             }

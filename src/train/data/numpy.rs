@@ -116,6 +116,13 @@ fn open_npy(path: &Path, name: &str) -> Result<Array, DataError> {
 fn read<R: Read>(file: NpyFile<R>, path: &Path, name: &str) -> Result<Array, DataError> {
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
     let fortran = file.order() == Order::Fortran;
+    if shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none() {
+        let e = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("its shape {shape:?} has more elements than fit in memory"),
+        );
+        return Err(corrupt(path, name, e));
+    }
     let dtype = file.dtype();
     let kind = match &dtype {
         DType::Plain(ts) if !file.uses_pickled_array() => Some((ts.type_char(), ts.size_field())),
