@@ -167,6 +167,7 @@ pub fn run(src: &str, file: &std::path::Path, s: &Settings) -> Result<Report, Be
     let mut timer = Timer::default();
     let c = pipeline::compile_observed(src, &Default::default(), None, &mut timer)
         .map_err(BenchError::Diagnostics)?;
+    session::check_memory(&c)?;
     let model = &c.model;
     let spec = session::effective_spec(model, &Options::default());
     let base = file.parent().unwrap_or(std::path::Path::new("."));

@@ -30,6 +30,8 @@ pub enum Error {
     NonFiniteSave { path: PathBuf, name: String, at: Vec<usize>, value: f32 },
     /// The loss is not finite at `step`.
     Diverged { loss: f32, step: u64, epoch: usize },
+    /// The model does not fit in memory (checked before any of it is allocated).
+    Memory { what: &'static str, needed: u64, available: u64 },
     /// Run settings that cannot work (no data, an empty training split, `--log-layers`
     /// without `--log`, ...).
     Settings(String),
@@ -58,6 +60,9 @@ impl fmt::Display for Error {
                 "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \
                  try a smaller learning rate or gradient clipping"
             ),
+            Error::Memory { what, needed, available } => {
+                write!(f, "{what} need {needed} bytes of memory, and {available} are available")
+            }
             Error::Internal(m) => write!(f, "internal error: {m}"),
         }
     }

@@ -472,6 +472,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Eval { file, weights: w, run } => {
             let (c, spec, ds) = compile_with_data(&file, &run)?;
+            session::check_memory(&c)?;
             let weights = session::initial_weights(&c.model, spec.seed, Some(&w))?;
             let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
             let out = session::evaluate(&c.model, be.as_mut(), &ds, spec.batch.max(256))?;
@@ -526,6 +527,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 &[("--weights", &Some(w.clone()))],
                 &[("--out", &Some(out.clone()))],
             )?;
+            session::check_memory(&c)?;
             let (c, spec, ds) = with_data(c, &file, &run)?;
             let params = session::initial_params(&c.model, spec.seed, Some(&w))?;
             let n = spec.batch.min(ds.x.shape[0]);

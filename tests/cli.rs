@@ -206,3 +206,43 @@ fn devices_are_refused_not_read() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A model or a synthetic data set too large for the memory available is refused before
+/// any of it is allocated, with the bytes it needs and the bytes available (it used to end
+/// in an abort). 3.2e9 parameters with Adam need 51 GB; 1e12 examples 24 TB.
+#[test]
+fn too_large_for_memory_is_an_error_not_an_abort() {
+    let dir = std::env::temp_dir().join(format!("nnc-cli-memory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = |layers: &str, loss: &str, data: &str, input: usize| {
+        format!(
+            "model Big {{\n  input x: [B, {input}]\n  label y: class[B] of 2\n{layers}\
+             \n  loss = cross_entropy({loss}, y)\n}}\noptimizer adam()\n\
+             train {{ data = random(n = {data}), batch = 4 }}\n"
+        )
+    };
+    let big = model(
+        "  fc1 = Dense(40000 -> 40000)\n  fc2 = Dense(40000 -> 40000)\n  out = Dense(40000 -> 2)",
+        "out(fc2(fc1(x)))",
+        "8",
+        40000,
+    );
+    let many = model("  fc = Dense(2 -> 2)", "fc(x)", "1000000000000", 2);
+    for (name, src, says) in [
+        ("big.nn", big, "the model's parameters and optimizer state need"),
+        ("many.nn", many, "n = 1000000000000 needs"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, src).unwrap();
+        let out = std::process::Command::new("timeout")
+            .arg("120")
+            .arg(env!("CARGO_BIN_EXE_nnc"))
+            .args(["train", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(says) && err.contains("are available"), "{name}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

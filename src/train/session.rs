@@ -200,6 +200,22 @@ pub fn initial_params(
     state::initial(model, seed, init_file).map(|w| w.params)
 }
 
+/// Refuses a model whose parameters and optimizer state do not fit in the memory available,
+/// before any of them is allocated. Counted: the parameters twice (the host copy the
+/// initializers or a weight file produce, then the backend's) and the optimizer state once.
+pub fn check_memory(c: &Compiled) -> Result<()> {
+    let numel = |s: &crate::graph::Shape| s.numel(0) as u64;
+    let params: u64 = c.opt.params.iter().map(|p| numel(&p.shape)).sum();
+    let states: u64 = c.opt.states.iter().map(|s| numel(&s.shape)).sum();
+    let needed = params.saturating_mul(2).saturating_add(states).saturating_mul(4);
+    let available = crate::files::available_memory();
+    if needed > available {
+        let what = "the model's parameters and optimizer state";
+        return Err(Error::Memory { what, needed, available });
+    }
+    Ok(())
+}
+
 /// Initial parameters and buffers: from `--init` weights, else the initializers and seed.
 pub fn initial_weights(model: &Model, seed: u64, init_file: Option<&Path>) -> Result<Weights> {
     state::initial(model, seed, init_file)
@@ -304,6 +320,7 @@ pub fn evaluate(
 /// Trains `c` as its file says, with `o`'s overrides. `base` is the `.nn` file's folder.
 pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Result<Summary> {
     let model = &c.model;
+    check_memory(c)?;
     let spec = effective_spec(model, o);
     let ds = load_data(model, &spec, base, o.data.as_deref())?;
     let (train, val) = data::split(ds, spec.validation, spec.seed);

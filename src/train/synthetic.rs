@@ -63,6 +63,18 @@ pub fn generate_with(
         return Err(fail(format!("noise must be a finite number >= 0, not {noise}")));
     }
     fits(kind, want).map_err(fail)?;
+    // The examples as f32, twice (the data set and its training split), before any is made.
+    let labels = match want.label {
+        LabelSpec::Classes(_) => 1,
+        LabelSpec::Targets(t) => t,
+    };
+    let needed =
+        (n as u64).checked_mul((want.feature_count() + labels) as u64 * 8).unwrap_or(u64::MAX);
+    let available = crate::files::available_memory();
+    if needed > available {
+        let m = format!("n = {n} needs {needed} bytes of memory, and {available} are available");
+        return Err(fail(m));
+    }
     let rng = &mut rng(seed, Stream::Synthetic, 0);
     match (kind, ids, want.label) {
         (Synthetic::Tokens, Some(v), LabelSpec::Classes(c)) => {
