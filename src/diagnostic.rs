@@ -78,6 +78,10 @@ impl Diagnostic {
 
 /// Renders several diagnostics, in order, as plain text.
 pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
+    // Control characters of the source are shown as `?`, one per byte, so that spans still
+    // index the text and nothing in a file can drive the user's terminal.
+    let shown = printable(src);
+    let src = shown.as_str();
     let file = SimpleFile::new(file_name, src);
     let clamp = |s: Span| {
         let n = src.len();
@@ -108,3 +112,33 @@ pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
 
 /// The result type of the front-end stages: all diagnostics found, not just the first.
 pub type Result<T> = std::result::Result<T, Vec<Diagnostic>>;
+
+/// `text` with every control character but newline and tab replaced by `?` (one per byte
+/// of its UTF-8 encoding, so byte offsets are kept).
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let bad = c.is_control() && c != '\n' && c != '\t' && c != '\r';
+            let n = if bad { c.len_utf8() } else { 0 };
+            std::iter::repeat('?').take(n).chain((!bad).then_some(c))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    /// A terminal escape in the source is shown as `?`s, and the span still points at the
+    /// right text.
+    #[test]
+    fn control_characters_are_not_echoed() {
+        let src = "model M {\n  x = \u{1b}[31mred\u{7}\n}\n";
+        let at = src.find("red").unwrap() as u32;
+        let d = Diagnostic::error(Span { start: at, end: at + 3 }, "unknown `red`");
+        let text = render_all(&[d], "t.nn", src);
+        assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
+        assert!(text.contains("?[31mred?"), "{text}");
+        assert_eq!(printable("a\u{85}b\tc\n").len(), "a\u{85}b\tc\n".len());
+    }
+}

@@ -163,6 +163,12 @@ fn csv_errors_name_the_file_the_place_and_the_problem() {
             "\"d.csv\", line 2, column \"b\": value NaN is not finite",
         ),
         (
+            "a,b,label\n1,\u{1b}[2J,2\n",
+            "label",
+            c3.clone(),
+            "\"d.csv\", line 2, column \"b\": \"\\u{1b}[2J\" is not a number",
+        ),
+        (
             "a,b,label\n1,1e39,2\n",
             "label",
             c3.clone(),

@@ -499,7 +499,7 @@ impl<'a> Elab<'a, '_> {
         name: &str,
         path: String,
     ) -> Option<Inst<'a>> {
-        if self.building.contains(&decl.name.name) || self.building.len() >= MAX_DEPTH {
+        if self.building.contains(&decl.name.name) {
             self.report(
                 Diagnostic::error(
                     callee.span,
@@ -507,6 +507,18 @@ impl<'a> Elab<'a, '_> {
                 )
                 .label("building this would never end")
                 .secondary(decl.name.span, format!("`{}` is defined here", decl.name.name)),
+            );
+            return None;
+        }
+        if self.building.len() >= MAX_DEPTH {
+            let chain = self.building.join(" > ");
+            self.report(
+                Diagnostic::error(
+                    callee.span,
+                    format!("user layers nest more than {MAX_DEPTH} levels deep"),
+                )
+                .label(format!("`{}` inside {chain}", decl.name.name))
+                .note("flatten the nesting, or use `repeat` for a stack of the same layer"),
             );
             return None;
         }

@@ -332,6 +332,16 @@ fn layer_misuse() {
         "a = ",
         "A",
     );
+    // Deep but finite nesting is not recursion: the limit is named as such.
+    let mut layers = String::new();
+    for i in 0..40 {
+        layers += &format!("layer L{i}(d) {{ n = L{}(d)  forward(x) = n(x) }}\n", i + 1);
+    }
+    layers += "layer L40(d) { fc = Dense(d -> d)  forward(x) = fc(x) }\n";
+    let src = layers + &model("input x: [B, 2]\n l = L0(2)\n loss = mean(l(x))");
+    let d = errs(&src);
+    assert_eq!(d[0].message, "user layers nest more than 32 levels deep", "{d:?}");
+    assert!(!d.iter().any(|d| d.message.contains("contains itself")), "{d:?}");
 }
 
 // ---- shapes -----------------------------------------------------------------------------

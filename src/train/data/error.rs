@@ -109,6 +109,13 @@ fn number(v: f64) -> String {
     }
 }
 
+/// A cell as shown in a message: quoted, control characters escaped, cut after 40 characters.
+fn quote(cell: &str) -> String {
+    let cut: String = cell.chars().take(40).collect();
+    let more = if cut.len() < cell.len() { "…" } else { "" };
+    format!("\"{}{more}\"", cut.escape_debug())
+}
+
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         use DataError::*;
@@ -130,7 +137,7 @@ impl fmt::Display for DataError {
                 write!(f, "\"{}\", {at}: empty cell, expected a number", path.display())
             }
             NonNumeric { path, at, value } => {
-                write!(f, "\"{}\", {at}: \"{value}\" is not a number", path.display())
+                write!(f, "\"{}\", {at}: {} is not a number", path.display(), quote(value))
             }
             NonFinite { path, at, value } if value.is_finite() => write!(
                 f,
