@@ -214,3 +214,25 @@ fn non_finite_weights_are_neither_loaded_nor_saved() {
     assert!(e.contains("holds inf at [0") && e.contains(&c.model.params[0].name), "{e}");
     assert!(!out.exists(), "nothing is written");
 }
+
+/// Two runs writing the same log: the second is refused (the log is locked while a run
+/// writes it), and the first's rows are left alone.
+#[test]
+#[cfg(unix)]
+fn a_log_being_written_is_not_taken_over() {
+    use std::os::unix::io::AsRawFd;
+    let log = tmp("locked.csv");
+    std::fs::write(&log, "step,epoch,loss,lr\n1,1,0.5,0.1\n").unwrap();
+    let held = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+    // SAFETY: an advisory lock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let args = ["train", "examples/xor.nn", "--steps", "3", "--log", log.to_str().unwrap()];
+    let (code, _, err) = nnc(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("is being written by another run"), "{err}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "step,epoch,loss,lr\n1,1,0.5,0.1\n");
+    drop(held);
+    let (code, _, err) = nnc(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
+}

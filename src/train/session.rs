@@ -428,6 +428,30 @@ fn layer_log(c: &Compiled, o: &Options) -> Result<Option<CsvLog>> {
     Ok(Some(CsvLog::with_header(&path, &header)?))
 }
 
+/// `path` opened for writing, emptied only once this run holds it: an exclusive advisory
+/// lock (`flock`, Unix) that another run writing the same log is refused, so that two runs
+/// never interleave their rows (nor the second empty the first's log). The lock lasts as
+/// long as the file is open.
+fn open_locked(path: &Path) -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::write(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; it only sets an advisory lock.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let m = format!("{} is being written by another run", path.display());
+            return Err(Error::Settings(m));
+        }
+    }
+    f.set_len(0).map_err(|e| Error::write(path, e))?;
+    Ok(f)
+}
+
 /// `--log`: CSV with header `step,epoch,loss,lr` then the metrics, one row per step.
 struct CsvLog {
     out: BufWriter<File>,
@@ -436,7 +460,7 @@ struct CsvLog {
 
 impl CsvLog {
     fn with_header(path: &Path, header: &str) -> Result<CsvLog> {
-        let f = File::create(path).map_err(|e| Error::write(path, e))?;
+        let f = open_locked(path)?;
         let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
         l.write(header)?;
         Ok(l)
@@ -447,11 +471,8 @@ impl CsvLog {
         self.write(&format!("{t},{epoch}{v}\n"))
     }
     fn create(path: &Path, names: &[String]) -> Result<CsvLog> {
-        let f = File::create(path).map_err(|e| Error::write(path, e))?;
-        let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
         let metrics: String = names[1..].iter().map(|m| format!(",{m}")).collect();
-        l.write(&format!("step,epoch,loss,lr{metrics}\n"))?;
-        Ok(l)
+        CsvLog::with_header(path, &format!("step,epoch,loss,lr{metrics}\n"))
     }
     fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<()> {
         let metrics: String = out[1..].iter().map(|m| format!(",{m}")).collect();
