@@ -275,11 +275,16 @@ fn with_data(
     file: &Path,
     run: &RunArgs,
 ) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    let o =
-        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
-    let spec = session::effective_spec(&c.model, &o);
+    let spec = run_spec(&c, run);
     let ds = session::load_data(&c.model, &spec, base_dir(file), run.data.as_deref())?;
     Ok((c, spec, ds))
+}
+
+/// The file's train settings with the command line's `--batch`, `--seed` and `--data`.
+fn run_spec(c: &Compiled, run: &RunArgs) -> TrainSpec {
+    let o =
+        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
+    session::effective_spec(&c.model, &o)
 }
 
 /// A count the file itself would accept (`batch`, `steps`, `epochs`): an integer ≥ 1.
@@ -318,9 +323,7 @@ fn check_outputs(
     extra: &[(&str, &Option<PathBuf>)],
     outputs: &[(&str, &Option<PathBuf>)],
 ) -> Result<(), Failure> {
-    let o =
-        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
-    let spec = session::effective_spec(&c.model, &o);
+    let spec = run_spec(c, run);
     let data = session::data_files(&spec, base_dir(file), run.data.as_deref());
     let mut inputs: Vec<(&str, &Path)> = vec![("the model file", file)];
     inputs.extend(data.iter().map(|p| ("the data file", p.as_path())));
