@@ -65,18 +65,16 @@ fn row_norms(v: &Tensor<f32>, shape: &[usize]) -> Tensor<f32> {
 pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
     let n: usize = p.shape.iter().product();
     let (fi, fo) = (p.fan_in as f64, p.fan_out as f64);
-    let values: Vec<f64> = match p.init {
+    // Each value is drawn in f64 and rounded to f32 at once: no f64 copy of the parameter.
+    let round = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+    let values: Vec<f32> = match p.init {
         Init::Default => uniform(n, bound(1.0, fi), rng),
         Init::Zeros => vec![0.0; n],
         Init::Ones => vec![1.0; n],
-        Init::Constant(c) => vec![c; n],
-        Init::Normal { mean, std } => (0..n).map(|_| mean + std * normal(rng)).collect(),
-        Init::Uniform { low, high } => {
-            (0..n).map(|_| low + (high - low) * rng.random::<f64>()).collect()
-        }
-        Init::TruncatedNormal { mean, std } => {
-            (0..n).map(|_| mean + std * truncated_normal(rng)).collect()
-        }
+        Init::Constant(c) => vec![c as f32; n],
+        Init::Normal { mean, std } => draws(n, || mean + std * normal(rng)),
+        Init::Uniform { low, high } => draws(n, || low + (high - low) * rng.random::<f64>()),
+        Init::TruncatedNormal { mean, std } => draws(n, || mean + std * truncated_normal(rng)),
         Init::XavierUniform { gain } => uniform(n, gain * bound(6.0, fi + fo), rng),
         Init::XavierNormal { gain } => gaussian(n, gain * bound(2.0, fi + fo), rng),
         Init::HeUniform => uniform(n, bound(6.0, fi), rng),
@@ -85,7 +83,7 @@ pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
         Init::LecunNormal => gaussian(n, bound(1.0, fi), rng),
         Init::Orthogonal { gain } => {
             let (rows, cols) = matrix_dims(&p.shape);
-            orthogonal(rows, cols, rng).into_iter().map(|v| gain * v).collect()
+            orthogonal(rows, cols, rng).into_iter().map(|v| (gain * v) as f32).collect()
         }
         // He normal scaled by L^(−1/(2m−2))
         Init::Fixup { branches, layers } => {
@@ -94,16 +92,21 @@ pub fn init_param(p: &ParamDef, rng: &mut ChaCha8Rng) -> Tensor<f32> {
         }
         Init::Lsuv => {
             let (rows, cols) = matrix_dims(&p.shape);
-            orthogonal(rows, cols, rng)
+            round(orthogonal(rows, cols, rng))
         }
-        Init::DeltaOrthogonal { gain } => delta_orthogonal(&p.shape, gain, rng),
+        Init::DeltaOrthogonal { gain } => round(delta_orthogonal(&p.shape, gain, rng)),
         Init::RowNormOf { .. } => vec![0.0; n],
         Init::Identity => {
             let (_, cols) = matrix_dims(&p.shape);
             (0..n).map(|i| if i / cols.max(1) == i % cols.max(1) { 1.0 } else { 0.0 }).collect()
         }
     };
-    Tensor::new(p.shape.clone(), values.into_iter().map(|v| v as f32).collect())
+    Tensor::new(p.shape.clone(), values)
+}
+
+/// `n` values of `draw()`, each rounded to f32.
+fn draws(n: usize, mut draw: impl FnMut() -> f64) -> Vec<f32> {
+    (0..n).map(|_| draw() as f32).collect()
 }
 
 /// A kernel `[out, in, taps...]` that is zero but at its centre tap (index `⌊(k − 1)/2⌋`
@@ -141,13 +144,13 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
 }
 
 /// `n` draws of `U(−a, a)`.
-fn uniform(n: usize, a: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..n).map(|_| a * (2.0 * rng.random::<f64>() - 1.0)).collect()
+fn uniform(n: usize, a: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    draws(n, || a * (2.0 * rng.random::<f64>() - 1.0))
 }
 
 /// `n` draws of `N(0, std²)`.
-fn gaussian(n: usize, std: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
-    (0..n).map(|_| std * normal(rng)).collect()
+fn gaussian(n: usize, std: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+    draws(n, || std * normal(rng))
 }
 
 /// `z ~ N(0,1)` conditioned on `|z| <= 2` by redrawing.
