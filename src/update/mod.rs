@@ -65,9 +65,9 @@ impl StepGraph {
     }
     /// The loss and the metrics, in that order: what a step reports.
     pub fn reported(&self) -> &[Output] {
-        let outputs = &self.0.outputs;
-        &outputs
-            [..outputs.iter().take_while(|o| matches!(o.role, Role::Loss | Role::Metric)).count()]
+        let reported = |o: &&Output| matches!(o.role, Role::Loss | Role::Metric);
+        let n = self.0.outputs.iter().take_while(reported).count();
+        &self.0.outputs[..n]
     }
     /// The probes (`--log-layers`), in output order.
     pub fn probes(&self) -> impl Iterator<Item = &Output> {
