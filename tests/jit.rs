@@ -18,7 +18,7 @@ use nnc::tensor::Tensor;
 use nnc::train::{data, session};
 
 mod common;
-use common::differential::{all_close, differential, to64};
+use common::differential::{all_close, differential, noise, to64};
 
 /// Every example and ok case, and the small benchmark configurations.
 fn programs() -> Vec<PathBuf> {
@@ -27,12 +27,6 @@ fn programs() -> Vec<PathBuf> {
     // E's regression head becomes a two-pass row kernel that keeps its tanh in a scratch.
     files.extend(["a", "b", "e"].map(|c| PathBuf::from(format!("examples/bench/{c}.nn"))));
     files
-}
-
-/// A deterministic value in `[-1, 1)` from `(seed, i)`.
-fn noise(seed: u64, i: u64) -> f32 {
-    let h = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    ((h >> 40) as f32 / (1u64 << 23) as f32) - 1.0
 }
 
 /// The model's data set, or (when its file is not in this repository) 300 random examples

@@ -15,7 +15,7 @@ use nnc::tensor::Tensor;
 use strum::VariantArray;
 
 mod common;
-use common::differential::differential;
+use common::differential::{differential, noise};
 
 /// Features per example, rows of the embedding table and its width.
 const N: usize = 6;
@@ -239,12 +239,6 @@ fn graphs(kind: OpKind) -> Vec<Graph> {
             vec![g.mul(mask, l.x)]
         })],
     }
-}
-
-/// A deterministic value in `[-1, 1)` from `(seed, i)`.
-fn noise(seed: u64, i: u64) -> f32 {
-    let h = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    ((h >> 40) as f32 / (1u64 << 23) as f32) - 1.0
 }
 
 fn random(shape: Vec<usize>, seed: u64, scale: f32) -> Tensor<f32> {

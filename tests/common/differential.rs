@@ -182,3 +182,9 @@ pub fn differential(
     let (want, exact) = r.forward(forward, inputs)?;
     Ok(all_close("forward outputs", &jit.forward_full(inputs)?, &want, &exact)?)
 }
+
+/// A deterministic value in `[-1, 1)` from `(seed, i)`: inputs and parameters of the tests.
+pub fn noise(seed: u64, i: u64) -> f32 {
+    let h = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ i).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    ((h >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+}
