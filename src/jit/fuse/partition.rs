@@ -659,29 +659,7 @@ impl Partition<'_> {
         let same = match self.g.node(*node).op {
             Op::Param(i) => t == Target::Param(i),
             Op::State(i) => t == Target::State(i),
-            Op::Input(_)
-            | Op::Scalar(_)
-            | Op::Const(_)
-            | Op::Unary(_)
-            | Op::Binary(_)
-            | Op::Select
-            | Op::Broadcast
-            | Op::Reshape
-            | Op::Transpose
-            | Op::ReduceSum(_)
-            | Op::ReduceMean(_)
-            | Op::ReduceMax(_)
-            | Op::MatMul { .. }
-            | Op::Softmax
-            | Op::LogSoftmax
-            | Op::SoftmaxCrossEntropy
-            | Op::OneHot(_)
-            | Op::ArgMax
-            | Op::Concat { .. }
-            | Op::Slice { .. }
-            | Op::Gather
-            | Op::ScatterAdd(_)
-            | Op::DropMask { .. } => false,
+            _ => false,
         };
         (!same).then_some(r)
     }

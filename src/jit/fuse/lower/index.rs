@@ -75,29 +75,8 @@ impl Lower<'_> {
             let (ids, count) = match self.g.node(*node).op {
                 Op::Gather => (&args[1], self.d.dims[self.g.node(*node).args[0].index()][0].c),
                 Op::ScatterAdd(c) => (&args[0], c as u64),
-                Op::Input(_)
-                | Op::Param(_)
-                | Op::State(_)
-                | Op::Scalar(_)
-                | Op::Const(_)
-                | Op::Unary(_)
-                | Op::Binary(_)
-                | Op::Select
-                | Op::Broadcast
-                | Op::Reshape
-                | Op::Transpose
-                | Op::ReduceSum(_)
-                | Op::ReduceMean(_)
-                | Op::ReduceMax(_)
-                | Op::MatMul { .. }
-                | Op::Softmax
-                | Op::LogSoftmax
-                | Op::SoftmaxCrossEntropy
-                | Op::OneHot(_)
-                | Op::ArgMax
-                | Op::Concat { .. }
-                | Op::Slice { .. }
-                | Op::DropMask { .. } => continue,
+                // Only these read ids from a tensor.
+                _ => continue,
             };
             let Ref::Base { node: leaf, .. } = ids else { continue };
             if let (Op::Input(i), Home::Leaf) = (self.g.node(*leaf).op, &self.d.home[leaf.index()])
