@@ -30,6 +30,10 @@ pub enum Error {
     NonFiniteSave { path: PathBuf, name: String, at: Vec<usize>, value: f32 },
     /// The loss is not finite at `step`.
     Diverged { loss: f32, step: u64, epoch: usize },
+    /// A checkpoint that cannot be read or does not fit this run (`message` says why).
+    Checkpoint { path: PathBuf, message: String },
+    /// A signal (SIGINT, SIGTERM) stopped training after `step`, with a checkpoint in `dir`.
+    Interrupted { step: u64, dir: PathBuf },
     /// The model does not fit in memory (checked before any of it is allocated).
     Memory { what: &'static str, needed: u64, available: u64 },
     /// Run settings that cannot work (no data, an empty training split, `--log-layers`
@@ -59,6 +63,15 @@ impl fmt::Display for Error {
                 f,
                 "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \
                  try a smaller learning rate or gradient clipping"
+            ),
+            Error::Checkpoint { path, message } => {
+                write!(f, "cannot resume from {}: {message}", path.display())
+            }
+            Error::Interrupted { step, dir } => write!(
+                f,
+                "interrupted after step {step}; the checkpoint in {} continues it (--resume {})",
+                dir.display(),
+                dir.display()
             ),
             Error::Memory { what, needed, available } => {
                 write!(f, "{what} need {needed} bytes of memory, and {available} are available")

@@ -6,22 +6,43 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so a
-/// reader sees either the old file or the whole new one.
+/// Distinguishes the temporary files of concurrent writes within one process.
+static TEMP_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced, then
+/// renamed over `path` (and the folder synced), so a reader, or a crash at any point, sees
+/// either the old file whole or the new one whole. A failed write removes its temporary
+/// file; one left by a killed process is named `.<name>.<pid>-<n>.tmp` ([`is_temp_of`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    use std::io::{Error, ErrorKind};
+    let dir = folder(path);
+    let name = path.file_name().ok_or_else(|| {
+        Error::new(ErrorKind::InvalidInput, format!("{} is not a file name", path.display()))
+    })?;
+    let n = TEMP_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk with the folder's entry.
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// True if `file_name` is a temporary file [`write_atomic`] makes on its way to `name`.
+pub fn is_temp_of(file_name: &str, name: &str) -> bool {
+    file_name
+        .strip_prefix(&format!(".{name}."))
+        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit() || c == '-'))
 }
 
 /// The largest `.nn` source nnc reads.

@@ -11,7 +11,7 @@ use nnc::diagnostic::{render_all, Diagnostic};
 use nnc::pipeline::{self, Compiled, IrError, Stage};
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
-use nnc::train::{data, weights};
+use nnc::train::{checkpoint as ckpt, data, weights};
 
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A compiler for neural-network training")]
@@ -82,6 +82,18 @@ enum Command {
         /// Print only the final summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Keep a checkpoint in this folder (created if absent): at the end, on SIGINT or
+        /// SIGTERM, when the log cannot be written, and as often as --checkpoint-every says.
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// Also write the checkpoint every N steps (`500`, `500steps`) or at the end of every
+        /// N-th epoch (`2epochs`).
+        #[arg(long, value_name = "N", value_parser = every)]
+        checkpoint_every: Option<session::Every>,
+        /// Continue exactly the run whose checkpoint is in DIR (and keep checkpointing there
+        /// unless --checkpoint says elsewhere).
+        #[arg(long, value_name = "DIR", conflicts_with = "init")]
+        resume: Option<PathBuf>,
     },
     /// Loss and metrics of given weights on the data.
     Eval {
@@ -224,7 +236,9 @@ fn main() -> ExitCode {
         }
         Err(Failure::Run(e)) => {
             eprintln!("error: {e}");
-            ExitCode::from(1)
+            // As a shell reports a run that SIGINT ended.
+            let interrupted = matches!(e, nnc::error::Error::Interrupted { .. });
+            ExitCode::from(if interrupted { 130 } else { 1 })
         }
         Err(Failure::Message(m)) => {
             eprintln!("error: {m}");
@@ -295,6 +309,18 @@ fn positive(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `--checkpoint-every`: `N` or `Nsteps` steps, `Nepochs` epochs, N at least 1.
+fn every(s: &str) -> Result<session::Every, String> {
+    let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n = positive(digits)
+        .map_err(|_| format!("expected N, Nsteps or Nepochs (N ≥ 1), found `{s}`"))?;
+    match unit {
+        "" | "step" | "steps" => Ok(session::Every::Steps(n as u64)),
+        "epoch" | "epochs" => Ok(session::Every::Epochs(n)),
+        _ => Err(format!("expected N, Nsteps or Nepochs (N ≥ 1), found `{s}`")),
+    }
+}
+
 /// The most threads `--threads` takes: more than any machine nnc runs on has cores, few
 /// enough that spawning them does not exhaust the system's thread limit.
 const MAX_THREADS: usize = 1024;
@@ -331,6 +357,19 @@ fn check_outputs(
     let outputs: Vec<(&str, &Path)> =
         outputs.iter().filter_map(|(w, p)| Some((*w, p.as_deref()?))).collect();
     nnc::files::check_outputs(&inputs, &outputs).map_err(|e| Failure::Message(e.to_string()))
+}
+
+/// A flag that SIGINT and SIGTERM set, for training to stop after its step in progress and
+/// write a checkpoint; a second signal ends the process at once (exit 130 or 143).
+fn on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Failure> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for (sig, code) in [(SIGINT, 130), (SIGTERM, 143)] {
+        signal_hook::flag::register_conditional_shutdown(sig, code, flag.clone())
+            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
+            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
+    }
+    Ok(flag)
 }
 
 fn base_dir(file: &Path) -> &Path {
@@ -433,13 +472,32 @@ fn run(cmd: Command) -> Result<(), Failure> {
             backend,
             threads,
             quiet,
+            checkpoint,
+            checkpoint_every,
+            resume,
         } => {
             let c = compile_with(&file, &pipeline::CompileOptions { log_layers }, run.seed)?;
+            let dir = checkpoint.or_else(|| resume.clone());
+            if checkpoint_every.is_some() && dir.is_none() {
+                return Err("--checkpoint-every needs --checkpoint DIR (or --resume DIR)"
+                    .to_string()
+                    .into());
+            }
             let layers_log =
                 log.as_ref().filter(|_| log_layers).map(|l| l.with_extension("layers.csv"));
-            let outputs = [("--save", &save), ("--log", &log), ("--log-layers", &layers_log)];
-            let inputs = [("--init", &init)];
+            // A folder yet to be created is checked as the file it will be.
+            let ckpt_out = dir.as_ref().map(|d| if d.is_dir() { ckpt::path(d) } else { d.clone() });
+            let resumed =
+                resume.as_ref().map(|d| ckpt::path(d)).filter(|r| Some(r) != ckpt_out.as_ref());
+            let outputs = [
+                ("--save", &save),
+                ("--log", &log),
+                ("--log-layers", &layers_log),
+                ("--checkpoint", &ckpt_out),
+            ];
+            let inputs = [("--init", &init), ("--resume", &resumed)];
             check_outputs(&file, &c, &run, &inputs, &outputs)?;
+            let interrupt = dir.as_ref().map(|_| on_signals()).transpose()?;
             let kind = backend_kind(backend, threads);
             let o = Options {
                 steps,
@@ -453,6 +511,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 log,
                 log_layers,
                 quiet,
+                checkpoint: dir.map(|dir| session::Checkpointing { dir, every: checkpoint_every }),
+                resume,
+                interrupt,
             };
             let s = session::train(&c, kind, base_dir(&file), &o)?;
             let fmt = |vals: &[f32]| -> String {

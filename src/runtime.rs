@@ -80,6 +80,11 @@ pub trait Backend {
     fn step_full(&mut self, inputs: &[Tensor<f32>], lr: f64, t: u64) -> Result<Vec<Tensor<f32>>>;
     /// Overwrites the parameters (graph order; shapes must match).
     fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()>;
+    /// Every state of the step graph, in its order: the buffers, then the optimizer's
+    /// (what a checkpoint keeps besides the parameters).
+    fn states(&self) -> Vec<Tensor<f32>>;
+    /// Overwrites every state (same order and shapes as [`Backend::states`]).
+    fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()>;
 }
 
 /// The reference backend: interprets the optimized graphs with `graph::eval` in f32.
@@ -136,6 +141,24 @@ impl Backend for Interp {
             }
         }
         self.params = params.to_vec();
+        Ok(())
+    }
+    fn states(&self) -> Vec<Tensor<f32>> {
+        self.states.clone()
+    }
+    fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
+        let want = &self.step.states;
+        if states.len() != want.len() {
+            let m = format!("expected {} state tensor(s), got {}", want.len(), states.len());
+            return Err(RunError::Tensors(m));
+        }
+        for (s, info) in states.iter().zip(want) {
+            if s.shape != info.shape.concrete(0) || s.data.len() != info.shape.numel(0) {
+                let m = format!("state `{}` has shape {:?}", info.name, s.shape);
+                return Err(RunError::Tensors(m));
+            }
+        }
+        self.states = states.to_vec();
         Ok(())
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs> {

@@ -401,6 +401,12 @@ impl Backend for Jit {
     fn set_params(&mut self, params: &[Tensor<f32>]) -> Result<()> {
         Jit::set_params(self, params)
     }
+    fn states(&self) -> Vec<Tensor<f32>> {
+        Jit::states(self)
+    }
+    fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
+        Jit::set_states(self, states)
+    }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs> {
         let b = self.run(false, inputs, 0.0, 0.0)?;
         Ok(self.firsts(false, b, inputs))

@@ -3,10 +3,12 @@
 //! A host-driven optimizer (L-BFGS, [`lbfgs`]) drives the backend's `step_full` and
 //! `set_params` itself.
 
+pub mod checkpoint;
 pub mod data;
 pub mod init;
 pub mod lbfgs;
 pub mod lsuv;
+pub mod report;
 pub mod session;
 pub mod state;
 pub mod synthetic;

@@ -17,12 +17,14 @@
 //! `--log-layers` writes to `<log stem>.layers.csv`. Validation and the final report run
 //! the evaluation-mode graph.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
+use super::checkpoint::{self, Checkpoint, Cursor};
 use super::data::{self, DataShape, Dataset, LabelSpec};
 use super::lsuv;
+use super::report::{self, CsvLog, Progress};
 use super::state::{self, Weights};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
@@ -59,6 +61,38 @@ pub struct Options {
     pub log_layers: bool,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Write checkpoints: at the end, when `interrupt` is set, and as often as it says.
+    pub checkpoint: Option<Checkpointing>,
+    /// Continue the run whose checkpoint is in this folder.
+    pub resume: Option<PathBuf>,
+    /// Set (by a signal handler) to stop after the step in progress, with a checkpoint.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// `--checkpoint DIR [--checkpoint-every N]`.
+#[derive(Clone, Debug)]
+pub struct Checkpointing {
+    pub dir: PathBuf,
+    pub every: Option<Every>,
+}
+
+/// How often a run writes a checkpoint besides at its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Every {
+    Steps(u64),
+    /// At the end of every n-th epoch.
+    Epochs(usize),
+}
+
+impl Checkpointing {
+    /// Whether step `t`, of `epoch`, ending the epoch if `end_of_epoch`, is followed by one.
+    fn due(&self, t: u64, epoch: usize, end_of_epoch: bool) -> bool {
+        match self.every {
+            Some(Every::Steps(n)) => t % n == 0,
+            Some(Every::Epochs(n)) => end_of_epoch && epoch % n == 0,
+            None => false,
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -328,10 +362,19 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     if n == 0 {
         return Err(Error::Settings("the training split is empty".into()));
     }
-    let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
-    calibrate(model, &spec, &train, &mut w, o)?;
-    let mut be = backend_with(kind, c, w)?;
+    let settings = checkpoint::settings(c, &spec, &train);
     let mut host = super::lbfgs::Driver::new(c)?;
+    let (mut be, mut cur) = match &o.resume {
+        Some(dir) => resume(c, kind, dir, &settings, host.as_mut())?,
+        None => {
+            let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
+            calibrate(model, &spec, &train, &mut w, o)?;
+            (backend_with(kind, c, w)?, Cursor::default())
+        }
+    };
+    if let Some(ck) = &o.checkpoint {
+        checkpoint::prepare(&ck.dir)?;
+    }
     let batch = if host.is_some() { n } else { spec.batch };
     let per_epoch = n.div_ceil(batch);
     let total = match (spec.steps, spec.epochs) {
@@ -341,53 +384,69 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     // The step's outputs: loss, the metrics, then any probes.
     let names: Vec<String> = c.opt.reported().iter().map(|o| o.name.clone()).collect();
     let standard = names.len();
-    let mut log = match &o.log {
-        Some(p) => Some(CsvLog::create(p, &names)?),
-        None => None,
+    let mut logs = Logs {
+        main: o.log.as_deref().map(|p| CsvLog::create(p, &names, cur.log_bytes)).transpose()?,
+        layers: match o.log_layers {
+            true => Some(report::layer_log(c, o.log.as_deref(), cur.layer_log_bytes)?),
+            false => None,
+        },
     };
-    let mut layer_log = layer_log(c, o)?;
-    let mut progress = Progress::new(total, o.quiet);
+    let mut progress = Progress::new(total, cur.step, o.quiet);
+    if o.resume.is_some() {
+        progress.say(&format!("resuming after step {} (epoch {})", cur.step, cur.epoch.max(1)));
+    }
+    let mut run =
+        Run { c, settings: &settings, o, host: &mut host, cur: &mut cur, logs: &mut logs };
     // About twenty epoch lines, whatever the number of epochs.
     let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
-    let (mut t, mut epoch, mut last) = (0u64, 0usize, Vec::new());
-    while t < total {
-        epoch += 1;
-        let order = match host {
+    while run.cur.step < total {
+        if run.cur.batches == 0 {
+            run.cur.epoch += 1;
+            (run.cur.sums, run.cur.seen) = (vec![0.0; names.len()], 0);
+        }
+        let epoch = run.cur.epoch;
+        let order = match run.host {
             Some(_) => (0..n).collect(),
             None => data::epoch_order(n, spec.shuffle, spec.seed, epoch - 1),
         };
-        let mut sum = vec![0f64; names.len()];
-        let mut seen = 0usize;
-        for idx in order.chunks(batch) {
-            t += 1;
+        for idx in order.chunks(batch).skip(run.cur.batches) {
+            let t = run.cur.step + 1;
             let lr = crate::schedule::lr_at(model, &spec, t);
             let (x, y) = data::batch(&train, idx);
             let inputs = inputs_for(model, x, y);
-            last = match host.as_mut() {
+            let mut last = match run.host.as_mut() {
                 Some(h) => h.step(be.as_mut(), &inputs, lr, t)?,
                 None => be.step(&inputs, lr, t)?,
             };
             let probes = last.split_off(standard.min(last.len()));
-            if let Some(l) = layer_log.as_mut() {
-                l.probes(t, epoch, &probes)?;
-            }
             if !last[0].is_finite() {
                 return Err(Error::Diverged { loss: last[0], step: t, epoch });
             }
-            for (s, v) in sum.iter_mut().zip(&last) {
+            let k = &mut *run.cur;
+            (k.step, k.batches, k.seen) = (t, k.batches + 1, k.seen + idx.len());
+            for (s, v) in k.sums.iter_mut().zip(&last) {
                 *s += *v as f64 * idx.len() as f64;
             }
-            seen += idx.len();
-            if let Some(l) = log.as_mut() {
-                l.row(t, epoch, &last, lr)?;
+            k.last = last;
+            run.log(be.as_ref(), lr, &probes)?;
+            progress.step(epoch, run.cur.last[0]);
+            let interrupted = o.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+            let end_of_epoch = run.cur.batches == per_epoch;
+            if interrupted || o.checkpoint.as_ref().is_some_and(|ck| ck.due(t, epoch, end_of_epoch))
+            {
+                run.checkpoint(be.as_ref())?;
             }
-            progress.step(t, epoch, last[0]);
+            if let (true, Some(ck)) = (interrupted, &o.checkpoint) {
+                progress.finish();
+                return Err(Error::Interrupted { step: t, dir: ck.dir.clone() });
+            }
             if t >= total {
                 break;
             }
         }
-        let mean: Outputs = sum.iter().map(|s| (s / seen as f64) as f32).collect();
-        let report = epoch == 1 || epoch % every == 0 || t >= total;
+        let k = &*run.cur;
+        let mean: Outputs = k.sums.iter().map(|s| (s / k.seen.max(1) as f64) as f32).collect();
+        let report = epoch == 1 || epoch % every == 0 || k.step >= total;
         let vout = match &val {
             Some(v) if report => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
             _ => None,
@@ -395,9 +454,15 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         if report {
             progress.epoch(epoch, &names, &mean, vout.as_ref());
         }
+        if run.cur.batches == per_epoch {
+            run.cur.batches = 0;
+        }
     }
     progress.finish();
-    for l in log.iter_mut().chain(layer_log.iter_mut()) {
+    if o.checkpoint.is_some() {
+        run.checkpoint(be.as_ref())?;
+    }
+    for l in logs.main.iter_mut().chain(logs.layers.iter_mut()) {
         l.flush()?;
     }
     let train_out = evaluate(model, be.as_mut(), &train, spec.batch.max(256))?;
@@ -408,133 +473,124 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     if let Some(p) = &o.save {
         state::save(model, &current_weights(model, be.as_ref())?, p)?;
     }
-    Ok(Summary { steps: t, epochs: epoch, names, last, train: train_out, validation })
+    let (steps, epochs, last) = (cur.step, cur.epoch, cur.last);
+    Ok(Summary { steps, epochs, names, last, train: train_out, validation })
 }
 
-/// `--log-layers`: the CSV of the step's probes, `<log stem>.layers.csv` beside `--log`.
-fn layer_log(c: &Compiled, o: &Options) -> Result<Option<CsvLog>> {
-    if !o.log_layers {
-        return Ok(None);
-    }
-    let Some(main) = &o.log else {
-        return Err(Error::Settings("--log-layers needs --log FILE.csv".into()));
-    };
-    let probes: Vec<String> = c.opt.probes().map(|o| o.name.clone()).collect();
-    if probes.is_empty() {
-        return Err(Error::Internal("--log-layers without a compilation that has probes".into()));
-    }
-    let path = main.with_extension("layers.csv");
-    let header = format!("step,epoch,{}\n", probes.join(","));
-    Ok(Some(CsvLog::with_header(&path, &header)?))
+/// The logs a run writes.
+struct Logs {
+    main: Option<CsvLog>,
+    layers: Option<CsvLog>,
 }
 
-/// `path` opened for writing, emptied only once this run holds it: an exclusive advisory
-/// lock (`flock`, Unix) that another run writing the same log is refused, so that two runs
-/// never interleave their rows (nor the second empty the first's log). The lock lasts as
-/// long as the file is open.
-fn open_locked(path: &Path) -> Result<File> {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Error::write(path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: flock on a descriptor this function owns; it only sets an advisory lock.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let m = format!("{} is being written by another run", path.display());
-            return Err(Error::Settings(m));
+/// A run in progress: what a step's log rows and a checkpoint need.
+struct Run<'a> {
+    c: &'a Compiled,
+    settings: &'a checkpoint::Settings,
+    o: &'a Options,
+    host: &'a mut Option<super::lbfgs::Driver>,
+    cur: &'a mut Cursor,
+    logs: &'a mut Logs,
+}
+
+impl Run<'_> {
+    /// The rows of the step just done. A log that cannot be written (a full disk) stops the
+    /// run, and loses nothing: the checkpoint and the weights are saved first, where asked.
+    fn log(&mut self, be: &dyn Backend, lr: f64, probes: &[f32]) -> Result<()> {
+        let k = &*self.cur;
+        let step = k.step;
+        let mut written = Ok(());
+        if let Some(l) = self.logs.layers.as_mut() {
+            written = l.probes(step, k.epoch, probes);
         }
-    }
-    f.set_len(0).map_err(|e| Error::write(path, e))?;
-    Ok(f)
-}
-
-/// `--log`: CSV with header `step,epoch,loss,lr` then the metrics, one row per step.
-struct CsvLog {
-    out: BufWriter<File>,
-    path: PathBuf,
-}
-
-impl CsvLog {
-    fn with_header(path: &Path, header: &str) -> Result<CsvLog> {
-        let f = open_locked(path)?;
-        let mut l = CsvLog { out: BufWriter::new(f), path: path.to_path_buf() };
-        l.write(header)?;
-        Ok(l)
-    }
-    /// A row of the probes CSV: `step,epoch` then every probe.
-    fn probes(&mut self, t: u64, epoch: usize, values: &[f32]) -> Result<()> {
-        let v: String = values.iter().map(|m| format!(",{m}")).collect();
-        self.write(&format!("{t},{epoch}{v}\n"))
-    }
-    fn create(path: &Path, names: &[String]) -> Result<CsvLog> {
-        let metrics: String = names[1..].iter().map(|m| format!(",{m}")).collect();
-        CsvLog::with_header(path, &format!("step,epoch,loss,lr{metrics}\n"))
-    }
-    fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<()> {
-        let metrics: String = out[1..].iter().map(|m| format!(",{m}")).collect();
-        self.write(&format!("{t},{epoch},{},{lr}{metrics}\n", out[0]))
-    }
-    fn write(&mut self, s: &str) -> Result<()> {
-        self.out.write_all(s.as_bytes()).map_err(|e| Error::write(&self.path, e))
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::write(&self.path, e))
-    }
-}
-
-/// A progress bar on a terminal; one plain line per epoch otherwise.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    quiet: bool,
-}
-
-impl Progress {
-    fn new(total: u64, quiet: bool) -> Progress {
-        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]",
-                )
-                .expect("valid template"),
-            );
-            b
-        });
-        Progress { bar, quiet }
-    }
-    fn step(&mut self, _t: u64, epoch: usize, loss: f32) {
-        if let Some(b) = &self.bar {
-            b.inc(1);
-            b.set_message(format!("epoch {epoch}  loss {loss:.4}"));
+        if let (Ok(()), Some(l)) = (&written, self.logs.main.as_mut()) {
+            written = l.row(step, k.epoch, &k.last, lr);
         }
-    }
-    fn epoch(&mut self, epoch: usize, names: &[String], mean: &[f32], val: Option<&Outputs>) {
-        if self.quiet {
-            return;
-        }
-        let mut line = format!("epoch {epoch:>4}");
-        for (n, v) in names.iter().zip(mean) {
-            line.push_str(&format!("  {n} {v:.4}"));
-        }
-        if let Some(v) = val {
-            for (n, v) in names.iter().zip(v) {
-                line.push_str(&format!("  val_{n} {v:.4}"));
+        let Err(e) = written else { return Ok(()) };
+        // The logs are incomplete from here on: the checkpoint does not count them.
+        (self.logs.main, self.logs.layers) = (None, None);
+        if self.o.checkpoint.is_some() {
+            match self.checkpoint(be) {
+                Ok(dir) => eprintln!("note: the checkpoint in {} continues the run", dir.display()),
+                Err(c) => eprintln!("note: no checkpoint either: {c}"),
             }
         }
-        match &self.bar {
-            Some(b) => b.println(line),
-            None => eprintln!("{line}"),
+        if let Some(p) = &self.o.save {
+            match current_weights(&self.c.model, be).and_then(|w| state::save(&self.c.model, &w, p))
+            {
+                Ok(()) => eprintln!("note: the weights after step {step} are in {}", p.display()),
+                Err(s) => eprintln!("note: the weights could not be saved either: {s}"),
+            }
         }
+        Err(e)
     }
-    fn finish(&mut self) {
-        if let Some(b) = self.bar.take() {
-            b.finish_and_clear();
+
+    /// Writes the checkpoint of the run as it is now into `--checkpoint`'s folder.
+    fn checkpoint(&mut self, be: &dyn Backend) -> Result<PathBuf> {
+        let Some(ck) = &self.o.checkpoint else {
+            return Err(Error::Internal("a checkpoint without --checkpoint".into()));
+        };
+        let bytes = |l: &mut Option<CsvLog>| l.as_mut().map(CsvLog::sync).transpose();
+        self.cur.log_bytes = bytes(&mut self.logs.main)?;
+        self.cur.layer_log_bytes = bytes(&mut self.logs.layers)?;
+        let named = tensor_names(self.c);
+        let tensors = be.params().into_iter().chain(be.states());
+        let tensors = named.into_iter().map(|(n, _)| n).zip(tensors).collect();
+        let host = self.host.as_ref().map_or(Vec::new(), |h| h.state());
+        let host = host.into_iter().map(|(k, t)| (format!("optimizer.{k}"), t)).collect();
+        let cursor = self.cur.clone();
+        let state = Checkpoint { cursor, tensors, host, settings: self.settings.clone() };
+        checkpoint::save(&ck.dir, &state)?;
+        Ok(ck.dir.clone())
+    }
+}
+
+/// The names and shapes of a checkpoint's f32 tensors: the parameters, then the step
+/// graph's states (the buffers under their own names, the optimizer's as
+/// `optimizer.<state>`).
+fn tensor_names(c: &Compiled) -> Vec<(String, Vec<usize>)> {
+    let buffers = c.forward.states.len();
+    let params = c.opt.params.iter().map(|p| (p.name.clone(), p.shape.concrete(0)));
+    let states = c.opt.states.iter().enumerate().map(|(i, s)| {
+        let name = if i < buffers { s.name.clone() } else { format!("optimizer.{}", s.name) };
+        (name, s.shape.concrete(0))
+    });
+    params.chain(states).collect()
+}
+
+/// A backend and cursor from the checkpoint in `dir`, which must have been written by a run
+/// with `settings`; `host` takes its host-driven optimizer state.
+fn resume(
+    c: &Compiled,
+    kind: BackendKind,
+    dir: &Path,
+    settings: &checkpoint::Settings,
+    host: Option<&mut super::lbfgs::Driver>,
+) -> Result<(Box<dyn Backend>, Cursor)> {
+    let mut ck = checkpoint::load(dir)?;
+    let file = checkpoint::path(dir);
+    let fail = |message: String| Error::Checkpoint { path: file.clone(), message };
+    let diffs = checkpoint::differences(&ck.settings, settings);
+    if !diffs.is_empty() {
+        let m = format!("it was written by a different run:\n  {}", diffs.join("\n  "));
+        return Err(fail(m));
+    }
+    let mut params = ck.take(&file, &tensor_names(c))?;
+    let states = params.split_off(c.opt.params.len());
+    let mut be = make_backend(kind, c, params)?;
+    be.set_states(&states)?;
+    let get = |k: &str| {
+        let name = format!("optimizer.{k}");
+        ck.host.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone())
+    };
+    match host {
+        Some(h) => h.restore(get).map_err(|m| fail(format!("its L-BFGS state: {m}")))?,
+        None if !ck.host.is_empty() => {
+            return Err(fail(format!("it holds `{}`, which this run has not", ck.host[0].0)))
         }
+        None => {}
     }
+    Ok((be, ck.cursor))
 }
 
 /// Gradients of the loss with respect to every parameter on one batch, in parameter order:

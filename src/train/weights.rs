@@ -12,10 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -122,40 +120,11 @@ pub fn save(path: &Path, tensors: &[(String, &Tensor<f32>)]) -> io::Result<()> {
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(invalid)?;
     let buffer = safetensors::serialize(views, None).map_err(invalid)?;
-    write_atomically(path, &buffer)
+    crate::files::write_atomic(path, &buffer)
 }
 
 fn invalid(e: safetensors::SafeTensorError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e.to_string())
-}
-
-/// Distinguishes temporary files of concurrent saves within one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
-/// Writes `bytes` to a temporary sibling of `path`, syncs, and renames it to `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a file name", path.display()),
-        )
-    })?;
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let temp = dir.join(format!(".{}.{}-{n}.tmp", name.to_string_lossy(), std::process::id()));
-    let written = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    written
 }
 
 /// Every tensor in the file, converted to f32, sorted by name.

@@ -114,6 +114,31 @@ impl Driver {
         self.last
     }
 
+    /// The state a checkpoint keeps: [`Lbfgs::state`], and `flat_params`, the f64
+    /// parameters the next step starts from (the backend holds only their f32 rounding).
+    pub fn state(&self) -> Vec<(String, Tensor<f64>)> {
+        let mut s: Vec<(String, Tensor<f64>)> =
+            self.lbfgs.state().into_iter().map(|(k, t)| (k.to_string(), t)).collect();
+        if let Some(x) = &self.x {
+            s.push(("flat_params".into(), Tensor::new(vec![x.len()], x.clone())));
+        }
+        s
+    }
+
+    /// Restores what [`Driver::state`] gave, each key through `get`.
+    pub fn restore(
+        &mut self,
+        get: impl Fn(&str) -> Option<Tensor<f64>>,
+    ) -> std::result::Result<(), String> {
+        self.lbfgs.restore(&get)?;
+        self.x = match get("flat_params") {
+            Some(x) if x.data.len() == self.layout.len() => Some(x.data),
+            Some(x) => return Err(format!("`flat_params` has {} values", x.data.len())),
+            None => None,
+        };
+        Ok(())
+    }
+
     /// One L-BFGS step on `inputs` (the whole training split) at rate `lr`; `t` is passed
     /// to the backend's step. Returns the first evaluation's loss, metrics and probes (the
     /// step graph's non-gradient outputs, element 0 each): the state before the step.

@@ -39,6 +39,7 @@ pub use search::{cubic_interpolate, strong_wolfe, Search, Wolfe};
 use std::collections::VecDeque;
 
 use crate::check::{Hyper, LineSearch};
+use crate::tensor::Tensor;
 use search::{dot, max_abs, py_min};
 
 /// The settings of L-BFGS other than `lr` (given to each step).
@@ -209,6 +210,69 @@ impl Lbfgs {
         }
         info.evaluations = evals;
         info
+    }
+
+    /// The state carried between steps, under the keys of PyTorch's `optimizer.state` for
+    /// LBFGS: `old_dirs` holds the yᵢ and `old_stps` the sᵢ, one row per pair, oldest first;
+    /// `ro` the ρᵢ; counters and scalars as 0-d tensors.
+    pub fn state(&self) -> Vec<(&'static str, Tensor<f64>)> {
+        let scalar = |x: f64| Tensor::new(vec![], vec![x]);
+        let vector = |v: &[f64]| Tensor::new(vec![v.len()], v.to_vec());
+        let rows = |v: &VecDeque<Vec<f64>>| {
+            let width = v.front().map_or(0, Vec::len);
+            Tensor::new(vec![v.len(), width], v.iter().flatten().copied().collect())
+        };
+        let h = &self.history;
+        vec![
+            ("n_iter", scalar(self.n_iter as f64)),
+            ("func_evals", scalar(self.func_evals as f64)),
+            ("d", vector(&self.d)),
+            ("t", scalar(self.t)),
+            ("old_dirs", rows(&h.y)),
+            ("old_stps", rows(&h.s)),
+            ("ro", vector(&h.rho.iter().copied().collect::<Vec<_>>())),
+            ("H_diag", scalar(self.h_diag)),
+            ("prev_flat_grad", vector(&self.prev_grad)),
+            ("prev_loss", scalar(self.prev_loss)),
+        ]
+    }
+
+    /// Restores what [`Lbfgs::state`] gave, each key through `get`; says what is missing or
+    /// inconsistent.
+    pub fn restore(
+        &mut self,
+        get: impl Fn(&str) -> Option<Tensor<f64>>,
+    ) -> std::result::Result<(), String> {
+        let take = |k: &str| get(k).ok_or_else(|| format!("no `{k}`"));
+        let scalar = |k: &str| match take(k)? {
+            t if t.shape.is_empty() && t.data.len() == 1 => Ok(t.data[0]),
+            t => Err(format!("`{k}` has shape {:?}, not a scalar", t.shape)),
+        };
+        let count = |k: &str| {
+            let v = scalar(k)?;
+            (v >= 0.0 && v.fract() == 0.0).then_some(v as usize).ok_or(format!("`{k}` is {v}"))
+        };
+        let (y, s, rho) = (take("old_dirs")?, take("old_stps")?, take("ro")?.data);
+        let k = rho.len();
+        if y.shape != s.shape || y.shape.len() != 2 || y.shape[0] != k {
+            return Err(format!("curvature pairs of shapes {:?}, {:?}, {k}", y.shape, s.shape));
+        }
+        if k > self.config.history_size {
+            let m = format!("{k} curvature pairs, more than history_size");
+            return Err(m);
+        }
+        let rows = |t: &Tensor<f64>| -> VecDeque<Vec<f64>> {
+            t.data.chunks(t.shape[1].max(1)).take(k).map(<[f64]>::to_vec).collect()
+        };
+        self.history = History { y: rows(&y), s: rows(&s), rho: rho.into() };
+        self.n_iter = count("n_iter")?;
+        self.func_evals = count("func_evals")?;
+        self.d = take("d")?.data;
+        self.t = scalar("t")?;
+        self.h_diag = scalar("H_diag")?;
+        self.prev_grad = take("prev_flat_grad")?.data;
+        self.prev_loss = scalar("prev_loss")?;
+        Ok(())
     }
 
     /// Sets `self.d` for the gradient `g` (updating the curvature pairs first after the first
