@@ -120,7 +120,7 @@ pub fn printable(text: &str) -> String {
         .flat_map(|c| {
             let bad = c.is_control() && c != '\n' && c != '\t' && c != '\r';
             let n = if bad { c.len_utf8() } else { 0 };
-            std::iter::repeat('?').take(n).chain((!bad).then_some(c))
+            std::iter::repeat_n('?', n).chain((!bad).then_some(c))
         })
         .collect()
 }

@@ -49,7 +49,7 @@ fn step_decay() {
 fn multistep_decay() {
     // MultiStepLR(milestones=[3, 7, 12], gamma=0.3): decays once e reaches each milestone.
     case("schedule multistep([3, 7, 12], gamma = 0.3)", |t| {
-        let k = [3, 7, 12].iter().filter(|&&m| t - 1 >= m).count();
+        let k = [3, 7, 12].iter().filter(|&&m| t > m).count();
         LR * 0.3f64.powi(k as i32)
     });
 }

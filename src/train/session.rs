@@ -88,8 +88,8 @@ impl Checkpointing {
     /// Whether step `t`, of `epoch`, ending the epoch if `end_of_epoch`, is followed by one.
     fn due(&self, t: u64, epoch: usize, end_of_epoch: bool) -> bool {
         match self.every {
-            Some(Every::Steps(n)) => t % n == 0,
-            Some(Every::Epochs(n)) => end_of_epoch && epoch % n == 0,
+            Some(Every::Steps(n)) => t.is_multiple_of(n),
+            Some(Every::Epochs(n)) => end_of_epoch && epoch.is_multiple_of(n),
             None => false,
         }
     }
@@ -397,6 +397,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     }
     let mut run =
         Run { c, settings: &settings, o, host: &mut host, cur: &mut cur, logs: &mut logs };
+    let delay = test_step_delay();
     // About twenty epoch lines, whatever the number of epochs.
     let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
     while run.cur.step < total {
@@ -430,6 +431,9 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
             k.last = last;
             run.log(be.as_ref(), lr, &probes)?;
             progress.step(epoch, run.cur.last[0]);
+            if let Some(d) = delay {
+                std::thread::sleep(d);
+            }
             let interrupted = o.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
             let end_of_epoch = run.cur.batches == per_epoch;
             if interrupted || o.checkpoint.as_ref().is_some_and(|ck| ck.due(t, epoch, end_of_epoch))
@@ -446,7 +450,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         }
         let k = &*run.cur;
         let mean: Outputs = k.sums.iter().map(|s| (s / k.seen.max(1) as f64) as f32).collect();
-        let report = epoch == 1 || epoch % every == 0 || k.step >= total;
+        let report = epoch == 1 || epoch.is_multiple_of(every) || k.step >= total;
         let vout = match &val {
             Some(v) if report => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
             _ => None,
@@ -475,6 +479,13 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     }
     let (steps, epochs, last) = (cur.step, cur.epoch, cur.last);
     Ok(Summary { steps, epochs, names, last, train: train_out, validation })
+}
+
+/// A pause after every step, from the environment variable `NNC_TEST_STEP_DELAY_MS`: for
+/// the tests that interrupt or kill a run midway, which need it to last long enough.
+fn test_step_delay() -> Option<std::time::Duration> {
+    let ms = std::env::var("NNC_TEST_STEP_DELAY_MS").ok()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms))
 }
 
 /// The logs a run writes.

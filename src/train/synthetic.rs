@@ -68,8 +68,7 @@ pub fn generate_with(
         LabelSpec::Classes(_) => 1,
         LabelSpec::Targets(t) => t,
     };
-    let needed =
-        (n as u64).checked_mul((want.feature_count() + labels) as u64 * 8).unwrap_or(u64::MAX);
+    let needed = (n as u64).saturating_mul((want.feature_count() + labels) as u64 * 8);
     let available = crate::files::available_memory();
     if needed > available {
         let m = format!("n = {n} needs {needed} bytes of memory, and {available} are available");
