@@ -125,6 +125,17 @@ pub fn printable(text: &str) -> String {
         .collect()
 }
 
+/// `text` made [`printable`] and cut to at most `max` characters, `…` marking the cut.
+pub fn shorten(text: &str, max: usize) -> String {
+    let shown = printable(text);
+    if shown.chars().count() <= max {
+        return shown;
+    }
+    let mut cut: String = shown.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod printable_tests {
     use super::*;

@@ -28,8 +28,8 @@ pub enum Error {
     Write { path: PathBuf, source: std::io::Error },
     /// Weights to be saved hold NaN or an infinity (nothing was written).
     NonFiniteSave { path: PathBuf, name: String, at: Vec<usize>, value: f32 },
-    /// The loss is not finite at `step`.
-    Diverged { loss: f32, step: u64, epoch: usize },
+    /// The loss or a parameter stopped being finite (training stopped there).
+    NonFinite(Box<NonFinite>),
     /// A checkpoint that cannot be read or does not fit this run (`message` says why).
     Checkpoint { path: PathBuf, message: String },
     /// A signal (SIGINT, SIGTERM) stopped training after `step`, with a checkpoint in `dir`.
@@ -45,6 +45,43 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Where a run stopped being finite.
+#[derive(Debug)]
+pub struct NonFinite {
+    pub step: u64,
+    pub epoch: usize,
+    /// `the loss` or ``parameter `fc1.weight` ``.
+    pub what: String,
+    /// Its first non-finite value.
+    pub value: f32,
+    /// The step's first non-finite graph node, from a replay of the step in the interpreter
+    /// (its IR line, source line and value), or why it was not found.
+    pub origin: std::result::Result<String, String>,
+    /// The last checkpoint (all finite) and its step.
+    pub checkpoint: Option<(PathBuf, u64)>,
+}
+
+impl fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let (step, epoch, what, value) = (self.step, self.epoch, &self.what, self.value);
+        writeln!(f, "{what} became {value} at step {step} (epoch {epoch}): training stopped")?;
+        match &self.origin {
+            Ok(o) => writeln!(f, "  the first non-finite value: {o}")?,
+            Err(why) => writeln!(f, "  (the node it started at is unknown: {why})")?,
+        }
+        match &self.checkpoint {
+            Some((dir, s)) => {
+                writeln!(f, "  the last finite checkpoint: {} (step {s})", dir.display())?
+            }
+            None => writeln!(f, "  no checkpoint was written (--checkpoint DIR keeps one)")?,
+        }
+        write!(
+            f,
+            "  try a smaller learning rate or gradient clipping; --allow-nonfinite trains on regardless"
+        )
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
@@ -59,11 +96,7 @@ impl fmt::Display for Error {
                 "not saving {}: `{name}` holds {value} at {at:?} (the run diverged)",
                 path.display()
             ),
-            Error::Diverged { loss, step, epoch } => write!(
-                f,
-                "the loss became {loss} at step {step} (epoch {epoch}): training diverged; \
-                 try a smaller learning rate or gradient clipping"
-            ),
+            Error::NonFinite(n) => write!(f, "{n}"),
             Error::Checkpoint { path, message } => {
                 write!(f, "cannot resume from {}: {message}", path.display())
             }

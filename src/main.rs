@@ -94,6 +94,10 @@ enum Command {
         /// unless --checkpoint says elsewhere).
         #[arg(long, value_name = "DIR", conflicts_with = "init")]
         resume: Option<PathBuf>,
+        /// Keep training when a parameter or the loss stops being finite (no checks are
+        /// compiled; non-finite weights are still never saved).
+        #[arg(long)]
+        allow_nonfinite: bool,
     },
     /// Loss and metrics of given weights on the data.
     Eval {
@@ -475,8 +479,10 @@ fn run(cmd: Command) -> Result<(), Failure> {
             checkpoint,
             checkpoint_every,
             resume,
+            allow_nonfinite,
         } => {
-            let c = compile_with(&file, &pipeline::CompileOptions { log_layers }, run.seed)?;
+            let options = pipeline::CompileOptions { log_layers, allow_nonfinite };
+            let c = compile_with(&file, &options, run.seed)?;
             let dir = checkpoint.or_else(|| resume.clone());
             if checkpoint_every.is_some() && dir.is_none() {
                 return Err("--checkpoint-every needs --checkpoint DIR (or --resume DIR)"
@@ -514,6 +520,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 checkpoint: dir.map(|dir| session::Checkpointing { dir, every: checkpoint_every }),
                 resume,
                 interrupt,
+                allow_nonfinite,
             };
             let s = session::train(&c, kind, base_dir(&file), &o)?;
             let fmt = |vals: &[f32]| -> String {

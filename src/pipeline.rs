@@ -28,10 +28,14 @@ pub struct CompileOptions {
     /// Add the per-layer probes of `crate::probes` to the training step's outputs (after the
     /// loss and the metrics): `nnc train --log-layers`.
     pub log_layers: bool,
+    /// Leave out the training step's finite checks (`nnc train --allow-nonfinite`).
+    pub allow_nonfinite: bool,
 }
 
 /// Every stage of one compilation.
 pub struct Compiled {
+    /// The source text the spans of every stage point into.
+    pub src: String,
     pub ast: ast::File,
     pub model: Model,
     /// The lowered training-mode forward graph, as written (stage `graph`).
@@ -95,7 +99,7 @@ pub fn compile_observed(
             observe::run(obs, "passes", || passes::optimize(&g))
         }
     };
-    let step = observe::run(obs, "update", || update::step(&grad, &model));
+    let step = observe::run(obs, "update", || update::step(&grad, &model, !o.allow_nonfinite));
     let mut rules = Vec::new();
     let opt = observe::run(obs, "passes", || {
         step.map(|g| {
@@ -104,7 +108,7 @@ pub fn compile_observed(
             opt
         })
     });
-    Ok(Compiled { ast, model, lowered, forward, grad, step, opt, rules })
+    Ok(Compiled { src: src.to_string(), ast, model, lowered, forward, grad, step, opt, rules })
 }
 
 /// The driver of the JIT half: `c`'s optimized step and forward graph through the JIT's

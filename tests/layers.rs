@@ -457,8 +457,14 @@ fn csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<f64>>) {
 #[test]
 fn log_layers_writes_gradient_weight_and_activation_statistics() {
     let plain = compile(BN_NET);
-    assert_eq!(plain.opt.outputs.len(), 2, "without --log-layers: loss and accuracy only");
-    let c = pipeline::compile_with(BN_NET, &CompileOptions { log_layers: true }).unwrap();
+    assert_eq!(plain.opt.reported().len(), 2, "loss and accuracy");
+    assert_eq!(plain.opt.probes().count(), 0, "no probes without --log-layers");
+    let checks = plain.opt.checks().count();
+    assert_eq!(checks, plain.opt.params.len(), "a finite check per parameter");
+    assert_eq!(plain.opt.outputs.len(), 2 + checks);
+    let c =
+        pipeline::compile_with(BN_NET, &CompileOptions { log_layers: true, ..Default::default() })
+            .unwrap();
     verify(&c.opt).unwrap();
     let dir = temp_dir("probes");
     let log = dir.join("run.csv");

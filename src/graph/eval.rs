@@ -132,7 +132,7 @@ fn dims(d: &[usize]) -> String {
 /// Evaluates the live nodes of `g` and returns the values of its outputs and updates.
 pub fn eval<T: Real>(g: &Graph, env: &Env<T>) -> Result<Evaluated<T>, EvalError> {
     let batch = check_env(g, env)?;
-    let values = run(g, env, batch, &g.live(), true)?;
+    let values = run(g, env, batch, &g.live(), true, &mut |_, _| false)?;
     let get = |id: NodeId| values[id.index()].clone();
     Ok(Evaluated {
         outputs: g.outputs.iter().map(|o| get(o.node)).collect(),
@@ -143,7 +143,27 @@ pub fn eval<T: Real>(g: &Graph, env: &Env<T>) -> Result<Evaluated<T>, EvalError>
 /// The value of every node of `g`, dead or live, indexed by [`NodeId::index`] (for tests).
 pub fn eval_nodes<T: Real>(g: &Graph, env: &Env<T>) -> Result<Vec<Tensor<T>>, EvalError> {
     let batch = check_env(g, env)?;
-    run(g, env, batch, &vec![true; g.len()], false)
+    run(g, env, batch, &vec![true; g.len()], false, &mut |_, _| false)
+}
+
+/// The first node among `wanted` (closed under operands), in evaluation order, whose value
+/// holds NaN or an infinity, with that value; constants aside. Its operands are finite (or
+/// constants): it is where non-finite values start.
+pub fn first_non_finite<T: Real>(
+    g: &Graph,
+    env: &Env<T>,
+    wanted: &[bool],
+) -> Result<Option<(NodeId, T)>, EvalError> {
+    let batch = check_env(g, env)?;
+    let mut found = None;
+    run(g, env, batch, wanted, true, &mut |id, v: &Tensor<T>| {
+        if matches!(g.node(id).op, Op::Const(_)) {
+            return false;
+        }
+        found = v.data.iter().find(|x| !x.is_finite()).map(|&x| (id, x));
+        found.is_some()
+    })?;
+    Ok(found)
 }
 
 /// Writes the values of `ev` (from [`eval`] on `g`) into the parameters and states they
@@ -222,14 +242,16 @@ fn check_slot<'g, T>(
 
 // ---- the forward loop -------------------------------------------------------------------
 
-/// Computes the nodes marked in `wanted` (closed under operands) in index order. Unwanted
-/// nodes, and with `free` every value after its last use, are left as empty tensors.
+/// Computes the nodes marked in `wanted` (closed under operands) in index order, until
+/// `stop` says so of a node's value. Unwanted nodes, and with `free` every value after its
+/// last use, are left as empty tensors.
 fn run<T: Real>(
     g: &Graph,
     env: &Env<T>,
     batch: Option<usize>,
     wanted: &[bool],
     free: bool,
+    stop: &mut dyn FnMut(NodeId, &Tensor<T>) -> bool,
 ) -> Result<Vec<Tensor<T>>, EvalError> {
     if batch.is_none() {
         if let Some(id) = g.ids().find(|&id| wanted[id.index()] && g.shape(id).has_batch()) {
@@ -246,7 +268,11 @@ fn run<T: Real>(
         }
         let v = eval_node(g, id, &values, env, batch)?;
         debug_assert_eq!(v.shape, node.shape.concrete(batch), "eval of %{} {:?}", id.0, node.op);
+        let done = stop(id, &v);
         values.push(v);
+        if done {
+            break;
+        }
         for a in &node.args {
             if last_use[a.index()] == id.index() {
                 values[a.index()] = empty();

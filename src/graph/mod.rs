@@ -110,6 +110,9 @@ pub enum Role {
     Probe,
     /// The loss's gradient with respect to parameter `i` (`graph.params[i]`).
     Grad(u32),
+    /// The largest magnitude of parameter `i` after the step's update, NaN-propagating: finite
+    /// if and only if every element of the new value is (a training step's finite check).
+    Check(u32),
 }
 
 /// What an [`Update`] overwrites after the step.
@@ -400,12 +403,15 @@ impl Graph {
 
     /// Nodes reachable from the outputs and updates.
     pub fn live(&self) -> Vec<bool> {
+        let roots = self.outputs.iter().map(|o| o.node);
+        self.ancestors(roots.chain(self.updates.iter().map(|u| u.node)))
+    }
+
+    /// The nodes `roots` are computed from, the roots included.
+    pub fn ancestors(&self, roots: impl IntoIterator<Item = NodeId>) -> Vec<bool> {
         let mut live = vec![false; self.nodes.len()];
-        for o in &self.outputs {
-            live[o.node.index()] = true;
-        }
-        for u in &self.updates {
-            live[u.node.index()] = true;
+        for r in roots {
+            live[r.index()] = true;
         }
         for i in (0..self.nodes.len()).rev() {
             if live[i] {

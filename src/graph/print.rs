@@ -119,7 +119,7 @@ fn roots(g: &Graph) -> String {
 }
 
 /// `fc1, line 7, grad of %5`: note, source line, differentiated node (each if known).
-fn comment(g: &Graph, id: NodeId, src: Option<&str>) -> String {
+pub fn comment(g: &Graph, id: NodeId, src: Option<&str>) -> String {
     let meta = g.meta(id);
     let mut parts = Vec::new();
     if let Some(note) = &meta.note {

@@ -9,6 +9,7 @@ pub mod init;
 pub mod lbfgs;
 pub mod lsuv;
 pub mod report;
+pub mod run;
 pub mod session;
 pub mod state;
 pub mod synthetic;

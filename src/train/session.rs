@@ -21,15 +21,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::checkpoint::{self, Checkpoint, Cursor};
+use super::checkpoint;
 use super::data::{self, DataShape, Dataset, LabelSpec};
 use super::lsuv;
 use super::report::{self, CsvLog, Progress};
+use super::run::{Logs, Order, Plan, Run};
 use super::state::{self, Weights};
 use crate::check::{DataSpec, Model, TrainSpec};
 use crate::diagnostic::Span;
-use crate::error::{Error, Result};
-use crate::graph::{Dim, InputKind, Role};
+use crate::error::{Error, NonFinite, Result};
+use crate::graph::{Dim, InputKind, Role, Target};
 use crate::pipeline::Compiled;
 use crate::runtime::{Backend, Interp, Outputs};
 use crate::tensor::Tensor;
@@ -67,6 +68,8 @@ pub struct Options {
     pub resume: Option<PathBuf>,
     /// Set (by a signal handler) to stop after the step in progress, with a checkpoint.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Go on when the loss or a parameter is not finite (compiled without checks).
+    pub allow_nonfinite: bool,
 }
 
 /// `--checkpoint DIR [--checkpoint-every N]`.
@@ -305,7 +308,7 @@ pub fn current_weights(model: &Model, be: &dyn Backend) -> Result<Weights> {
 }
 
 /// LSUV (`init = lsuv`) on the first batch of the first epoch, unless weights were given.
-fn calibrate(
+pub(super) fn calibrate(
     model: &Model,
     spec: &TrainSpec,
     train: &Dataset,
@@ -358,32 +361,25 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let spec = effective_spec(model, o);
     let ds = load_data(model, &spec, base, o.data.as_deref())?;
     let (train, val) = data::split(ds, spec.validation, spec.seed);
-    let n = train.x.shape[0];
-    if n == 0 {
+    if train.x.shape[0] == 0 {
         return Err(Error::Settings("the training split is empty".into()));
     }
     let settings = checkpoint::settings(c, &spec, &train);
     let mut host = super::lbfgs::Driver::new(c)?;
-    let (mut be, mut cur) = match &o.resume {
-        Some(dir) => resume(c, kind, dir, &settings, host.as_mut())?,
-        None => {
-            let mut w = initial_weights(model, spec.seed, o.init.as_deref())?;
-            calibrate(model, &spec, &train, &mut w, o)?;
-            (backend_with(kind, c, w)?, Cursor::default())
-        }
-    };
+    let order = Order::new(&spec, train.x.shape[0], host.is_some());
+    let plan = Plan { c, kind, o, spec: &spec, train: &train, settings: &settings, order };
+    let (mut be, mut cur) = plan.start(host.as_mut())?;
     if let Some(ck) = &o.checkpoint {
         checkpoint::prepare(&ck.dir)?;
     }
-    let batch = if host.is_some() { n } else { spec.batch };
-    let per_epoch = n.div_ceil(batch);
+    let per_epoch = order.per_epoch;
     let total = match (spec.steps, spec.epochs) {
         (Some(s), _) => s as u64,
         (None, e) => (e.unwrap_or(1) * per_epoch) as u64,
     };
-    // The step's outputs: loss, the metrics, then any probes.
+    // The step's outputs: loss, the metrics, then any probes, then the finite checks.
     let names: Vec<String> = c.opt.reported().iter().map(|o| o.name.clone()).collect();
-    let standard = names.len();
+    let (standard, probes) = (names.len(), c.opt.probes().count());
     let mut logs = Logs {
         main: o.log.as_deref().map(|p| CsvLog::create(p, &names, cur.log_bytes)).transpose()?,
         layers: match o.log_layers {
@@ -395,33 +391,31 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     if o.resume.is_some() {
         progress.say(&format!("resuming after step {} (epoch {})", cur.step, cur.epoch.max(1)));
     }
-    let mut run =
-        Run { c, settings: &settings, o, host: &mut host, cur: &mut cur, logs: &mut logs };
+    let last_checkpoint = o.resume.clone().map(|d| (d, cur.step));
+    let mut run = Run { plan, host: &mut host, cur: &mut cur, logs: &mut logs, last_checkpoint };
     let delay = test_step_delay();
     // About twenty epoch lines, whatever the number of epochs.
     let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
     while run.cur.step < total {
-        if run.cur.batches == 0 {
-            run.cur.epoch += 1;
+        if order.new_epoch(run.cur) {
             (run.cur.sums, run.cur.seen) = (vec![0.0; names.len()], 0);
         }
         let epoch = run.cur.epoch;
-        let order = match run.host {
-            Some(_) => (0..n).collect(),
-            None => data::epoch_order(n, spec.shuffle, spec.seed, epoch - 1),
-        };
-        for idx in order.chunks(batch).skip(run.cur.batches) {
+        for idx in order.of(epoch).chunks(order.batch).skip(run.cur.batches) {
             let t = run.cur.step + 1;
             let lr = crate::schedule::lr_at(model, &spec, t);
-            let (x, y) = data::batch(&train, idx);
-            let inputs = inputs_for(model, x, y);
+            let inputs = batch_inputs(model, &train, idx);
             let mut last = match run.host.as_mut() {
                 Some(h) => h.step(be.as_mut(), &inputs, lr, t)?,
                 None => be.step(&inputs, lr, t)?,
             };
-            let probes = last.split_off(standard.min(last.len()));
-            if !last[0].is_finite() {
-                return Err(Error::Diverged { loss: last[0], step: t, epoch });
+            let mut layer_stats = last.split_off(standard.min(last.len()));
+            let checks = layer_stats.split_off(probes.min(layer_stats.len()));
+            if !o.allow_nonfinite {
+                if let Some(bad) = non_finite(c, &last, &checks, run.host.as_ref()) {
+                    progress.finish();
+                    return Err(run.stopped(bad, t, epoch));
+                }
             }
             let k = &mut *run.cur;
             (k.step, k.batches, k.seen) = (t, k.batches + 1, k.seen + idx.len());
@@ -429,7 +423,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
                 *s += *v as f64 * idx.len() as f64;
             }
             k.last = last;
-            run.log(be.as_ref(), lr, &probes)?;
+            run.log(be.as_ref(), lr, &layer_stats)?;
             progress.step(epoch, run.cur.last[0]);
             if let Some(d) = delay {
                 std::thread::sleep(d);
@@ -458,18 +452,25 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         if report {
             progress.epoch(epoch, &names, &mean, vout.as_ref());
         }
-        if run.cur.batches == per_epoch {
-            run.cur.batches = 0;
-        }
     }
     progress.finish();
+    let train_out = evaluate(model, be.as_mut(), &train, spec.batch.max(256))?;
+    if !o.allow_nonfinite && !train_out[0].is_finite() {
+        // Finite weights can still overflow on the data: they are neither checkpointed nor
+        // saved.
+        let (step, epoch, value) = (run.cur.step, run.cur.epoch, train_out[0]);
+        let what = "the training loss of the trained weights".to_string();
+        let origin = plan.locate_in_evaluation(be.as_ref());
+        let checkpoint = run.last_checkpoint.clone();
+        let n = NonFinite { step, epoch, what, value, origin, checkpoint };
+        return Err(Error::NonFinite(Box::new(n)));
+    }
     if o.checkpoint.is_some() {
         run.checkpoint(be.as_ref())?;
     }
     for l in logs.main.iter_mut().chain(logs.layers.iter_mut()) {
         l.flush()?;
     }
-    let train_out = evaluate(model, be.as_mut(), &train, spec.batch.max(256))?;
     let validation = match &val {
         Some(v) => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
         None => None,
@@ -481,127 +482,48 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     Ok(Summary { steps, epochs, names, last, train: train_out, validation })
 }
 
+/// The graph inputs of the batch of training examples `idx`.
+pub(super) fn batch_inputs(model: &Model, train: &Dataset, idx: &[usize]) -> Vec<Tensor<f32>> {
+    let (x, y) = data::batch(train, idx);
+    inputs_for(model, x, y)
+}
+
+/// What a step made non-finite: a description, its value, and the node that computes it in
+/// the step graph (the loss output, or the parameter's update).
+fn non_finite(
+    c: &Compiled,
+    reported: &[f32],
+    checks: &[f32],
+    host: Option<&super::lbfgs::Driver>,
+) -> Option<(String, f32, crate::graph::NodeId)> {
+    let g = &c.opt;
+    if !reported[0].is_finite() {
+        return Some(("the loss".into(), reported[0], g.outputs[0].node));
+    }
+    let param = |i: usize, v: f32| {
+        let name = format!("parameter `{}`", g.params[i].name);
+        let update = g.updates.iter().find(|u| u.target == Target::Param(i as u32));
+        // A host-driven step updates no parameter in the graph: its gradient is the node.
+        let node = update
+            .map(|u| u.node)
+            .or_else(|| g.output_of(Role::Grad(i as u32)).map(|k| g.outputs[k].node));
+        Some((name, v, node?))
+    };
+    match host {
+        Some(h) => h.first_non_finite().and_then(|(i, v)| param(i, v)),
+        None => {
+            let (k, &v) = checks.iter().enumerate().find(|(_, v)| !v.is_finite())?;
+            let Role::Check(i) = g.checks().nth(k)?.role else { return None };
+            param(i as usize, v)
+        }
+    }
+}
+
 /// A pause after every step, from the environment variable `NNC_TEST_STEP_DELAY_MS`: for
 /// the tests that interrupt or kill a run midway, which need it to last long enough.
 fn test_step_delay() -> Option<std::time::Duration> {
     let ms = std::env::var("NNC_TEST_STEP_DELAY_MS").ok()?.parse().ok()?;
     Some(std::time::Duration::from_millis(ms))
-}
-
-/// The logs a run writes.
-struct Logs {
-    main: Option<CsvLog>,
-    layers: Option<CsvLog>,
-}
-
-/// A run in progress: what a step's log rows and a checkpoint need.
-struct Run<'a> {
-    c: &'a Compiled,
-    settings: &'a checkpoint::Settings,
-    o: &'a Options,
-    host: &'a mut Option<super::lbfgs::Driver>,
-    cur: &'a mut Cursor,
-    logs: &'a mut Logs,
-}
-
-impl Run<'_> {
-    /// The rows of the step just done. A log that cannot be written (a full disk) stops the
-    /// run, and loses nothing: the checkpoint and the weights are saved first, where asked.
-    fn log(&mut self, be: &dyn Backend, lr: f64, probes: &[f32]) -> Result<()> {
-        let k = &*self.cur;
-        let step = k.step;
-        let mut written = Ok(());
-        if let Some(l) = self.logs.layers.as_mut() {
-            written = l.probes(step, k.epoch, probes);
-        }
-        if let (Ok(()), Some(l)) = (&written, self.logs.main.as_mut()) {
-            written = l.row(step, k.epoch, &k.last, lr);
-        }
-        let Err(e) = written else { return Ok(()) };
-        // The logs are incomplete from here on: the checkpoint does not count them.
-        (self.logs.main, self.logs.layers) = (None, None);
-        if self.o.checkpoint.is_some() {
-            match self.checkpoint(be) {
-                Ok(dir) => eprintln!("note: the checkpoint in {} continues the run", dir.display()),
-                Err(c) => eprintln!("note: no checkpoint either: {c}"),
-            }
-        }
-        if let Some(p) = &self.o.save {
-            match current_weights(&self.c.model, be).and_then(|w| state::save(&self.c.model, &w, p))
-            {
-                Ok(()) => eprintln!("note: the weights after step {step} are in {}", p.display()),
-                Err(s) => eprintln!("note: the weights could not be saved either: {s}"),
-            }
-        }
-        Err(e)
-    }
-
-    /// Writes the checkpoint of the run as it is now into `--checkpoint`'s folder.
-    fn checkpoint(&mut self, be: &dyn Backend) -> Result<PathBuf> {
-        let Some(ck) = &self.o.checkpoint else {
-            return Err(Error::Internal("a checkpoint without --checkpoint".into()));
-        };
-        let bytes = |l: &mut Option<CsvLog>| l.as_mut().map(CsvLog::sync).transpose();
-        self.cur.log_bytes = bytes(&mut self.logs.main)?;
-        self.cur.layer_log_bytes = bytes(&mut self.logs.layers)?;
-        let named = tensor_names(self.c);
-        let tensors = be.params().into_iter().chain(be.states());
-        let tensors = named.into_iter().map(|(n, _)| n).zip(tensors).collect();
-        let host = self.host.as_ref().map_or(Vec::new(), |h| h.state());
-        let host = host.into_iter().map(|(k, t)| (format!("optimizer.{k}"), t)).collect();
-        let cursor = self.cur.clone();
-        let state = Checkpoint { cursor, tensors, host, settings: self.settings.clone() };
-        checkpoint::save(&ck.dir, &state)?;
-        Ok(ck.dir.clone())
-    }
-}
-
-/// The names and shapes of a checkpoint's f32 tensors: the parameters, then the step
-/// graph's states (the buffers under their own names, the optimizer's as
-/// `optimizer.<state>`).
-fn tensor_names(c: &Compiled) -> Vec<(String, Vec<usize>)> {
-    let buffers = c.forward.states.len();
-    let params = c.opt.params.iter().map(|p| (p.name.clone(), p.shape.concrete(0)));
-    let states = c.opt.states.iter().enumerate().map(|(i, s)| {
-        let name = if i < buffers { s.name.clone() } else { format!("optimizer.{}", s.name) };
-        (name, s.shape.concrete(0))
-    });
-    params.chain(states).collect()
-}
-
-/// A backend and cursor from the checkpoint in `dir`, which must have been written by a run
-/// with `settings`; `host` takes its host-driven optimizer state.
-fn resume(
-    c: &Compiled,
-    kind: BackendKind,
-    dir: &Path,
-    settings: &checkpoint::Settings,
-    host: Option<&mut super::lbfgs::Driver>,
-) -> Result<(Box<dyn Backend>, Cursor)> {
-    let mut ck = checkpoint::load(dir)?;
-    let file = checkpoint::path(dir);
-    let fail = |message: String| Error::Checkpoint { path: file.clone(), message };
-    let diffs = checkpoint::differences(&ck.settings, settings);
-    if !diffs.is_empty() {
-        let m = format!("it was written by a different run:\n  {}", diffs.join("\n  "));
-        return Err(fail(m));
-    }
-    let mut params = ck.take(&file, &tensor_names(c))?;
-    let states = params.split_off(c.opt.params.len());
-    let mut be = make_backend(kind, c, params)?;
-    be.set_states(&states)?;
-    let get = |k: &str| {
-        let name = format!("optimizer.{k}");
-        ck.host.iter().find(|(n, _)| *n == name).map(|(_, t)| t.clone())
-    };
-    match host {
-        Some(h) => h.restore(get).map_err(|m| fail(format!("its L-BFGS state: {m}")))?,
-        None if !ck.host.is_empty() => {
-            return Err(fail(format!("it holds `{}`, which this run has not", ck.host[0].0)))
-        }
-        None => {}
-    }
-    Ok((be, ck.cursor))
 }
 
 /// Gradients of the loss with respect to every parameter on one batch, in parameter order:

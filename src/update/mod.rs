@@ -42,7 +42,8 @@ use std::ops::Deref;
 use crate::autodiff::GradGraph;
 use crate::check::{Clip, Hyper, Method, Model};
 use crate::graph::{
-    BinaryOp, Graph, Meta, NodeId, Output, Role, ScalarArg, Shape, Target, UnaryOp, Update, F64,
+    Axes, BinaryOp, Graph, Meta, NodeId, Output, Reduce, Role, ScalarArg, Shape, Target, UnaryOp,
+    Update, F64,
 };
 
 /// A training step: the updates of the parameters and optimizer state, and the outputs in
@@ -57,10 +58,11 @@ impl StepGraph {
             Role::Loss => 0,
             Role::Metric => 1,
             Role::Probe | Role::Grad(_) => 2,
+            Role::Check(_) => 3,
         };
         let ranks: Vec<u8> = g.outputs.iter().map(|o| rank(o.role)).collect();
         assert!(ranks.first() == Some(&0), "a step graph's first output is its loss");
-        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "loss, metrics, then probes");
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "loss, metrics, probes, checks");
         StepGraph(g)
     }
     /// The loss and the metrics, in that order: what a step reports.
@@ -72,6 +74,10 @@ impl StepGraph {
     /// The probes (`--log-layers`), in output order.
     pub fn probes(&self) -> impl Iterator<Item = &Output> {
         self.0.outputs.iter().filter(|o| o.role == Role::Probe)
+    }
+    /// The finite checks ([`Role::Check`]), in output order, one per updated parameter.
+    pub fn checks(&self) -> impl Iterator<Item = &Output> {
+        self.0.outputs.iter().filter(|o| matches!(o.role, Role::Check(_)))
     }
     /// The same step rebuilt by `f` (an optimization: outputs, their roles and order kept).
     pub fn map(&self, f: impl FnOnce(&Graph) -> Graph) -> StepGraph {
@@ -93,8 +99,11 @@ impl Deref for StepGraph {
 }
 
 /// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
-/// state updates. Outputs kept: the loss, the metrics and the probes.
-pub fn step(grad_graph: &GradGraph, model: &Model) -> StepGraph {
+/// state updates. Outputs kept: the loss, the metrics and the probes; with `checks`, then one
+/// [`Role::Check`] per parameter, `max_abs.<param>` = `reduce_max(abs(θ_new))`: a full
+/// reduction of the value the update kernel computes anyway, so the JIT fuses it there (two
+/// vector instructions per element, no second pass over memory).
+pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
     if model.optimizer.method == Method::Lbfgs {
         return StepGraph::new(grad_graph.graph().clone());
     }
@@ -141,6 +150,13 @@ pub fn step(grad_graph: &GradGraph, model: &Model) -> StepGraph {
             None => new,
         };
         g.updates.push(Update { target: Target::Param(i), node: new });
+        if checks {
+            // Built right after the update, so that the JIT places it in the same kernel.
+            let magnitude = g.unary(UnaryOp::Abs, new);
+            let rank = g.shape(new).rank();
+            let max = g.reduce(Reduce::Max, magnitude, Axes::all(rank));
+            g.add_output_as(Role::Check(i), format!("max_abs.{name}"), max);
+        }
     }
     g.origin = Meta::default();
     StepGraph::new(g)

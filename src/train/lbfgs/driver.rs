@@ -125,6 +125,18 @@ impl Driver {
         s
     }
 
+    /// The first parameter (graph order) whose f64 value is not finite, and that value.
+    pub fn first_non_finite(&self) -> Option<(usize, f32)> {
+        let x = self.x.as_ref()?;
+        let at = x.iter().position(|v| !v.is_finite())?;
+        let mut end = 0;
+        let param = self.layout.shapes.iter().position(|s| {
+            end += s.iter().product::<usize>();
+            at < end
+        })?;
+        Some((param, x[at] as f32))
+    }
+
     /// Restores what [`Driver::state`] gave, each key through `get`.
     pub fn restore(
         &mut self,
