@@ -78,20 +78,19 @@ impl Diagnostic {
 
 /// Renders several diagnostics, in order, as plain text.
 pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
-    // Control characters of the source are shown as `?`, one per byte, so that spans still
-    // index the text and nothing in a file can drive the user's terminal.
-    let shown = printable(src);
-    let src = shown.as_str();
-    let file = SimpleFile::new(file_name, src);
-    let clamp = |s: Span| {
-        let n = src.len();
-        let a = (s.start as usize).min(n);
-        let b = (s.end as usize).clamp(a, n);
-        a..b
-    };
     let config = term::Config::default();
     let mut out = String::new();
+    let original = src;
     for d in diags {
+        let spans: Vec<Span> =
+            std::iter::once(d.primary.span).chain(d.secondary.iter().map(|l| l.span)).collect();
+        let (shown, map) = shown_source(src, &spans);
+        let src = shown.as_str();
+        let file = SimpleFile::new(file_name, src);
+        let clamp = |s: Span| {
+            let a = map(s.start as usize);
+            a..map(s.end as usize).max(a)
+        };
         let mut labels =
             vec![cs::Label::primary((), clamp(d.primary.span)).with_message(&d.primary.message)];
         for l in &d.secondary {
@@ -105,9 +104,97 @@ pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
         if term::emit_to_string(&mut buf, &config, &file, &diag).is_err() {
             buf = format!("error: {}\n", d.message);
         }
+        // The location in the header is the shown text's: a cut line moves its columns.
+        let at = d.primary.span.start as usize;
+        let (shown_col, real_col) = (column(src, map(at)), column(original, at));
+        if shown_col != real_col {
+            let line = Span::new(at, at).line(original);
+            let (was, is) = (format!(":{line}:{shown_col}\n"), format!(":{line}:{real_col}\n"));
+            buf = buf.replacen(&was, &is, 1);
+        }
         out.push_str(&buf);
     }
     out
+}
+
+/// Lines longer than this many bytes are shown cut around the spans on them.
+const MAX_LINE: usize = 160;
+/// Bytes of context kept on each side of a span on a long line.
+const CONTEXT: usize = 40;
+
+/// The source as a message shows it, and where an offset of `src` is in it. Control
+/// characters become `?` (one per byte, so that offsets are kept and nothing in a file can
+/// drive the user's terminal); each line longer than [`MAX_LINE`] keeps only [`CONTEXT`]
+/// bytes around the starts and ends of the `spans` on it, `…` standing for each cut.
+fn shown_source(src: &str, spans: &[Span]) -> (String, impl Fn(usize) -> usize) {
+    let text = printable(src);
+    // (offset in `src`, offset in the shown text) at the start of every kept piece, and
+    // the end of the text.
+    let mut marks: Vec<(usize, usize)> = Vec::new();
+    let mut shown = String::with_capacity(text.len().min(1 << 16));
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let mut keep: Vec<(usize, usize)> = Vec::new();
+        if line.len() > MAX_LINE {
+            for s in spans {
+                for at in [s.start as usize, s.end as usize] {
+                    if (start..=end).contains(&at) {
+                        keep.push((at.saturating_sub(CONTEXT).max(start), (at + CONTEXT).min(end)));
+                    }
+                }
+            }
+            keep.sort();
+            keep.dedup();
+        } else {
+            keep.push((start, end));
+        }
+        let mut last = start;
+        for (a, b) in keep {
+            let a = floor_char(&text, a.max(last));
+            let b = floor_char(&text, b);
+            if b <= a {
+                continue;
+            }
+            if a > last {
+                shown.push('…');
+            }
+            marks.push((a, shown.len()));
+            shown.push_str(&text[a..b]);
+            last = b;
+        }
+        if last < end {
+            shown.push('…');
+            if line.ends_with('\n') {
+                shown.push('\n');
+            }
+        }
+        start = end;
+    }
+    marks.push((text.len(), shown.len()));
+    let map = move |at: usize| {
+        let i = marks.partition_point(|&(o, _)| o <= at).saturating_sub(1);
+        let (o, n) = marks[i];
+        let next = marks.get(i + 1).map_or(usize::MAX, |m| m.1);
+        (n + at.saturating_sub(o)).min(next)
+    };
+    (shown, map)
+}
+
+/// The 1-based column, in characters, of byte offset `at` of `src`.
+fn column(src: &str, at: usize) -> usize {
+    let at = floor_char(src, at);
+    let start = src[..at].rfind('\n').map_or(0, |i| i + 1);
+    src[start..at].chars().count() + 1
+}
+
+/// The largest char boundary of `s` at or before `at`.
+fn floor_char(s: &str, at: usize) -> usize {
+    let mut at = at.min(s.len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
 }
 
 /// The result type of the front-end stages: all diagnostics found, not just the first.
@@ -151,5 +238,25 @@ mod printable_tests {
         assert!(!text.contains('\u{1b}') && !text.contains('\u{7}'), "{text:?}");
         assert!(text.contains("?[31mred?"), "{text}");
         assert_eq!(printable("a\u{85}b\tc\n").len(), "a\u{85}b\tc\n".len());
+    }
+
+    /// A very long line is shown cut around the span, which still points at its text.
+    #[test]
+    fn long_lines_are_cut_around_the_span() {
+        let filler = "x + ".repeat(20_000);
+        let src = format!("model M {{\n  y = {filler}oops + {filler}1\n}}\n");
+        let at = src.find("oops").unwrap() as u32;
+        let d = Diagnostic::error(Span { start: at, end: at + 4 }, "unknown `oops`");
+        let text = render_all(&[d], "t.nn", &src);
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        assert!(text.contains("2 │ …x + ") && text.contains("x + oops + x"), "{text}");
+        assert!(text.contains("+ x…\n") && text.contains("^^^^"), "{text}");
+        let col = at as usize - src.find("  y").unwrap() + 1;
+        assert!(text.contains(&format!("t.nn:2:{col}\n")), "{text}");
+        // Short lines are unchanged, and a span at the very end still renders.
+        let src = "model M {\n  y = oops\n}";
+        let at = src.find("oops").unwrap() as u32;
+        let d = Diagnostic::error(Span { start: at, end: src.len() as u32 + 5 }, "m");
+        assert!(render_all(&[d], "t.nn", src).contains("y = oops"));
     }
 }

@@ -72,7 +72,10 @@ fn a_parameter_that_becomes_nan_midway_is_named_with_its_source_line() {
             s(&w),
         ]);
         assert_eq!(code, 1, "{backend}: {err}");
-        assert!(err.contains("parameter `fc1.weight` became NaN at step 11 (epoch 2)"), "{err}");
+        assert!(
+            err.contains("parameter `fc1.weight` at [5, 0] became NaN at step 11 (epoch 2)"),
+            "{err}"
+        );
         // The first non-finite value: sqrt's derivative at 0, in the backward of line 7.
         assert!(err.contains("is inf") && err.contains("line 7, grad of"), "{err}");
         assert!(err.contains("7 | h = sqrt(relu(fc1(x)))"), "{err}");
@@ -95,7 +98,7 @@ fn a_parameter_that_becomes_nan_on_the_last_step_is_caught() {
     let w = dir.join("w.safetensors");
     let (code, _, err) = nnc(&["train", s(&file), "--steps", "11", "--save", s(&w)]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("parameter `fc1.weight` became NaN at step 11"), "{err}");
+    assert!(err.contains("parameter `fc1.weight` at [5, 0] became NaN at step 11"), "{err}");
     assert!(err.contains("no checkpoint was written"), "{err}");
     assert!(!w.exists());
     // One step earlier all is finite.
@@ -138,8 +141,8 @@ fn allow_nonfinite_trains_on_but_never_saves_nan() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("not saving") && err.contains("NaN"), "{err}");
     assert!(!w.exists());
-    // The step graph checks every parameter: one `max_abs` output each.
+    // The step graph checks every parameter: one `nonfinite` output each.
     let (_, ir, _) = nnc(&["ir", s(&file), "--stage", "opt"]);
-    assert!(ir.contains("output max_abs.fc1.weight"), "{ir}");
+    assert!(ir.contains("output nonfinite.fc1.weight"), "{ir}");
     let _ = std::fs::remove_dir_all(&dir);
 }

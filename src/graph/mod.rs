@@ -110,8 +110,8 @@ pub enum Role {
     Probe,
     /// The loss's gradient with respect to parameter `i` (`graph.params[i]`).
     Grad(u32),
-    /// The largest magnitude of parameter `i` after the step's update, NaN-propagating: finite
-    /// if and only if every element of the new value is (a training step's finite check).
+    /// A training step's finite check of parameter `i`: `sum(θ_new − θ_new)`, 0 if every
+    /// element of the new value is finite, NaN otherwise.
     Check(u32),
 }
 

@@ -3,8 +3,9 @@
 //! its other operand is finite (`∞·0` is NaN), as every ML compiler does.
 //!
 //! Does not fold constants (see `fold`), reassociate sums (not exact, and no rule here may
-//! change which elements are added), rewrite `0/x` (NaN at `x = 0`) or `log`/`exp` pairs
-//! (domain and overflow: see `stabilize`).
+//! change which elements are added), rewrite `0/x` (NaN at `x = 0`), `x − x` (NaN for a
+//! non-finite `x`: the training step's finite checks are `sum(θ − θ)`, see `update`) or
+//! `log`/`exp` pairs (domain and overflow: see `stabilize`).
 
 mod unit_matmul;
 

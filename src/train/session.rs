@@ -412,7 +412,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
             let mut layer_stats = last.split_off(standard.min(last.len()));
             let checks = layer_stats.split_off(probes.min(layer_stats.len()));
             if !o.allow_nonfinite {
-                if let Some(bad) = non_finite(c, &last, &checks, run.host.as_ref()) {
+                if let Some(bad) = non_finite(c, &last, &checks, run.host.as_ref(), be.as_ref()) {
                     progress.finish();
                     return Err(run.stopped(bad, t, epoch));
                 }
@@ -488,35 +488,35 @@ pub(super) fn batch_inputs(model: &Model, train: &Dataset, idx: &[usize]) -> Vec
     inputs_for(model, x, y)
 }
 
-/// What a step made non-finite: a description, its value, and the node that computes it in
-/// the step graph (the loss output, or the parameter's update).
+/// What a step made non-finite: a description, its first non-finite value, and the node
+/// that computes it in the step graph (the loss output, or the parameter's update).
 fn non_finite(
     c: &Compiled,
     reported: &[f32],
     checks: &[f32],
     host: Option<&super::lbfgs::Driver>,
+    be: &dyn Backend,
 ) -> Option<(String, f32, crate::graph::NodeId)> {
     let g = &c.opt;
     if !reported[0].is_finite() {
         return Some(("the loss".into(), reported[0], g.outputs[0].node));
     }
-    let param = |i: usize, v: f32| {
-        let name = format!("parameter `{}`", g.params[i].name);
-        let update = g.updates.iter().find(|u| u.target == Target::Param(i as u32));
-        // A host-driven step updates no parameter in the graph: its gradient is the node.
-        let node = update
-            .map(|u| u.node)
-            .or_else(|| g.output_of(Role::Grad(i as u32)).map(|k| g.outputs[k].node));
-        Some((name, v, node?))
-    };
-    match host {
-        Some(h) => h.first_non_finite().and_then(|(i, v)| param(i, v)),
+    let i = match host {
+        Some(h) => h.first_non_finite()?.0,
         None => {
-            let (k, &v) = checks.iter().enumerate().find(|(_, v)| !v.is_finite())?;
-            let Role::Check(i) = g.checks().nth(k)?.role else { return None };
-            param(i as usize, v)
+            let k = checks.iter().position(|v| !v.is_finite())?;
+            match g.checks().nth(k)?.role {
+                Role::Check(i) => i as usize,
+                _ => return None,
+            }
         }
-    }
+    };
+    let (at, value) = super::weights::first_non_finite(&be.params()[i])?;
+    let what = format!("parameter `{}` at {at:?}", g.params[i].name);
+    let update = g.updates.iter().find(|u| u.target == Target::Param(i as u32)).map(|u| u.node);
+    // A host-driven step updates no parameter in the graph: its gradient is the node.
+    let grad = || g.output_of(Role::Grad(i as u32)).map(|k| g.outputs[k].node);
+    Some((what, value, update.or_else(grad)?))
 }
 
 /// A pause after every step, from the environment variable `NNC_TEST_STEP_DELAY_MS`: for

@@ -100,9 +100,11 @@ impl Deref for StepGraph {
 
 /// The training step: `backward`'s graph with the gradient outputs replaced by parameter and
 /// state updates. Outputs kept: the loss, the metrics and the probes; with `checks`, then one
-/// [`Role::Check`] per parameter, `max_abs.<param>` = `reduce_max(abs(θ_new))`: a full
-/// reduction of the value the update kernel computes anyway, so the JIT fuses it there (two
-/// vector instructions per element, no second pass over memory).
+/// [`Role::Check`] per parameter, `nonfinite.<param>` = `reduce_sum(θ_new − θ_new)`: 0 when
+/// every element is finite, NaN otherwise (∞ − ∞ and NaN − NaN are NaN). A full reduction of
+/// the value the update kernel computes anyway, so the JIT fuses it there: one subtraction
+/// and one addition per vector, no second pass over memory (a NaN-propagating max of |θ|
+/// took five, measured 50% slower on config B's Adam kernel).
 pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
     if model.optimizer.method == Method::Lbfgs {
         return StepGraph::new(grad_graph.graph().clone());
@@ -152,10 +154,10 @@ pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
         g.updates.push(Update { target: Target::Param(i), node: new });
         if checks {
             // Built right after the update, so that the JIT places it in the same kernel.
-            let magnitude = g.unary(UnaryOp::Abs, new);
+            let zeros = g.binary(BinaryOp::Sub, new, new);
             let rank = g.shape(new).rank();
-            let max = g.reduce(Reduce::Max, magnitude, Axes::all(rank));
-            g.add_output_as(Role::Check(i), format!("max_abs.{name}"), max);
+            let sum = g.reduce(Reduce::Sum, zeros, Axes::all(rank));
+            g.add_output_as(Role::Check(i), format!("nonfinite.{name}"), sum);
         }
     }
     g.origin = Meta::default();

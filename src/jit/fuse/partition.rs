@@ -121,6 +121,11 @@ pub(super) struct Drafts {
     pub updates: Vec<(Target, Option<Ref>)>,
 }
 
+/// The most graph nodes one loop kernel takes (a node beyond starts a new kernel). Code
+/// generation of a kernel grows faster than linearly with its size (register allocation over
+/// values live across the whole kernel), so a bound keeps compile time linear in the model.
+pub const MAX_KERNEL_NODES: usize = 64;
+
 pub(super) fn partition(g: &Graph) -> Drafts {
     let n = g.len();
     let dims: Vec<Vec<Sym>> =
@@ -350,9 +355,13 @@ impl Partition<'_> {
         });
         let is_loop = |k: &usize| matches!(self.d.kernels[*k], Draft::Loop { .. });
         let barrier = (0..self.d.kernels.len()).rev().find(|k| !is_loop(k)).map_or(0, |k| k + 1);
+        let room = |k: &usize| match &self.d.kernels[*k] {
+            Draft::Loop { nodes, .. } => nodes.len() < MAX_KERNEL_NODES,
+            _ => false,
+        };
         match producer.max() {
-            Some(p) => (p.max(barrier)..self.d.kernels.len()).rev().collect(),
-            None => self.open.into_iter().collect(),
+            Some(p) => (p.max(barrier)..self.d.kernels.len()).rev().filter(room).collect(),
+            None => self.open.into_iter().filter(room).collect(),
         }
     }
 
