@@ -31,6 +31,20 @@ impl Span {
     }
 }
 
+/// The line numbers of one source's byte offsets, by binary search over its line starts
+/// (for printers that ask for many: [`Span::line`] counts from the start every time).
+pub struct LineIndex(Vec<usize>);
+
+impl LineIndex {
+    pub fn new(src: &str) -> LineIndex {
+        LineIndex(src.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect())
+    }
+    /// 1-based line number of `span`'s start, as [`Span::line`] gives it.
+    pub fn line(&self, span: Span) -> usize {
+        self.0.partition_point(|&nl| nl < span.start as usize) + 1
+    }
+}
+
 /// One labelled span inside a diagnostic.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Label {

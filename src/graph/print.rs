@@ -29,6 +29,7 @@
 
 use std::fmt::Write;
 
+use crate::diagnostic::LineIndex;
 use crate::graph::{Axes, BinaryOp, Graph, InputKind, NodeId, Op, Target, UnaryOp};
 
 /// The widest code part that still sets the comment column.
@@ -86,7 +87,9 @@ fn nodes(g: &Graph, src: Option<&str>) -> String {
         let (op, shape) = (op_text(g, &node.op, &node.args), &node.shape);
         format!("  {:>id_width$} = {op} : {shape}", format!("%{}", id.0))
     };
-    let lines: Vec<(String, String)> = g.ids().map(|id| (line(id), comment(g, id, src))).collect();
+    let index = src.map(LineIndex::new);
+    let lines: Vec<(String, String)> =
+        g.ids().map(|id| (line(id), comment(g, id, index.as_ref()))).collect();
     let width = |code: &String| code.chars().count();
     let column = lines
         .iter()
@@ -119,14 +122,14 @@ fn roots(g: &Graph) -> String {
 }
 
 /// `fc1, line 7, grad of %5`: note, source line, differentiated node (each if known).
-pub fn comment(g: &Graph, id: NodeId, src: Option<&str>) -> String {
+pub fn comment(g: &Graph, id: NodeId, lines: Option<&LineIndex>) -> String {
     let meta = g.meta(id);
     let mut parts = Vec::new();
     if let Some(note) = &meta.note {
         parts.push(note.clone());
     }
-    if let (Some(span), Some(src)) = (meta.span, src) {
-        parts.push(format!("line {}", span.line(src)));
+    if let (Some(span), Some(lines)) = (meta.span, lines) {
+        parts.push(format!("line {}", lines.line(span)));
     }
     if let Some(f) = meta.grad_of {
         parts.push(format!("grad of %{}", f.0));

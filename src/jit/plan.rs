@@ -99,7 +99,11 @@ pub fn plan(g: &Graph, programs: &[&Program]) -> Plan {
 }
 
 /// First-fit placement by liveness; returns the slots (fixed offsets relative to the
-/// temporaries' base) and the sizes used in each arena.
+/// temporaries' base) and the sizes used in each arena. In order of first use, each
+/// temporary takes the lowest offset where it overlaps no temporary still live (one whose
+/// last use is at or after its first); an [`Arena`] keeps the free gaps between the live
+/// ones, so that the placement costs time linear in the number of temporaries for the usual
+/// shapes of liveness (a long chain keeps thousands live at once).
 fn place_temps(temps: &[Temp]) -> (Vec<Slot>, usize, usize) {
     let size = |t: &Temp| -> usize {
         match t.size {
@@ -110,35 +114,73 @@ fn place_temps(temps: &[Temp]) -> (Vec<Slot>, usize, usize) {
     let mut order: Vec<usize> = (0..temps.len()).collect();
     order.sort_by_key(|&i| (temps[i].live.0, i));
     let mut slots = vec![Slot::Fixed(0); temps.len()];
-    let mut placed: Vec<(usize, usize, usize)> = Vec::new(); // (temp, offset, size)
-    let (mut fixed_top, mut batch_top) = (0, 0);
+    let (mut fixed, mut batch) = (Arena::default(), Arena::default());
+    // Live temporaries by last use, earliest first: (last use, batch?, offset, size).
+    let mut live = std::collections::BinaryHeap::new();
     for i in order {
-        let batch = temps[i].size.has_batch();
-        let overlaps = |j: usize| {
-            let (a, b) = (temps[i].live, temps[j].live);
-            temps[j].size.has_batch() == batch && a.0 <= b.1 && b.0 <= a.1
-        };
-        let mut busy: Vec<(usize, usize)> =
-            placed.iter().filter(|p| overlaps(p.0)).map(|p| (p.1, p.2)).collect();
-        busy.sort();
-        let want = size(&temps[i]);
-        let mut at = 0;
-        for (o, s) in busy {
-            if o >= at + want {
+        let start = temps[i].live.0;
+        while let Some(&std::cmp::Reverse((end, in_batch, at, n))) = live.peek() {
+            if end >= start {
                 break;
             }
-            at = at.max(o + s);
+            live.pop();
+            if in_batch { &mut batch } else { &mut fixed }.free(at, n);
         }
-        placed.push((i, at, want));
-        if batch {
-            slots[i] = Slot::Batch(at);
-            batch_top = batch_top.max(at + want);
+        let in_batch = temps[i].size.has_batch();
+        let want = size(&temps[i]);
+        let at = if in_batch { &mut batch } else { &mut fixed }.take(want);
+        slots[i] = if in_batch { Slot::Batch(at) } else { Slot::Fixed(at) };
+        live.push(std::cmp::Reverse((temps[i].live.1, in_batch, at, want)));
+    }
+    (slots, fixed.top, batch.top)
+}
+
+/// One arena's free space while placing: the gaps below `end` (sorted, disjoint, never
+/// adjacent), the end of the highest live temporary, and the most ever used.
+#[derive(Default)]
+struct Arena {
+    gaps: Vec<(usize, usize)>,
+    end: usize,
+    top: usize,
+}
+
+impl Arena {
+    /// The lowest offset with `n` free units.
+    fn take(&mut self, n: usize) -> usize {
+        if let Some(k) = self.gaps.iter().position(|&(_, len)| len >= n) {
+            let (at, len) = self.gaps[k];
+            if len == n {
+                self.gaps.remove(k);
+            } else {
+                self.gaps[k] = (at + n, len - n);
+            }
+            return at;
+        }
+        let at = self.end;
+        self.end += n;
+        self.top = self.top.max(self.end);
+        at
+    }
+
+    /// Returns `n` units at `at` (taken before).
+    fn free(&mut self, at: usize, n: usize) {
+        let k = self.gaps.partition_point(|&(o, _)| o < at);
+        self.gaps.insert(k, (at, n));
+        // Merge with the next gap, then with the previous one.
+        if k + 1 < self.gaps.len() && at + n == self.gaps[k + 1].0 {
+            self.gaps[k].1 += self.gaps.remove(k + 1).1;
+        }
+        let k = if k > 0 && self.gaps[k - 1].0 + self.gaps[k - 1].1 == at {
+            self.gaps[k - 1].1 += self.gaps.remove(k).1;
+            k - 1
         } else {
-            slots[i] = Slot::Fixed(at);
-            fixed_top = fixed_top.max(at + want);
+            k
+        };
+        // A gap reaching the end is no gap.
+        if k + 1 == self.gaps.len() && self.gaps[k].0 + self.gaps[k].1 == self.end {
+            self.end = self.gaps.pop().map_or(self.end, |g| g.0);
         }
     }
-    (slots, fixed_top, batch_top)
 }
 
 #[cfg(test)]

@@ -201,7 +201,8 @@ impl Plan<'_> {
         let line = crate::graph::print::node_line(g, id);
         let src = &self.c.src;
         let mut s = format!("{line} is {v}");
-        let at = crate::graph::print::comment(g, id, Some(src));
+        let lines = crate::diagnostic::LineIndex::new(src);
+        let at = crate::graph::print::comment(g, id, Some(&lines));
         if !at.is_empty() {
             s += &format!("  ({at})");
         }
