@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod differential;
+pub mod models;
 
 use std::path::PathBuf;
 use std::process::Command;
