@@ -170,8 +170,7 @@ fn compile_everything(src: &str) {
 /// nodes (a mutated width can ask for gigabytes, which `nnc train` refuses up front with
 /// its memory check, but `jit::compile` alone would try to allocate).
 fn small(g: &nnc::graph::Graph) -> bool {
-    let numel =
-        |id| g.shape(id).dims().iter().try_fold(1usize, |n, d| n.checked_mul(d.size(1) as usize));
+    let numel = |id| g.shape(id).dims().iter().try_fold(1usize, |n, d| n.checked_mul(d.size(1)));
     g.len() < 20_000 && g.ids().all(|id| numel(id).is_some_and(|n| n < 1 << 20))
 }
 
