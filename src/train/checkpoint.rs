@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, SafeTensors};
 
 use super::data::Dataset;
 use super::weights::first_non_finite;
@@ -141,14 +141,21 @@ pub fn differences(saved: &Settings, now: &Settings) -> Vec<String> {
 }
 
 /// Makes `dir` ready to take checkpoints: created if absent (its parent must exist), and
-/// rid of the temporary files of earlier runs that were killed while writing one.
+/// rid of the temporary files of earlier runs that were killed while writing one (the
+/// folder is the checkpoint's own).
 pub fn prepare(dir: &Path) -> Result<()> {
     let fail = |e| Error::write(dir, e);
     if !dir.is_dir() {
         std::fs::create_dir(dir).map_err(fail)?;
     }
     for entry in std::fs::read_dir(dir).map_err(fail)?.flatten() {
-        if crate::files::is_temp_of(&entry.file_name().to_string_lossy(), FILE) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // Ours, and the safetensors crate's own (`.tmp` and six characters).
+        let theirs = name.len() == 10
+            && name
+                .strip_prefix(".tmp")
+                .is_some_and(|r| r.chars().all(|c| c.is_ascii_alphanumeric()));
+        if crate::files::is_temp_of(&name, FILE) || theirs {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -163,21 +170,10 @@ pub fn save(dir: &Path, c: &Checkpoint) -> Result<PathBuf> {
             return Err(Error::NonFiniteSave { path: file, name: name.clone(), at, value });
         }
     }
-    let f32s: Vec<Vec<u8>> = c
-        .tensors
-        .iter()
-        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let f64s: Vec<Vec<u8>> =
-        c.host.iter().map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = (c.tensors.iter().zip(&f32s).map(|((n, t), b)| (n, Dtype::F32, &t.shape, b)))
-        .chain(c.host.iter().zip(&f64s).map(|((n, t), b)| (n, Dtype::F64, &t.shape, b)))
-        .map(|(n, d, s, b)| Ok((n.as_str(), TensorView::new(d, s.clone(), b)?)))
-        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>();
-    let bytes = views
-        .and_then(|v| safetensors::serialize(v, Some(metadata(c))))
-        .map_err(|e| Error::Internal(format!("checkpoint tensors: {e}")))?;
-    crate::files::write_atomic(&file, &bytes).map_err(|e| Error::write(&file, e))?;
+    let f32s: Vec<(String, &Tensor<f32>)> = c.tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+    let f64s: Vec<(String, &Tensor<f64>)> = c.host.iter().map(|(n, t)| (n.clone(), t)).collect();
+    super::weights::save_with(&file, &f32s, &f64s, Some(metadata(c)))
+        .map_err(|e| Error::write(&file, e))?;
     Ok(file)
 }
 
