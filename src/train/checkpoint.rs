@@ -83,7 +83,7 @@ pub fn settings(c: &Compiled, spec: &TrainSpec, train: &Dataset) -> Settings {
         .join("\n");
     let mut s: Settings = vec![
         ("model".into(), m.name.clone()),
-        ("gradient graph".into(), format!("fingerprint {:016x}", fnv1a(graph.as_bytes()))),
+        ("gradient graph".into(), format!("fingerprint {:016x}", fnv1a(graph.bytes()))),
         ("optimizer".into(), format!("{:?}", m.optimizer.method)),
     ];
     s.extend(
@@ -92,8 +92,7 @@ pub fn settings(c: &Compiled, spec: &TrainSpec, train: &Dataset) -> Settings {
     for (i, g) in m.optimizer.groups.iter().enumerate() {
         s.push((format!("group {i}"), format!("{:?} {:?} {:?}", g.patterns, g.hyper, g.clip)));
     }
-    let data: Vec<u8> =
-        train.x.data.iter().chain(&train.y.data).flat_map(|v| v.to_le_bytes()).collect();
+    let data = train.x.data.iter().chain(&train.y.data).flat_map(|v| v.to_le_bytes());
     s.extend([
         ("clip".into(), format!("{:?}", m.clip)),
         ("schedule".into(), format!("{:?}", m.schedule.phases)),
@@ -102,7 +101,7 @@ pub fn settings(c: &Compiled, spec: &TrainSpec, train: &Dataset) -> Settings {
         ("shuffle".into(), spec.shuffle.to_string()),
         ("validation".into(), spec.validation.to_string()),
         ("scale_lr".into(), format!("{:?}", spec.scale_lr)),
-        ("data".into(), format!("{} training examples, {:016x}", train.x.shape[0], fnv1a(&data))),
+        ("data".into(), format!("{} training examples, {:016x}", train.x.shape[0], fnv1a(data))),
     ]);
     s
 }
@@ -117,8 +116,9 @@ fn fields(debug: &str) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// FNV-1a, 64 bits: a stable fingerprint (std's hashers may change between releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    let step = |h: u64, b: u8| (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, step)
 }
 
 /// The differences between a checkpoint's settings and a run's, one line each.
