@@ -20,8 +20,6 @@ pub mod print;
 pub mod scalar;
 pub mod verify;
 
-use std::collections::HashMap;
-
 use crate::diagnostic::Span;
 pub use op::{Axes, BinaryOp, Dim, Op, OpKind, ScalarArg, Shape, UnaryOp, F64};
 
@@ -134,7 +132,8 @@ pub struct Update {
 pub struct Graph {
     nodes: Vec<Node>,
     meta: Vec<Meta>,
-    intern: HashMap<(Op, Vec<NodeId>, Shape), NodeId>,
+    // Fx: the std hasher (SipHash) was the passes' largest cost on large graphs.
+    intern: rustc_hash::FxHashMap<(Op, Vec<NodeId>, Shape), NodeId>,
     pub inputs: Vec<InputInfo>,
     pub params: Vec<ParamInfo>,
     pub states: Vec<StateInfo>,
