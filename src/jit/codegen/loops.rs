@@ -12,7 +12,7 @@
 //! epilogue: means of column/full reductions, stores of Inv values
 //! ```
 //! Column loops (`columns`) unroll [`UNROLL`] vectors, or [`UNROLL_MATH`] when the body calls
-//! vectorized math. Rows of a small constant width are straight-line code; there every pass
+//! vectorized math, and none beyond [`UNROLL_BODY_MAX`] values. Rows of a small constant width are straight-line code; there every pass
 //! of a row is one block, so a later pass reuses the vector values an earlier one computed
 //! (the row's memo) instead of recomputing them. In wider rows, a vectorized math value
 //! (tanh, exp, ...) that several passes need is computed once, in the first, and kept for
@@ -37,6 +37,11 @@ pub const UNROLL: usize = 4;
 /// one (`nnc bench examples/bench/e.nn --profile`, alternating: 19.5 → 16.5 µs and 35 → 32 µs);
 /// four were no faster than two and double the code.
 pub const UNROLL_MATH: usize = 2;
+/// The most values a column loop's body may have and still be unrolled: a longer body has
+/// independent work enough for the core, and copies of it only cost compile time (a
+/// 4,000-value chain's Cranelift time fell from 1,261 to 727 ms at the same steps/s; no
+/// kernel of configs A–E or `examples/*.nn` is that long: BENCHMARKS.md).
+pub const UNROLL_BODY_MAX: usize = 64;
 /// Widest constant row whose multi-pass math values are kept in a row scratch (floats).
 pub const SCRATCH_MAX: u64 = 4096;
 
@@ -399,7 +404,11 @@ impl<'k> St<'k> {
         self.cur_pass = p;
         let kinds: Vec<RKind> = accs.iter().map(|a| a.0).collect();
         let inputs: Vec<V> = accs.iter().map(|a| a.1).collect();
-        let unroll = if needed.iter().any(|&v| self.calls_math(v)) { UNROLL_MATH } else { UNROLL };
+        let unroll = match needed.len() {
+            n if n > UNROLL_BODY_MAX => 1,
+            _ if needed.iter().any(|&v| self.calls_math(v)) => UNROLL_MATH,
+            _ => UNROLL,
+        };
         let spec = Spec { kinds: &kinds, unroll, masked_tail: true };
         let st = &*self;
         let fin = column_loop(fx, (j0, jend), fixed, spec, &mut |fx, at, acc| {
