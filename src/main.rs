@@ -123,7 +123,8 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = thread_count)]
         threads: usize,
     },
-    /// Print a weights file: each tensor's name, shape and values (a summary when large).
+    /// Print a weights file (or a checkpoint, with where its run was): each tensor's name,
+    /// shape and values (a summary when large).
     Weights {
         file: PathBuf,
         /// Print every value, however large the tensor.
@@ -555,7 +556,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Weights { file, all } => {
+            // A checkpoint folder stands for its checkpoint file.
+            let file = if file.is_dir() { ckpt::path(&file) } else { file };
             let tensors = weights::load(&file).map_err(|e| e.to_string())?;
+            if let Ok(c) = ckpt::load_file(&file) {
+                print!("{}", c.describe());
+            }
             print!("{}", weights::show(&tensors, all));
             Ok(())
         }

@@ -142,6 +142,10 @@ fn optimizer_state_has_pytorch_names() {
     let (code, _, err) = nnc(&["train", s(&file), "--steps", "3", "--checkpoint", s(&ck)]);
     assert_eq!(code, 0, "{err}");
     let (_, shown, _) = nnc(&["weights", s(&ck.join("checkpoint.safetensors"))]);
+    assert!(shown.starts_with("checkpoint after step 3 (epoch 1, 3 of its batches done)"));
+    assert!(shown.contains("  optimizer: Adam\n") && shown.contains("  batch: 32\n"), "{shown}");
+    // The folder stands for its checkpoint.
+    assert_eq!(nnc(&["weights", s(&ck)]).1, shown);
     for name in [
         "fc1.weight ",
         "bn.running_mean ",

@@ -203,7 +203,12 @@ fn metadata(c: &Checkpoint) -> HashMap<String, String> {
 
 /// The checkpoint in `dir`.
 pub fn load(dir: &Path) -> Result<Checkpoint> {
-    let file = path(dir);
+    load_file(&path(dir))
+}
+
+/// The checkpoint in `file`.
+pub fn load_file(file: &Path) -> Result<Checkpoint> {
+    let file = file.to_path_buf();
     let fail = |message: String| Error::Checkpoint { path: file.clone(), message };
     let mut bytes = Vec::new();
     crate::files::open_bounded(&file, crate::files::available_memory())
@@ -271,6 +276,19 @@ pub fn load(dir: &Path) -> Result<Checkpoint> {
 }
 
 impl Checkpoint {
+    /// What `nnc weights` prints above the tensors: where the run was, and its settings.
+    pub fn describe(&self) -> String {
+        let k = &self.cursor;
+        let mut s = format!(
+            "checkpoint after step {} (epoch {}, {} of its batches done)\n",
+            k.step, k.epoch, k.batches
+        );
+        for (key, v) in &self.settings {
+            s += &format!("  {key}: {v}\n");
+        }
+        s
+    }
+
     /// The f32 tensors named `names`, in that order; says which are missing or misshapen.
     pub fn take(
         &mut self,
