@@ -146,3 +146,28 @@ fn allow_nonfinite_trains_on_but_never_saves_nan() {
     assert!(ir.contains("output nonfinite.fc1.weight"), "{ir}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--checkpoint-every Nepochs` writes at the end of every N-th epoch (10 batches each
+/// here): the run that fails at step 11 keeps the checkpoint of step 10 with `1epochs`, and
+/// none with `2epochs`.
+#[test]
+fn epoch_checkpoints_are_written_at_epoch_ends() {
+    let (dir, file) = scratch("epochs", SQRT);
+    for (every, want) in [("1epochs", "(step 10)"), ("2epochs", "no checkpoint was written")] {
+        let ck = dir.join(every);
+        let args = [
+            "train",
+            s(&file),
+            "--steps",
+            "30",
+            "--checkpoint",
+            s(&ck),
+            "--checkpoint-every",
+            every,
+        ];
+        let (code, _, err) = nnc(&args);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("became NaN at step 11") && err.contains(want), "{every}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
