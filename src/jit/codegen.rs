@@ -18,6 +18,7 @@ mod generic;
 mod index;
 mod loops;
 mod ops;
+mod workers;
 
 use std::collections::HashMap;
 
@@ -110,7 +111,8 @@ pub fn compile(
     want_text: bool,
     profile: bool,
 ) -> Result<Code, JitError> {
-    let mut jb = JITBuilder::with_isa(host_isa()?, default_libcall_names());
+    let isa = host_isa()?;
+    let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     jb.symbol("nnc_gemm", abi::gemm_address());
     jb.symbol("nnc_pool_run", abi::pool_run_address());
     jb.symbol("nnc_tick", abi::tick_address());
@@ -118,28 +120,40 @@ pub fn compile(
     for (_, name, address, _) in ops::exact_functions() {
         jb.symbol(name, address);
     }
-    let mut g = Gen {
-        module: JITModule::new(jb),
-        imports: HashMap::new(),
-        text: Vec::new(),
-        want_text,
-        profile,
-    };
-    g.declare_imports()?;
-    let mut entries = Vec::new();
-    for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
-        entries.push(g.program(prog, name, plan, p, threads)?);
+    let mut module = JITModule::new(jb);
+    let ((entries, text), code) = workers::compile(&*isa, |sink| {
+        let mut g = Gen {
+            module: &mut module,
+            imports: HashMap::new(),
+            text: Vec::new(),
+            want_text,
+            profile,
+            sink,
+        };
+        g.declare_imports()?;
+        let mut entries = Vec::new();
+        for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
+            entries.push(g.program(prog, name, plan, p, threads)?);
+        }
+        Ok((entries, g.text))
+    })?;
+    for c in code {
+        module
+            .define_function_bytes(c.id, c.alignment, &c.bytes, &c.relocs)
+            .map_err(|e| codegen(format!("cranelift: {}: {e}", c.name)))?;
     }
-    g.module.finalize_definitions().map_err(|e| codegen(format!("cranelift: {e}")))?;
-    Ok(Code { module: g.module, entries, text: g.text })
+    module.finalize_definitions().map_err(|e| codegen(format!("cranelift: {e}")))?;
+    Ok(Code { module, entries, text })
 }
 
-struct Gen {
-    module: JITModule,
+struct Gen<'m> {
+    module: &'m mut JITModule,
     imports: HashMap<Import, FuncId>,
     text: Vec<(String, String)>,
     want_text: bool,
     profile: bool,
+    /// Built functions go here to be compiled.
+    sink: workers::Sink,
 }
 
 fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
@@ -149,7 +163,7 @@ fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
     s
 }
 
-impl Gen {
+impl Gen<'_> {
     fn declare_imports(&mut self) -> Result<(), JitError> {
         let i64s = |n| vec![types::I64; n];
         let mut gemm = i64s(7);
@@ -206,9 +220,7 @@ impl Gen {
         if self.want_text {
             self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
         }
-        self.module
-            .define_function(id, &mut ctx)
-            .map_err(|e| codegen(format!("cranelift: {name}: {e:?}")))?;
+        self.sink.send(id, name, ctx);
         Ok(id)
     }
 
