@@ -169,16 +169,16 @@ impl Gen<'_> {
         let mut gemm = i64s(7);
         gemm.push(types::I32);
         let mut decls = vec![
-            (Import::Gemm, "nnc_gemm".to_string(), sig(&self.module, &gemm, None)),
-            (Import::PoolRun, "nnc_pool_run".to_string(), sig(&self.module, &i64s(5), None)),
+            (Import::Gemm, "nnc_gemm".to_string(), sig(self.module, &gemm, None)),
+            (Import::PoolRun, "nnc_pool_run".to_string(), sig(self.module, &i64s(5), None)),
         ];
         if self.profile {
-            decls.push((Import::Tick, "nnc_tick".into(), sig(&self.module, &i64s(3), None)));
+            decls.push((Import::Tick, "nnc_tick".into(), sig(self.module, &i64s(3), None)));
         }
         for (import, name, _, floats) in ops::exact_functions() {
             let mut params = vec![types::I32];
             params.extend(vec![types::F32; floats]);
-            decls.push((import, name.to_string(), sig(&self.module, &params, Some(types::F32))));
+            decls.push((import, name.to_string(), sig(self.module, &params, Some(types::F32))));
         }
         for (imp, name, s) in decls {
             let id = self
@@ -200,7 +200,7 @@ impl Gen<'_> {
         (plan, prog): (&'p Plan, usize),
         body: impl FnOnce(&mut Fx<'_, 'p>),
     ) -> Result<FuncId, JitError> {
-        let s = sig(&self.module, &vec![types::I64; params], None);
+        let s = sig(self.module, &vec![types::I64; params], None);
         let id = self
             .module
             .declare_function(name, Linkage::Local, &s)
@@ -211,7 +211,7 @@ impl Gen<'_> {
         let target = self.module.target_config();
         {
             let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
-            let mut fx = Fx::new(b, &mut self.module, &self.imports, plan, prog);
+            let mut fx = Fx::new(b, self.module, &self.imports, plan, prog);
             body(&mut fx);
             let mut b = fx.b;
             b.seal_all_blocks();
