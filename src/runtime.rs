@@ -27,6 +27,8 @@ pub enum RunError {
     Eval(EvalError),
     /// Tensors handed to a backend (parameters, state, buffers) of the wrong count or shape.
     Tensors(String),
+    /// A program compiled on first use failed to compile (a bug of the code generator).
+    Compile(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -34,6 +36,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Eval(e) => write!(f, "{e}"),
             RunError::Tensors(m) => write!(f, "{m}"),
+            RunError::Compile(m) => write!(f, "the forward pass could not be compiled: {m}"),
         }
     }
 }
@@ -85,6 +88,11 @@ pub trait Backend {
     fn states(&self) -> Vec<Tensor<f32>>;
     /// Overwrites every state (same order and shapes as [`Backend::states`]).
     fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()>;
+    /// Readies the forward pass, which a backend may prepare on first use (the JIT compiles
+    /// it then); returns the milliseconds that took, 0 if there was nothing to do.
+    fn ready_forward(&mut self) -> Result<f64> {
+        Ok(0.0)
+    }
 }
 
 /// The reference backend: interprets the optimized graphs with `graph::eval` in f32.

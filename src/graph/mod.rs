@@ -20,6 +20,8 @@ pub mod print;
 pub mod scalar;
 pub mod verify;
 
+use std::borrow::Cow;
+
 use crate::diagnostic::Span;
 pub use op::{Axes, BinaryOp, Dim, Op, OpKind, ScalarArg, Shape, UnaryOp, F64};
 
@@ -132,8 +134,9 @@ pub struct Update {
 pub struct Graph {
     nodes: Vec<Node>,
     meta: Vec<Meta>,
-    // Fx: the std hasher (SipHash) was the passes' largest cost on large graphs.
-    intern: rustc_hash::FxHashMap<(Op, Vec<NodeId>, Shape), NodeId>,
+    /// Every interned node by the hash of its `(op, args, shape)` ([`key_hash`]); the node
+    /// itself is the key, so it is stored once.
+    intern: hashbrown::HashTable<NodeId>,
     pub inputs: Vec<InputInfo>,
     pub params: Vec<ParamInfo>,
     pub states: Vec<StateInfo>,
@@ -225,15 +228,24 @@ impl Graph {
         if let Err(e) = self.check_rule(&op, &args, &shape) {
             panic!("graph builder: {op:?} {args:?} -> {shape}: {e}");
         }
-        let key = (op, args, shape);
-        if let Some(&id) = self.intern.get(&key) {
+        let hash = key_hash(&op, &args, &shape);
+        let nodes = &self.nodes;
+        let same = |id: &NodeId| {
+            let n = &nodes[id.index()];
+            n.op == op && n.args == args && n.shape == shape
+        };
+        if let Some(&id) = self.intern.find(hash, same) {
             return id;
         }
         let id = NodeId(self.nodes.len() as u32);
-        let (op, args, shape) = key.clone();
         self.nodes.push(Node { op, args, shape });
         self.meta.push(self.origin.clone());
-        self.intern.insert(key, id);
+        let nodes = &self.nodes;
+        let rehash = |id: &NodeId| {
+            let n = &nodes[id.index()];
+            key_hash(&n.op, &n.args, &n.shape)
+        };
+        self.intern.insert_unique(hash, id, rehash);
         id
     }
 
@@ -255,54 +267,66 @@ impl Graph {
         if let Some(a) = args.iter().find(|a| a.index() >= self.nodes.len()) {
             return Err(format!("operand %{} does not exist yet", a.0));
         }
-        let s: Vec<&Shape> = args.iter().map(|&a| self.shape(a)).collect();
+        let s = |i: usize| self.shape(args[i]);
+        // Borrowed where the rule's shape is an operand's or the result's own (no allocation
+        // for the common ops), owned where the rule computes it.
+        fn b(x: &Shape) -> Option<Cow<'_, Shape>> {
+            Some(Cow::Borrowed(x))
+        }
+        fn o(x: Shape) -> Option<Cow<'static, Shape>> {
+            Some(Cow::Owned(x))
+        }
         let want = match op {
-            Op::Input(i) => self.inputs.get(*i as usize).map(|x| x.shape.clone()),
-            Op::Param(i) => self.params.get(*i as usize).map(|x| x.shape.clone()),
-            Op::State(i) => self.states.get(*i as usize).map(|x| x.shape.clone()),
-            Op::Scalar(_) => Some(Shape::scalar()),
-            Op::Const(_) => Some(shape.clone()),
-            Op::Unary(_) | Op::Softmax | Op::LogSoftmax => Some(s[0].clone()),
-            Op::Binary(_) => (s[0] == s[1]).then(|| s[0].clone()),
-            Op::Select => (s[0] == s[1] && s[1] == s[2]).then(|| s[0].clone()),
-            Op::Broadcast => broadcastable(s[0], shape).then(|| shape.clone()),
-            Op::Reshape => reshapeable(s[0], shape).then(|| shape.clone()),
-            Op::Transpose => match s[0].dims() {
-                [m, n] => Some(Shape(vec![*n, *m])),
+            Op::Input(i) => self.inputs.get(*i as usize).and_then(|x| b(&x.shape)),
+            Op::Param(i) => self.params.get(*i as usize).and_then(|x| b(&x.shape)),
+            Op::State(i) => self.states.get(*i as usize).and_then(|x| b(&x.shape)),
+            Op::Scalar(_) => o(Shape::scalar()),
+            Op::Const(_) => b(shape),
+            Op::Unary(_) | Op::Softmax | Op::LogSoftmax => b(s(0)),
+            Op::Binary(_) => (s(0) == s(1)).then(|| Cow::Borrowed(s(0))),
+            Op::Select => (s(0) == s(1) && s(1) == s(2)).then(|| Cow::Borrowed(s(0))),
+            Op::Broadcast => broadcastable(s(0), shape).then(|| Cow::Borrowed(shape)),
+            Op::Reshape => reshapeable(s(0), shape).then(|| Cow::Borrowed(shape)),
+            Op::Transpose => match s(0).dims() {
+                [m, n] => o(Shape(vec![*n, *m])),
                 _ => None,
             },
-            Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => reduced(s[0], *ax),
-            Op::MatMul { ta, tb } => matmul_shape(s[0], s[1], *ta, *tb),
-            Op::SoftmaxCrossEntropy => match (s[0].dims(), s[1].dims()) {
-                ([n, _], [m]) if n == m => Some(Shape(vec![*n])),
-                _ => None,
-            },
-            Op::OneHot(c) => match s[0].dims() {
-                [n] => Some(Shape(vec![*n, Dim::Fixed(*c)])),
-                _ => None,
-            },
-            Op::ArgMax => match s[0].dims() {
-                [rest @ .., _] if !s[0].dims().is_empty() => Some(Shape(rest.to_vec())),
-                _ => None,
-            },
-            Op::Concat { axis } => indexing::concat_shape(s[0], s[1], *axis as usize),
-            Op::Slice { axis, start, len } => {
-                indexing::slice_shape(s[0], *axis as usize, *start, *len)
+            Op::ReduceSum(ax) | Op::ReduceMean(ax) | Op::ReduceMax(ax) => {
+                reduced(s(0), *ax).map(Cow::Owned)
             }
-            Op::Gather => indexing::gather_shape(s[0], s[1]),
-            Op::ScatterAdd(v) => indexing::scatter_shape(s[0], s[1], *v),
+            Op::MatMul { ta, tb } => matmul_shape(s(0), s(1), *ta, *tb).map(Cow::Owned),
+            Op::SoftmaxCrossEntropy => match (s(0).dims(), s(1).dims()) {
+                ([n, _], [m]) if n == m => o(Shape(vec![*n])),
+                _ => None,
+            },
+            Op::OneHot(c) => match s(0).dims() {
+                [n] => o(Shape(vec![*n, Dim::Fixed(*c)])),
+                _ => None,
+            },
+            Op::ArgMax => match s(0).dims() {
+                [rest @ .., _] => o(Shape(rest.to_vec())),
+                _ => None,
+            },
+            Op::Concat { axis } => {
+                indexing::concat_shape(s(0), s(1), *axis as usize).map(Cow::Owned)
+            }
+            Op::Slice { axis, start, len } => {
+                indexing::slice_shape(s(0), *axis as usize, *start, *len).map(Cow::Owned)
+            }
+            Op::Gather => indexing::gather_shape(s(0), s(1)).map(Cow::Owned),
+            Op::ScatterAdd(v) => indexing::scatter_shape(s(0), s(1), *v).map(Cow::Owned),
             // A mask of any shape from the scalar step; keep in (0, 1].
             Op::DropMask { keep, .. } => {
                 let k = keep.get();
-                (s[0].rank() == 0 && k > 0.0 && k <= 1.0).then(|| shape.clone())
+                (s(0).rank() == 0 && k > 0.0 && k <= 1.0).then(|| Cow::Borrowed(shape))
             }
         };
         match want {
-            Some(w) if &w == shape => Ok(()),
+            Some(w) if *w == *shape => Ok(()),
             Some(w) => Err(format!("result shape should be {w}")),
             None => Err(format!(
                 "operand shapes {} do not fit",
-                s.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+                args.iter().map(|&a| self.shape(a).to_string()).collect::<Vec<_>>().join(", ")
             )),
         }
     }
@@ -460,6 +484,13 @@ impl Graph {
     pub fn compact(&self) -> Graph {
         self.rebuild(|g, n, args| g.add(n.op, args, n.shape.clone()))
     }
+}
+
+/// The interning hash of a node. Fx: the std hasher (SipHash) was the passes' largest cost
+/// on large graphs.
+fn key_hash(op: &Op, args: &[NodeId], shape: &Shape) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one((op, args, shape))
 }
 
 /// Which reduction [`Graph::reduce`] builds.

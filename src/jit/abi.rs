@@ -8,7 +8,7 @@
 //!   batch size in the context ([`Machine::run`] grows the batch arena to
 //!   `plan.batch_len(batch)` before every call), and the inputs, whose lengths
 //!   [`Machine::run`] checks against what the program reads;
-//! - the function pointers come from a finalized module that `Machine` owns and frees only
+//! - the function pointers come from finalized modules that `Machine` owns and frees only
 //!   when dropped;
 //! - the context is `repr(C)` with the field offsets the generator uses ([`Ctx::FIXED`] …).
 
@@ -113,10 +113,11 @@ pub fn pool_run_address() -> *const u8 {
 
 type EntryFn = unsafe extern "C" fn(*mut Ctx);
 
-/// Compiled code with its memory: the module, its entry points and the arenas.
+/// Compiled code with its memory: the modules, their entry points and the arenas.
 pub struct Machine {
-    module: Option<JITModule>,
-    entries: Vec<EntryFn>,
+    modules: Vec<JITModule>,
+    /// One per program; `None` until the program's code is loaded.
+    entries: Vec<Option<EntryFn>>,
     /// The fixed arena (parameters and state live here, see the plan).
     pub fixed: Vec<f32>,
     batch: Vec<f32>,
@@ -144,20 +145,11 @@ pub struct Run<'a> {
 }
 
 impl Machine {
-    /// Takes a finalized module whose `entries` have the signature `(i64 ctx)`.
-    pub fn new(module: JITModule, entries: &[FuncId], fixed: Vec<f32>, threads: usize) -> Machine {
-        let entries = entries
-            .iter()
-            .map(|&id| {
-                let p = module.get_finalized_function(id);
-                // SAFETY: `p` is a finalized function of `module` compiled with the host's C
-                // calling convention and the signature `(i64) -> ()`; a pointer is an i64.
-                unsafe { std::mem::transmute::<*const u8, EntryFn>(p) }
-            })
-            .collect();
+    /// A machine for `programs` programs, none loaded yet ([`Machine::load`]).
+    pub fn new(programs: usize, fixed: Vec<f32>, threads: usize) -> Machine {
         Machine {
-            module: Some(module),
-            entries,
+            modules: Vec::new(),
+            entries: vec![None; programs],
             fixed,
             batch: Vec::new(),
             inputs: Vec::new(),
@@ -165,6 +157,23 @@ impl Machine {
             threads,
             profile: None,
         }
+    }
+
+    /// Takes a finalized module whose `entries` (program index, function) have the
+    /// signature `(i64 ctx)`.
+    pub fn load(&mut self, module: JITModule, entries: &[(usize, FuncId)]) {
+        for &(program, id) in entries {
+            let p = module.get_finalized_function(id);
+            // SAFETY: `p` is a finalized function of `module` compiled with the host's C
+            // calling convention and the signature `(i64) -> ()`; a pointer is an i64.
+            self.entries[program] = Some(unsafe { std::mem::transmute::<*const u8, EntryFn>(p) });
+        }
+        self.modules.push(module);
+    }
+
+    /// True once program `entry`'s code is loaded.
+    pub fn loaded(&self, entry: usize) -> bool {
+        self.entries[entry].is_some()
     }
 
     /// Threads the runs so far have used: `threads` once a run had work to split (the pool
@@ -208,7 +217,7 @@ impl Machine {
             args: r.args.as_ptr(),
             prof: self.profile.as_deref_mut().map_or(std::ptr::null_mut(), |p| p as *mut Profile),
         };
-        let f = self.entries[r.entry];
+        let f = self.entries[r.entry].expect("the program's code is loaded before it runs");
         // SAFETY: see the module doc: the arenas and inputs are as large as the plan and the
         // input shapes say, `ctx` outlives the call, and the code is alive while `self` is.
         unsafe { f(&mut ctx) }
@@ -217,8 +226,8 @@ impl Machine {
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        if let Some(m) = self.module.take() {
-            self.entries.clear();
+        self.entries.clear();
+        for m in self.modules.drain(..) {
             // SAFETY: no function pointer of the module survives: `entries` was cleared and
             // no other copy exists (they are private and only called inside `run`).
             unsafe { m.free_memory() };

@@ -62,8 +62,8 @@ pub const PAR_MIN_ELEMS: i64 = 1 << 20;
 /// The compiled programs.
 pub struct Code {
     pub module: JITModule,
-    /// One entry per program, in the order given to [`compile`].
-    pub entries: Vec<FuncId>,
+    /// Each program's index and entry function.
+    pub entries: Vec<(usize, FuncId)>,
     /// With `want_text`: every function's name and Cranelift IR, before optimization.
     pub text: Vec<(String, String)>,
 }
@@ -100,12 +100,11 @@ pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     isa.finish(settings::Flags::new(flags)).map_err(|e| codegen(format!("cranelift ISA: {e}")))
 }
 
-/// Compiles `programs` (named `names`) sharing `plan`; `threads > 1` lets large kernels
-/// and products use the pool; `want_text` keeps each function's IR; `profile` times every
-/// kernel (see [`abi::Profile`]).
+/// Compiles `programs` (each with its index in `plan`'s programs and its name) sharing
+/// `plan`; `threads > 1` lets large kernels and products use the pool; `want_text` keeps
+/// each function's IR; `profile` times every kernel (see [`abi::Profile`]).
 pub fn compile(
-    programs: &[&Program],
-    names: &[&str],
+    programs: &[(usize, &Program, &str)],
     plan: &Plan,
     threads: usize,
     want_text: bool,
@@ -132,8 +131,8 @@ pub fn compile(
         };
         g.declare_imports()?;
         let mut entries = Vec::new();
-        for (p, (prog, name)) in programs.iter().zip(names).enumerate() {
-            entries.push(g.program(prog, name, plan, p, threads)?);
+        for &(p, prog, name) in programs {
+            entries.push((p, g.program(prog, name, plan, p, threads)?));
         }
         Ok((entries, g.text))
     })?;

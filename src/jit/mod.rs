@@ -131,10 +131,15 @@ pub fn compile_with(
     let (sp, fp) =
         observe::run(obs, "fuse", || Ok::<_, JitError>((fuse::fuse(step)?, fuse::fuse(forward)?)))?;
     let plan = observe::run(obs, "plan", || plan::plan(step, &[&sp, &fp]));
-    let names = ["step", "forward"];
+    // The forward program is compiled when first run (`Jit::forward_code`), unless its
+    // code is asked for: training starts without waiting for it.
     let text = obs.wants_code();
+    let mut programs = vec![(0, &sp, "step")];
+    if text {
+        programs.push((1, &fp, "forward"));
+    }
     let code = observe::run(obs, "cranelift", || {
-        codegen::compile(&[&sp, &fp], &names, &plan, threads, text, profile)
+        codegen::compile(&programs, &plan, threads, text, profile)
     })?;
     for (function, clif) in &code.text {
         obs.code(function, clif);
@@ -144,7 +149,8 @@ pub fn compile_with(
     for (s, &off) in step.states.iter().zip(&plan.states).filter(|(s, _)| s.init != 0.0) {
         fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
     }
-    let mut machine = abi::Machine::new(code.module, &code.entries, fixed, threads);
+    let mut machine = abi::Machine::new(2, fixed, threads);
+    machine.load(code.module, &code.entries);
     if profile {
         machine.profile = Some(Box::new(abi::Profile::new(&[sp.kernels.len(), fp.kernels.len()])));
     }
@@ -304,8 +310,25 @@ impl Jit {
         Ok(self.forward.program.outputs.iter().map(|o| self.read(1, o, b, inputs)).collect())
     }
 
+    /// Compiles the forward program if it is not yet; returns the milliseconds it took
+    /// (0 if it was compiled already).
+    pub fn forward_code(&mut self) -> std::result::Result<f64, JitError> {
+        if self.machine.loaded(self.forward.entry) {
+            return Ok(0.0);
+        }
+        let start = std::time::Instant::now();
+        let programs = [(self.forward.entry, &self.forward.program, "forward")];
+        let profile = self.machine.profile.is_some();
+        let code = codegen::compile(&programs, &self.plan, self.threads, false, profile)?;
+        self.machine.load(code.module, &code.entries);
+        Ok(start.elapsed().as_secs_f64() * 1e3)
+    }
+
     /// Validates the inputs and runs the step or forward program; returns the batch size.
     fn run(&mut self, step: bool, inputs: &[Tensor<f32>], lr: f64, t: f64) -> Result<usize> {
+        if !step {
+            self.ready_forward()?;
+        }
         let p = if step { &self.step } else { &self.forward };
         let batch = check_inputs(&p.inputs, inputs)?;
         if let (None, Some(node)) = (batch, p.batch_node) {
@@ -406,6 +429,9 @@ impl Backend for Jit {
     }
     fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
         Jit::set_states(self, states)
+    }
+    fn ready_forward(&mut self) -> Result<f64> {
+        self.forward_code().map_err(|e| RunError::Compile(e.to_string()))
     }
     fn evaluate(&mut self, inputs: &[Tensor<f32>]) -> Result<Outputs> {
         let b = self.run(false, inputs, 0.0, 0.0)?;
