@@ -6,8 +6,10 @@ elementwise values (`v1 = tanh(v0)`, ..., `vN = tanh(vN-1)` after a Dense layer,
         [--timeout 300] [--raw out.jsonl]
 
 For every size, each binary in turn (one thread, a single short timed window: the compile
-is what is measured) prints its compile time per stage; a run beyond --timeout seconds is
-stopped and reported as such. The chains are written to a temporary folder.
+is what is measured) prints its compile time per stage up to the first step, and the
+forward pass's compile, which the JIT does on first use (binaries from before that change
+compiled it with the step: `-`); a run beyond --timeout seconds is stopped and reported as
+such. The chains are written to a temporary folder.
 """
 import argparse
 import json
@@ -34,8 +36,8 @@ def chain(n):
 
 raw = open(args.raw, "w") if args.raw else None
 stages = ["passes", "fuse", "cranelift", "total"]
-print("| values | binary | " + " | ".join(f"{s} (ms)" for s in stages) + " |")
-print("| --- | --- |" + " --- |" * len(stages))
+print("| values | binary | " + " | ".join(f"{s} (ms)" for s in stages) + " | forward (ms) |")
+print("| --- | --- |" + " --- |" * (len(stages) + 1))
 with tempfile.TemporaryDirectory() as d:
     for n in map(int, args.sizes.split(",")):
         path = os.path.join(d, f"chain{n}.nn")
@@ -55,6 +57,8 @@ with tempfile.TemporaryDirectory() as d:
             r = json.loads(out.stdout.strip().splitlines()[-1])
             ms = r["compile_ms"]
             cells = " | ".join(f"{ms.get(s, r.get('compile_total_ms')):.0f}" for s in stages)
+            fwd = r.get("forward_compile_ms")
+            cells += " | " + ("-" if fwd is None else f"{fwd:.0f}")
             print(f"| {n} | {nnc} | {cells} |", flush=True)
             if raw:
                 raw.write(json.dumps({"values": n, "binary": nnc, **r}) + "\n")

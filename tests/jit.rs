@@ -375,6 +375,33 @@ fn two_threads_match_the_interpreter() {
     }
 }
 
+/// The forward program is compiled on first use (not before the first step), once: an
+/// evaluation before any step and one after steps both equal the interpreter's.
+#[test]
+fn the_forward_pass_is_compiled_on_first_use_once() {
+    let path = Path::new("examples/xor.nn");
+    let c = pipeline::compile(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let params = session::initial_params(&c.model, 1, None).unwrap();
+    let batches = batches_of(&c, path.parent().unwrap(), 4, 1).unwrap();
+    let mut jit = jit::compile(&c.opt, &c.forward, 1).unwrap();
+    jit.set_params(&params).unwrap();
+    let interp = |params: &[Tensor<f32>]| {
+        let mut i = nnc::runtime::Interp::new(&c.opt, &c.forward, params.to_vec());
+        i.evaluate(&batches[0]).unwrap()
+    };
+    let close = |got: Vec<f32>, want: Vec<f32>| {
+        let ok = got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs().max(1.0));
+        assert!(ok && got.len() == want.len(), "{got:?} against {want:?}");
+    };
+    close(jit.evaluate(&batches[0]).unwrap(), interp(&params));
+    assert_eq!(jit.ready_forward().unwrap(), 0.0, "compiled by the first evaluation");
+    jit.step(&batches[0], 0.1, 1).unwrap();
+    let after = jit.params();
+    close(jit.evaluate(&batches[0]).unwrap(), interp(&after));
+    let mut fresh = jit::compile(&c.opt, &c.forward, 1).unwrap();
+    assert!(fresh.ready_forward().unwrap() > 0.0, "not compiled with the step");
+}
+
 /// Step times of the benchmark configurations (not a test: `cargo test --release --test jit
 /// -- --ignored --nocapture`). Reports the best of 30 windows of 20 ms, which is robust to
 /// other processes on the machine.

@@ -285,8 +285,8 @@ impl Graph {
             Op::Unary(_) | Op::Softmax | Op::LogSoftmax => b(s(0)),
             Op::Binary(_) => (s(0) == s(1)).then(|| Cow::Borrowed(s(0))),
             Op::Select => (s(0) == s(1) && s(1) == s(2)).then(|| Cow::Borrowed(s(0))),
-            Op::Broadcast => broadcastable(s(0), shape).then(|| Cow::Borrowed(shape)),
-            Op::Reshape => reshapeable(s(0), shape).then(|| Cow::Borrowed(shape)),
+            Op::Broadcast => broadcastable(s(0), shape).then_some(Cow::Borrowed(shape)),
+            Op::Reshape => reshapeable(s(0), shape).then_some(Cow::Borrowed(shape)),
             Op::Transpose => match s(0).dims() {
                 [m, n] => o(Shape(vec![*n, *m])),
                 _ => None,
@@ -318,7 +318,7 @@ impl Graph {
             // A mask of any shape from the scalar step; keep in (0, 1].
             Op::DropMask { keep, .. } => {
                 let k = keep.get();
-                (s(0).rank() == 0 && k > 0.0 && k <= 1.0).then(|| Cow::Borrowed(shape))
+                (s(0).rank() == 0 && k > 0.0 && k <= 1.0).then_some(Cow::Borrowed(shape))
             }
         };
         match want {

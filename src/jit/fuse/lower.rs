@@ -21,6 +21,7 @@ use super::{Buf, KOp, Kernel, LabelCheck, LoopKernel, OutRef, Program, Sink, Sin
 use super::{GatherKernel, GemmKernel, ReduceKernel};
 use crate::graph::{Graph, NodeId, Op, ScalarArg, Target};
 use kops::KBuilder;
+use std::collections::HashMap;
 
 /// A kernel index meaning "after the program" (outputs, update copies).
 const END: usize = usize::MAX;
@@ -84,28 +85,52 @@ pub(super) fn lower(g: &Graph, d: Drafts) -> Program {
 /// one (the plan reuses it) and still in cache. Kernels that do not conflict commute, and
 /// an update never passes a reader of the old value it overwrites, so the in-place
 /// decisions of step 3 still hold.
+///
+/// The kernels are taken in order, as if each moved update were removed and reinserted
+/// right after its nearest conflict; instead of moving it, it gets a sort key: kernel `k`
+/// stays at `[k]`, the `c`-th update moved after kernel `j` gets `key(j) ++ [−c]` (after
+/// `j` and before what earlier updates were put after `j`), and the order is the keys'
+/// sorted order. The nearest conflict is the largest key among the last writers of what
+/// the update reads or writes and the last readers of what it writes: linear in the
+/// kernels, where moving them was quadratic (0.8 s of 5,000 stacked layers).
 fn hoist_updates(kernels: &mut Vec<Kernel>) {
-    // Each kernel with its reads and writes, computed once and moved along with it.
-    let mut order: Vec<(Kernel, Vec<Buf>, Vec<Buf>)> = kernels
-        .drain(..)
-        .map(|k| {
-            let (r, w) = (k.reads(), k.writes());
-            (k, r, w)
-        })
-        .collect();
-    for k in 0..order.len() {
-        let (_, r, w) = &order[k];
-        if !w.iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_))) {
-            continue;
-        }
-        let conflicts = |(_, jr, jw): &(Kernel, Vec<Buf>, Vec<Buf>)| {
-            jw.iter().any(|b| r.contains(b) || w.contains(b)) || jr.iter().any(|b| w.contains(b))
+    let access: Vec<(Vec<Buf>, Vec<Buf>)> =
+        kernels.iter().map(|k| (k.reads(), k.writes())).collect();
+    let keys = hoist_keys(&access);
+    let mut order: Vec<(Vec<i64>, Kernel)> = keys.into_iter().zip(kernels.drain(..)).collect();
+    order.sort_by(|a, b| a.0.cmp(&b.0));
+    kernels.extend(order.into_iter().map(|(_, k)| k));
+}
+
+/// The sort key of each kernel, given what each reads and writes (see [`hoist_updates`]).
+fn hoist_keys(access: &[(Vec<Buf>, Vec<Buf>)]) -> Vec<Vec<i64>> {
+    let mut keys: Vec<Vec<i64>> = Vec::with_capacity(access.len());
+    let (mut writer, mut reader) = (HashMap::<Buf, usize>::new(), HashMap::<Buf, usize>::new());
+    let mut moved = 0;
+    for (k, (r, w)) in access.iter().enumerate() {
+        let key = match w.iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_))) {
+            false => vec![k as i64],
+            true => {
+                let last = r.iter().chain(w).filter_map(|b| writer.get(b));
+                let last = last.chain(w.iter().filter_map(|b| reader.get(b)));
+                let nearest = last.max_by(|&&a, &&b| keys[a].cmp(&keys[b]));
+                moved += 1;
+                let mut key = nearest.map_or_else(Vec::new, |&j| keys[j].clone());
+                key.push(-moved);
+                key
+            }
         };
-        let to = order[..k].iter().rposition(conflicts).map_or(0, |j| j + 1);
-        let entry = order.remove(k);
-        order.insert(to, entry);
+        keys.push(key);
+        for (bufs, last) in [(w, &mut writer), (r, &mut reader)] {
+            for b in bufs {
+                let e = last.entry(*b).or_insert(k);
+                if keys[*e] < keys[k] {
+                    *e = k;
+                }
+            }
+        }
     }
-    kernels.extend(order.into_iter().map(|(k, ..)| k));
+    keys
 }
 
 /// `to := from` over `size` elements, one flat loop.
@@ -450,5 +475,59 @@ impl Lower<'_> {
             kb.node(n);
         }
         kb.finish(nodes.to_vec(), "fused")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: each update removed and reinserted right after its nearest
+    /// earlier conflict, in order (quadratic).
+    fn hoisted_by_moving(access: &[(Vec<Buf>, Vec<Buf>)]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..access.len()).collect();
+        for k in 0..order.len() {
+            let (r, w) = &access[order[k]];
+            if !w.iter().any(|b| matches!(b, Buf::Param(_) | Buf::State(_))) {
+                continue;
+            }
+            let conflicts = |&j: &usize| {
+                let (jr, jw) = &access[j];
+                jw.iter().any(|b| r.contains(b) || w.contains(b))
+                    || jr.iter().any(|b| w.contains(b))
+            };
+            let to = order[..k].iter().rposition(conflicts).map_or(0, |j| j + 1);
+            let entry = order.remove(k);
+            order.insert(to, entry);
+        }
+        order
+    }
+
+    #[test]
+    fn hoisting_by_keys_is_hoisting_by_moving() {
+        let mut state = 0x9e3779b97f4a7c15u64;
+        let mut next = |n: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for _ in 0..500 {
+            let len = 1 + next(30) as usize;
+            let mut buf = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
+                0 => Buf::Param(next(4) as u32),
+                1 => Buf::State(next(3) as u32),
+                _ => Buf::Temp(next(8) as u32),
+            };
+            let access: Vec<(Vec<Buf>, Vec<Buf>)> = (0..len)
+                .map(|_| {
+                    let reads = (0..next(4)).map(|_| buf(&mut next)).collect();
+                    let writes = (0..1 + next(2)).map(|_| buf(&mut next)).collect();
+                    (reads, writes)
+                })
+                .collect();
+            let keys = hoist_keys(&access);
+            let mut by_keys: Vec<usize> = (0..len).collect();
+            by_keys.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+            assert_eq!(by_keys, hoisted_by_moving(&access), "{access:?}");
+        }
     }
 }
