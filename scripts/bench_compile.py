@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Compile time against model size: `nnc bench` of one or more nnc binaries on chains of N
-elementwise values (`v1 = tanh(v0)`, ..., `vN = tanh(vN-1)` after a Dense layer, mse loss).
+elementwise values (`v1 = tanh(v0)`, ..., `vN = tanh(vN-1)` after a Dense layer, mse loss),
+or with `--model stack` on N stacked layers (`repeat N Dense(4 -> 4)` between two more).
 
-    python3 scripts/bench_compile.py NNC [NNC...] [--sizes 1000,2000,4000,8000,20000]
-        [--timeout 300] [--raw out.jsonl]
+    python3 scripts/bench_compile.py NNC [NNC...] [--model chain|stack]
+        [--sizes 1000,2000,4000,8000,20000] [--timeout 300] [--raw out.jsonl]
 
 For every size, each binary in turn (one thread, a single short timed window: the compile
 is what is measured) prints its compile time per stage up to the first step, and the
@@ -19,6 +20,7 @@ import tempfile
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 p.add_argument("nnc", nargs="+")
+p.add_argument("--model", choices=["chain", "stack"], default="chain")
 p.add_argument("--sizes", default="1000,2000,4000,8000,20000")
 p.add_argument("--timeout", type=float, default=300)
 p.add_argument("--raw")
@@ -34,15 +36,23 @@ def chain(n):
     return "\n".join(lines) + "\n"
 
 
-raw = open(args.raw, "w") if args.raw else None
+def stack(n):
+    return (f"model Stack {{\n    input x: [B, 4]\n    label y: [B, 1]\n    stem = Dense(4 -> 4)\n"
+            f"    blocks = repeat {n} Dense(4 -> 4)\n    head = Dense(4 -> 1)\n"
+            "    loss = mse(head(blocks(stem(x))), y)\n}\noptimizer sgd(lr = 0.01)\n"
+            "train { data = random(n = 64), batch = 16 }\n")
+
+
+model = {"chain": chain, "stack": stack}[args.model]
+raw = open(args.raw, "a") if args.raw else None
 stages = ["passes", "fuse", "cranelift", "total"]
-print("| values | binary | " + " | ".join(f"{s} (ms)" for s in stages) + " | forward (ms) |")
+print(f"| {'values' if args.model == 'chain' else 'layers'} | binary | " + " | ".join(f"{s} (ms)" for s in stages) + " | forward (ms) |")
 print("| --- | --- |" + " --- |" * (len(stages) + 1))
 with tempfile.TemporaryDirectory() as d:
     for n in map(int, args.sizes.split(",")):
-        path = os.path.join(d, f"chain{n}.nn")
+        path = os.path.join(d, f"{args.model}{n}.nn")
         with open(path, "w") as f:
-            f.write(chain(n))
+            f.write(model(n))
         for nnc in args.nnc:
             cmd = [nnc, "bench", path, "--json", "--windows", "1", "--window-s", "0.05",
                    "--warmup-s", "0"]
@@ -61,4 +71,4 @@ with tempfile.TemporaryDirectory() as d:
             cells += " | " + ("-" if fwd is None else f"{fwd:.0f}")
             print(f"| {n} | {nnc} | {cells} |", flush=True)
             if raw:
-                raw.write(json.dumps({"values": n, "binary": nnc, **r}) + "\n")
+                raw.write(json.dumps({"model": args.model, "size": n, "binary": nnc, **r}) + "\n")

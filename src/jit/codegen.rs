@@ -1,6 +1,7 @@
 //! Code generation: kernel IR ([`Program`]) to native code with Cranelift.
 //!
-//! One Cranelift module per compiled model. Every loop, gather, reduce and index kernel
+//! One Cranelift module per call of [`compile`] (the step's; the forward pass's on its first
+//! use), its functions compiled on every core ([`workers`]). Every loop, gather, reduce and index kernel
 //! becomes a function `(ctx, start, end)` over its rows (or elements, for flat kernels);
 //! the thread pool splits loop and gather kernels (reduce and index kernels always run
 //! whole); each program (the training step, the forward pass) becomes one entry function
