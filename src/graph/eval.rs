@@ -131,8 +131,22 @@ fn dims(d: &[usize]) -> String {
 
 /// Evaluates the live nodes of `g` and returns the values of its outputs and updates.
 pub fn eval<T: Real>(g: &Graph, env: &Env<T>) -> Result<Evaluated<T>, EvalError> {
+    eval_visited(g, env, &mut |_, _| {})
+}
+
+/// [`eval`] with `visit` applied to every computed value before its users read it. Tests
+/// perturb values there by a few ulp of f32 to measure how much a result amplifies the
+/// rounding of the operations before it (Monte Carlo arithmetic).
+pub fn eval_visited<T: Real>(
+    g: &Graph,
+    env: &Env<T>,
+    visit: &mut dyn FnMut(NodeId, &mut Tensor<T>),
+) -> Result<Evaluated<T>, EvalError> {
     let batch = check_env(g, env)?;
-    let values = run(g, env, batch, &g.live(), true, &mut |_, _| false)?;
+    let values = run(g, env, batch, &g.live(), true, &mut |id, v| {
+        visit(id, v);
+        false
+    })?;
     let get = |id: NodeId| values[id.index()].clone();
     Ok(Evaluated {
         outputs: g.outputs.iter().map(|o| get(o.node)).collect(),
@@ -156,7 +170,7 @@ pub fn first_non_finite<T: Real>(
 ) -> Result<Option<(NodeId, T)>, EvalError> {
     let batch = check_env(g, env)?;
     let mut found = None;
-    run(g, env, batch, wanted, true, &mut |id, v: &Tensor<T>| {
+    run(g, env, batch, wanted, true, &mut |id, v: &mut Tensor<T>| {
         if matches!(g.node(id).op, Op::Const(_)) {
             return false;
         }
@@ -243,7 +257,7 @@ fn check_slot<'g, T>(
 // ---- the forward loop -------------------------------------------------------------------
 
 /// Computes the nodes marked in `wanted` (closed under operands) in index order, until
-/// `stop` says so of a node's value. Unwanted nodes, and with `free` every value after its
+/// `stop` says so of a node's value (which it may change first). Unwanted nodes, and with `free` every value after its
 /// last use, are left as empty tensors.
 fn run<T: Real>(
     g: &Graph,
@@ -251,7 +265,7 @@ fn run<T: Real>(
     batch: Option<usize>,
     wanted: &[bool],
     free: bool,
-    stop: &mut dyn FnMut(NodeId, &Tensor<T>) -> bool,
+    stop: &mut dyn FnMut(NodeId, &mut Tensor<T>) -> bool,
 ) -> Result<Vec<Tensor<T>>, EvalError> {
     if batch.is_none() {
         if let Some(id) = g.ids().find(|&id| wanted[id.index()] && g.shape(id).has_batch()) {
@@ -266,9 +280,9 @@ fn run<T: Real>(
             values.push(empty());
             continue;
         }
-        let v = eval_node(g, id, &values, env, batch)?;
+        let mut v = eval_node(g, id, &values, env, batch)?;
         debug_assert_eq!(v.shape, node.shape.concrete(batch), "eval of %{} {:?}", id.0, node.op);
-        let done = stop(id, &v);
+        let done = stop(id, &mut v);
         values.push(v);
         if done {
             break;

@@ -72,8 +72,8 @@ pub fn close(
 /// The reference: parameters and states stepped by `graph::eval` in f32; every operation is
 /// also evaluated in f64 from the same f32 state, as the arbiter.
 pub struct Reference {
-    params: Vec<Tensor<f32>>,
-    states: Vec<Tensor<f32>>,
+    pub params: Vec<Tensor<f32>>,
+    pub states: Vec<Tensor<f32>>,
 }
 
 pub fn to64(v: &[Tensor<f32>]) -> Vec<Tensor<f64>> {
