@@ -512,7 +512,7 @@ mod tests {
         };
         for _ in 0..500 {
             let len = 1 + next(30) as usize;
-            let mut buf = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
+            let buf = |next: &mut dyn FnMut(u64) -> u64| match next(3) {
                 0 => Buf::Param(next(4) as u32),
                 1 => Buf::State(next(3) as u32),
                 _ => Buf::Temp(next(8) as u32),
