@@ -11,7 +11,7 @@ use nnc::diagnostic::{render_all, Diagnostic};
 use nnc::pipeline::{self, Compiled, IrError, Stage};
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
-use nnc::train::{checkpoint as ckpt, data, weights};
+use nnc::train::{checkpoint as ckpt, data, report, weights};
 
 #[derive(Parser)]
 #[command(name = "nnc", version, about = "A compiler for neural-network training")]
@@ -82,6 +82,10 @@ enum Command {
         /// Print only the final summary.
         #[arg(long, short)]
         quiet: bool,
+        /// Print every N-th epoch (and the first and the last). Default: every epoch up to
+        /// 20 epochs, then about twenty lines.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        every: Option<u64>,
         /// Keep a checkpoint in this folder (created if absent): at the end, on SIGINT or
         /// SIGTERM, when the log cannot be written, and as often as --checkpoint-every says.
         #[arg(long, value_name = "DIR")]
@@ -477,6 +481,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             backend,
             threads,
             quiet,
+            every,
             checkpoint,
             checkpoint_every,
             resume,
@@ -518,6 +523,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 log,
                 log_layers,
                 quiet,
+                every: every.map(|n| n as usize),
                 checkpoint: dir.map(|dir| session::Checkpointing { dir, every: checkpoint_every }),
                 resume,
                 interrupt,
@@ -528,7 +534,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 s.names
                     .iter()
                     .zip(vals)
-                    .map(|(n, v)| format!("{n} {v:.6}"))
+                    .map(|(n, v)| format!("{n} {}", report::sig(*v as f64, 6)))
                     .collect::<Vec<_>>()
                     .join("  ")
             };
@@ -551,7 +557,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
             println!("{} examples", ds.x.shape[0]);
             for (n, v) in names.iter().zip(&out) {
-                println!("{n} {v:.6}");
+                println!("{n} {}", report::sig(*v as f64, 6));
             }
             Ok(())
         }

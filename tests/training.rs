@@ -59,9 +59,18 @@ fn log_has_one_row_per_step_and_weights_round_trip() {
     assert_eq!(code, 0, "{err}");
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "step,epoch,loss,lr,accuracy");
+    assert_eq!(lines[0], "step,epoch,loss,lr,accuracy,val_loss,val_accuracy,time_s");
     assert_eq!(lines.len(), 26);
     assert!(lines[25].starts_with("25,"), "{}", lines[25]);
+    // Validation columns in the rows that end an epoch (8 steps each, and the last step),
+    // empty elsewhere; the wall time in every row.
+    for (i, line) in lines[1..].iter().enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (step, val) = (i + 1, &cells[5..7]);
+        let ends = step % 8 == 0 || step == 25;
+        assert!(val.iter().all(|v| v.parse::<f32>().is_ok() == ends), "row {step}: {line}");
+        assert!(cells[7].parse::<f64>().is_ok_and(|t| t >= 0.0), "{line}");
+    }
     // Evaluating the saved weights works and reports the metric.
     let (code, out, err) = nnc(&["eval", "examples/iris.nn", "--weights", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -70,6 +79,22 @@ fn log_has_one_row_per_step_and_weights_round_trip() {
     let (code, _, err) =
         nnc(&["train", "examples/iris.nn", "--steps", "1", "--init", w.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+}
+
+/// `--every N` prints the first, every N-th and the last epoch, and the example counts.
+#[test]
+fn every_n_epochs_and_the_counts_are_printed() {
+    let (code, _, err) = nnc(&["train", "examples/iris.nn", "--epochs", "7", "--every", "3"]);
+    assert_eq!(code, 0, "{err}");
+    let epochs: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.strip_prefix("epoch "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(epochs, ["1", "3", "6", "7"], "{err}");
+    assert!(err.contains("data: 120 training examples, 30 validation, batch 16"), "{err}");
+    let (code, _, err) = nnc(&["train", "examples/iris.nn", "--every", "0"]);
+    assert_eq!(code, 2, "{err}");
 }
 
 #[test]

@@ -55,6 +55,9 @@ pub struct Cursor {
     /// Bytes of the `--log` file and of its `.layers.csv` when the checkpoint was written.
     pub log_bytes: Option<u64>,
     pub layer_log_bytes: Option<u64>,
+    /// Wall-clock milliseconds the run had trained when the checkpoint was written (the
+    /// log's `time_s` goes on from there).
+    pub elapsed_ms: u64,
 }
 
 /// What must be the same for a run to continue from a checkpoint: `(key, value)` pairs.
@@ -192,6 +195,7 @@ fn metadata(c: &Checkpoint) -> HashMap<String, String> {
         ("seen".into(), k.seen.to_string()),
         ("sums".into(), list(&mut k.sums.iter().map(f64::to_string))),
         ("last".into(), list(&mut k.last.iter().map(f32::to_string))),
+        ("elapsed_ms".into(), k.elapsed_ms.to_string()),
     ]);
     for (key, v) in [("log_bytes", k.log_bytes), ("layer_log_bytes", k.layer_log_bytes)] {
         if let Some(v) = v {
@@ -240,6 +244,7 @@ pub fn load_file(file: &Path) -> Result<Checkpoint> {
         last: list("last")?.into_iter().map(|v| v as f32).collect(),
         log_bytes: optional("log_bytes")?,
         layer_log_bytes: optional("layer_log_bytes")?,
+        elapsed_ms: optional("elapsed_ms")?.unwrap_or(0),
     };
     let mut settings: Settings = meta
         .iter()

@@ -79,21 +79,46 @@ impl CsvLog {
         Ok(l)
     }
 
-    /// `--log`: header `step,epoch,loss,lr` then the metrics (`names` is loss then metrics).
-    pub fn create(path: &Path, names: &[String], keep: Option<u64>) -> Result<CsvLog> {
+    /// `--log`: header `step,epoch,loss,lr`, the metrics (`names` is loss then metrics),
+    /// with `validation` `val_loss` and the `val_` metrics, then `time_s`.
+    pub fn create(
+        path: &Path,
+        names: &[String],
+        validation: bool,
+        keep: Option<u64>,
+    ) -> Result<CsvLog> {
         let metrics: String = names[1..].iter().map(|m| format!(",{m}")).collect();
-        CsvLog::with_header(path, &format!("step,epoch,loss,lr{metrics}\n"), keep)
+        let val: String = match validation {
+            true => names.iter().map(|m| format!(",val_{m}")).collect(),
+            false => String::new(),
+        };
+        CsvLog::with_header(path, &format!("step,epoch,loss,lr{metrics}{val},time_s\n"), keep)
     }
 
     /// A row of the probes CSV: `step,epoch` then every probe.
     pub fn probes(&mut self, t: u64, epoch: usize, values: &[f32]) -> Result<()> {
-        let v: String = values.iter().map(|m| format!(",{m}")).collect();
+        let v: String = values.iter().map(|&m| format!(",{}", csv_f32(m))).collect();
         self.write(&format!("{t},{epoch}{v}\n"))
     }
 
-    pub fn row(&mut self, t: u64, epoch: usize, out: &[f32], lr: f64) -> Result<()> {
-        let metrics: String = out[1..].iter().map(|m| format!(",{m}")).collect();
-        self.write(&format!("{t},{epoch},{},{lr}{metrics}\n", out[0]))
+    /// A row of the `--log`: the step's loss and metrics `out` at learning rate `lr`, the
+    /// validation columns (`validation`: the count of them, filled from `val` where the
+    /// epoch ended with an evaluation, empty elsewhere), and the seconds since the run began.
+    pub fn row(&mut self, r: Row) -> Result<()> {
+        let Row { step, epoch, out, lr, val, validation, time_s } = r;
+        let mut line = format!("{step},{epoch},{},{}", csv_f32(out[0]), csv_f64(lr));
+        for &m in &out[1..] {
+            line.push(',');
+            line.push_str(&csv_f32(m));
+        }
+        for i in 0..validation {
+            line.push(',');
+            if let Some(v) = val {
+                line.push_str(&csv_f32(v[i]));
+            }
+        }
+        line.push_str(&format!(",{time_s:.3}\n"));
+        self.write(&line)
     }
 
     fn write(&mut self, s: &str) -> Result<()> {
@@ -114,6 +139,39 @@ impl CsvLog {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// One row of the `--log` (see [`CsvLog::row`]).
+pub struct Row<'a> {
+    pub step: u64,
+    pub epoch: usize,
+    pub out: &'a [f32],
+    pub lr: f64,
+    pub val: Option<&'a [f32]>,
+    pub validation: usize,
+    pub time_s: f64,
+}
+
+/// `v` in a log: the shortest text that reads back as the same f32, with an exponent when
+/// the magnitude is below 1e-5 or from 1e16 on (`7.836246e33`, `8.20188e-9`).
+pub fn csv_f32(v: f32) -> String {
+    ryu::Buffer::new().format(v).to_string()
+}
+
+/// [`csv_f32`] for an f64.
+pub fn csv_f64(v: f64) -> String {
+    ryu::Buffer::new().format(v).to_string()
+}
+
+/// `v` on the console: `decimals` decimals while they show at least two significant
+/// digits, else three significant digits with an exponent, so that a small loss never
+/// reads `0.0000`.
+pub fn sig(v: f64, decimals: usize) -> String {
+    if v == 0.0 || !v.is_finite() || v.abs() >= 10f64.powi(2 - decimals as i32) {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.2e}")
     }
 }
 
@@ -160,7 +218,7 @@ impl Progress {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise}]",
+                    "{bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}  [{elapsed_precise}]",
                 )
                 .expect("valid template"),
             );
@@ -173,7 +231,7 @@ impl Progress {
     pub fn step(&mut self, epoch: usize, loss: f32) {
         if let Some(b) = &self.bar {
             b.inc(1);
-            b.set_message(format!("epoch {epoch}  loss {loss:.4}"));
+            b.set_message(format!("epoch {epoch}  loss {}", sig(loss as f64, 4)));
         }
     }
 
@@ -189,11 +247,11 @@ impl Progress {
     pub fn epoch(&mut self, epoch: usize, names: &[String], mean: &[f32], val: Option<&Outputs>) {
         let mut line = format!("epoch {epoch:>4}");
         for (n, v) in names.iter().zip(mean) {
-            line.push_str(&format!("  {n} {v:.4}"));
+            line.push_str(&format!("  {n} {}", sig(*v as f64, 4)));
         }
         if let Some(v) = val {
             for (n, v) in names.iter().zip(v) {
-                line.push_str(&format!("  val_{n} {v:.4}"));
+                line.push_str(&format!("  val_{n} {}", sig(*v as f64, 4)));
             }
         }
         self.say(&line);
@@ -203,5 +261,33 @@ impl Progress {
         if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_write_the_shortest_round_trip_with_exponents() {
+        for (v, text) in
+            [(7.836246e33f32, "7.836246e33"), (8.20188e-9, "8.20188e-9"), (0.05, "0.05")]
+        {
+            assert_eq!(csv_f32(v), text);
+            assert_eq!(csv_f32(v).parse::<f32>().unwrap(), v);
+        }
+        assert_eq!(csv_f32(1.0), "1.0");
+        assert_eq!(csv_f32(f32::NAN), "NaN");
+        assert_eq!(csv_f64(3e-4), "0.0003");
+    }
+
+    #[test]
+    fn the_console_never_shows_a_small_value_as_zero() {
+        assert_eq!(sig(1.00734, 4), "1.0073");
+        assert_eq!(sig(0.0913, 4), "0.0913");
+        assert_eq!(sig(0.00082, 4), "8.20e-4");
+        assert_eq!(sig(8.2e-9, 6), "8.20e-9");
+        assert_eq!(sig(0.000123, 6), "0.000123");
+        assert_eq!(sig(0.0, 4), "0.0000");
     }
 }

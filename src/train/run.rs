@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{self, Checkpoint, Cursor, Settings};
 use super::data::{self, Dataset};
 use super::lbfgs::Driver;
-use super::report::CsvLog;
+use super::report::{CsvLog, Row};
 use super::session::{self, BackendKind, Options};
 use super::state;
 use crate::check::TrainSpec;
@@ -219,6 +219,8 @@ impl Plan<'_> {
 pub struct Logs {
     pub main: Option<CsvLog>,
     pub layers: Option<CsvLog>,
+    /// The main log has validation columns.
+    pub validation: bool,
 }
 
 /// A run in progress: what a step's log rows, a checkpoint and an early stop need.
@@ -229,12 +231,21 @@ pub struct Run<'a> {
     pub logs: &'a mut Logs,
     /// The last checkpoint written (or resumed from), and its step.
     pub last_checkpoint: Option<(PathBuf, u64)>,
+    /// When the run began, counting the time trained before a resume.
+    pub started: std::time::Instant,
 }
 
 impl Run<'_> {
     /// The rows of the step just done. A log that cannot be written (a full disk) stops the
     /// run, and loses nothing: the checkpoint and the weights are saved first, where asked.
-    pub fn log(&mut self, be: &dyn Backend, lr: f64, probes: &[f32]) -> Result<()> {
+    /// `val`: the validation loss and metrics, on the last step of an epoch that has them.
+    pub fn log(
+        &mut self,
+        be: &dyn Backend,
+        lr: f64,
+        probes: &[f32],
+        val: Option<&[f32]>,
+    ) -> Result<()> {
         let k = &*self.cur;
         let step = k.step;
         let mut written = Ok(());
@@ -242,7 +253,10 @@ impl Run<'_> {
             written = l.probes(step, k.epoch, probes);
         }
         if let (Ok(()), Some(l)) = (&written, self.logs.main.as_mut()) {
-            written = l.row(step, k.epoch, &k.last, lr);
+            let validation = if self.logs.validation { k.last.len() } else { 0 };
+            let time_s = self.started.elapsed().as_secs_f64();
+            let (epoch, out) = (k.epoch, &k.last[..]);
+            written = l.row(Row { step, epoch, out, lr, val, validation, time_s });
         }
         let Err(e) = written else { return Ok(()) };
         // The logs are incomplete from here on: the checkpoint does not count them.
@@ -272,6 +286,7 @@ impl Run<'_> {
         let bytes = |l: &mut Option<CsvLog>| l.as_mut().map(CsvLog::sync).transpose();
         self.cur.log_bytes = bytes(&mut self.logs.main)?;
         self.cur.layer_log_bytes = bytes(&mut self.logs.layers)?;
+        self.cur.elapsed_ms = self.started.elapsed().as_millis() as u64;
         let named = tensor_names(self.plan.c);
         let tensors = be.params().into_iter().chain(be.states());
         let tensors = named.into_iter().map(|(n, _)| n).zip(tensors).collect();

@@ -62,6 +62,8 @@ pub struct Options {
     pub log_layers: bool,
     /// Print nothing but errors.
     pub quiet: bool,
+    /// Print every N-th epoch (and the first and last); by default about twenty lines.
+    pub every: Option<usize>,
     /// Write checkpoints: at the end, when `interrupt` is set, and as often as it says.
     pub checkpoint: Option<Checkpointing>,
     /// Continue the run whose checkpoint is in this folder.
@@ -332,6 +334,12 @@ pub(super) fn calibrate(
     Ok(())
 }
 
+/// The epochs between printed lines when `--every` does not say: about twenty lines for
+/// `total` steps of `per_epoch`, every epoch up to twenty epochs.
+pub fn default_every(total: usize, per_epoch: usize) -> usize {
+    total.div_ceil(per_epoch.max(1)).div_ceil(20).max(1)
+}
+
 /// Loss and metrics over a whole data set, in batches of `batch`, weighted by batch size.
 pub fn evaluate(
     model: &Model,
@@ -380,27 +388,43 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     // The step's outputs: loss, the metrics, then any probes, then the finite checks.
     let names: Vec<String> = c.opt.reported().iter().map(|o| o.name.clone()).collect();
     let (standard, probes) = (names.len(), c.opt.probes().count());
+    let validation = val.is_some();
+    let log = |p: &Path| CsvLog::create(p, &names, validation, cur.log_bytes);
     let mut logs = Logs {
-        main: o.log.as_deref().map(|p| CsvLog::create(p, &names, cur.log_bytes)).transpose()?,
+        validation,
+        main: o.log.as_deref().map(log).transpose()?,
         layers: match o.log_layers {
             true => Some(report::layer_log(c, o.log.as_deref(), cur.layer_log_bytes)?),
             false => None,
         },
     };
     let mut progress = Progress::new(total, cur.step, o.quiet);
+    progress.say(&format!(
+        "data: {} training examples{}, batch {}, {per_epoch} steps per epoch",
+        train.len(),
+        val.as_ref().map_or(String::new(), |v| format!(", {} validation", v.len())),
+        order.batch
+    ));
     if o.resume.is_some() {
         progress.say(&format!("resuming after step {} (epoch {})", cur.step, cur.epoch.max(1)));
     }
     let last_checkpoint = o.resume.clone().map(|d| (d, cur.step));
-    let mut run = Run { plan, host: &mut host, cur: &mut cur, logs: &mut logs, last_checkpoint };
+    let before = std::time::Duration::from_millis(cur.elapsed_ms);
+    let now = std::time::Instant::now();
+    let started = now.checked_sub(before).unwrap_or(now);
+    let mut run =
+        Run { plan, host: &mut host, cur: &mut cur, logs: &mut logs, last_checkpoint, started };
     let delay = test_step_delay();
-    // About twenty epoch lines, whatever the number of epochs.
-    let every = (total as usize).div_ceil(per_epoch).div_ceil(20).max(1);
+    let every = o.every.unwrap_or_else(|| default_every(total as usize, per_epoch));
     while run.cur.step < total {
         if order.new_epoch(run.cur) {
             (run.cur.sums, run.cur.seen) = (vec![0.0; names.len()], 0);
         }
         let epoch = run.cur.epoch;
+        let report = |step: u64| epoch == 1 || epoch.is_multiple_of(every) || step >= total;
+        // The validation loss and metrics at the end of the epoch: for the log, and for the
+        // console when it reports the epoch.
+        let mut vout = None;
         for idx in order.of(epoch).chunks(order.batch).skip(run.cur.batches) {
             let t = run.cur.step + 1;
             let lr = crate::schedule::lr_at(model, &spec, t);
@@ -423,7 +447,13 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
                 *s += *v as f64 * idx.len() as f64;
             }
             k.last = last;
-            run.log(be.as_ref(), lr, &layer_stats)?;
+            let end_of_epoch = k.batches == per_epoch || t >= total;
+            if let (true, Some(v)) = (end_of_epoch, &val) {
+                if run.logs.main.is_some() || report(t) {
+                    vout = Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?);
+                }
+            }
+            run.log(be.as_ref(), lr, &layer_stats, vout.as_deref())?;
             progress.step(epoch, run.cur.last[0]);
             if let Some(d) = delay {
                 std::thread::sleep(d);
@@ -444,11 +474,11 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         }
         let k = &*run.cur;
         let mean: Outputs = k.sums.iter().map(|s| (s / k.seen.max(1) as f64) as f32).collect();
-        let report = epoch == 1 || epoch.is_multiple_of(every) || k.step >= total;
-        let vout = match &val {
-            Some(v) if report => Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?),
-            _ => None,
-        };
+        let report = report(k.step);
+        if let (true, None, Some(v)) = (report, &vout, &val) {
+            // A run resumed from the end of this epoch.
+            vout = Some(evaluate(model, be.as_mut(), v, spec.batch.max(256))?);
+        }
         if report {
             progress.epoch(epoch, &names, &mean, vout.as_ref());
         }
