@@ -16,7 +16,8 @@
 //!   evaluation graph's states are a prefix of the training step's (whose optimizer state
 //!   `update` appends after them);
 //! - outputs: `loss`, each metric, then (with [`LowerOptions::probes`]) the activation
-//!   statistics of `crate::probes`;
+//!   statistics of `crate::probes`, then (with [`LowerOptions::prediction`]) the
+//!   per-example `prediction` of `Model::prediction`;
 //! - updates (training mode only): the new running statistics of every batch norm.
 //!
 //! The modes differ only in batch norm and dropout: training normalizes with the batch's
@@ -47,6 +48,8 @@ pub struct LowerOptions {
     pub mode: Mode,
     /// Add `act_mean.<layer>` and `act_var.<layer>` outputs (`crate::probes`).
     pub probes: bool,
+    /// Add the `prediction` output, `[B, ...]` (`nnc predict`).
+    pub prediction: bool,
 }
 
 /// The training-mode forward graph of `model`, without probes.
@@ -89,6 +92,9 @@ pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
         g.add_output(m.name.clone(), ids[m.value.0 as usize]);
     }
     probes.add_outputs(&mut g);
+    if let (true, Some((pred, _))) = (o.prediction, model.prediction()) {
+        g.add_output_as(Role::Prediction, "prediction", ids[pred.0 as usize]);
+    }
     for (i, node) in cx.latest.iter().enumerate() {
         if let Some(node) = *node {
             g.updates.push(Update { target: Target::State(i as u32), node });
@@ -259,7 +265,7 @@ fn half_x_one_plus(g: &mut Graph, x: NodeId, t: NodeId) -> NodeId {
     g.mul(h, p)
 }
 
-/// Losses as scalars, mean over the batch (CATALOG.md definitions).
+/// Losses as scalars, mean over the batch (definitions: docs/methods.md#losses).
 fn loss(g: &mut Graph, kind: LossKind, z: NodeId, y: NodeId) -> NodeId {
     match kind {
         // mean((z − y)²)

@@ -1,14 +1,17 @@
 //! The `nnc` command line: parses arguments with clap and calls the library. Exit codes:
 //! 0 success, 1 a user error (rendered diagnostic or message), 2 a usage error.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+mod cli;
+
+use cli::*;
 use nnc::bench;
-use nnc::check::TrainSpec;
-use nnc::diagnostic::{render_all, Diagnostic};
-use nnc::pipeline::{self, Compiled, IrError, Stage};
+use nnc::diagnostic::render_all;
+use nnc::pipeline::{self, IrError, Stage};
+use nnc::syntax::ast;
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
 use nnc::train::{checkpoint as ckpt, data, report, weights};
@@ -22,8 +25,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Parse and check a model; print its parameters and their count.
-    Check { file: PathBuf },
+    /// Parse and check a model; print its parameters and their count, and check the data
+    /// file it names (exists, columns, feature count, labels).
+    #[command(after_help = "Example:\n  nnc check examples/iris.nn")]
+    Check {
+        file: PathBuf,
+        /// Check the model only, not its data.
+        #[arg(long)]
+        no_data: bool,
+    },
     /// Print the built-in names with their parameters and defaults (every table, or one).
     List {
         /// Which table.
@@ -111,6 +121,21 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Per-example predictions in data order, as CSV: class probabilities and the class for
+    /// a classifier, values for a regression. The data may leave out the label column.
+    #[command(
+        after_help = "Example:\n  nnc predict examples/iris.nn --weights iris.safetensors --out predictions.csv"
+    )]
+    Predict {
+        file: PathBuf,
+        #[arg(long, value_name = "W.safetensors")]
+        weights: PathBuf,
+        /// Write the predictions here instead of standard output.
+        #[arg(long, value_name = "FILE.csv")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     Grad {
         file: PathBuf,
@@ -162,19 +187,6 @@ enum Command {
     },
 }
 
-#[derive(clap::Args)]
-struct RunArgs {
-    /// Use this data file instead of the file's `data =` (CSV or .npz).
-    #[arg(long, value_name = "PATH")]
-    data: Option<PathBuf>,
-    /// Batch size.
-    #[arg(long, value_parser = positive)]
-    batch: Option<usize>,
-    /// Random seed (initialization, shuffling, synthetic data).
-    #[arg(long)]
-    seed: Option<u64>,
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum StageArg {
     Ast,
@@ -187,39 +199,9 @@ enum StageArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Jit,
-    Interp,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum BenchBackendArg {
     Jit,
     Interp,
-}
-
-/// A failure to report: diagnostics on a source file, or a plain message.
-enum Failure {
-    Diagnostics {
-        file: PathBuf,
-        src: String,
-        diags: Vec<Diagnostic>,
-    },
-    /// A runtime error of the library (data, weights, a run, the JIT, files).
-    Run(nnc::error::Error),
-    Message(String),
-}
-
-impl From<nnc::error::Error> for Failure {
-    fn from(e: nnc::error::Error) -> Failure {
-        Failure::Run(e)
-    }
-}
-
-impl From<String> for Failure {
-    fn from(m: String) -> Failure {
-        Failure::Message(m)
-    }
 }
 
 /// Output cut short by the reader (`nnc ir … | head`) ends the process quietly, as other
@@ -256,135 +238,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn read(file: &Path) -> Result<String, Failure> {
-    let fail = |e: std::io::Error| Failure::Message(format!("cannot read {}: {e}", file.display()));
-    let mut text = String::new();
-    nnc::files::open_bounded(file, nnc::files::MAX_SOURCE_BYTES)
-        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
-        .map_err(fail)?;
-    Ok(text)
-}
-
-fn compile(file: &Path) -> Result<Compiled, Failure> {
-    compile_with(file, &pipeline::CompileOptions::default(), None)
-}
-
-/// Compiles `file`; `seed` (`--seed`) overrides the file's, which salts dropout masks.
-fn compile_with(
-    file: &Path,
-    o: &pipeline::CompileOptions,
-    seed: Option<u64>,
-) -> Result<Compiled, Failure> {
-    let src = read(file)?;
-    pipeline::compile_seeded(&src, o, seed).map_err(|diags| Failure::Diagnostics {
-        file: file.to_path_buf(),
-        src,
-        diags,
-    })
-}
-
-/// `eval` and `grad`: the compiled model, its train settings with the command line's
-/// overrides, and its data.
-fn compile_with_data(
-    file: &Path,
-    run: &RunArgs,
-) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    with_data(compile_with(file, &pipeline::CompileOptions::default(), run.seed)?, file, run)
-}
-
-/// [`compile_with_data`] for a model already compiled.
-fn with_data(
-    c: Compiled,
-    file: &Path,
-    run: &RunArgs,
-) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    let spec = run_spec(&c, run);
-    let ds = session::load_data(&c.model, &spec, base_dir(file), run.data.as_deref())?;
-    Ok((c, spec, ds))
-}
-
-/// The file's train settings with the command line's `--batch`, `--seed` and `--data`.
-fn run_spec(c: &Compiled, run: &RunArgs) -> TrainSpec {
-    let o =
-        Options { batch: run.batch, seed: run.seed, data: run.data.clone(), ..Options::default() };
-    session::effective_spec(&c.model, &o)
-}
-
-/// A count the file itself would accept (`batch`, `steps`, `epochs`): an integer ≥ 1.
-fn positive(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("expected an integer of at least 1, found `{s}`")),
-    }
-}
-
-/// `--checkpoint-every`: `N` or `Nsteps` steps, `Nepochs` epochs, N at least 1.
-fn every(s: &str) -> Result<session::Every, String> {
-    let (digits, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n = positive(digits)
-        .map_err(|_| format!("expected N, Nsteps or Nepochs (N ≥ 1), found `{s}`"))?;
-    match unit {
-        "" | "step" | "steps" => Ok(session::Every::Steps(n as u64)),
-        "epoch" | "epochs" => Ok(session::Every::Epochs(n)),
-        _ => Err(format!("expected N, Nsteps or Nepochs (N ≥ 1), found `{s}`")),
-    }
-}
-
-/// The most threads `--threads` takes: more than any machine nnc runs on has cores, few
-/// enough that spawning them does not exhaust the system's thread limit.
-const MAX_THREADS: usize = 1024;
-
-/// `--threads`: 1 to [`MAX_THREADS`].
-fn thread_count(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
-        _ => Err(format!("expected a number of threads from 1 to {MAX_THREADS}, found `{s}`")),
-    }
-}
-
-fn backend_kind(b: BackendArg, threads: usize) -> BackendKind {
-    match b {
-        BackendArg::Interp => BackendKind::Interp,
-        BackendArg::Jit => BackendKind::Jit { threads: threads.max(1) },
-    }
-}
-
-/// Refuses, before any work, an output that cannot be written or would overwrite an input
-/// (the model file, its data, `extra` inputs) or another output (`nnc::files`).
-fn check_outputs(
-    file: &Path,
-    c: &Compiled,
-    run: &RunArgs,
-    extra: &[(&str, &Option<PathBuf>)],
-    outputs: &[(&str, &Option<PathBuf>)],
-) -> Result<(), Failure> {
-    let spec = run_spec(c, run);
-    let data = session::data_files(&spec, base_dir(file), run.data.as_deref());
-    let mut inputs: Vec<(&str, &Path)> = vec![("the model file", file)];
-    inputs.extend(data.iter().map(|p| ("the data file", p.as_path())));
-    inputs.extend(extra.iter().filter_map(|(w, p)| Some((*w, p.as_deref()?))));
-    let outputs: Vec<(&str, &Path)> =
-        outputs.iter().filter_map(|(w, p)| Some((*w, p.as_deref()?))).collect();
-    nnc::files::check_outputs(&inputs, &outputs).map_err(|e| Failure::Message(e.to_string()))
-}
-
-/// A flag that SIGINT and SIGTERM set, for training to stop after its step in progress and
-/// write a checkpoint; a second signal ends the process at once (exit 130 or 143).
-fn on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Failure> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for (sig, code) in [(SIGINT, 130), (SIGTERM, 143)] {
-        signal_hook::flag::register_conditional_shutdown(sig, code, flag.clone())
-            .and_then(|_| signal_hook::flag::register(sig, flag.clone()))
-            .map_err(|e| format!("cannot handle signal {sig}: {e}"))?;
-    }
-    Ok(flag)
-}
-
-fn base_dir(file: &Path) -> &Path {
-    file.parent().unwrap_or(Path::new("."))
-}
-
 fn run(cmd: Command) -> Result<(), Failure> {
     match cmd {
         Command::List { what } => {
@@ -401,24 +254,37 @@ fn run(cmd: Command) -> Result<(), Failure> {
             print!("{}", tables.join("\n"));
             Ok(())
         }
-        Command::Check { file } => {
-            let c = compile(&file)?;
+        Command::Check { file, no_data } => {
+            let c = compile_to_evaluate(&file, None)?;
             let m = &c.model;
+            // The data first: `ok` is printed only for a file whose data fits too.
+            let data = match !no_data && m.train.data.is_some() {
+                true => Some(session::load_data(m, &m.train, base_dir(&file), None)?),
+                false => None,
+            };
             println!("model {}: ok", m.name);
             let w = m.params.iter().map(|p| p.name.len()).max().unwrap_or(0).max(9);
             println!("  {:w$}  {:>12}  {:>10}", "parameter", "shape", "count");
             for p in &m.params {
                 let shape = format!("{:?}", p.shape);
-                println!(
-                    "  {:w$}  {:>12}  {:>10}",
-                    p.name,
-                    shape,
-                    p.shape.iter().product::<usize>()
-                );
+                let count = p.shape.iter().product::<usize>();
+                println!("  {:w$}  {:>12}  {:>10}", p.name, shape, count);
             }
             println!("  {} parameters in {} tensors", m.param_count(), m.params.len());
             for b in &m.buffers {
                 println!("  buffer {} {:?}", b.name, b.shape);
+            }
+            if !c.ast.items.iter().any(|i| matches!(i, ast::Item::Optimizer { .. })) {
+                println!("  no optimizer: the model can be evaluated, not trained");
+            }
+            if let Some(ds) = data {
+                let features = ds.x.shape[1..].iter().product::<usize>();
+                let (train, val) = data::split(ds, m.train.validation, m.train.seed);
+                println!(
+                    "  data: {} training examples, {} validation, {features} features each",
+                    train.len(),
+                    val.map_or(0, |v| v.len()),
+                );
             }
             Ok(())
         }
@@ -487,7 +353,8 @@ fn run(cmd: Command) -> Result<(), Failure> {
             resume,
             allow_nonfinite,
         } => {
-            let options = pipeline::CompileOptions { log_layers, allow_nonfinite };
+            let options =
+                pipeline::CompileOptions { log_layers, allow_nonfinite, ..Default::default() };
             let c = compile_with(&file, &options, run.seed)?;
             let dir = checkpoint.or_else(|| resume.clone());
             if checkpoint_every.is_some() && dir.is_none() {
@@ -553,13 +420,25 @@ fn run(cmd: Command) -> Result<(), Failure> {
             session::check_memory(&c)?;
             let weights = session::initial_weights(&c.model, spec.seed, Some(&w))?;
             let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
-            let out = session::evaluate(&c.model, be.as_mut(), &ds, spec.batch.max(256))?;
             let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
-            println!("{} examples", ds.x.shape[0]);
-            for (n, v) in names.iter().zip(&out) {
-                println!("{n} {}", report::sig(*v as f64, 6));
+            // The file's own data splits as training splits it; `--data` is evaluated whole.
+            let parts = match (&run.data, data::split(ds.clone(), spec.validation, spec.seed)) {
+                (None, (train, Some(val))) => vec![("train", train), ("validation", val)],
+                _ => vec![("all", ds)],
+            };
+            for (part, ds) in &parts {
+                let out = session::evaluate(&c.model, be.as_mut(), ds, spec.batch.max(256))?;
+                let values: Vec<String> = names
+                    .iter()
+                    .zip(&out)
+                    .map(|(n, v)| format!("{n} {}", report::sig(*v as f64, 6)))
+                    .collect();
+                println!("{part:<11} {:>5} examples  {}", ds.len(), values.join("  "));
             }
             Ok(())
+        }
+        Command::Predict { file, weights, out, run } => {
+            cli::predict::run(&file, &weights, out, &run)
         }
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
@@ -602,7 +481,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Grad { file, weights: w, out, run, backend, threads } => {
-            let c = compile(&file)?;
+            let c = compile_to_evaluate(&file, None)?;
             check_outputs(
                 &file,
                 &c,

@@ -30,6 +30,8 @@ pub struct CompileOptions {
     pub log_layers: bool,
     /// Leave out the training step's finite checks (`nnc train --allow-nonfinite`).
     pub allow_nonfinite: bool,
+    /// Training needs an `optimizer`; `eval`, `predict`, `grad` and `check` do not.
+    pub purpose: check::Purpose,
 }
 
 /// Every stage of one compilation.
@@ -77,11 +79,11 @@ pub fn compile_observed(
     obs: &mut dyn Observer,
 ) -> Result<Compiled> {
     let ast = observe::run(obs, "parse", || syntax::parse(src))?;
-    let mut model = observe::run(obs, "check", || check::check(&ast))?;
+    let mut model = observe::run(obs, "check", || check::check_for(&ast, o.purpose))?;
     if let Some(s) = seed {
         model.train.seed = s;
     }
-    let train = LowerOptions { mode: Mode::Train, probes: o.log_layers };
+    let train = LowerOptions { mode: Mode::Train, probes: o.log_layers, prediction: false };
     let lowered = observe::run(obs, "lower", || lower::lower_with(&model, train));
     // Stabilize before differentiating: the backward pass of log(softmax(z)) is not stable,
     // that of the fused cross-entropy is.
@@ -94,7 +96,7 @@ pub fn compile_observed(
     let forward = match !modes_differ(&model) && !o.log_layers {
         true => stable,
         false => {
-            let eval = LowerOptions { mode: Mode::Eval, probes: false };
+            let eval = LowerOptions { mode: Mode::Eval, ..Default::default() };
             let g = observe::run(obs, "lower", || lower::lower_with(&model, eval));
             observe::run(obs, "passes", || passes::optimize(&g))
         }

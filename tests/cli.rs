@@ -1,5 +1,6 @@
 //! The command-line contracts: exit codes (0 ok, 1 user error, 2 usage), `nnc check`'s
-//! parameter listing, and `nnc ir --check/--bless` snapshot testing of a user's own model.
+//! parameter listing and data check, and `nnc ir --check/--bless` snapshot testing of a
+//! user's own model.
 
 use std::process::Command;
 
@@ -15,6 +16,27 @@ fn check_lists_parameters_and_count() {
         "{out}"
     );
     assert!(out.contains("9610 parameters in 4 tensors"), "{out}");
+}
+
+/// `nnc check` checks the data file the model names, before saying `ok`, unless `--no-data`.
+#[test]
+fn check_checks_the_data_too() {
+    let (code, out, err) = nnc(&["check", "examples/iris.nn"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("data: 120 training examples, 30 validation, 4 features each"), "{out}");
+    let dir = common::scratch("cli-check-data");
+    let src = std::fs::read_to_string("examples/iris.nn").unwrap();
+    let model = dir.join("wrong_data.nn");
+    let data = std::path::Path::new("examples/data/iris_petal.csv").canonicalize().unwrap();
+    std::fs::write(&model, src.replace("data/iris.csv", data.to_str().unwrap())).unwrap();
+    let m = model.to_str().unwrap();
+    let (code, out, err) = nnc(&["check", m]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains("no label column \"species\"") && !out.contains("ok"), "{err}");
+    let (code, out, err) = nnc(&["check", m, "--no-data"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ok") && !out.contains("data:"), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

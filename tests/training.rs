@@ -44,7 +44,7 @@ fn digits_mlp_reaches_95_percent_validation_accuracy() {
 fn log_has_one_row_per_step_and_weights_round_trip() {
     let log = tmp("iris.csv");
     let w = tmp("iris.safetensors");
-    let (code, _, err) = nnc(&[
+    let (code, trained, err) = nnc(&[
         "train",
         "examples/iris.nn",
         "--steps",
@@ -71,10 +71,20 @@ fn log_has_one_row_per_step_and_weights_round_trip() {
         assert!(val.iter().all(|v| v.parse::<f32>().is_ok() == ends), "row {step}: {line}");
         assert!(cells[7].parse::<f64>().is_ok_and(|t| t >= 0.0), "{line}");
     }
-    // Evaluating the saved weights works and reports the metric.
-    let (code, out, err) = nnc(&["eval", "examples/iris.nn", "--weights", w.to_str().unwrap()]);
+    // Evaluating the saved weights on the same split (same seed) reports what training
+    // reported at its end, per split.
+    let ws = w.to_str().unwrap();
+    let (code, out, err) = nnc(&["eval", "examples/iris.nn", "--weights", ws, "--seed", "3"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("accuracy"), "{out}");
+    for part in ["train", "validation"] {
+        let values = |text: &str, sep: &str| {
+            let line = text.lines().find(|l| l.starts_with(&format!("{part} "))).unwrap_or("");
+            line.split_once(sep).map(|(_, v)| v.trim().to_string())
+        };
+        let evaluated = values(&out, "examples");
+        assert!(evaluated.as_ref().is_some_and(|v| v.contains("accuracy")), "{out}");
+        assert_eq!(evaluated, values(&trained, part), "{out}\n{trained}");
+    }
     // Starting from them again is accepted.
     let (code, _, err) =
         nnc(&["train", "examples/iris.nn", "--steps", "1", "--init", w.to_str().unwrap()]);

@@ -39,14 +39,34 @@ use crate::diagnostic::{Diagnostic, Result, Span};
 use crate::syntax::ast::{self, Arg, Expr, Item, LayerDecl, ModelDecl};
 use std::collections::HashSet;
 
-/// Checks a parsed file: names, layers, shapes and hyper-parameters.
+/// What the checked model is for: training needs an `optimizer`; evaluating, predicting and
+/// computing gradients do not.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Purpose {
+    #[default]
+    Train,
+    /// A file without an `optimizer` is accepted: its model gets a stand-in (plain SGD with
+    /// learning rate 0, [`optim::stand_in`]) so that every stage can be built, and commands of
+    /// this purpose never run its update.
+    Evaluate,
+}
+
+/// Checks a parsed file for training: names, layers, shapes and hyper-parameters.
 pub fn check(file: &ast::File) -> Result<Model> {
+    check_for(file, Purpose::Train)
+}
+
+/// [`check`] for `purpose`.
+pub fn check_for(file: &ast::File, purpose: Purpose) -> Result<Model> {
     let mut diags = Vec::new();
-    let items = Items::collect(file, &mut diags);
+    let items = Items::collect(file, purpose, &mut diags);
     let before_resolve = diags.len();
     resolve::resolve(&items, &mut diags);
     let names_ok = diags.len() == before_resolve;
     let mut hyper = hyper::check_hyper(&items, &mut diags);
+    if items.optimizer.is_none() && purpose == Purpose::Evaluate {
+        hyper.optimizer = Some(optim::stand_in());
+    }
     let mut model = None;
     if let (Some(decl), true) = (items.model, names_ok) {
         if let Some(parts) = elaborate::elaborate(&items, decl, &mut diags) {
@@ -104,7 +124,7 @@ pub(crate) struct Items<'a> {
 }
 
 impl<'a> Items<'a> {
-    fn collect(file: &'a ast::File, diags: &mut Vec<Diagnostic>) -> Items<'a> {
+    fn collect(file: &'a ast::File, purpose: Purpose, diags: &mut Vec<Diagnostic>) -> Items<'a> {
         let mut items = Items {
             model: None,
             layers: Vec::new(),
@@ -159,7 +179,7 @@ impl<'a> Items<'a> {
                     .note("declare one: `model Name { input x: [B, 2] ... loss = ... }`"),
             );
         }
-        if items.optimizer.is_none() && items.model.is_some() {
+        if items.optimizer.is_none() && items.model.is_some() && purpose == Purpose::Train {
             let at = items.model.map_or(Span::default(), |m| m.name.span);
             diags.push(
                 Diagnostic::error(at, "no `optimizer` for this model")

@@ -40,6 +40,14 @@ impl Model {
     pub fn value(&self, id: ValueId) -> &Value {
         &self.values[id.0 as usize]
     }
+    /// What the model predicts and the loss that scores it: the prediction operand of the
+    /// file's first loss (what `nnc predict` reports).
+    pub fn prediction(&self) -> Option<(ValueId, LossKind)> {
+        self.values.iter().find_map(|v| match v.kind {
+            ValueKind::Loss { kind, pred, .. } => Some((pred, kind)),
+            _ => None,
+        })
+    }
     /// Total number of trainable scalars.
     pub fn param_count(&self) -> usize {
         self.params.iter().map(|p| p.shape.iter().product::<usize>()).sum()
@@ -82,7 +90,8 @@ pub struct ParamDef {
     pub span: Span,
 }
 
-/// Parameter initializers (CATALOG.md). Gains and scales are explicit numbers.
+/// Parameter initializers (docs/methods.md#initializers). Gains and scales are explicit
+/// numbers.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     /// torch.nn.Linear's default: `U(±1/√fan_in)`.
@@ -342,7 +351,8 @@ impl Optimizer {
     }
 }
 
-/// The update rules (CATALOG.md; PyTorch's definitions where PyTorch has the method).
+/// The update rules (docs/methods.md#optimizers; PyTorch's definitions where PyTorch has
+/// the method).
 /// `amsgrad(...)` is `Adam` with `amsgrad = true`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {

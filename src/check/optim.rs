@@ -290,6 +290,15 @@ pub(crate) fn optimizer(
     Some(Optimizer { method, hyper, groups })
 }
 
+/// The optimizer of a model checked without one ([`super::Purpose::Evaluate`]): plain SGD
+/// with its defaults and learning rate 0, never run.
+pub(crate) fn stand_in() -> Optimizer {
+    let b = OPTIMIZERS.iter().find(|b| b.name == "sgd").expect("sgd is built in");
+    let mut hyper = defaults(b);
+    hyper.lr = 0.0;
+    Optimizer { method: Method::Sgd, hyper, groups: Vec::new() }
+}
+
 /// lbfgs takes no parameter groups and no `clamp`: reports each (false if any).
 fn host_driven_ok(args: &[Arg], groups: &[Group], diags: &mut Vec<Diagnostic>) -> bool {
     let before = diags.len();

@@ -232,10 +232,10 @@ pub const INITIALIZERS: &[Builtin] = &[
 const BETAS: Param = opt("betas", "(0.9, 0.999)");
 const NO_DECAY: Param = opt("weight_decay", "0");
 
-/// Optimizers (PyTorch's definitions and defaults; CATALOG.md for the others). Every one but
-/// `lbfgs` (which takes no groups) takes `weight_decay`, so a parameter group can switch
-/// decay off for biases. The default texts are parsed by the checker: they are the
-/// defaults (lbfgs's `max_eval` is derived from `max_iter` as torch does).
+/// Optimizers (PyTorch's definitions and defaults; all in docs/methods.md#optimizers).
+/// Every one but `lbfgs` (which takes no groups) takes `weight_decay`, so a parameter group
+/// can switch decay off for biases. The default texts are parsed by the checker: they are
+/// the defaults (lbfgs's `max_eval` is derived from `max_iter` as torch does).
 pub const OPTIMIZERS: &[Builtin] = &[
     b(
         "sgd",

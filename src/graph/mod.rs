@@ -108,6 +108,8 @@ pub enum Role {
     Metric,
     /// A per-layer statistic of `--log-layers` (`act_mean.fc1`, `grad_norm.fc1.weight`).
     Probe,
+    /// The model's per-example prediction, `[B, ...]` (an evaluation graph for `nnc predict`).
+    Prediction,
     /// The loss's gradient with respect to parameter `i` (`graph.params[i]`).
     Grad(u32),
     /// A training step's finite check of parameter `i`: `sum(θ_new − θ_new)`, 0 if every

@@ -112,6 +112,24 @@ pub fn load_with(
     }
 }
 
+/// [`load_with`] for data that may come without labels (`nnc predict`): a CSV file without
+/// the label column whose columns are exactly the features is read with labels 0. Returns
+/// the examples and whether their labels were read.
+pub fn load_maybe_labelled(
+    spec: &DataSpec,
+    base_dir: &Path,
+    want: &DataShape,
+    ids: Option<usize>,
+    seed: u64,
+) -> Result<(Dataset, bool), DataError> {
+    match spec {
+        DataSpec::Csv { path, label, .. } => {
+            csv_file::load_labelled(&base_dir.join(path), label, want, ids, true)
+        }
+        _ => load_with(spec, base_dir, want, ids, seed).map(|ds| (ds, true)),
+    }
+}
+
 /// Validates one class label: finite (else [`DataError::NonFinite`]), an integer, and in
 /// `0..classes`. `at` is built only on error.
 fn class_index(

@@ -1,7 +1,7 @@
-//! Parameter initialization: every [`Init`] as CATALOG.md and PyTorch define it, drawn from
-//! one ChaCha8 stream per run ([`init_params`]: seeded from the run's seed, parameters in
-//! declaration order, elements in row-major order), so the initial weights are a pure
-//! function of the model and the seed, identical on every platform.
+//! Parameter initialization: every [`Init`] as docs/methods.md#initializers and PyTorch
+//! define it, drawn from one ChaCha8 stream per run ([`init_params`]: seeded from the run's
+//! seed, parameters in declaration order, elements in row-major order), so the initial
+//! weights are a pure function of the model and the seed, identical on every platform.
 //!
 //! Sampling is done in f64 and rounded to f32 once. The rules, one per variant
 //! (`fi`, `fo` = the parameter's fan-in/fan-out):

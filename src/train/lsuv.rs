@@ -62,7 +62,7 @@ pub fn calibrate(
     if todo.is_empty() {
         return Ok(Vec::new());
     }
-    let probed = LowerOptions { mode: Mode::Train, probes: true };
+    let probed = LowerOptions { mode: Mode::Train, probes: true, prediction: false };
     let g = passes::optimize(&lower::lower_with(model, probed));
     let mut reports = Vec::new();
     for (layer, weight) in todo {

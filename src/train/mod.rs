@@ -8,6 +8,7 @@ pub mod data;
 pub mod init;
 pub mod lbfgs;
 pub mod lsuv;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod session;

@@ -161,17 +161,37 @@ pub fn load_data(
     base: &Path,
     over: Option<&Path>,
 ) -> Result<Dataset> {
+    let (dspec, base) = which_data(spec, base, over)?;
+    Ok(data::load_with(&dspec, base, &data_shape(model)?, input_ids(model), spec.seed)?)
+}
+
+/// [`load_data`] for data that may come without labels (`data::load_maybe_labelled`):
+/// the examples and whether their labels were read.
+pub fn load_data_maybe_labelled(
+    model: &Model,
+    spec: &TrainSpec,
+    base: &Path,
+    over: Option<&Path>,
+) -> Result<(Dataset, bool)> {
+    let (dspec, base) = which_data(spec, base, over)?;
     let shape = data_shape(model)?;
-    let dspec = match (over, &spec.data) {
-        (Some(p), d) => spec_for_path(p, d.as_ref())?,
-        (None, Some(d)) => d.clone(),
+    Ok(data::load_maybe_labelled(&dspec, base, &shape, input_ids(model), spec.seed)?)
+}
+
+/// The data spec to load and the folder its paths are relative to.
+fn which_data<'a>(
+    spec: &TrainSpec,
+    base: &'a Path,
+    over: Option<&Path>,
+) -> Result<(DataSpec, &'a Path)> {
+    match (over, &spec.data) {
+        (Some(p), d) => Ok((spec_for_path(p, d.as_ref())?, Path::new("."))),
+        (None, Some(d)) => Ok((d.clone(), base)),
         (None, None) => {
             let m = "no data: give `data = ...` in the train block or --data PATH";
-            return Err(Error::Settings(m.into()));
+            Err(Error::Settings(m.into()))
         }
-    };
-    let base = if over.is_some() { Path::new(".") } else { base };
-    Ok(data::load_with(&dspec, base, &shape, input_ids(model), spec.seed)?)
+    }
 }
 
 /// The files the data comes from: `--data`, else the file's csv/npz/npy spec (relative to

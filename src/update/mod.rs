@@ -13,8 +13,8 @@
 //!
 //! Optimizer state is named as PyTorch names it, after the parameter: `momentum_buffer`,
 //! `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `grad_avg`, `acc_delta`,
-//! `exp_inf` (and `previous` for the heavy ball). Formulas are PyTorch's or
-//! CATALOG.md's; each is written next to the code that builds it:
+//! `exp_inf` (and `previous` for the heavy ball). Formulas are PyTorch's or the papers'
+//! (docs/methods.md#optimizers); each is written next to the code that builds it:
 //!
 //! | module | methods |
 //! |--------|---------|
@@ -57,7 +57,7 @@ impl StepGraph {
         let rank = |r: Role| match r {
             Role::Loss => 0,
             Role::Metric => 1,
-            Role::Probe | Role::Grad(_) => 2,
+            Role::Probe | Role::Grad(_) | Role::Prediction => 2,
             Role::Check(_) => 3,
         };
         let ranks: Vec<u8> = g.outputs.iter().map(|o| rank(o.role)).collect();
@@ -298,7 +298,7 @@ fn project(g: &mut Graph, x: NodeId, lo: f64, hi: f64) -> NodeId {
     g.binary(BinaryOp::Min, above, hi)
 }
 
-/// Clipping of the gradients `grads` together (CATALOG.md):
+/// Clipping of the gradients `grads` together (docs/methods.md#clips):
 /// global_norm(c): `n = ‖concat(g)‖₂`, `g *= min(1, c/(n + 1e-6))`; value(c): clamp to ±c.
 fn clip(g: &mut Graph, c: &Clip, grads: &[NodeId]) -> Vec<NodeId> {
     match *c {

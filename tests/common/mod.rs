@@ -32,3 +32,19 @@ pub fn programs() -> Vec<PathBuf> {
     }
     files
 }
+
+/// A fresh folder for one test's files: `<temp>/nnc-<name>-<pid>`, emptied first.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nnc-{name}-{}", std::process::id()));
+    std::fs::remove_dir_all(&d).ok();
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Parses CSV text with a header: (column names, rows of cells).
+pub fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("").split(',').map(String::from).collect();
+    let rows = lines.map(|l| l.split(',').map(String::from).collect()).collect();
+    (header, rows)
+}

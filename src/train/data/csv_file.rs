@@ -18,6 +18,19 @@ pub(super) fn load(
     want: &DataShape,
     ids: Option<usize>,
 ) -> Result<Dataset, DataError> {
+    load_labelled(path, label, want, ids, false).map(|(ds, _)| ds)
+}
+
+/// [`load`], and with `optional_label` a file without the label column whose other columns
+/// are exactly the features is read too, with labels 0; the flag says whether the labels
+/// were read.
+pub(super) fn load_labelled(
+    path: &Path,
+    label: &str,
+    want: &DataShape,
+    ids: Option<usize>,
+    optional_label: bool,
+) -> Result<(Dataset, bool), DataError> {
     let file = crate::files::open_bounded(path, crate::files::available_memory())
         .map_err(|e| DataError::io(path, e))?;
     let mut reader = csv::ReaderBuilder::new()
@@ -29,8 +42,14 @@ pub(super) fn load(
     if columns.is_empty() {
         return Err(DataError::Empty { path: path.to_path_buf() });
     }
-    let label_col = label_column(path, label, &columns)?;
-    check_layout(path, label, &columns, want)?;
+    let label_col = match label_column(path, label, &columns) {
+        Err(_) if optional_label && columns.len() == want.feature_count() => None,
+        col => {
+            let col = col?;
+            check_layout(path, label, &columns, want)?;
+            Some(col)
+        }
+    };
 
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     for record in reader.records() {
@@ -39,14 +58,17 @@ pub(super) fn load(
         for (j, cell) in record.iter().enumerate() {
             let at = || Loc::Cell { line, column: columns[j].clone() };
             let v = parse(cell, path, at)?;
-            match (j == label_col, want.label) {
+            match (Some(j) == label_col, want.label) {
                 (true, LabelSpec::Classes(c)) => ys.push(class_index(v, c, path, at)?),
                 (true, LabelSpec::Targets(_)) => ys.push(finite(v, path, at)?),
                 (false, _) => xs.push(feature(v, ids, path, at)?),
             }
         }
     }
-    let n = ys.len();
+    let n = xs.len() / want.feature_count().max(1);
+    if label_col.is_none() {
+        ys = vec![0.0; n * y_width(want.label)];
+    }
     if n == 0 {
         return Err(DataError::Empty { path: path.to_path_buf() });
     }
@@ -55,7 +77,16 @@ pub(super) fn load(
         LabelSpec::Targets(t) => vec![n, t],
     };
     let x_shape = [vec![n], want.features.clone()].concat();
-    Ok(Dataset { x: Tensor::new(x_shape, xs), y: Tensor::new(y_shape, ys) })
+    let ds = Dataset { x: Tensor::new(x_shape, xs), y: Tensor::new(y_shape, ys) };
+    Ok((ds, label_col.is_some()))
+}
+
+/// Label values per example.
+fn y_width(label: LabelSpec) -> usize {
+    match label {
+        LabelSpec::Classes(_) => 1,
+        LabelSpec::Targets(t) => t,
+    }
 }
 
 fn label_column(path: &Path, label: &str, columns: &[String]) -> Result<usize, DataError> {

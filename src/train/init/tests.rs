@@ -1,6 +1,6 @@
 //! Statistics of every initializer at a realistic size (a `[256, 512]` weight: fan-in 512,
-//! fan-out 256), against the variance formulas of CATALOG.md; exact structure of
-//! orthogonal and identity; determinism.
+//! fan-out 256), against the variance formulas of docs/methods.md#initializers; exact
+//! structure of orthogonal and identity; determinism.
 
 use super::*;
 use crate::diagnostic::Span;

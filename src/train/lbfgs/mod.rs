@@ -28,7 +28,7 @@
 //!
 //! The learning rate is passed to every step, so a schedule sets it per step exactly as a
 //! PyTorch scheduler stepped once per `optimizer.step(closure)` sets `param_groups[0]["lr"]`.
-//! Our default `history_size` is 10 (CATALOG.md); PyTorch's is 100.
+//! Our default `history_size` is 10 (docs/methods.md#lbfgs); PyTorch's is 100.
 
 mod driver;
 mod search;
