@@ -1,8 +1,8 @@
 //! Optimizers against their formulas: for at least 20 steps, the compiled training step (run
 //! by the reference interpreter in f64) must move the parameters as the update written here
-//! independently (PyTorch's algorithms as documented, CATALOG.md for the others) moves them,
-//! given the same gradients. Also: parameter groups (overrides, first match wins, per-group
-//! clipping) and their mistakes.
+//! independently (PyTorch's algorithms as documented, docs/methods.md for the others) moves
+//! them, given the same gradients. Also: parameter groups (overrides, first match wins,
+//! per-group clipping) and their mistakes.
 
 mod harness;
 

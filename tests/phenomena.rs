@@ -1,4 +1,4 @@
-//! The phenomenon examples (examples/phenomena/, CATALOG.md's phenomena 1-10 and 14): every
+//! The phenomenon examples (examples/phenomena/, phenomena 1-10 and 14 of its README): every
 //! file checks and carries its header (what to run, what to look for), and the fast ones,
 //! run briefly through the command line, already show their effect. Runs use the reference
 //! interpreter, so they do not depend on the JIT's rounding.

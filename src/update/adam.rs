@@ -197,8 +197,8 @@ pub(super) fn adabound(u: &mut Ctx) -> NodeId {
     u.g.sub(u.theta, delta)
 }
 
-/// Padam (Chen & Gu 2018; CATALOG.md): `g += λθ`; m, v as Adam; with amsgrad `v` is the
-/// running max (state `max_exp_avg_sq`); `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`;
+/// Padam (Chen & Gu 2018; docs/methods.md#padam): `g += λθ`; m, v as Adam; with amsgrad
+/// `v` is the running max (state `max_exp_avg_sq`); `m̂ = m/(1−β₁ᵗ)`, `v̂ = v/(1−β₂ᵗ)`;
 /// `θ −= lr·m̂/(v̂^p + ε)`. `p = ½` without amsgrad is Adam.
 pub(super) fn padam(u: &mut Ctx) -> NodeId {
     let (b1, b2, eps, p) = (u.h.beta1, u.h.beta2, u.h.eps, u.h.partial);

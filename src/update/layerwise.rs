@@ -1,5 +1,5 @@
 //! Layer-wise adaptive methods for large batches: one trust ratio per parameter tensor,
-//! computed from 2-norms that are reductions to scalars (CATALOG.md).
+//! computed from 2-norms that are reductions to scalars (docs/methods.md#lars, #lamb).
 
 use super::Ctx;
 use crate::graph::{BinaryOp, NodeId, UnaryOp};
