@@ -92,22 +92,40 @@ impl Diagnostic {
 
 /// Renders several diagnostics, in order, as plain text.
 pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
+    render_all_with(diags, file_name, src, "")
+}
+
+/// [`render_all`] for a compilation with command-line overrides: spans past `src` (and the
+/// newline after it) point into `flags`, the overrides' text (`syntax::set::text`), which a
+/// diagnostic about an override shows as the command line. Labels on the other text than
+/// the primary one's are left out.
+pub fn render_all_with(diags: &[Diagnostic], file_name: &str, src: &str, flags: &str) -> String {
     let config = term::Config::default();
     let mut out = String::new();
-    let original = src;
     for d in diags {
-        let spans: Vec<Span> =
-            std::iter::once(d.primary.span).chain(d.secondary.iter().map(|l| l.span)).collect();
-        let (shown, map) = shown_source(src, &spans);
+        let on_flags = !flags.is_empty() && d.primary.span.start as usize > src.len();
+        let (name, original, offset) = match on_flags {
+            true => ("command line", flags, src.len() + 1),
+            false => (file_name, src, 0),
+        };
+        let here = |s: Span| (s.start as usize > src.len()) == on_flags;
+        let local = |s: Span| Span::new(s.start as usize - offset, s.end as usize - offset);
+        let secondary: Vec<&Label> = d.secondary.iter().filter(|l| here(l.span)).collect();
+        let spans: Vec<Span> = std::iter::once(d.primary.span)
+            .chain(secondary.iter().map(|l| l.span))
+            .map(local)
+            .collect();
+        let (shown, map) = shown_source(original, &spans);
         let src = shown.as_str();
-        let file = SimpleFile::new(file_name, src);
+        let file = SimpleFile::new(name, src);
         let clamp = |s: Span| {
+            let s = local(s);
             let a = map(s.start as usize);
             a..map(s.end as usize).max(a)
         };
         let mut labels =
             vec![cs::Label::primary((), clamp(d.primary.span)).with_message(&d.primary.message)];
-        for l in &d.secondary {
+        for l in secondary {
             labels.push(cs::Label::secondary((), clamp(l.span)).with_message(&l.message));
         }
         let diag = cs::Diagnostic::error()
@@ -119,7 +137,7 @@ pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
             buf = format!("error: {}\n", d.message);
         }
         // The location in the header is the shown text's: a cut line moves its columns.
-        let at = d.primary.span.start as usize;
+        let at = local(d.primary.span).start as usize;
         let (shown_col, real_col) = (column(src, map(at)), column(original, at));
         if shown_col != real_col {
             let line = Span::new(at, at).line(original);

@@ -9,7 +9,7 @@ mod cli;
 
 use cli::*;
 use nnc::bench;
-use nnc::diagnostic::render_all;
+use nnc::diagnostic::render_all_with;
 use nnc::pipeline::{self, IrError, Stage};
 use nnc::syntax::ast;
 use nnc::tensor::Tensor;
@@ -33,6 +33,9 @@ enum Command {
         /// Check the model only, not its data.
         #[arg(long)]
         no_data: bool,
+        /// Override a setting of the file (as `train --set`).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
     },
     /// Print the built-in names with their parameters and defaults (every table, or one).
     List {
@@ -221,8 +224,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Diagnostics { file, src, diags }) => {
-            eprint!("{}", render_all(&diags, &file.display().to_string(), &src));
+        Err(Failure::Diagnostics { file, src, flags, diags }) => {
+            eprint!("{}", render_all_with(&diags, &file.display().to_string(), &src, &flags));
             ExitCode::from(1)
         }
         Err(Failure::Run(e)) => {
@@ -254,8 +257,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
             print!("{}", tables.join("\n"));
             Ok(())
         }
-        Command::Check { file, no_data } => {
-            let c = compile_to_evaluate(&file, None)?;
+        Command::Check { file, no_data, sets } => {
+            let run = RunArgs { data: None, batch: None, seed: None, sets };
+            let c = compile_to_evaluate(&file, &run)?;
             let m = &c.model;
             // The data first: `ok` is printed only for a file whose data fits too.
             let data = match !no_data && m.train.data.is_some() {
@@ -306,9 +310,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 StageArg::Clif => Stage::Clif,
             };
             let text = pipeline::ir(&src, stage, threads.max(1)).map_err(|e| match e {
-                IrError::Source(diags) => {
-                    Failure::Diagnostics { file: file.clone(), src: src.clone(), diags }
-                }
+                IrError::Source(diags) => Failure::Diagnostics {
+                    file: file.clone(),
+                    src: src.clone(),
+                    flags: String::new(),
+                    diags,
+                },
                 IrError::Jit(e) => Failure::Run(e.into()),
             })?;
             match (check, bless) {
@@ -353,8 +360,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             resume,
             allow_nonfinite,
         } => {
-            let options =
-                pipeline::CompileOptions { log_layers, allow_nonfinite, ..Default::default() };
+            let options = pipeline::CompileOptions {
+                log_layers,
+                allow_nonfinite,
+                sets: run.sets.clone(),
+                ..Default::default()
+            };
             let c = compile_with(&file, &options, run.seed)?;
             let dir = checkpoint.or_else(|| resume.clone());
             if checkpoint_every.is_some() && dir.is_none() {
@@ -467,7 +478,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 ..Default::default()
             };
             let r = bench::run(&src, &file, &s).map_err(|e| match e {
-                bench::BenchError::Diagnostics(diags) => Failure::Diagnostics { file, src, diags },
+                bench::BenchError::Diagnostics(diags) => {
+                    Failure::Diagnostics { file, src, flags: String::new(), diags }
+                }
                 bench::BenchError::Run(e) => Failure::Run(e),
             })?;
             match json {
@@ -481,7 +494,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Grad { file, weights: w, out, run, backend, threads } => {
-            let c = compile_to_evaluate(&file, None)?;
+            let c = compile_to_evaluate(&file, &run)?;
             check_outputs(
                 &file,
                 &c,

@@ -23,7 +23,7 @@ use crate::update::StepGraph;
 use crate::{autodiff, check, lower, passes, syntax, update};
 
 /// Variants of a compilation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompileOptions {
     /// Add the per-layer probes of `crate::probes` to the training step's outputs (after the
     /// loss and the metrics): `nnc train --log-layers`.
@@ -32,6 +32,9 @@ pub struct CompileOptions {
     pub allow_nonfinite: bool,
     /// Training needs an `optimizer`; `eval`, `predict`, `grad` and `check` do not.
     pub purpose: check::Purpose,
+    /// `--set KEY=VALUE` overrides of the file's settings (`syntax::set`); the compilation's
+    /// text is then `syntax::set::combined(src, sets)`.
+    pub sets: Vec<String>,
 }
 
 /// Every stage of one compilation.
@@ -78,7 +81,7 @@ pub fn compile_observed(
     seed: Option<u64>,
     obs: &mut dyn Observer,
 ) -> Result<Compiled> {
-    let ast = observe::run(obs, "parse", || syntax::parse(src))?;
+    let ast = observe::run(obs, "parse", || syntax::parse_with(src, &o.sets))?;
     let mut model = observe::run(obs, "check", || check::check_for(&ast, o.purpose))?;
     if let Some(s) = seed {
         model.train.seed = s;
@@ -110,7 +113,8 @@ pub fn compile_observed(
             opt
         })
     });
-    Ok(Compiled { src: src.to_string(), ast, model, lowered, forward, grad, step, opt, rules })
+    let src = syntax::set::combined(src, &o.sets);
+    Ok(Compiled { src, ast, model, lowered, forward, grad, step, opt, rules })
 }
 
 /// The driver of the JIT half: `c`'s optimized step and forward graph through the JIT's

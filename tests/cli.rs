@@ -268,3 +268,35 @@ fn too_large_for_memory_is_an_error_not_an_abort() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--set KEY=VALUE` trains exactly as the file edited to say the same, and a wrong
+/// override is reported at the flag (`command line:LINE:COLUMN`) with exit 1.
+#[test]
+fn set_overrides_are_the_file_edited() {
+    let dir = common::scratch("cli-set");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::copy("examples/data/iris.csv", dir.join("data/iris.csv")).unwrap();
+    let src = std::fs::read_to_string("examples/iris.nn").unwrap();
+    let edited = src
+        .replace("sgd(lr = 0.05, momentum = 0.9,", "sgd(lr = 0.01, momentum = 0.5,")
+        .replace("batch = 16, epochs = 100", "batch = 32, epochs = 3");
+    assert_ne!(edited, src);
+    let model = dir.join("edited.nn");
+    std::fs::write(&model, edited).unwrap();
+    let (code, want, err) = nnc(&["train", model.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let sets = ["optimizer.lr=0.01", "optimizer.momentum=0.5", "train.batch=32", "train.epochs=3"];
+    let mut args = vec!["train", "examples/iris.nn"];
+    args.extend(sets.iter().flat_map(|s| ["--set", s]));
+    let (code, got, err) = nnc(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(got, want.replace(model.to_str().unwrap(), "examples/iris.nn"));
+    // Errors point at the flag.
+    let (code, _, err) =
+        nnc(&["train", "examples/iris.nn", "--set", "train.epochs=3", "--set", "optimizer.lr=-1"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("command line:2:20") && err.contains("--set optimizer.lr=-1"), "{err}");
+    let (code, _, err) = nnc(&["check", "examples/iris.nn", "--set", "optimizer.lrr=1"]);
+    assert!(code == 1 && err.contains("did you mean `lr`"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}

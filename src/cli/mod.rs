@@ -1,6 +1,6 @@
 //! What every subcommand shares: the failure type `main` reports, reading and compiling the
 //! model file, the command line's value parsers, the run arguments (`--data`, `--batch`,
-//! `--seed`), and the check of output paths against inputs.
+//! `--seed`, `--set`), and the check of output paths against inputs.
 
 pub(crate) mod predict;
 
@@ -24,6 +24,11 @@ pub(crate) struct RunArgs {
     /// Random seed (initialization, shuffling, synthetic data).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override a setting of the file, checked as if written there (repeatable):
+    /// `optimizer.lr=0.1`, `train.batch=64`, `schedule.T=200`, `clip.max_norm=1`,
+    /// `'optimizer=adam(lr = 1e-3)'`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -34,9 +39,11 @@ pub(crate) enum BackendArg {
 
 /// A failure to report: diagnostics on a source file, or a plain message.
 pub(crate) enum Failure {
+    /// `flags`: the text of the `--set` overrides, which spans past `src` point into.
     Diagnostics {
         file: PathBuf,
         src: String,
+        flags: String,
         diags: Vec<Diagnostic>,
     },
     /// A runtime error of the library (data, weights, a run, the JIT, files).
@@ -66,12 +73,17 @@ pub(crate) fn read(file: &Path) -> Result<String, Failure> {
 }
 
 /// Compiles `file` for a command that does not train: the file needs no `optimizer`.
-pub(crate) fn compile_to_evaluate(file: &Path, seed: Option<u64>) -> Result<Compiled, Failure> {
-    let o = pipeline::CompileOptions { purpose: Purpose::Evaluate, ..Default::default() };
-    compile_with(file, &o, seed)
+pub(crate) fn compile_to_evaluate(file: &Path, run: &RunArgs) -> Result<Compiled, Failure> {
+    let o = pipeline::CompileOptions {
+        purpose: Purpose::Evaluate,
+        sets: run.sets.clone(),
+        ..Default::default()
+    };
+    compile_with(file, &o, run.seed)
 }
 
-/// Compiles `file`; `seed` (`--seed`) overrides the file's, which salts dropout masks.
+/// Compiles `file` with `o` (which holds the `--set` overrides); `seed` (`--seed`)
+/// overrides the file's, which salts dropout masks.
 pub(crate) fn compile_with(
     file: &Path,
     o: &pipeline::CompileOptions,
@@ -81,6 +93,7 @@ pub(crate) fn compile_with(
     pipeline::compile_seeded(&src, o, seed).map_err(|diags| Failure::Diagnostics {
         file: file.to_path_buf(),
         src,
+        flags: nnc::syntax::set::text(&o.sets),
         diags,
     })
 }
@@ -91,7 +104,7 @@ pub(crate) fn compile_with_data(
     file: &Path,
     run: &RunArgs,
 ) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    with_data(compile_to_evaluate(file, run.seed)?, file, run)
+    with_data(compile_to_evaluate(file, run)?, file, run)
 }
 
 /// [`compile_with_data`] for a model already compiled.

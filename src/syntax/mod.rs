@@ -14,6 +14,7 @@
 pub mod ast;
 pub mod lexer;
 pub mod print;
+pub mod set;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,14 @@ pub fn parse(src: &str) -> Result<ast::File> {
         None => src,
     };
     grammar::FileParser::new().parse(lexer::Lexer::new(src)).map_err(|e| vec![syntax_error(src, e)])
+}
+
+/// Parses one `.nn` file and applies command-line overrides ([`set`]) to it. Spans point
+/// into `set::combined(src, sets)`.
+pub fn parse_with(src: &str, sets: &[String]) -> Result<ast::File> {
+    let mut file = parse(src)?;
+    set::apply(&mut file, src.len(), sets)?;
+    Ok(file)
 }
 
 /// Small constructors the grammar's actions call.
