@@ -10,13 +10,14 @@
 //!   ─ passes (fold, simplify, stabilize, CSE, DCE) ─▶ optimized Graph
 //!   ─ jit: fuse ─▶ kernels ─ plan ─▶ arenas ─ codegen (Cranelift) ─▶ native step
 //!   ─ train (runtime) ─▶ trained parameters, logs, weight files
+//!   ─ plot ─▶ pictures of logs, sweeps and the lr range test (SVG, PNG)
 //! graph::eval: a slow, obviously-correct interpreter of any Graph: the oracle for tests
 //! and the `interp` backend. graph::scalar: each elementwise op's one scalar definition.
 //! ```
 //!
 //! `pipeline` strings the front half together; `train::session` builds a backend (the JIT
-//! or the interpreter) from its graphs; `bench` times every stage; `main.rs` is only the
-//! command line. The JIT's design: docs/jit.md.
+//! or the interpreter) from its graphs; `bench` times every stage; `main.rs` and `cli/` are
+//! only the command line. The JIT's design: docs/jit.md.
 
 pub mod diagnostic;
 pub mod error;
@@ -32,6 +33,7 @@ pub mod lower;
 pub mod observe;
 pub mod passes;
 pub mod pipeline;
+pub mod plot;
 pub mod probes;
 pub mod runtime;
 pub mod schedule;

@@ -139,6 +139,35 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Draw training logs as curves (several runs overlaid), or a --log-layers file as a
+    /// heat map of one per-layer statistic over steps; SVG or PNG by the extension of --out.
+    #[command(
+        after_help = "Examples:\n  nnc plot a.csv b.csv --y loss,val_loss --log-y --out curves.svg\n  nnc plot run.layers.csv --y grad_norm --out layers.png"
+    )]
+    Plot {
+        /// CSV logs of `nnc train --log` (or one `.layers.csv` of --log-layers).
+        #[arg(required = true, value_name = "LOG.csv")]
+        logs: Vec<PathBuf>,
+        /// Columns to draw (default: loss, and val_loss where logged); for a per-layer log,
+        /// the statistic: grad_norm (default), weight_norm, act_mean or act_var.
+        #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+        y: Vec<String>,
+        /// The column along the x axis.
+        #[arg(long, default_value = "step", value_name = "COLUMN")]
+        x: String,
+        /// Logarithmic y axis (left out: values that are not positive).
+        #[arg(long)]
+        log_y: bool,
+        /// Logarithmic x axis.
+        #[arg(long)]
+        log_x: bool,
+        /// The picture: FILE.svg or FILE.png.
+        #[arg(long, value_name = "FILE.svg|FILE.png")]
+        out: PathBuf,
+        /// The title (default: what is drawn).
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     Grad {
         file: PathBuf,
@@ -450,6 +479,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Predict { file, weights, out, run } => {
             cli::predict::run(&file, &weights, out, &run)
+        }
+        Command::Plot { logs, y, x, log_y, log_x, out, title } => {
+            cli::plot::run(cli::plot::Args { logs, y, x, log_x, log_y, out, title })
         }
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
