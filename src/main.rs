@@ -168,6 +168,32 @@ enum Command {
         #[arg(long)]
         title: Option<String>,
     },
+    /// Train every combination of `--set KEY=V1,V2,...` values (with --seeds seeds each,
+    /// several runs at a time); write each run's log, runs.csv, summary.csv (mean and spread
+    /// over seeds) and the curves of every setting into --out.
+    #[command(
+        after_help = "Example:\n  nnc sweep examples/iris.nn --set optimizer.lr=0.01,0.03,0.1 --seeds 3 --out sweep-lr"
+    )]
+    Sweep {
+        file: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Seeds per setting: the file's seed (or --seed) and the ones after it.
+        #[arg(long, default_value_t = 1, value_parser = positive)]
+        seeds: usize,
+        /// Runs at a time (default: one per core; each run uses one thread).
+        #[arg(long, value_parser = thread_count)]
+        jobs: Option<usize>,
+        /// Stop each run after N optimizer steps.
+        #[arg(long, value_parser = positive)]
+        steps: Option<usize>,
+        /// Train each run for N epochs.
+        #[arg(long, value_parser = positive)]
+        epochs: Option<usize>,
+        /// The folder for the logs, tables and curves (created; must be empty if it exists).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     Grad {
         file: PathBuf,
@@ -482,6 +508,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Plot { logs, y, x, log_y, log_x, out, title } => {
             cli::plot::run(cli::plot::Args { logs, y, x, log_x, log_y, out, title })
+        }
+        Command::Sweep { file, run, seeds, jobs, steps, epochs, out } => {
+            cli::sweep::run(cli::sweep::Args { file, run, seeds, jobs, out, steps, epochs })
         }
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.

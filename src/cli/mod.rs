@@ -4,6 +4,7 @@
 
 pub(crate) mod plot;
 pub(crate) mod predict;
+pub(crate) mod sweep;
 
 use std::path::{Path, PathBuf};
 

@@ -13,5 +13,6 @@ pub mod report;
 pub mod run;
 pub mod session;
 pub mod state;
+pub mod sweep;
 pub mod synthetic;
 pub mod weights;
