@@ -194,6 +194,33 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// The learning-rate range test (Smith 2017): train with the rate growing exponentially
+    /// from --min to --max over one epoch (at least 100 steps); print where the smoothed loss
+    /// is lowest and where it falls fastest; write the curve and its picture.
+    #[command(
+        name = "lr-find",
+        after_help = "Example:\n  nnc lr-find examples/digits_mlp.nn --plot lr.svg --out lr.csv"
+    )]
+    LrFind {
+        file: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+        /// The first step's learning rate.
+        #[arg(long, default_value_t = 1e-7)]
+        min: f64,
+        /// The last step's learning rate.
+        #[arg(long, default_value_t = 10.0)]
+        max: f64,
+        /// Steps of the test (default: one epoch, at least 100).
+        #[arg(long, value_parser = positive)]
+        steps: Option<usize>,
+        /// Write step, lr, loss and smoothed loss here.
+        #[arg(long, value_name = "FILE.csv")]
+        out: Option<PathBuf>,
+        /// Draw the loss against the learning rate here (log x axis).
+        #[arg(long, value_name = "FILE.svg|FILE.png")]
+        plot: Option<PathBuf>,
+    },
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     Grad {
         file: PathBuf,
@@ -511,6 +538,9 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Sweep { file, run, seeds, jobs, steps, epochs, out } => {
             cli::sweep::run(cli::sweep::Args { file, run, seeds, jobs, out, steps, epochs })
+        }
+        Command::LrFind { file, run, min, max, steps, out, plot } => {
+            cli::lr_find::run(cli::lr_find::Args { file, run, min, max, steps, out, plot })
         }
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.

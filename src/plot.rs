@@ -146,7 +146,10 @@ fn tick(c: f64, log: bool) -> String {
         return "0".into();
     }
     if !(1e-3..1e5).contains(&a) {
-        return format!("{v:.2e}");
+        // `1e-7`, `3.16e-4`: the mantissa without trailing zeros.
+        let text = format!("{v:.2e}");
+        let (mantissa, exp) = text.split_once('e').unwrap_or((&text, "0"));
+        return format!("{}e{exp}", mantissa.trim_end_matches('0').trim_end_matches('.'));
     }
     let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
     let s = format!("{v:.decimals$}");
@@ -336,7 +339,8 @@ mod tests {
         assert_eq!(tick(-2.5, true), "");
         assert_eq!(tick(0.25, false), "0.25");
         assert_eq!(tick(1234.5678, false), "1235");
-        assert_eq!(tick(1e-7, false), "1.00e-7");
+        assert_eq!(tick(1e-7, false), "1e-7");
+        assert_eq!(tick(3.16e-4, false), "3.16e-4");
         assert_eq!(tick(0.0, false), "0");
     }
 

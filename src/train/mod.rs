@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod init;
 pub mod lbfgs;
+pub mod lr_find;
 pub mod lsuv;
 pub mod predict;
 pub mod report;
