@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use nnc::error::Error;
 use nnc::pipeline::{CompileOptions, Compiled};
@@ -106,7 +105,6 @@ fn run_all(
             s.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(r) = runs.get(i) else { break };
-                let started = Instant::now();
                 let o = Options {
                     steps: a.steps,
                     epochs: a.epochs,
@@ -130,11 +128,10 @@ fn run_all(
                 };
                 let k = done.fetch_add(1, Ordering::Relaxed) + 1;
                 println!(
-                    "run {k}/{}  {} seed {}: {said}  ({:.1} s)",
+                    "run {k}/{}  {} seed {}: {said}",
                     runs.len(),
                     values(&points[r.point]),
-                    r.seed,
-                    started.elapsed().as_secs_f64()
+                    r.seed
                 );
                 outcomes.lock().unwrap()[i] = Some(outcome);
             });
