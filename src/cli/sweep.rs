@@ -97,9 +97,10 @@ fn run_all(
     jobs: usize,
 ) -> Vec<Result<Outcome, Error>> {
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let outcomes: Mutex<Vec<Option<Result<Outcome, Error>>>> =
-        Mutex::new((0..runs.len()).map(|_| None).collect());
+    // The runs printed so far, the lines waiting to be printed, the outcomes.
+    type State = (usize, Vec<Option<String>>, Vec<Option<Result<Outcome, Error>>>);
+    let n = runs.len();
+    let state: Mutex<State> = Mutex::new((0, vec![None; n], (0..n).map(|_| None).collect()));
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| loop {
@@ -126,18 +127,22 @@ fn run_all(
                     Ok(Outcome::Diverged(step)) => format!("diverged at step {step}"),
                     Err(e) => format!("failed: {e}"),
                 };
-                let k = done.fetch_add(1, Ordering::Relaxed) + 1;
-                println!(
-                    "run {k}/{}  {} seed {}: {said}",
-                    runs.len(),
-                    values(&points[r.point]),
-                    r.seed
-                );
-                outcomes.lock().unwrap()[i] = Some(outcome);
+                // Lines in grid order: each run's once every run before it has ended.
+                let mut guard = state.lock().unwrap();
+                let (printed, lines, outcomes) = &mut *guard;
+                lines[i] = Some(said);
+                while let Some(said) = lines.get_mut(*printed).and_then(Option::take) {
+                    let r = &runs[*printed];
+                    let (k, at) = (*printed + 1, values(&points[r.point]));
+                    println!("run {k}/{n}  {at} seed {}: {said}", r.seed);
+                    *printed += 1;
+                }
+                outcomes[i] = Some(outcome);
             });
         }
     });
-    outcomes.into_inner().unwrap().into_iter().map(|o| o.expect("every run ran")).collect()
+    let outcomes = state.into_inner().unwrap().2;
+    outcomes.into_iter().map(|o| o.expect("every run ran")).collect()
 }
 
 /// A setting as text: `optimizer.lr=0.01 train.batch=32` (`default` for an empty grid).
