@@ -408,6 +408,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
                     eprintln!("wrote {}", p.display());
                 }
                 (Some(p), false) => {
+                    if !p.exists() {
+                        return Err(Failure::Message(format!(
+                            "{} does not exist: add --bless to write the current IR there",
+                            p.display()
+                        )));
+                    }
                     let want = read(&p)?;
                     if want != text {
                         return Err(Failure::Message(format!(

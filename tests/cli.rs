@@ -277,10 +277,12 @@ fn set_overrides_are_the_file_edited() {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::copy("examples/data/iris.csv", dir.join("data/iris.csv")).unwrap();
     let src = std::fs::read_to_string("examples/iris.nn").unwrap();
-    let edited = src
-        .replace("sgd(lr = 0.05, momentum = 0.9,", "sgd(lr = 0.01, momentum = 0.5,")
-        .replace("batch = 16, epochs = 100", "batch = 32, epochs = 3");
-    assert_ne!(edited, src);
+    let edit = |src: &str, from: &str, to: &str| {
+        assert!(src.contains(from), "examples/iris.nn no longer says `{from}`");
+        src.replace(from, to)
+    };
+    let edited = edit(&src, "sgd(lr = 0.02, momentum = 0.9,", "sgd(lr = 0.01, momentum = 0.5,");
+    let edited = edit(&edited, "batch = 16, epochs = 100", "batch = 32, epochs = 3");
     let model = dir.join("edited.nn");
     std::fs::write(&model, edited).unwrap();
     let (code, want, err) = nnc(&["train", model.to_str().unwrap()]);

@@ -29,6 +29,10 @@ pub fn bind<'e>(
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Vec<Option<&'e Arg>>> {
     let before = diags.len();
+    if let Some(d) = arrow_spelled_apart(callee, params, args) {
+        diags.push(d);
+        return None;
+    }
     let mut slots: Vec<Option<&'e Arg>> = vec![None; params.len()];
     let mut seen_keyword: Option<Span> = None;
     let mut next = 0;
@@ -70,11 +74,17 @@ pub fn bind<'e>(
             }
         };
         if let Some(first) = slots[index] {
-            diags.push(
-                Diagnostic::error(arg.span, format!("`{}` given twice", params[index].name))
-                    .label("given again here")
-                    .secondary(first.span, "first given here"),
-            );
+            let mut d = Diagnostic::error(arg.span, format!("`{}` given twice", params[index].name))
+                .label("given again here")
+                .secondary(first.span, "first given here");
+            if first.name.is_none() {
+                d = d.note(format!(
+                    "a positional argument fills the parameters in order; this one is `{}`: \
+                     {signature}",
+                    params[index].name
+                ));
+            }
+            diags.push(d);
             continue;
         }
         slots[index] = Some(arg);
@@ -89,6 +99,32 @@ pub fn bind<'e>(
         }
     }
     (diags.len() == before).then_some(slots)
+}
+
+/// `Dense(10, 64)` for `Dense(10 -> 64)`: a callee whose first parameter is an arrow
+/// (`in -> out`) given two positional numbers instead.
+fn arrow_spelled_apart(callee: &str, params: &[Slot], args: &[Arg]) -> Option<Diagnostic> {
+    let arrow = params.first()?.name;
+    let (a, b) = match args {
+        [a, b, ..] if a.name.is_none() && b.name.is_none() => (a, b),
+        _ => return None,
+    };
+    let plain = |e: &Expr| !matches!(e.kind, ExprKind::Arrow { .. });
+    if !arrow.contains("->") || !plain(&a.value) || !plain(&b.value) {
+        return None;
+    }
+    let span = Span::new(a.span.start as usize, b.span.end as usize);
+    let example = match (&a.value.kind, &b.value.kind) {
+        (ExprKind::Number { value: x, .. }, ExprKind::Number { value: y, .. }) => {
+            format!("{callee}({x} -> {y})")
+        }
+        _ => format!("{callee}(a -> b)"),
+    };
+    Some(
+        Diagnostic::error(span, format!("{callee} takes its sizes as `{arrow}`"))
+            .label("found two arguments")
+            .note(format!("write `{example}`")),
+    )
 }
 
 fn too_many(callee: &str, sig: &str, max: usize, given: usize, span: Span) -> Diagnostic {

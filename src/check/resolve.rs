@@ -173,7 +173,11 @@ impl Resolver<'_, '_> {
             None => {
                 if let ExprKind::Call { callee, args } = &value.kind {
                     if self.unknown_layer(scope, callee) {
-                        self.call_args(scope, args);
+                        // Its keyword arguments (initializers, flags) mean nothing without
+                        // the layer: only the positional ones are values of this scope.
+                        let positional: Vec<Arg> =
+                            args.iter().filter(|a| a.name.is_none()).cloned().collect();
+                        self.call_args(scope, &positional);
                         self.define(scope, name, Kind::Layer);
                         return;
                     }

@@ -20,11 +20,33 @@ pub fn closest<'c>(name: &str, candidates: impl IntoIterator<Item = &'c str>) ->
     best.map(|(_, c)| c)
 }
 
-/// The note `did you mean `x`?`, if some candidate is close.
+/// PyTorch's names of nnc's built-ins, which no spelling distance finds.
+const PYTORCH_NAMES: [(&str, &str); 12] = [
+    ("Linear", "Dense"),
+    ("BatchNorm1d", "BatchNorm"),
+    ("ReLU", "relu"),
+    ("Tanh", "tanh"),
+    ("Sigmoid", "sigmoid"),
+    ("GELU", "gelu"),
+    ("Dropout", "dropout"),
+    ("CrossEntropyLoss", "cross_entropy"),
+    ("MSELoss", "mse"),
+    ("L1Loss", "l1"),
+    ("BCEWithLogitsLoss", "bce_with_logits"),
+    ("HuberLoss", "huber"),
+];
+
+/// The note `did you mean `x`?`, if some candidate is close, or is nnc's name for PyTorch's
+/// `name` (`Linear` is `Dense`).
 pub fn did_you_mean<'c>(
     name: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<String> {
+    let candidates: Vec<&str> = candidates.into_iter().collect();
+    let ours = PYTORCH_NAMES.iter().find(|(theirs, _)| *theirs == name).map(|p| p.1);
+    if let Some(ours) = ours.filter(|o| candidates.contains(o)) {
+        return Some(format!("did you mean `{ours}`? (`{name}` is PyTorch's name for it)"));
+    }
     closest(name, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
@@ -39,6 +61,13 @@ mod tests {
         assert_eq!(closest("momentun", ["lr", "momentum", "nesterov"]), Some("momentum"));
         assert_eq!(closest("SGD", ["sgd", "adam"]), Some("sgd"));
         assert_eq!(closest("he_norml", ["he_uniform", "he_normal"]), Some("he_normal"));
+    }
+
+    #[test]
+    fn knows_pytorch_names() {
+        let note = did_you_mean("Linear", ["Dense", "LayerNorm"]).unwrap();
+        assert_eq!(note, "did you mean `Dense`? (`Linear` is PyTorch's name for it)");
+        assert_eq!(did_you_mean("ReLU", ["Dense"]), None, "only a name that is a candidate");
     }
 
     #[test]
