@@ -86,6 +86,9 @@ fn ir_check_and_bless() {
     std::fs::create_dir_all(&dir).unwrap();
     let expected = dir.join("xor.opt.txt");
     let exp = expected.to_str().unwrap();
+    // A missing expected file is not compared with: --bless writes it.
+    let (code, _, err) = nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp]);
+    assert!(code == 1 && err.contains("does not exist: add --bless"), "{err}");
     // Blessing writes the current IR ...
     let (code, _, err) =
         nnc(&["ir", "examples/xor.nn", "--stage", "opt", "--check", exp, "--bless"]);
