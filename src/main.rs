@@ -17,7 +17,12 @@ use nnc::train::session::{self, BackendKind, Options};
 use nnc::train::{checkpoint as ckpt, data, report, weights};
 
 #[derive(Parser)]
-#[command(name = "nnc", version, about = "A compiler for neural-network training")]
+#[command(
+    name = "nnc",
+    version,
+    about = "A compiler for neural-network training",
+    after_help = "Every built-in name (layers, activations, losses, initializers, optimizers, schedules,\nclipping, data sets) with its parameters and defaults: `nnc list`; their definitions:\ndocs/methods.md. Start with `nnc train examples/digits_mlp.nn`."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,6 +34,7 @@ enum Command {
     /// file it names (exists, columns, feature count, labels).
     #[command(after_help = "Example:\n  nnc check examples/iris.nn")]
     Check {
+        /// The model file (.nn).
         file: PathBuf,
         /// Check the model only, not its data.
         #[arg(long)]
@@ -38,13 +44,18 @@ enum Command {
         sets: Vec<String>,
     },
     /// Print the built-in names with their parameters and defaults (every table, or one).
+    #[command(after_help = "Examples:\n  nnc list\n  nnc list optimizers")]
     List {
         /// Which table.
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(nnc::check::registry::list_words()))]
         what: Option<String>,
     },
     /// Print the IR of one compiler stage (deterministic text, for reading and snapshots).
+    #[command(
+        after_help = "Examples:\n  nnc ir examples/xor.nn --stage grad\n  nnc ir model.nn --stage opt --check model.opt.txt --bless"
+    )]
     Ir {
+        /// The model file (.nn).
         file: PathBuf,
         /// The stage to print.
         #[arg(long, value_enum, default_value = "opt")]
@@ -60,7 +71,11 @@ enum Command {
         threads: usize,
     },
     /// Train the model as the file says; flags override the file's train block.
+    #[command(
+        after_help = "Examples:\n  nnc train examples/digits_mlp.nn --log run.csv --save w.safetensors\n  nnc train examples/iris.nn --set optimizer.lr=0.01 --epochs 20 --checkpoint ck\n  nnc train examples/iris.nn --resume ck --epochs 40"
+    )]
     Train {
+        /// The model file (.nn).
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
@@ -117,8 +132,11 @@ enum Command {
         allow_nonfinite: bool,
     },
     /// Loss and metrics of given weights on the data.
+    #[command(after_help = "Example:\n  nnc eval examples/iris.nn --weights w.safetensors")]
     Eval {
+        /// The model file (.nn).
         file: PathBuf,
+        /// The weights to use (a file `train --save` wrote, or a PyTorch state_dict).
         #[arg(long, value_name = "W.safetensors")]
         weights: PathBuf,
         #[command(flatten)]
@@ -130,7 +148,9 @@ enum Command {
         after_help = "Example:\n  nnc predict examples/iris.nn --weights iris.safetensors --out predictions.csv"
     )]
     Predict {
+        /// The model file (.nn).
         file: PathBuf,
+        /// The weights to use (a file `train --save` wrote, or a PyTorch state_dict).
         #[arg(long, value_name = "W.safetensors")]
         weights: PathBuf,
         /// Write the predictions here instead of standard output.
@@ -175,6 +195,7 @@ enum Command {
         after_help = "Example:\n  nnc sweep examples/iris.nn --set optimizer.lr=0.01,0.03,0.1 --seeds 3 --out sweep-lr"
     )]
     Sweep {
+        /// The model file (.nn).
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
@@ -202,6 +223,7 @@ enum Command {
         after_help = "Example:\n  nnc lr-find examples/digits_mlp.nn --plot lr.svg --out lr.csv"
     )]
     LrFind {
+        /// The model file (.nn).
         file: PathBuf,
         #[command(flatten)]
         run: RunArgs,
@@ -222,10 +244,16 @@ enum Command {
         plot: Option<PathBuf>,
     },
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
+    #[command(
+        after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"
+    )]
     Grad {
+        /// The model file (.nn).
         file: PathBuf,
+        /// The weights to use (a file `train --save` wrote, or a PyTorch state_dict).
         #[arg(long, value_name = "W.safetensors")]
         weights: PathBuf,
+        /// Write the gradients here, one tensor per parameter.
         #[arg(long, value_name = "G.safetensors")]
         out: PathBuf,
         #[command(flatten)]
@@ -239,14 +267,18 @@ enum Command {
     },
     /// Print a weights file (or a checkpoint, with where its run was): each tensor's name,
     /// shape and values (a summary when large).
+    #[command(after_help = "Example:\n  nnc weights w.safetensors --all")]
     Weights {
+        /// A weights file (.safetensors), or a checkpoint file or folder.
         file: PathBuf,
         /// Print every value, however large the tensor.
         #[arg(long)]
         all: bool,
     },
     /// Compile time per stage, training steps per second and peak memory (see BENCHMARKS.md).
+    #[command(after_help = "Example:\n  nnc bench examples/bench/c.nn --threads 2 --profile")]
     Bench {
+        /// The model file (.nn).
         file: PathBuf,
         /// Print one JSON line instead of a table.
         #[arg(long)]

@@ -305,3 +305,36 @@ fn set_overrides_are_the_file_edited() {
     assert!(code == 1 && err.contains("did you mean `lr`"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--help` teaches: every subcommand shows an example, every argument and flag says what it
+/// is, and the top level points at `nnc list`.
+#[test]
+fn help_describes_every_argument_and_shows_examples() {
+    let (_, top, _) = nnc(&["--help"]);
+    assert!(top.contains("nnc list") && top.contains("docs/methods.md"), "{top}");
+    let commands: Vec<String> = top
+        .split("Commands:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{commands:?}");
+    let flag = regex::Regex::new(
+        r"^\s+(?:-\w, )?(?:--[\w-]+(?: <[^>]+>)?(?:\.\.\.)?|<[^>]+>(?:\.\.\.)?)(.*)$",
+    )
+    .unwrap();
+    for c in &commands {
+        let (code, help, err) = nnc(&[c, "--help"]);
+        assert_eq!(code, 0, "{c}: {err}");
+        assert!(help.contains("Example"), "nnc {c} --help shows no example:\n{help}");
+        for line in help.lines().filter(|l| l.starts_with("  ")) {
+            if let Some(m) = flag.captures(line) {
+                assert!(!m[1].trim().is_empty(), "nnc {c}: `{}` is not described", line.trim());
+            }
+        }
+    }
+}
