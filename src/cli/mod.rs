@@ -2,6 +2,7 @@
 //! model file, the command line's value parsers, the run arguments (`--data`, `--batch`,
 //! `--seed`, `--set`), and the check of output paths against inputs.
 
+pub(crate) mod args;
 pub(crate) mod lr_find;
 pub(crate) mod plot;
 pub(crate) mod predict;
