@@ -189,24 +189,9 @@ pub fn check_outputs(inputs: &[Named], outputs: &[Named]) -> Result<(), OutputEr
     Ok(())
 }
 
-/// A unified line diff from `old` to `new` with 3 lines of context.
-pub fn unified_diff(old: &str, new: &str) -> String {
-    similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header("expected", "actual")
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn diff_shows_changed_line() {
-        let d = unified_diff("a\nb\nc\n", "a\nx\nc\n");
-        assert!(d.contains("-b\n") && d.contains("+x\n"), "{d}");
-    }
 
     #[test]
     fn outputs_that_would_destroy_an_input_are_refused() {

@@ -145,12 +145,18 @@ fn run(cmd: Command) -> Result<(), Failure> {
                     }
                     let want = read(&p)?;
                     if want != text {
+                        let (diff, renumbered) = nnc::graph::diff::ir_diff(&want, &text);
+                        let only = match renumbered {
+                            0 => String::new(),
+                            n => format!(
+                                "\n({n} more lines differ only in node numbers or source lines)"
+                            ),
+                        };
                         return Err(Failure::Message(format!(
-                            "the {} IR of {} differs from {} (rerun with --bless to accept):\n{}",
+                            "the {} IR of {} differs from {} (rerun with --bless to accept):\n{diff}{only}",
                             stage_name(stage),
                             file.display(),
                             p.display(),
-                            nnc::files::unified_diff(&want, &text)
                         )));
                     }
                     eprintln!("{}: IR matches {}", file.display(), p.display());

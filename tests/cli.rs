@@ -106,6 +106,15 @@ fn ir_check_and_bless() {
     let (code, _, err) = nnc(&["ir", model.to_str().unwrap(), "--stage", "opt", "--check", exp]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("-") && err.contains("const 0.8") && err.contains("--bless"), "{err}");
+    // A line added above the model moves every source line: the diff says so instead of
+    // showing every line again.
+    let src = std::fs::read_to_string("examples/xor.nn").unwrap();
+    std::fs::write(&model, format!("// one more line\n{src}")).unwrap();
+    let (code, _, err) = nnc(&["ir", model.to_str().unwrap(), "--stage", "opt", "--check", exp]);
+    assert_eq!(code, 1, "{err}");
+    let changed = err.lines().filter(|l| l.starts_with(['-', '+'])).count();
+    assert_eq!(changed, 2, "only the ---/+++ header:\n{err}");
+    assert!(err.contains("more lines differ only in node numbers or source lines"), "{err}");
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! optimizer state after a training step). Passes rebuild the graph from its roots with
 //! [`Graph::rebuild`], which drops dead nodes.
 
+pub mod diff;
 pub mod dropout;
 pub mod eval;
 pub mod indexing;
