@@ -103,6 +103,13 @@ fn every_n_epochs_and_the_counts_are_printed() {
         .collect();
     assert_eq!(epochs, ["1", "3", "6", "7"], "{err}");
     assert!(err.contains("data: 120 training examples, 30 validation, batch 16"), "{err}");
+    // The engine and its threads: by default the machine's cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads =
+        if cores == 1 { "jit: 1 thread".into() } else { format!("jit: up to {cores} threads") };
+    assert!(err.contains(&threads), "{err}");
+    let (_, _, err) = nnc(&["train", "examples/iris.nn", "--steps", "1", "--threads", "1"]);
+    assert!(err.contains("jit: 1 thread\n"), "{err}");
     let (code, _, err) = nnc(&["train", "examples/iris.nn", "--every", "0"]);
     assert_eq!(code, 2, "{err}");
 }

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use nnc::train::session;
 
-use super::{every, positive, thread_count, BackendArg, RunArgs};
+use super::{default_threads, every, positive, thread_count, BackendArg, RunArgs};
 
 #[derive(Parser)]
 #[command(
@@ -97,8 +97,10 @@ pub(crate) enum Command {
         /// Which engine runs the training step.
         #[arg(long, value_enum, default_value = "jit")]
         backend: BackendArg,
-        /// Worker threads (the interpreter uses one).
-        #[arg(long, default_value_t = 1, value_parser = thread_count)]
+        /// Threads of the JIT, the calling one included (default: the machine's cores; the
+        /// JIT splits only work large enough to pay, and the results do not depend on it;
+        /// the interpreter uses one).
+        #[arg(long, default_value_t = default_threads(), value_parser = thread_count)]
         threads: usize,
         /// Print only the final summary.
         #[arg(long, short)]
@@ -254,8 +256,8 @@ pub(crate) enum Command {
         /// Which engine computes the gradients.
         #[arg(long, value_enum, default_value = "jit")]
         backend: BackendArg,
-        /// Worker threads of the JIT.
-        #[arg(long, default_value_t = 1, value_parser = thread_count)]
+        /// Threads of the JIT, the calling one included (default: the machine's cores).
+        #[arg(long, default_value_t = default_threads(), value_parser = thread_count)]
         threads: usize,
     },
     /// Print a weights file (or a checkpoint, with where its run was): each tensor's name,
@@ -276,8 +278,8 @@ pub(crate) enum Command {
         /// Print one JSON line instead of a table.
         #[arg(long)]
         json: bool,
-        /// Threads, the calling one included.
-        #[arg(long, default_value_t = 1, value_parser = thread_count)]
+        /// Threads, the calling one included (default: the machine's cores).
+        #[arg(long, default_value_t = default_threads(), value_parser = thread_count)]
         threads: usize,
         /// Which engine runs the training steps.
         #[arg(long, value_enum, default_value = "jit")]

@@ -153,6 +153,13 @@ pub(crate) fn every(s: &str) -> Result<session::Every, String> {
 /// enough that spawning them does not exhaust the system's thread limit.
 pub(crate) const MAX_THREADS: usize = 1024;
 
+/// The default of `--threads` for train, grad and bench: the machine's cores (at most
+/// [`MAX_THREADS`]). `ir` compiles for one thread unless told, so its text is the same on
+/// every machine.
+pub(crate) fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)
+}
+
 /// `--threads`: 1 to [`MAX_THREADS`].
 pub(crate) fn thread_count(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {

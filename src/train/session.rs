@@ -425,6 +425,11 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         val.as_ref().map_or(String::new(), |v| format!(", {} validation", v.len())),
         order.batch
     ));
+    progress.say(&match kind {
+        BackendKind::Jit { threads: 1 } => "jit: 1 thread".to_string(),
+        BackendKind::Jit { threads } => format!("jit: up to {threads} threads"),
+        BackendKind::Interp => "interpreter: 1 thread".to_string(),
+    });
     if o.resume.is_some() {
         progress.say(&format!("resuming after step {} (epoch {})", cur.step, cur.epoch.max(1)));
     }
