@@ -209,62 +209,53 @@ fn report(
     let setting = |p: usize| -> Vec<String> {
         points[p].iter().map(|s| s.split_once('=').map_or("", |x| x.1).to_string()).collect()
     };
+    let names = |extra: &[&str]| -> Vec<String> {
+        keys.iter().chain(extra).map(|k| k.to_string()).collect()
+    };
+    // Each run's values, read once (the best validation loss comes from its log).
+    let values: Vec<Vec<f64>> = results.iter().map(|(r, o)| row(o, &r.log, cols.len())).collect();
     // One row per run.
-    let mut runs_csv = [
-        keys.iter().map(|k| k.to_string()).collect(),
-        vec!["seed".into(), "status".into()],
-        cols.clone(),
-        vec!["log".into()],
-    ]
-    .concat()
-    .join(",")
-        + "\n";
-    for (r, o) in results {
+    let mut runs_csv =
+        csv_line(&[names(&["seed", "status"]), cols.clone(), vec!["log".into()]].concat());
+    for ((r, o), vals) in results.iter().zip(&values) {
         let status = match o {
             Outcome::Done(_) => "ok".to_string(),
             Outcome::Diverged(step) => format!("diverged at step {step}"),
         };
-        let vals = row(o, &r.log, cols.len()).iter().map(|v| cell(*v)).collect::<Vec<_>>();
+        let vals = vals.iter().map(|v| cell(*v)).collect();
         let log = r.log.file_name().map_or(String::new(), |n| n.to_string_lossy().into());
-        let fields = [setting(r.point), vec![r.seed.to_string(), status], vals, vec![log]].concat();
-        runs_csv += &(fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",") + "\n");
+        runs_csv += &csv_line(
+            &[setting(r.point), vec![r.seed.to_string(), status], vals, vec![log]].concat(),
+        );
     }
     // Mean and spread over seeds, per setting.
-    let mut head = keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
-    head.extend(["runs".into(), "diverged".into()]);
-    head.extend(cols.iter().flat_map(|c| [format!("{c}_mean"), format!("{c}_sd")]));
-    let mut summary_csv = head.join(",") + "\n";
-    let mut table =
-        vec![[keys.iter().map(|k| k.to_string()).collect(), vec!["runs".into()], cols.clone()]
-            .concat()];
+    let stats = cols.iter().flat_map(|c| [format!("{c}_mean"), format!("{c}_sd")]);
+    let mut summary_csv = csv_line(&[names(&["runs", "diverged"]), stats.collect()].concat());
+    let mut table = vec![[names(&["runs"]), cols.clone()].concat()];
     for p in 0..points.len() {
-        let mine: Vec<&(&Run, Outcome)> = results.iter().filter(|(r, _)| r.point == p).collect();
-        let diverged = mine.iter().filter(|(_, o)| matches!(o, Outcome::Diverged(_))).count();
-        let rows: Vec<Vec<f64>> = mine.iter().map(|(r, o)| row(o, &r.log, cols.len())).collect();
-        let mut csv_fields = setting(p);
-        csv_fields.extend([mine.len().to_string(), diverged.to_string()]);
+        let mine: Vec<usize> = (0..results.len()).filter(|&k| results[k].0.point == p).collect();
+        let diverged =
+            mine.iter().filter(|&&k| matches!(results[k].1, Outcome::Diverged(_))).count();
+        let mut csv_fields =
+            [setting(p), vec![mine.len().to_string(), diverged.to_string()]].concat();
         let mut shown = setting(p);
         shown.push(match diverged {
             0 => mine.len().to_string(),
             d => format!("{} ({d} diverged)", mine.len()),
         });
         for j in 0..cols.len() {
-            let column: Vec<f64> = rows.iter().map(|r| r[j]).collect();
-            match mean_sd(&column) {
-                Some((m, sd, n)) => {
-                    csv_fields.extend([cell(m), cell(sd)]);
-                    shown.push(match n {
-                        1 => sig(m, 4),
-                        _ => format!("{} ± {}", sig(m, 4), sig(sd, 4)),
-                    });
+            let column: Vec<f64> = mine.iter().map(|&k| values[k][j]).collect();
+            let (csv, text) = match mean_sd(&column) {
+                Some((m, _, 1)) => ([cell(m), cell(0.0)], sig(m, 4)),
+                Some((m, sd, _)) => {
+                    ([cell(m), cell(sd)], format!("{} ± {}", sig(m, 4), sig(sd, 4)))
                 }
-                None => {
-                    csv_fields.extend([String::new(), String::new()]);
-                    shown.push("-".into());
-                }
-            }
+                None => ([String::new(), String::new()], "-".into()),
+            };
+            csv_fields.extend(csv);
+            shown.push(text);
         }
-        summary_csv += &(csv_fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",") + "\n");
+        summary_csv += &csv_line(&csv_fields);
         table.push(shown);
     }
     let write = |name: &str, text: &str| {
@@ -330,6 +321,11 @@ fn cell(v: f64) -> String {
         true => nnc::train::report::csv_f32(v as f32),
         false => String::new(),
     }
+}
+
+/// One CSV line of `fields`, each quoted when it holds a comma or a quote.
+fn csv_line(fields: &[String]) -> String {
+    fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",") + "\n"
 }
 
 /// A CSV field, quoted when it holds a comma or a quote.
