@@ -21,7 +21,7 @@
 //! tests/docs_numbers.rs there is no absolute floor of 0.001: many of these numbers are far
 //! below it (3.7e-21), and the floor would accept any of them; so the README writes every
 //! figure with the digits 1% needs (10.3%, not 10%). The chaotic multi-seed rows get the
-//! same rule: a run is deterministic for a given binary and CPU (one thread, the default),
+//! same rule: a run is deterministic for a given binary and CPU (whatever `--threads`),
 //! and no looser tolerance would hold across roundings anyway, since a chaotic run moves
 //! by far more than any tolerance when the rounding changes (`--backend interp`, or a CPU
 //! on which the `gemm` crate picks other kernels: the README's figures come from an
