@@ -9,7 +9,8 @@
 //! Keys:
 //! - `optimizer.NAME`, `clip.NAME`, `train.NAME`: set one argument, replacing the file's or
 //!   adding it;
-//! - `schedule.NAME`: set NAME in the schedule parts that write it, else in the last part;
+//! - `schedule.NAME`: set NAME in the schedule parts that give it (by keyword or position),
+//!   else in the last part;
 //! - `optimizer`, `schedule`, `clip` alone: replace the whole call, or add it to a file
 //!   without one (`--set 'optimizer=adam(lr = 1e-3)'`; the optimizer's parameter groups are
 //!   kept).
@@ -69,7 +70,17 @@ fn apply_one(file: &mut File, flag: &str, start: usize) -> std::result::Result<(
             .label("not a setting of the file")
             .note("keys are `optimizer.NAME`, `schedule.NAME`, `clip.NAME`, `train.NAME`, or `optimizer`, `schedule`, `clip` for the whole call"));
     }
-    let value = parse_value(value, start + key.len() + 1)?;
+    let at = start + key.len() + 1;
+    if (item, name) == ("schedule", None) {
+        // `warmup(8) then cosine(T = 56)`: phases, not one expression.
+        let parts = parse_schedule(value, at)?;
+        match file.items.iter_mut().find(|i| matches!(i, Item::Schedule { .. })) {
+            Some(Item::Schedule { parts: old, .. }) => *old = parts,
+            _ => file.items.push(Item::Schedule { parts, span: whole }),
+        }
+        return Ok(());
+    }
+    let value = parse_value(value, at)?;
     let name = name.map(|n| Ident { name: n.to_string(), span: key_span });
     let arg = |name: Ident| Arg { name: Some(name), value: value.clone(), span: whole };
     let found = file.items.iter_mut().find(|i| item_name(i) == Some(item));
@@ -85,23 +96,25 @@ fn apply_one(file: &mut File, flag: &str, start: usize) -> std::result::Result<(
         (_, Some(n), Some(Item::Train { settings, .. })) => set_arg(settings, arg(n)),
         ("optimizer", None, Some(Item::Optimizer { spec, .. }))
         | ("clip", None, Some(Item::Clip { spec, .. })) => *spec = value,
-        ("schedule", None, Some(Item::Schedule { parts, .. })) => *parts = vec![value],
         ("optimizer", None, None) => {
             file.items.push(Item::Optimizer { spec: value, groups: Vec::new(), span: whole })
         }
         ("clip", None, None) => file.items.push(Item::Clip { spec: value, span: whole }),
-        ("schedule", None, None) => {
-            file.items.push(Item::Schedule { parts: vec![value], span: whole })
-        }
         (_, Some(n), Some(Item::Optimizer { spec, .. } | Item::Clip { spec, .. })) => {
             set_call_arg(spec, arg(n), key_span, item)?
         }
         (_, Some(n), Some(Item::Schedule { parts, .. })) => {
-            let writes = |p: &Expr| call_args(p).is_some_and(|a| position(a, &n.name).is_some());
+            let writes = |p: &Expr| written(p, &n.name).is_some();
             let which: Vec<usize> = (0..parts.len()).filter(|&i| writes(&parts[i])).collect();
             let which = if which.is_empty() { vec![parts.len() - 1] } else { which };
             for i in which {
-                set_call_arg(&mut parts[i], arg(n.clone()), key_span, item)?;
+                match (written(&parts[i], &n.name), &mut parts[i].kind) {
+                    // Given by position: the value takes its place.
+                    (Some(at), ExprKind::Call { args, .. }) if args[at].name.is_none() => {
+                        args[at].value = value.clone();
+                    }
+                    _ => set_call_arg(&mut parts[i], arg(n.clone()), key_span, item)?,
+                }
             }
         }
         (_, Some(_), None) => {
@@ -130,6 +143,19 @@ fn parse_value(value: &str, at: usize) -> std::result::Result<Expr, Diagnostic> 
     }
 }
 
+/// Parses a whole schedule (`warmup(8) then cosine(T = 56)`) whose spans start at `at`,
+/// as [`parse_value`] parses a value.
+fn parse_schedule(value: &str, at: usize) -> std::result::Result<Vec<Expr>, Diagnostic> {
+    const OPEN: &str = "schedule ";
+    let text = format!("{}{OPEN}{value}", " ".repeat(at.saturating_sub(OPEN.len())));
+    let file = super::parse(&text).map_err(|mut d| d.remove(0))?;
+    match file.items.into_iter().next() {
+        Some(Item::Schedule { parts, .. }) if at >= OPEN.len() => Ok(parts),
+        _ => Err(Diagnostic::error(Span::new(at, at + value.len()), "expected a schedule")
+            .label("after `=`")),
+    }
+}
+
 fn item_name(item: &Item) -> Option<&'static str> {
     match item {
         Item::Optimizer { .. } => Some("optimizer"),
@@ -137,13 +163,6 @@ fn item_name(item: &Item) -> Option<&'static str> {
         Item::Clip { .. } => Some("clip"),
         Item::Train { .. } => Some("train"),
         Item::Model(_) | Item::Layer(_) => None,
-    }
-}
-
-fn call_args(e: &Expr) -> Option<&Vec<Arg>> {
-    match &e.kind {
-        ExprKind::Call { args, .. } => Some(args),
-        _ => None,
     }
 }
 
@@ -158,6 +177,17 @@ fn set_arg(args: &mut Vec<Arg>, arg: Arg) {
         Some(i) => args[i] = arg,
         None => args.push(arg),
     }
+}
+
+/// Where the schedule call `e` gives `name`: by keyword, or by position (`warmup(32)` gives
+/// `steps`), as the built-in schedule's parameter order says.
+fn written(e: &Expr, name: &str) -> Option<usize> {
+    let ExprKind::Call { callee, args } = &e.kind else { return None };
+    position(args, name).or_else(|| {
+        let b = crate::check::registry::find(crate::check::registry::SCHEDULES, &callee.name)?;
+        let at = b.params.iter().position(|p| p.name == name)?;
+        args.get(at).filter(|a| a.name.is_none()).map(|_| at)
+    })
 }
 
 fn set_call_arg(
@@ -202,6 +232,8 @@ mod tests {
         assert!(out.contains("(call warmup steps=5) (call cosine T=50 eta_min=0.001)"), "{out}");
         let out = with(&["schedule.steps=7"]).unwrap();
         assert!(out.contains("(call warmup steps=7) (call cosine T=100)"), "{out}");
+        let out = with(&["schedule=warmup(8) then cosine(T = 56)", "schedule.steps=9"]).unwrap();
+        assert!(out.contains("(schedule (call warmup 9) (call cosine T=56))"), "{out}");
     }
 
     #[test]
