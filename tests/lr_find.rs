@@ -71,3 +71,17 @@ fn bad_ranges_and_second_order_optimizers_are_refused() {
     let (code, _, err) = nnc(&["lr-find", "examples/lbfgs.nn"]);
     assert!(code == 1 && err.contains("first-order"), "{err}");
 }
+
+#[test]
+fn steps_set_the_length_of_the_ramp() {
+    let dir = scratch("lr-find-steps");
+    let csv = dir.join("lr.csv");
+    let (code, said, err) =
+        nnc(&["lr-find", "examples/iris.nn", "--steps", "30", "--out", csv.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(said.contains("30 steps, lr 1e-7 to 10.0"), "{said}");
+    let (_, rows) = csv_table(&std::fs::read_to_string(&csv).unwrap());
+    assert_eq!(rows.len(), 30);
+    assert!((rows[29][1].parse::<f64>().unwrap() / 10.0 - 1.0).abs() < 1e-9, "{:?}", rows[29]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -125,3 +125,21 @@ fn bad_requests_are_refused_before_drawing() {
     assert!(!svg.exists() && !Path::new("x.txt").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn the_x_column_a_log_x_axis_and_the_title_are_the_users() {
+    let dir = scratch("plot-x");
+    let a = log(&dir, "a", &[]);
+    let out = dir.join("x.svg");
+    let args = ["plot", &a, "--x", "epoch", "--log-x", "--title", "iris by epoch"];
+    let (code, said, err) = nnc(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_eq!(code, 0, "{err}");
+    assert!(said.contains("2 curves, 45 points"), "{said}");
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let t = texts(&svg);
+    assert!(t.iter().any(|s| s == "iris by epoch") && t.iter().any(|s| s == "epoch"), "{t:?}");
+    // Epochs 1..5 on a log axis: the decades are labelled, the vertices all drawn.
+    assert!(t.iter().any(|s| s == "1"), "{t:?}");
+    assert_eq!(polylines(&svg, BLUE)[0], 40);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -77,6 +77,10 @@ fn data_without_the_label_column_is_predicted_alike() {
     let unlabelled: Vec<String> =
         std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect();
     assert_eq!(unlabelled, labelled, "the same predictions, without the label column");
+    // The batch the data is cut into changes nothing.
+    let (_, batched, _) = nnc(&["predict", "examples/iris.nn", "--weights", &w, "--batch", "7"]);
+    let (_, whole, _) = nnc(&["predict", "examples/iris.nn", "--weights", &w]);
+    assert_eq!(batched, whole);
     // --out never overwrites an input.
     let (code, _, err) = nnc(&["predict", "examples/iris.nn", "--weights", &w, "--out", &w]);
     assert!(code == 1 && err.contains("--weights"), "{err}");

@@ -104,3 +104,28 @@ fn divergence_is_a_result_and_bad_values_are_refused_before_any_run() {
     assert!(!bad.exists(), "nothing is written before every setting checks");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn one_job_at_a_time_and_epochs_per_run() {
+    let dir = scratch("sweep-jobs");
+    let out = dir.join("s");
+    let (code, said, err) = nnc(&[
+        "sweep",
+        "examples/iris.nn",
+        "--set",
+        "optimizer.lr=0.01,0.02",
+        "--jobs",
+        "1",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(said.contains("2 runs, 1 at a time"), "{said}");
+    for name in ["01-optimizer.lr=0.01-seed=2.csv", "02-optimizer.lr=0.02-seed=2.csv"] {
+        let (_, rows) = csv_table(&std::fs::read_to_string(out.join(name)).unwrap());
+        assert_eq!(rows.len(), 8, "{name}: one epoch of 8 batches");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
