@@ -345,6 +345,29 @@ mod tests {
     }
 
     #[test]
+    fn long_heat_map_rows_are_averaged_into_at_most_max_cells() {
+        let n = 1000;
+        let h = Heat {
+            rows: vec!["a".into(), "b".into()],
+            x: (1..=n).map(|i| i as f64).collect(),
+            values: vec![
+                vec![1.0; n],
+                (0..n).map(|i| if i == 7 { f64::NAN } else { 2.0 }).collect(),
+            ],
+            log: true,
+            ..Default::default()
+        };
+        let path = std::env::temp_dir().join(format!("nnc-heat-{}.svg", std::process::id()));
+        let drawn = write(&path, &Figure::Heat(h)).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(drawn, Drawn { points: 2 * n - 1, dropped: 1 });
+        // 1000 values in runs of 3: 334 cells a row, and the colour bar's 100 bands.
+        let filled = svg.matches("<rect").count() - svg.matches("fill=\"#FFFFFF\"").count();
+        assert_eq!(filled, 2 * 1000usize.div_ceil(3) + 100, "MAX_CELLS = {MAX_CELLS}");
+    }
+
+    #[test]
     fn a_log_axis_leaves_out_what_it_cannot_place() {
         assert_eq!(coord(100.0, true), Some(2.0));
         assert_eq!(coord(0.0, true), None);
