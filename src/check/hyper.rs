@@ -223,6 +223,11 @@ fn data(e: &Expr, label: Option<&str>, diags: &mut Vec<Diagnostic>) -> Option<Da
             y: a.string("y", None).unwrap_or_default(),
             span,
         },
+        "idx" => DataSpec::Idx {
+            images: a.string("images", None).unwrap_or_default(),
+            labels: a.string("labels", None).unwrap_or_default(),
+            span,
+        },
         _ => {
             let n = a.int("n", 200, 1) as usize;
             let noise = a.num("noise", 0.1, Rule::NonNegative);
@@ -286,6 +291,7 @@ fn data_span(data: &DataSpec) -> Span {
         DataSpec::Csv { span, .. }
         | DataSpec::Npz { span, .. }
         | DataSpec::Npy { span, .. }
+        | DataSpec::Idx { span, .. }
         | DataSpec::Synthetic { span, .. } => *span,
     }
 }
@@ -301,7 +307,7 @@ struct Fit<'a> {
 impl Fit<'_> {
     fn check(&self, data: &DataSpec) -> Result<(), Diagnostic> {
         let kind = match data {
-            DataSpec::Npz { .. } | DataSpec::Npy { .. } => return Ok(()),
+            DataSpec::Npz { .. } | DataSpec::Npy { .. } | DataSpec::Idx { .. } => return Ok(()),
             DataSpec::Csv { .. } => {
                 self.rows("csv")?;
                 return match self.y.kind {

@@ -617,6 +617,8 @@ pub enum DataSpec {
     Npz { path: String, x: String, y: String, span: Span },
     /// `npy(x = "x.npy", y = "y.npy")`
     Npy { x: String, y: String, span: Span },
+    /// `idx("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")`: MNIST's format.
+    Idx { images: String, labels: String, span: Span },
     /// A built-in generator: `xor(n = 200)`, `spirals(n = 600, noise = 0.2)`, ...
     Synthetic { kind: Synthetic, n: usize, noise: f64, span: Span },
 }

@@ -442,6 +442,11 @@ pub const DATASETS: &[Builtin] = &[
     ),
     b("npz", &[req("path"), opt("x", "\"x\""), opt("y", "\"y\"")], "NumPy .npz archive"),
     b("npy", &[req("x"), req("y")], "two NumPy .npy files: features and labels"),
+    b(
+        "idx",
+        &[req("images"), req("labels")],
+        "two IDX files (MNIST's format, gzipped or not): images [N, ...] and labels [N]",
+    ),
     b("xor", N_NOISE, "2 features, 2 classes: noisy corners of a square, label x0 xor x1"),
     b("spirals", N_NOISE, "2 features, one spiral arm per class"),
     b("moons", N_NOISE, "2 features, 2 classes: two interleaving half circles"),

@@ -19,6 +19,7 @@
 
 mod csv_file;
 mod error;
+mod idx;
 mod numpy;
 
 use std::path::Path;
@@ -102,6 +103,9 @@ pub fn load_with(
 ) -> Result<Dataset, DataError> {
     match spec {
         DataSpec::Csv { path, label, .. } => csv_file::load(&base_dir.join(path), label, want, ids),
+        DataSpec::Idx { images, labels, .. } => {
+            idx::load_idx(&base_dir.join(images), &base_dir.join(labels), want, ids)
+        }
         DataSpec::Npy { x, y, .. } => {
             numpy::load_npy(&base_dir.join(x), &base_dir.join(y), want, ids)
         }

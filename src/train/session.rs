@@ -203,6 +203,7 @@ pub fn data_files(spec: &TrainSpec, base: &Path, over: Option<&Path>) -> Vec<Pat
     match &spec.data {
         Some(DataSpec::Csv { path, .. } | DataSpec::Npz { path, .. }) => vec![base.join(path)],
         Some(DataSpec::Npy { x, y, .. }) => vec![base.join(x), base.join(y)],
+        Some(DataSpec::Idx { images, labels, .. }) => vec![base.join(images), base.join(labels)],
         Some(DataSpec::Synthetic { .. }) | None => Vec::new(),
     }
 }

@@ -17,7 +17,7 @@ use super::{class_index, feature, finite, DataError, DataShape, Dataset, LabelSp
 use crate::tensor::Tensor;
 
 /// Element storage in the file's own dtype.
-enum Values {
+pub(super) enum Values {
     F32(Vec<f32>),
     F64(Vec<f64>),
     I32(Vec<i32>),
@@ -47,11 +47,11 @@ impl Values {
 }
 
 /// One array read from a file, in C order.
-struct Array {
-    path: PathBuf,
-    name: String,
-    shape: Vec<usize>,
-    values: Values,
+pub(super) struct Array {
+    pub path: PathBuf,
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Values,
 }
 
 impl Array {
@@ -146,7 +146,7 @@ fn read<R: Read>(file: NpyFile<R>, path: &Path, name: &str) -> Result<Array, Dat
 
 /// Checks `x` and `y` against each other and the model, then converts to f32; with
 /// `ids = Some(V)` the features must be integer ids in `0..V`.
-fn assemble(
+pub(super) fn assemble(
     x: Array,
     y: Array,
     want: &DataShape,
