@@ -376,7 +376,7 @@ pub(crate) fn operands(kind: &ValueKind) -> Vec<ValueId> {
         | ValueKind::Reduce { x, .. }
         | ValueKind::Softmax(x)
         | ValueKind::LogSoftmax(x)
-        | ValueKind::Flatten(x)
+        | ValueKind::Reshape(x)
         | ValueKind::Embedding { ids: x, .. }
         | ValueKind::Dropout { x, .. } => vec![x],
         ValueKind::Arith(_, a, b)

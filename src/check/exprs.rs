@@ -44,6 +44,7 @@ const CALLS: &[(&str, Call)] = &[
     ("sum", Call::Tensor(TensorFn::Reduce(ReduceFn::Sum))),
     ("mean", Call::Tensor(TensorFn::Reduce(ReduceFn::Mean))),
     ("concat", Call::Concat),
+    ("reshape", Call::Reshape),
     ("mse", Call::Loss(LossKind::Mse)),
     ("cross_entropy", Call::Loss(LossKind::CrossEntropy { label_smoothing: 0.0 })),
     ("logistic", Call::Loss(LossKind::Logistic)),
@@ -62,6 +63,7 @@ enum Call {
     /// A function of one tensor.
     Tensor(TensorFn),
     Concat,
+    Reshape,
     /// A loss with its default options (read from the call by [`loss_kind`]).
     Loss(LossKind),
     Penalty,
@@ -637,6 +639,12 @@ impl<'a> Elab<'a, '_> {
         match call {
             Call::Penalty => self.penalty(scope, b, args, span),
             Call::Concat => self.concat(scope, args, span),
+            Call::Reshape => {
+                let a = Args::bind(b, args, span, self.diags)?;
+                let (x, shape) = (a.get("x")?, a.get("shape")?);
+                let x = self.operand(scope, &x.value)?;
+                self.reshape(scope, x, &shape.value, span)
+            }
             Call::Loss(kind) => {
                 let mut a = Args::bind(b, args, span, self.diags)?;
                 let (first, target) = (a.get(b.params[0].name)?, a.get(b.params[1].name)?);

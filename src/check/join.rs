@@ -1,8 +1,9 @@
-//! The shape functions `concat` and `flatten` (registry table `shapes`):
+//! The shape functions `concat`, `flatten` and `reshape` (registry table `shapes`):
 //!
 //! ```text
 //! concat(x₁, …, xₙ, axis = -1)   equal shapes except on `axis` (fixed) -> sizes summed there
 //! flatten(x)                     [N, d₁, d₂, …] -> [N, d₁·d₂·…]  (rank ≥ 2, d_k fixed)
+//! reshape(x, [e₁, …])            [N, d₁, …] -> [N, e₁, …]  (∏e = ∏d)
 //! ```
 //!
 //! `axis` counts from the end when negative, as in torch.cat. A concatenation of `n`
@@ -16,7 +17,7 @@ use super::exprs::Arg1;
 use super::model::ValueKind;
 use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{Dim, Shape};
-use crate::syntax::ast::Arg;
+use crate::syntax::ast::{Arg, Expr, ExprKind};
 
 const USAGE: &str = "usage: concat(a, b, ..., axis = -1)";
 
@@ -166,6 +167,57 @@ impl Elab<'_, '_> {
             return None;
         }
         let shape = Shape(vec![s.0[0], Dim::Fixed(size.unwrap_or(1) as u32)]);
-        Some(Tv { id: self.push(ValueKind::Flatten(x.0.id), shape, span), from: x.0.from })
+        Some(Tv { id: self.push(ValueKind::Reshape(x.0.id), shape, span), from: x.0.from })
+    }
+
+    /// `reshape(x, [d₁, …])`: `[N, …]` to `[N, d₁, …]`, the same number of values per example.
+    pub(super) fn reshape(
+        &mut self,
+        scope: &Scope,
+        x: Arg1,
+        dims: &Expr,
+        span: Span,
+    ) -> Option<Tv> {
+        let s = self.shape(x.0.id).clone();
+        let shown = self.show(&s);
+        let ExprKind::List(items) = &dims.kind else {
+            let d = Diagnostic::error(dims.span, "reshape takes the per-example shape as a list")
+                .label(format!("found {}", describe(dims)))
+                .note("e.g. reshape(x, [1, 8, 8]) turns [N, 64] into [N, 1, 8, 8]");
+            self.report(d);
+            return None;
+        };
+        let mut new = Vec::with_capacity(items.len());
+        for e in items {
+            new.push(self.size_expr(scope, e, "a reshape size")?);
+        }
+        let per = |d: &[Dim]| {
+            d.iter().try_fold(1u64, |acc, d| match d {
+                Dim::Fixed(n) => acc.checked_mul(*n as u64),
+                Dim::Batch => None,
+            })
+        };
+        let have = (s.rank() >= 1 && s.0[0] == Dim::Batch).then(|| per(&s.0[1..])).flatten();
+        let want = new.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n as u64));
+        if have.is_none() || have != want {
+            let msg = match have {
+                None => format!("reshape keeps the batch axis first, but this is {shown}"),
+                Some(h) => format!(
+                    "reshape to {} needs {} values per example, but {shown} has {h}",
+                    self.show(&Shape(
+                        [vec![Dim::Batch], new.iter().map(|&n| Dim::Fixed(n)).collect()].concat()
+                    )),
+                    want.map_or("too many".into(), |w| w.to_string()),
+                ),
+            };
+            self.report(
+                Diagnostic::error(dims.span, msg)
+                    .label("this shape")
+                    .secondary(x.1, format!("this is {shown}")),
+            );
+            return None;
+        }
+        let shape = Shape([vec![Dim::Batch], new.into_iter().map(Dim::Fixed).collect()].concat());
+        Some(Tv { id: self.push(ValueKind::Reshape(x.0.id), shape, span), from: x.0.from })
     }
 }

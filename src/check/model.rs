@@ -241,8 +241,9 @@ pub enum ValueKind {
         b: ValueId,
         axis: usize,
     },
-    /// `x: [N, d1, d2, ...]` as `[N, d1·d2·...]`, row-major [torch.flatten(x, 1)].
-    Flatten(ValueId),
+    /// `x: [N, ...]` with the value's shape, the same values row-major: `flatten(x)`
+    /// [torch.flatten(x, 1)] and `reshape(x, [...])` [torch.reshape].
+    Reshape(ValueId),
     /// Rows of the table `weight [num, dim]` at the integer ids `ids [N...]` (an input
     /// declared `class[...] of V`, `V <= num`): `[N..., dim]` [Embedding].
     Embedding {

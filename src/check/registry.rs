@@ -140,6 +140,12 @@ pub const SHAPES: &[Builtin] = &[
          except on that axis, which cannot be the batch [torch.cat]",
     ),
     b("flatten", X, "[N, d1, d2, ...] -> [N, d1 * d2 * ...], row-major [torch.flatten(x, 1)]"),
+    b(
+        "reshape",
+        &[req("x"), req("shape")],
+        "[N, ...] -> [N, shape...] with as many values per example, row-major; the batch \
+         stays first: reshape(x, [1, 8, 8]) [torch.reshape(x, (N, *shape))]",
+    ),
 ];
 
 /// Reductions: over every element (result `[]`) or over one axis (removed).
