@@ -23,8 +23,8 @@ fn a_grid_of_settings_and_seeds_runs_as_single_runs_would() {
     let (code, said, err) = nnc(&[&args[..], &["--steps", "30", "--out", o]].concat());
     assert_eq!(code, 0, "{err}");
     assert!(said.contains("2 settings x 2 seeds = 4 runs"), "{said}");
-    let (head, runs) = csv_table(&std::fs::read_to_string(out.join("runs.csv")).unwrap());
-    assert_eq!(head[..4], ["optimizer.lr", "seed", "status", "loss"]);
+    let (head_runs, runs) = csv_table(&std::fs::read_to_string(out.join("runs.csv")).unwrap());
+    assert_eq!(head_runs[..4], ["optimizer.lr", "seed", "status", "loss"]);
     assert_eq!(runs.len(), 4);
     // Run 4 (lr 0.03, seed 3) is the run `nnc train` makes with those settings.
     let (code, single, err) = nnc(&[
@@ -50,6 +50,35 @@ fn a_grid_of_settings_and_seeds_runs_as_single_runs_would() {
     let mean = (runs[2][3].parse::<f64>().unwrap() + loss) / 2.0;
     let got: f64 = summary[1][3].parse().unwrap();
     assert!((got - mean).abs() <= 1e-6 * mean, "{got} vs {mean}");
+    // The best columns, from run 4's own log: the lowest epoch mean of the training loss,
+    // and the validation accuracy where the validation loss is lowest.
+    let at = |name: &str| head_runs.iter().position(|c| c == name).unwrap();
+    let (lh, log) = csv_table(&std::fs::read_to_string(out.join(&r[at("log")])).unwrap());
+    let col = |name: &str| lh.iter().position(|c| c == name).unwrap();
+    let mut means: Vec<(String, f64, f64)> = Vec::new();
+    for row in &log {
+        let l: f64 = row[col("loss")].parse().unwrap();
+        match means.last_mut() {
+            Some(m) if m.0 == row[col("epoch")] => (m.1, m.2) = (m.1 + l, m.2 + 1.0),
+            _ => means.push((row[col("epoch")].clone(), l, 1.0)),
+        }
+    }
+    let best_loss = means.iter().map(|m| m.1 / m.2).fold(f64::INFINITY, f64::min);
+    let got: f64 = r[at("best_loss")].parse().unwrap();
+    assert!((got - best_loss).abs() <= 1e-6 * best_loss, "{got} vs {best_loss}");
+    let ends: Vec<&Vec<String>> =
+        log.iter().filter(|row| !row[col("val_loss")].is_empty()).collect();
+    let best = ends
+        .iter()
+        .min_by(|a, b| {
+            a[col("val_loss")]
+                .parse::<f64>()
+                .unwrap()
+                .total_cmp(&b[col("val_loss")].parse().unwrap())
+        })
+        .unwrap();
+    assert_eq!(r[at("best_val_loss")], best[col("val_loss")]);
+    assert_eq!(r[at("best_val_accuracy")], best[col("val_accuracy")]);
     // One log per run; a curve per setting of one point per step.
     let logs = std::fs::read_dir(&out).unwrap().filter(|e| {
         let n = e.as_ref().unwrap().file_name();

@@ -1,6 +1,7 @@
 //! `nnc sweep`: trains every combination of `--set KEY=V1,V2,...` values, each with
 //! `--seeds` seeds, several runs at a time; writes one log per run, `runs.csv` (one row per
-//! run), `summary.csv` (mean and spread over seeds per setting) and the curves of every
+//! run: final and best losses and metrics, [`columns`]), `summary.csv` (mean and spread over
+//! seeds per setting) and the curves of every
 //! setting (mean over seeds) in `curves.svg` and, with a validation split, `val_curves.svg`.
 //! Every combination is compiled, and so checked, before the first run starts. A run that
 //! diverges is a result ("diverged at step N"), not a failure of the sweep.
@@ -171,26 +172,48 @@ fn values_text(s: &Summary) -> String {
 }
 
 /// The summary's columns for one run (NaN for a diverged run): the final train-split loss
-/// and metrics, the validation ones, and the best epoch-end validation loss of the log.
+/// and metrics, `best_loss` (the lowest epoch mean of the training loss in the log); with
+/// validation, the final validation loss and metrics, `best_val_loss` (the lowest epoch-end
+/// validation loss) and the validation metrics at that epoch (`best_val_<metric>`).
 fn columns(first: &Summary) -> Vec<String> {
     let mut c = first.names.clone();
+    c.push("best_loss".into());
     if first.validation.is_some() {
         c.extend(first.names.iter().map(|n| format!("val_{n}")));
-        c.push("best_val_loss".into());
+        c.extend(first.names.iter().map(|n| format!("best_val_{n}")));
     }
     c
 }
 
 fn row(o: &Outcome, log: &Path, width: usize) -> Vec<f64> {
     let Outcome::Done(s) = o else { return vec![f64::NAN; width] };
+    let t = Table::read(log).ok();
+    let col = |name: &str| t.as_ref()?.columns.iter().position(|c| c == name);
+    let num = |r: &[String], c: Option<usize>| r.get(c?)?.parse::<f64>().ok();
+    let rows: &[Vec<String>] = t.as_ref().map_or(&[], |t| &t.rows);
     let mut v: Vec<f64> = s.train.iter().map(|x| *x as f64).collect();
+    // Epoch means of the training loss, in epoch order.
+    let (epoch, loss) = (col("epoch"), col("loss"));
+    let mut means: Vec<(f64, f64, usize)> = Vec::new();
+    for r in rows {
+        let (Some(e), Some(l)) = (num(r, epoch), num(r, loss)) else { continue };
+        match means.last_mut() {
+            Some(m) if m.0 == e => (m.1, m.2) = (m.1 + l, m.2 + 1),
+            _ => means.push((e, l, 1)),
+        }
+    }
+    v.push(means.iter().map(|m| m.1 / m.2 as f64).fold(f64::NAN, f64::min));
     if let Some(val) = &s.validation {
         v.extend(val.iter().map(|x| *x as f64));
-        let best = Table::read(log).ok().and_then(|t| {
-            let c = t.columns.iter().position(|c| c == "val_loss")?;
-            t.rows.iter().filter_map(|r| r.get(c)?.parse::<f64>().ok()).reduce(f64::min)
-        });
-        v.push(best.unwrap_or(f64::NAN));
+        // The row of the lowest validation loss gives its metrics too.
+        let vl = col("val_loss");
+        let best = rows
+            .iter()
+            .filter(|r| num(r, vl).is_some())
+            .min_by(|a, b| num(a, vl).unwrap().total_cmp(&num(b, vl).unwrap()));
+        for n in &s.names {
+            v.push(best.and_then(|r| num(r, col(&format!("val_{n}")))).unwrap_or(f64::NAN));
+        }
     }
     v
 }
