@@ -33,7 +33,8 @@ fn a_model_trains_on_idx_images() {
     std::fs::write(dir.join("images.gz"), gz.finish().unwrap()).unwrap();
     std::fs::write(dir.join("labels"), idx(&[n], &labels)).unwrap();
     let model = dir.join("m.nn");
-    let src = "model M {\n    input x: [B, 12]\n    label y: class[B] of 2\n    fc = Dense(12 -> 2)\n    logits = fc(x / 255)\n    loss = cross_entropy(logits, y)\n    metric accuracy(logits, y)\n}\noptimizer sgd(lr = 0.5)\ntrain { data = idx(\"images.gz\", \"labels\"), batch = 8, epochs = 30 }\n";
+    // [N, 3, 4] uint8 images read as [B, 1, 3, 4], as a CNN would take them.
+    let src = "model M {\n    input x: [B, 1, 3, 4]\n    label y: class[B] of 2\n    fc = Dense(12 -> 2)\n    logits = fc(flatten(x / 255))\n    loss = cross_entropy(logits, y)\n    metric accuracy(logits, y)\n}\noptimizer sgd(lr = 0.5)\ntrain { data = idx(\"images.gz\", \"labels\"), batch = 8, epochs = 30 }\n";
     std::fs::write(&model, src).unwrap();
     let m = model.to_str().unwrap();
     let (code, out, err) = nnc(&["check", m]);
@@ -43,10 +44,16 @@ fn a_model_trains_on_idx_images() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("accuracy 1.000000"), "{out}");
     // Images of another size are refused before training, naming both shapes.
-    std::fs::write(&model, src.replace("[B, 12]", "[B, 16]").replace("12 -> 2", "16 -> 2"))
-        .unwrap();
+    std::fs::write(
+        &model,
+        src.replace("[B, 1, 3, 4]", "[B, 1, 4, 4]").replace("12 -> 2", "16 -> 2"),
+    )
+    .unwrap();
     let (code, _, err) = nnc(&["train", m]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("images.gz") && err.contains("[3, 4]") && err.contains("wants 16"), "{err}");
+    assert!(
+        err.contains("images.gz") && err.contains("[3, 4]") && err.contains("[1, 4, 4]"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
