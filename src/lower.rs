@@ -192,7 +192,7 @@ fn lower_value(g: &mut Graph, cx: &mut Lowering, v: &Value, ids: &[NodeId]) -> N
         ValueKind::Dropout { x, p } => dropout::dropout(g, cx, at(*x), *p),
         // torch.cat(a, b, axis), torch.flatten(x, 1), embedding: weight[ids]
         ValueKind::Concat { a, b, axis } => g.concat(at(*a), at(*b), *axis),
-        ValueKind::Flatten(x) => g.reshape(at(*x), &v.shape),
+        ValueKind::Reshape(x) => g.reshape(at(*x), &v.shape),
         ValueKind::Embedding { ids, weight } => {
             let w = g.param(*weight);
             g.gather(w, at(*ids))
