@@ -333,7 +333,7 @@ fn embedding_shapes_and_names() {
         .filter(|v| {
             matches!(
                 v.kind,
-                nnc::check::ValueKind::Embedding { .. } | nnc::check::ValueKind::Flatten(_)
+                nnc::check::ValueKind::Embedding { .. } | nnc::check::ValueKind::Reshape(_)
             )
         })
         .map(|v| v.shape.to_string())

@@ -132,8 +132,11 @@ fn apply_one(file: &mut File, flag: &str, start: usize) -> std::result::Result<(
 /// as spaces), so every offset is the combined text's.
 fn parse_value(value: &str, at: usize) -> std::result::Result<Expr, Diagnostic> {
     const OPEN: &str = "train{v=";
+    if value.trim().is_empty() {
+        return Err(Diagnostic::error(Span::new(at, at), "no value after `=`").label("here"));
+    }
     let text = format!("{}{OPEN}{value}}}", " ".repeat(at.saturating_sub(OPEN.len())));
-    let file = super::parse(&text).map_err(|mut d| d.remove(0))?;
+    let file = super::parse(&text).map_err(|mut d| in_flag_terms(d.remove(0)))?;
     match file.items.into_iter().next() {
         Some(Item::Train { mut settings, .. }) if settings.len() == 1 && at >= OPEN.len() => {
             Ok(settings.remove(0).value)
@@ -141,6 +144,15 @@ fn parse_value(value: &str, at: usize) -> std::result::Result<Expr, Diagnostic> 
         _ => Err(Diagnostic::error(Span::new(at, at + value.len()), "expected one value")
             .label("after `=`")),
     }
+}
+
+/// A parse error of a value in the words of a flag: the `}` that closes the settings block
+/// the value is parsed in is the end of the value.
+fn in_flag_terms(mut d: Diagnostic) -> Diagnostic {
+    let reword = |m: &str| m.replace("`}` or `,`", "`}`").replace("`}`", "the end of the value");
+    d.message = reword(&d.message);
+    d.primary.message = reword(&d.primary.message);
+    d
 }
 
 /// Parses a whole schedule (`warmup(8) then cosine(T = 56)`) whose spans start at `at`,
