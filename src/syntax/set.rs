@@ -263,4 +263,12 @@ mod tests {
         assert_eq!(shown[1], "clip.max_norm");
         assert_eq!(shown[2], "nonsense");
     }
+
+    #[test]
+    fn a_bad_value_is_described_in_the_flags_terms() {
+        let d = with(&["optimizer.lr=1)"]).unwrap_err();
+        assert_eq!(d[0].message, "expected the end of the value, found `)`");
+        let d = with(&["optimizer.lr= "]).unwrap_err();
+        assert_eq!(d[0].message, "no value after `=`");
+    }
 }
