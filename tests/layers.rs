@@ -577,3 +577,44 @@ fn lsuv_brings_every_layer_output_to_unit_variance() {
     lsuv::calibrate(&c.model, &mut again.params, &again.buffers, &[x, t]).unwrap();
     assert_eq!(again, w);
 }
+
+/// `avg_pool2d` and `global_avg_pool` are the means of their windows (against a direct
+/// computation on a numbered image), and their gradients, through a parameter that scales
+/// the image, match finite differences.
+#[test]
+fn average_pooling_is_the_mean_of_each_window() {
+    use nnc::lower::{lower_with, LowerOptions, Mode};
+    let model = |pooled: &str, t: usize| {
+        format!(
+            "model P {{\n    input x: [B, 2, 4, 6]\n    label t: [B, {t}]\n    param s: [2, 4, 6] = ones\n    loss = mse({pooled}, t)\n}}\noptimizer sgd(lr = 0.1)\n"
+        )
+    };
+    let x = Tensor::new(vec![1, 2, 4, 6], (0..48).map(|v| v as f64).collect());
+    let at = |c: usize, i: usize, j: usize| (c * 24 + i * 6 + j) as f64;
+    for (pooled, t, want) in [
+        (
+            "flatten(avg_pool2d(x * s, 2))",
+            12,
+            (0..2)
+                .flat_map(|c| (0..2).flat_map(move |i| (0..3).map(move |j| (c, i, j))))
+                .map(|(c, i, j)| {
+                    (at(c, 2 * i, 2 * j)
+                        + at(c, 2 * i, 2 * j + 1)
+                        + at(c, 2 * i + 1, 2 * j)
+                        + at(c, 2 * i + 1, 2 * j + 1))
+                        / 4.0
+                })
+                .collect::<Vec<f64>>(),
+        ),
+        ("global_avg_pool(x * s)", 2, vec![11.5, 35.5]),
+    ] {
+        let src = model(pooled, t);
+        let c = compile(&src);
+        let o = LowerOptions { mode: Mode::Eval, probes: false, prediction: true };
+        let g = lower_with(&c.model, o);
+        let params = vec![Tensor::new(vec![2, 4, 6], vec![1.0; 48])];
+        let out = run(&g, &c, &params, &[x.clone(), Tensor::new(vec![1, t], vec![0.0; t])]);
+        assert_eq!(out.last().unwrap().data, want, "{pooled}");
+        check_gradients(pooled, &src);
+    }
+}

@@ -45,6 +45,8 @@ const CALLS: &[(&str, Call)] = &[
     ("mean", Call::Tensor(TensorFn::Reduce(ReduceFn::Mean))),
     ("concat", Call::Concat),
     ("reshape", Call::Reshape),
+    ("avg_pool2d", Call::AvgPool),
+    ("global_avg_pool", Call::GlobalAvgPool),
     ("mse", Call::Loss(LossKind::Mse)),
     ("cross_entropy", Call::Loss(LossKind::CrossEntropy { label_smoothing: 0.0 })),
     ("logistic", Call::Loss(LossKind::Logistic)),
@@ -64,6 +66,8 @@ enum Call {
     Tensor(TensorFn),
     Concat,
     Reshape,
+    AvgPool,
+    GlobalAvgPool,
     /// A loss with its default options (read from the call by [`loss_kind`]).
     Loss(LossKind),
     Penalty,
@@ -639,6 +643,17 @@ impl<'a> Elab<'a, '_> {
         match call {
             Call::Penalty => self.penalty(scope, b, args, span),
             Call::Concat => self.concat(scope, args, span),
+            Call::AvgPool => {
+                let a = Args::bind(b, args, span, self.diags)?;
+                let (x, k) = (a.get("x")?, a.get("kernel")?);
+                let x = self.operand(scope, &x.value)?;
+                self.avg_pool2d(scope, x, &k.value, span)
+            }
+            Call::GlobalAvgPool => {
+                let a = Args::bind(b, args, span, self.diags)?;
+                let x = self.operand(scope, &a.get("x")?.value)?;
+                self.global_avg_pool(x, span)
+            }
             Call::Reshape => {
                 let a = Args::bind(b, args, span, self.diags)?;
                 let (x, shape) = (a.get("x")?, a.get("shape")?);

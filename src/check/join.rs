@@ -1,10 +1,16 @@
-//! The shape functions `concat`, `flatten` and `reshape` (registry table `shapes`):
+//! The shape functions `concat`, `flatten`, `reshape`, `avg_pool2d` and `global_avg_pool`
+//! (registry table `shapes`):
 //!
 //! ```text
 //! concat(x₁, …, xₙ, axis = -1)   equal shapes except on `axis` (fixed) -> sizes summed there
 //! flatten(x)                     [N, d₁, d₂, …] -> [N, d₁·d₂·…]  (rank ≥ 2, d_k fixed)
 //! reshape(x, [e₁, …])            [N, d₁, …] -> [N, e₁, …]  (∏e = ∏d)
+//! avg_pool2d(x, k)               [N, C, H, W] -> [N, C, H/k, W/k]  (k | H, k | W)
+//! global_avg_pool(x)             [N, C, H, W] -> [N, C]
 //! ```
+//!
+//! The pooling functions are compositions of these values: a reshape to windows and means
+//! over axes, which the JIT and the interpreter already run.
 //!
 //! `axis` counts from the end when negative, as in torch.cat. A concatenation of `n`
 //! tensors becomes a left-nested chain of `n − 1` two-operand [`ValueKind::Concat`] values.
@@ -14,7 +20,7 @@
 use super::args::{describe, number};
 use super::elaborate::{Elab, Scope, Tv};
 use super::exprs::Arg1;
-use super::model::ValueKind;
+use super::model::{ReduceFn, ValueKind};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::graph::{Dim, Shape};
 use crate::syntax::ast::{Arg, Expr, ExprKind};
@@ -168,6 +174,78 @@ impl Elab<'_, '_> {
         }
         let shape = Shape(vec![s.0[0], Dim::Fixed(size.unwrap_or(1) as u32)]);
         Some(Tv { id: self.push(ValueKind::Reshape(x.0.id), shape, span), from: x.0.from })
+    }
+
+    /// The image input of a pooling function: `[N, C, H, W]`, or `None` after saying why.
+    fn image(&mut self, name: &str, x: &Arg1) -> Option<[u32; 3]> {
+        let s = self.shape(x.0.id).clone();
+        match s.0.as_slice() {
+            [Dim::Batch, Dim::Fixed(c), Dim::Fixed(h), Dim::Fixed(w)] => Some([*c, *h, *w]),
+            _ => {
+                let shown = self.show(&s);
+                self.report(
+                    Diagnostic::error(
+                        x.1,
+                        format!("{name} takes images [N, C, H, W], but this is {shown}"),
+                    )
+                    .label(format!("this is {shown}"))
+                    .note("reshape(x, [C, H, W]) makes images of feature rows"),
+                );
+                None
+            }
+        }
+    }
+
+    /// The mean over axis `axis` of `x` (removed), as `mean(x, axis = …)` makes it.
+    fn mean_over(&mut self, x: Tv, axis: usize, span: Span) -> Tv {
+        let out = super::shapes::reduce(&self.shape(x.id).clone(), Some(axis));
+        let kind = ValueKind::Reduce { op: ReduceFn::Mean, x: x.id, axis: Some(axis) };
+        Tv { id: self.push(kind, out, span), from: None }
+    }
+
+    /// `avg_pool2d(x, k)`: `[N, C, H, W]` viewed as `[N, C, H/k, k, W/k, k]`, averaged over
+    /// its axes 5 and 3: the mean of each k×k window at stride k.
+    pub(super) fn avg_pool2d(
+        &mut self,
+        scope: &Scope,
+        x: Arg1,
+        k: &Expr,
+        span: Span,
+    ) -> Option<Tv> {
+        let [c, h, w] = self.image("avg_pool2d", &x)?;
+        let k_span = k.span;
+        let k = self.size_expr(scope, k, "a pooling kernel")?;
+        if h % k != 0 || w % k != 0 {
+            let shown = self.show(&self.shape(x.0.id).clone());
+            self.report(
+                Diagnostic::error(k_span, format!("a {k}x{k} pooling window does not tile {h}x{w} images"))
+                    .label("kernel (and stride)")
+                    .secondary(x.1, format!("this is {shown}"))
+                    .note("avg_pool2d pools at stride = kernel without padding: H and W must be multiples of the kernel"),
+            );
+            return None;
+        }
+        let windows = Shape(
+            [
+                Dim::Batch,
+                Dim::Fixed(c),
+                Dim::Fixed(h / k),
+                Dim::Fixed(k),
+                Dim::Fixed(w / k),
+                Dim::Fixed(k),
+            ]
+            .to_vec(),
+        );
+        let v = Tv { id: self.push(ValueKind::Reshape(x.0.id), windows, span), from: x.0.from };
+        let v = self.mean_over(v, 5, span);
+        Some(self.mean_over(v, 3, span))
+    }
+
+    /// `global_avg_pool(x)`: `[N, C, H, W]` averaged over W, then H: `[N, C]`.
+    pub(super) fn global_avg_pool(&mut self, x: Arg1, span: Span) -> Option<Tv> {
+        self.image("global_avg_pool", &x)?;
+        let v = self.mean_over(x.0, 3, span);
+        Some(self.mean_over(v, 2, span))
     }
 
     /// `reshape(x, [d₁, …])`: `[N, …]` to `[N, d₁, …]`, the same number of values per example.

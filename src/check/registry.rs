@@ -141,6 +141,17 @@ pub const SHAPES: &[Builtin] = &[
     ),
     b("flatten", X, "[N, d1, d2, ...] -> [N, d1 * d2 * ...], row-major [torch.flatten(x, 1)]"),
     b(
+        "avg_pool2d",
+        &[req("x"), req("kernel")],
+        "[N, C, H, W] -> [N, C, H/k, W/k]: the mean of each k x k window at stride k, no \
+         padding; H and W multiples of k [F.avg_pool2d(x, k)]",
+    ),
+    b(
+        "global_avg_pool",
+        X,
+        "[N, C, H, W] -> [N, C]: the mean over H and W [F.adaptive_avg_pool2d(x, 1).flatten(1)]",
+    ),
+    b(
         "reshape",
         &[req("x"), req("shape")],
         "[N, ...] -> [N, shape...] with as many values per example, row-major; the batch \
