@@ -74,9 +74,10 @@ pub fn bind<'e>(
             }
         };
         if let Some(first) = slots[index] {
-            let mut d = Diagnostic::error(arg.span, format!("`{}` given twice", params[index].name))
-                .label("given again here")
-                .secondary(first.span, "first given here");
+            let mut d =
+                Diagnostic::error(arg.span, format!("`{}` given twice", params[index].name))
+                    .label("given again here")
+                    .secondary(first.span, "first given here");
             if first.name.is_none() {
                 d = d.note(format!(
                     "a positional argument fills the parameters in order; this one is `{}`: \
