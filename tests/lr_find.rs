@@ -3,7 +3,7 @@
 //! the picture holds it.
 
 mod common;
-use common::{csv_table, nnc, scratch};
+use common::{csv_table, nnc, polylines, scratch};
 
 #[test]
 fn the_range_test_ramps_the_rate_and_reads_the_curve() {
@@ -53,14 +53,8 @@ fn the_range_test_ramps_the_rate_and_reads_the_curve() {
     let lr: f64 =
         line.split(" at lr ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
     assert!((lr / min.0 - 1.0).abs() < 1e-3, "{line} vs {min:?}");
-    let doc = std::fs::read_to_string(&svg).unwrap();
-    let doc = roxmltree::Document::parse(&doc).unwrap();
-    let longest = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("polyline"))
-        .map(|n| n.attribute("points").unwrap_or("").split_whitespace().count())
-        .max();
-    assert_eq!(longest, Some(smoothed.len()));
+    let longest = polylines(&std::fs::read_to_string(&svg).unwrap(), None);
+    assert_eq!(longest.first(), Some(&smoothed.len()));
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -66,20 +66,14 @@ fn data_without_the_label_column_is_predicted_alike() {
         nnc(&["predict", "examples/iris.nn", "--weights", &w, "--data", c, "--out", o]);
     assert_eq!(code, 0, "{err}");
     assert!(said.contains("wrote 150 predictions"), "{said}");
-    let (_, labelled) = nnc(&["predict", "examples/iris.nn", "--weights", &w])
-        .1
-        .lines()
-        .map(String::from)
-        .fold((0, Vec::new()), |(n, mut v), l| {
-            v.push(l.rsplit_once(',').unwrap().0.to_string());
-            (n + 1, v)
-        });
-    let unlabelled: Vec<String> =
-        std::fs::read_to_string(&out).unwrap().lines().map(String::from).collect();
+    let (_, whole, _) = nnc(&["predict", "examples/iris.nn", "--weights", &w]);
+    // Each line without its last cell, the label.
+    let labelled: Vec<&str> = whole.lines().map(|l| l.rsplit_once(',').unwrap().0).collect();
+    let unlabelled = std::fs::read_to_string(&out).unwrap();
+    let unlabelled: Vec<&str> = unlabelled.lines().collect();
     assert_eq!(unlabelled, labelled, "the same predictions, without the label column");
     // The batch the data is cut into changes nothing.
     let (_, batched, _) = nnc(&["predict", "examples/iris.nn", "--weights", &w, "--batch", "7"]);
-    let (_, whole, _) = nnc(&["predict", "examples/iris.nn", "--weights", &w]);
     assert_eq!(batched, whole);
     // --out never overwrites an input.
     let (code, _, err) = nnc(&["predict", "examples/iris.nn", "--weights", &w, "--out", &w]);

@@ -3,7 +3,7 @@
 //! setting, divergence is a result, and a bad value is refused at its flag before any run.
 
 mod common;
-use common::{csv_table, nnc, scratch};
+use common::{csv_table, nnc, polylines, scratch};
 
 /// The values after `train ` in a training run's summary.
 fn train_line(out: &str) -> String {
@@ -86,14 +86,8 @@ fn a_grid_of_settings_and_seeds_runs_as_single_runs_would() {
     });
     assert_eq!(logs.count(), 4);
     let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
-    let doc = roxmltree::Document::parse(&svg).unwrap();
-    let curves: Vec<usize> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("polyline"))
-        .map(|n| n.attribute("points").unwrap_or("").split_whitespace().count())
-        .filter(|&n| n == 30)
-        .collect();
-    assert_eq!(curves.len(), 2, "two curves of 30 steps");
+    let curves = polylines(&svg, None).into_iter().filter(|&n| n == 30).count();
+    assert_eq!(curves, 2, "two curves of 30 steps");
     // The folder now holds a sweep: a second one is refused.
     let (code, _, err) = nnc(&[&args[..], &["--out", o]].concat());
     assert!(code == 1 && err.contains("not empty"), "{err}");

@@ -48,3 +48,17 @@ pub fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let rows = lines.map(|l| l.split(',').map(String::from).collect()).collect();
     (header, rows)
 }
+
+/// The vertex count of every polyline of the SVG text `svg` drawn in `colour` (any colour
+/// for `None`), longest first.
+pub fn polylines(svg: &str, colour: Option<&str>) -> Vec<usize> {
+    let doc = roxmltree::Document::parse(svg).expect("the SVG parses");
+    let mut v: Vec<usize> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline"))
+        .filter(|n| colour.is_none() || n.attribute("stroke") == colour)
+        .map(|n| n.attribute("points").unwrap_or("").split_whitespace().count())
+        .collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v
+}
