@@ -52,8 +52,7 @@ pub(super) fn read_idx(path: &Path, name: &str) -> Result<Array, DataError> {
     let (kind, rank) = (b[2], b[3] as usize);
     let dims_end = 4 + 4 * rank;
     let header = b.get(4..dims_end).ok_or_else(|| bad(path, "its header is cut short".into()))?;
-    let shape: Vec<usize> =
-        header.chunks(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let shape: Vec<usize> = be(header).map(|b| u32::from_be_bytes(b) as usize).collect();
     let width = match kind {
         0x08 | 0x09 => 1,
         0x0B => 2,
@@ -77,24 +76,17 @@ pub(super) fn read_idx(path: &Path, name: &str) -> Result<Array, DataError> {
         );
         return Err(bad(path, message));
     }
-    let be = |c: &[u8]| -> [u8; 8] {
-        let mut a = [0; 8];
-        a[8 - c.len()..].copy_from_slice(c);
-        a
-    };
+    // Every element `N` bytes wide, in order (the length was checked above).
+    fn be<const N: usize>(data: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+        data.chunks_exact(N).map(|c| c.try_into().expect("N bytes"))
+    }
     let values = match kind {
         0x08 => Values::U8(data.to_vec()),
         0x09 => Values::I32(data.iter().map(|&v| v as i8 as i32).collect()),
-        0x0B => {
-            Values::I32(data.chunks(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as i32).collect())
-        }
-        0x0C => Values::I32(
-            data.chunks(4).map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        ),
-        0x0D => Values::F32(
-            data.chunks(4).map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        ),
-        _ => Values::F64(data.chunks(8).map(|c| f64::from_be_bytes(be(c))).collect()),
+        0x0B => Values::I32(be(data).map(|b| i16::from_be_bytes(b) as i32).collect()),
+        0x0C => Values::I32(be(data).map(i32::from_be_bytes).collect()),
+        0x0D => Values::F32(be(data).map(f32::from_be_bytes).collect()),
+        _ => Values::F64(be(data).map(f64::from_be_bytes).collect()),
     };
     Ok(Array { path: path.to_path_buf(), name: name.to_string(), shape, values })
 }
