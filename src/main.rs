@@ -256,8 +256,11 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
             let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
             // The file's own data splits as training splits it; `--data` is evaluated whole.
-            let parts = match (&run.data, data::split(ds.clone(), spec.validation, spec.seed)) {
-                (None, (train, Some(val))) => vec![("train", train), ("validation", val)],
+            let parts = match (&run.data, spec.validation > 0.0) {
+                (None, true) => match data::split(ds, spec.validation, spec.seed) {
+                    (train, Some(val)) => vec![("train", train), ("validation", val)],
+                    (all, None) => vec![("all", all)],
+                },
                 _ => vec![("all", ds)],
             };
             for (part, ds) in &parts {
