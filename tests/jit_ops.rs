@@ -8,7 +8,7 @@
 
 use nnc::graph::{
     Axes, BinaryOp, Dim, Graph, InputKind, NodeId, Op, OpKind, Reduce, ScalarArg, Shape, Target,
-    UnaryOp, Update, F64,
+    UnaryOp, Update, Window, F64,
 };
 use nnc::jit;
 use nnc::tensor::Tensor;
@@ -238,7 +238,57 @@ fn graphs(kind: OpKind) -> Vec<Graph> {
             let mask = g.add(Op::DropMask { keep, salt: 11 }, vec![t], bn());
             vec![g.mul(mask, l.x)]
         })],
+        // Images [B, 1, 2, 3] from x and z; a kernel [4, 1, 3, 3] from m; padded and strided.
+        OpKind::Conv | OpKind::ConvGradInput | OpKind::ConvGradKernel => [pad1(3), wide(2)]
+            .into_iter()
+            .map(|win| {
+                graph(|g, l| {
+                    let (x, k) = (image(g, l.x), kernel(g, l.m, win));
+                    let y = g.conv(x, k, win);
+                    let out = match kind {
+                        OpKind::Conv => y,
+                        OpKind::ConvGradInput => g.conv_grad_input(y, k, win, &g.shape(x).clone()),
+                        _ => g.conv_grad_kernel(x, y, win),
+                    };
+                    vec![out]
+                })
+            })
+            .collect(),
+        OpKind::PoolPick | OpKind::PoolRoute => [Window { pad: [0, 0], ..wide(2) }, wide(2)]
+            .into_iter()
+            .map(|win| {
+                graph(|g, l| {
+                    let (x, z) = (image(g, l.x), image(g, l.z));
+                    let y = g.pool_pick(x, z, win);
+                    let out = if kind == OpKind::PoolPick { y } else { g.pool_route(x, y, win) };
+                    vec![out]
+                })
+            })
+            .collect(),
     }
+}
+
+/// A `k×k` window at stride 1, padded by 1.
+fn pad1(k: u16) -> Window {
+    Window { kernel: [k, k], stride: [1, 1], pad: [1, 1], dilation: [1, 1], groups: 1 }
+}
+
+/// A `k×k` window at stride 2, padded by 1.
+fn wide(k: u16) -> Window {
+    Window { stride: [2, 2], ..pad1(k) }
+}
+
+/// `[B, N]` as images `[B, 1, 2, 3]`.
+fn image(g: &mut Graph, a: NodeId) -> NodeId {
+    g.reshape(a, &Shape(vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(2), Dim::Fixed(3)]))
+}
+
+/// A kernel `[4, 1, k, k]` from the first elements of `[N, N]`.
+fn kernel(g: &mut Graph, m: NodeId, win: Window) -> NodeId {
+    let k = win.kernel[0] as usize;
+    let flat = g.reshape(m, &Shape::fixed(&[N * N]));
+    let taps = g.slice(flat, 0, 0, 4 * k * k);
+    g.reshape(taps, &Shape::fixed(&[4, 1, k, k]))
 }
 
 fn random(shape: Vec<usize>, seed: u64, scale: f32) -> Tensor<f32> {

@@ -6,7 +6,7 @@
 //! does not want get `None` and no nodes are built for them (so e.g. `log(a)` of a `Pow` with
 //! a constant exponent is never built); non-differentiable ops and operands (comparisons,
 //! `Step`, `Sign`, `OneHot`, `ArgMax`, the labels of `SoftmaxCrossEntropy`, the ids of
-//! `Gather`/`ScatterAdd`) give `None`.
+//! `Gather`/`ScatterAdd`, the selector of `PoolPick`/`PoolRoute`) give `None`.
 //! Rules reuse the forward output node where the derivative is a function of it (`tanh`,
 //! `sigmoid`, `exp`, `sqrt`, `recip`, `softmax`, ...). Broadcasting is explicit in the IR, so
 //! the only rule that sums over expanded axes is the one for [`Op::Broadcast`].
@@ -86,6 +86,30 @@ pub(super) fn vjp(gr: &mut Graph, v: NodeId, g: NodeId, wants: &[bool]) -> Vec<O
         Op::ScatterAdd(_) => vec![None, w(1).then(|| gr.gather(g, a[0]))],
         // A dropout mask is piecewise constant in the step: no gradient.
         Op::DropMask { .. } => vec![None],
+        // y = conv(x, k):  ∂x = conv_grad_input(g, k),  ∂k = conv_grad_kernel(x, g)
+        Op::Conv(win) => {
+            let xs = gr.shape(a[0]).clone();
+            let dx = w(0).then(|| gr.conv_grad_input(g, a[1], win, &xs));
+            let dk = w(1).then(|| gr.conv_grad_kernel(a[0], g, win));
+            vec![dx, dk]
+        }
+        // z = conv_grad_input(dy, k), bilinear:  ∂dy = conv(g, k),  ∂k = conv_grad_kernel(g, dy)
+        Op::ConvGradInput(win) => {
+            let ddy = w(0).then(|| gr.conv(g, a[1], win));
+            let dk = w(1).then(|| gr.conv_grad_kernel(g, a[0], win));
+            vec![ddy, dk]
+        }
+        // z = conv_grad_kernel(x, dy), bilinear:  ∂x = conv_grad_input(dy, g),  ∂dy = conv(x, g)
+        Op::ConvGradKernel(win) => {
+            let xs = gr.shape(a[0]).clone();
+            let dx = w(0).then(|| gr.conv_grad_input(a[1], g, win, &xs));
+            let ddy = w(1).then(|| gr.conv(a[0], g, win));
+            vec![dx, ddy]
+        }
+        // pool_pick(s, h):  ∂h = pool_route(s, g),  s: none (piecewise constant)
+        Op::PoolPick(win) => vec![None, w(1).then(|| gr.pool_route(a[0], g, win))],
+        // pool_route(s, dy):  ∂dy = pool_pick(s, g),  s: none
+        Op::PoolRoute(win) => vec![None, w(1).then(|| gr.pool_pick(a[0], g, win))],
     }
 }
 

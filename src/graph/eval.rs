@@ -21,6 +21,7 @@ mod kernels;
 mod real;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::fmt;
 
@@ -364,5 +365,14 @@ fn eval_node<T: Real>(
             let shape = node.shape.concrete(batch);
             crate::graph::dropout::mask(arg(0).data[0], keep.get(), salt, shape)
         }
+        Op::Conv(w) => window::conv(arg(0), arg(1), &w, node.shape.concrete(batch)),
+        Op::ConvGradInput(w) => {
+            window::conv_grad_input(arg(0), arg(1), &w, node.shape.concrete(batch))
+        }
+        Op::ConvGradKernel(w) => {
+            window::conv_grad_kernel(arg(0), arg(1), &w, node.shape.concrete(batch))
+        }
+        Op::PoolPick(w) => window::pool_pick(arg(0), arg(1), &w, node.shape.concrete(batch)),
+        Op::PoolRoute(w) => window::pool_route(arg(0), arg(1), &w),
     })
 }

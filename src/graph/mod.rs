@@ -20,11 +20,13 @@ pub mod op;
 pub mod print;
 pub mod scalar;
 pub mod verify;
+pub mod window;
 
 use std::borrow::Cow;
 
 use crate::diagnostic::Span;
 pub use op::{Axes, BinaryOp, Dim, Op, OpKind, ScalarArg, Shape, UnaryOp, F64};
+pub use window::Window;
 
 /// Index of a node in its graph's arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -322,6 +324,15 @@ impl Graph {
             Op::DropMask { keep, .. } => {
                 let k = keep.get();
                 (s(0).rank() == 0 && k > 0.0 && k <= 1.0).then_some(Cow::Borrowed(shape))
+            }
+            Op::Conv(w) => window::conv_shape(s(0), s(1), w).map(Cow::Owned),
+            Op::ConvGradInput(w) => {
+                window::conv_grad_input_fits(s(0), s(1), w, shape).then_some(Cow::Borrowed(shape))
+            }
+            Op::ConvGradKernel(w) => window::conv_grad_kernel_shape(s(0), s(1), w).map(Cow::Owned),
+            Op::PoolPick(w) => window::pick_shape(s(0), s(1), w).map(Cow::Owned),
+            Op::PoolRoute(w) => {
+                window::route_fits(s(0), s(1), w, shape).then_some(Cow::Borrowed(shape))
             }
         };
         match want {

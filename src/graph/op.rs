@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+pub use super::window::Window;
+
 /// One dimension: the symbolic batch size or a fixed size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Dim {
@@ -334,6 +336,20 @@ pub enum Op {
     /// every backend, a new mask every step. Piecewise constant (zero gradient); never
     /// folded or shared between sites (each site has its own salt).
     DropMask { keep: F64, salt: u32 },
+    /// `(x, k)`: 2-D convolution of images `x [N, C, H, W]` with a kernel `k [O, C/g, kh,
+    /// kw]`: `[N, O, Ho, Wo]` (`graph::window` gives the formula). Bilinear.
+    Conv(Window),
+    /// `(dy, k)`: the adjoint of [`Op::Conv`] in its image: `[N, O, Ho, Wo]` to the node's
+    /// `[N, C, H, W]` (a transposed convolution). Bilinear.
+    ConvGradInput(Window),
+    /// `(x, dy)`: the adjoint of [`Op::Conv`] in its kernel: `[O, C/g, kh, kw]`. Bilinear.
+    ConvGradKernel(Window),
+    /// `(s, h)`: `h` at the first maximum of `s` in each window: `[N, C, Ho, Wo]`. Max
+    /// pooling is `pool_pick(x, x)`. Linear in `h`, piecewise constant in `s`.
+    PoolPick(Window),
+    /// `(s, dy)`: each `dy` element added at the first maximum of `s` in its window: `s`'s
+    /// shape. The adjoint of [`Op::PoolPick`] in `h`; piecewise constant in `s`.
+    PoolRoute(Window),
 }
 
 impl Op {
@@ -343,6 +359,8 @@ impl Op {
             Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Scalar(_) | Op::Const(_) => 0,
             Op::Binary(_) | Op::MatMul { .. } | Op::SoftmaxCrossEntropy => 2,
             Op::Concat { .. } | Op::Gather | Op::ScatterAdd(_) => 2,
+            Op::Conv(_) | Op::ConvGradInput(_) | Op::ConvGradKernel(_) => 2,
+            Op::PoolPick(_) | Op::PoolRoute(_) => 2,
             Op::Select => 3,
             _ => 1,
         }
@@ -375,7 +393,12 @@ impl Op {
             | Op::Slice { .. }
             | Op::Gather
             | Op::ScatterAdd(_)
-            | Op::DropMask { .. } => None,
+            | Op::DropMask { .. }
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => None,
         }
     }
     /// True for ops with no operands.

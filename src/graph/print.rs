@@ -180,6 +180,11 @@ fn op_text(g: &Graph, op: &Op, args: &[NodeId]) -> String {
         Op::DropMask { keep, salt } => {
             format!("drop_mask[keep {}, salt {salt:#010x}] {}", num(keep.get()), list())
         }
+        Op::Conv(w)
+        | Op::ConvGradInput(w)
+        | Op::ConvGradKernel(w)
+        | Op::PoolPick(w)
+        | Op::PoolRoute(w) => format!("{}[{w}] {}", mnemonic(op), list()),
         _ => format!("{} {}", mnemonic(op), list()),
     }
 }
@@ -212,6 +217,11 @@ pub fn mnemonic(op: &Op) -> &'static str {
         Op::Gather => "gather",
         Op::ScatterAdd(_) => "scatter_add",
         Op::DropMask { .. } => "drop_mask",
+        Op::Conv(_) => "conv",
+        Op::ConvGradInput(_) => "conv_grad_input",
+        Op::ConvGradKernel(_) => "conv_grad_kernel",
+        Op::PoolPick(_) => "pool_pick",
+        Op::PoolRoute(_) => "pool_route",
     }
 }
 

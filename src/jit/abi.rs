@@ -106,6 +106,11 @@ pub fn gemm_address() -> *const u8 {
     nnc_gemm as *const u8
 }
 
+/// The address generated code calls for window ops.
+pub fn window_address() -> *const u8 {
+    super::window::nnc_window as *const u8
+}
+
 /// The address generated code calls to split a kernel across the pool.
 pub fn pool_run_address() -> *const u8 {
     nnc_pool_run as *const u8

@@ -30,7 +30,7 @@ use cranelift::module::{default_libcall_names, FuncId, Linkage, Module};
 use cranelift::prelude::*;
 
 use super::abi::{self, Ctx};
-use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym};
+use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym, WindowKernel};
 use super::plan::{Plan, Slot};
 use super::JitError;
 use crate::graph::ScalarArg;
@@ -55,6 +55,8 @@ pub enum Import {
     Binary,
     /// `abi::nnc_tick`, between kernels of profiled code.
     Tick,
+    /// `window::nnc_window`.
+    Window,
 }
 
 /// Elements above which a splittable loop kernel is run on the thread pool.
@@ -115,6 +117,7 @@ pub fn compile(
     let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     jb.symbol("nnc_gemm", abi::gemm_address());
     jb.symbol("nnc_pool_run", abi::pool_run_address());
+    jb.symbol("nnc_window", abi::window_address());
     jb.symbol("nnc_tick", abi::tick_address());
     jb.symbol("fmaf", ops::fmaf as extern "C" fn(f32, f32, f32) -> f32 as *const u8);
     for (_, name, address, _) in ops::exact_functions() {
@@ -171,6 +174,7 @@ impl Gen<'_> {
         let mut decls = vec![
             (Import::Gemm, "nnc_gemm".to_string(), sig(self.module, &gemm, None)),
             (Import::PoolRun, "nnc_pool_run".to_string(), sig(self.module, &i64s(5), None)),
+            (Import::Window, "nnc_window".to_string(), sig(self.module, &i64s(6), None)),
         ];
         if self.profile {
             decls.push((Import::Tick, "nnc_tick".into(), sig(self.module, &i64s(3), None)));
@@ -257,7 +261,7 @@ impl Gen<'_> {
         let mut fns = Vec::new();
         for (i, k) in prog.kernels.iter().enumerate() {
             let f = match k {
-                Kernel::Gemm(_) => None,
+                Kernel::Gemm(_) | Kernel::Window(_) => None,
                 _ => Some(self.declare(&format!("{name}_k{i}"), 3)?),
             };
             fns.push(f);
@@ -272,7 +276,7 @@ impl Gen<'_> {
                 Kernel::Gather(gk) => self.build(f, &fname, "", at, |fx| generic::gather(fx, gk)),
                 Kernel::Reduce(rk) => self.build(f, &fname, "", at, |fx| generic::reduce(fx, rk)),
                 Kernel::Index(ik) => self.build(f, &fname, "", at, |fx| index::emit(fx, ik)),
-                Kernel::Gemm(_) => unreachable!("a product is no function"),
+                Kernel::Gemm(_) | Kernel::Window(_) => unreachable!("a call is no function"),
             }
         }
         if self.text.len() > text_at {
@@ -305,8 +309,9 @@ impl Gen<'_> {
             for (i, (k, f)) in prog.kernels.iter().zip(fns).enumerate() {
                 match (k, f) {
                     (Kernel::Gemm(gk), _) => fx.gemm(gk),
+                    (Kernel::Window(wk), _) => fx.window(wk),
                     (k, Some(f)) => fx.call_kernel(k, *f, threads),
-                    (_, None) => unreachable!("every non-GEMM kernel is a function"),
+                    (_, None) => unreachable!("every kernel but a call is a function"),
                 }
                 tick(fx, i as i64);
             }
@@ -569,6 +574,26 @@ impl<'a, 'p> Fx<'a, 'p> {
         let flags = (if k.ta { GEMM_TA } else { 0 }) | (if k.tb { GEMM_TB } else { 0 });
         let flags = self.b.ins().iconst(types::I32, flags as i64);
         self.call(Import::Gemm, &[pool, m, n, kk, a, b, c, flags]);
+    }
+
+    /// A window op through the trampoline, its geometry laid out in a stack slot.
+    fn window(&mut self, k: &WindowKernel) {
+        let words = k.geom.words();
+        let size = (words.len() * 4) as u32;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            size,
+            2,
+        ));
+        let geom = self.b.ins().stack_addr(types::I64, slot, 0);
+        for (i, w) in words.iter().enumerate() {
+            let v = self.b.ins().iconst(types::I32, *w as i64);
+            self.b.ins().store(MemFlagsData::trusted(), v, geom, (i * 4) as i32);
+        }
+        let pool = self.ctx_field(Ctx::POOL, types::I64);
+        let n = self.sym(k.n);
+        let (a, b, out) = (self.ptr(k.srcs[0]), self.ptr(k.srcs[1]), self.ptr(k.out));
+        self.call(Import::Window, &[pool, geom, n, a, b, out]);
     }
 }
 

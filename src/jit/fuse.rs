@@ -14,13 +14,15 @@
 //!   rare views and reductions no pattern covers.
 //! - [`IndexKernel`]: concatenation, slicing, embedding lookup and scatter-add, over
 //!   contiguous operands (copied first when they are views).
+//! - [`WindowKernel`]: a convolution, one of its adjoints, or max pooling's pick or route,
+//!   through the window trampoline, over contiguous operands.
 //!
 //! How nodes are placed (`partition`): nodes are visited in index order. Uniform nodes
 //! (constants, runtime scalars, and elementwise ops, views and reductions of uniform
 //! operands only; not a dropout mask, which differs per element, nor a softmax, product or
 //! index op of them) are never placed: every kernel recomputes them inline, once.
 //! Broadcast, reshape and transpose are views, resolved at each use. A matrix product becomes a
-//! GEMM kernel. Any other node joins a loop kernel where its operands can be read (registers or
+//! GEMM kernel, a window op a window kernel. Any other node joins a loop kernel where its operands can be read (registers or
 //! a load pattern) and are not *late* (a column or full reduction is complete only after its
 //! kernel), trying the newest kernel first and going back as far as the one computing its
 //! latest operand, but never past a kernel that is not a loop; otherwise a new loop kernel
@@ -37,6 +39,7 @@ mod lower;
 mod partition;
 pub mod view;
 
+use super::window::Geometry;
 use crate::graph::{BinaryOp, Graph, NodeId, ScalarArg, UnaryOp};
 pub use view::{Domain, Level, Pat, Sym};
 
@@ -218,6 +221,18 @@ pub struct IndexKernel {
     pub node: NodeId,
 }
 
+/// A window op (convolution, its adjoints, pooling's pick and route) over contiguous NCHW
+/// operands, through the window trampoline ([`super::window`]): `geom` is everything but the
+/// batch size `n`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowKernel {
+    pub geom: Geometry,
+    pub n: Sym,
+    pub srcs: [Buf; 2],
+    pub out: Buf,
+    pub node: NodeId,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
     Loop(LoopKernel),
@@ -225,6 +240,7 @@ pub enum Kernel {
     Gather(GatherKernel),
     Reduce(ReduceKernel),
     Index(IndexKernel),
+    Window(WindowKernel),
 }
 
 /// Where a graph output can be read after the program ran: a view of a buffer.
@@ -294,6 +310,7 @@ impl Kernel {
             Kernel::Gather(k) => vec![k.src],
             Kernel::Reduce(k) => vec![k.src],
             Kernel::Index(k) => k.srcs.clone(),
+            Kernel::Window(k) => k.srcs.to_vec(),
         };
         v.sort();
         v.dedup();
@@ -307,6 +324,7 @@ impl Kernel {
             Kernel::Gather(k) => vec![k.out],
             Kernel::Reduce(k) => vec![k.out],
             Kernel::Index(k) => vec![k.out],
+            Kernel::Window(k) => vec![k.out],
         };
         v.sort();
         v.dedup();
@@ -320,6 +338,7 @@ impl Kernel {
             Kernel::Gather(k) => vec![k.node],
             Kernel::Reduce(k) => vec![k.node],
             Kernel::Index(k) => vec![k.node],
+            Kernel::Window(k) => vec![k.node],
         }
     }
 }

@@ -22,9 +22,10 @@
 //! read straight from an input), with the same error messages, so both backends fail alike
 //! on bad data. Ids the graph computes are clamped into range: never an access out of bounds.
 //!
-//! Runtime support: `gemm` (the matrix-product trampoline) and `pool` (the thread pool);
-//! `vmath` (vectorized transcendental functions). `unsafe` is confined to `abi`, `gemm` and
-//! `pool` (docs/jit.md, *Where `unsafe` lives*).
+//! Runtime support: `gemm` (the matrix-product trampoline), `window` (the convolution and
+//! pooling trampoline) and `pool` (the thread pool); `vmath` (vectorized transcendental
+//! functions). `unsafe` is confined to `abi`, `gemm`, `window` and `pool` (docs/jit.md,
+//! *Where `unsafe` lives*).
 
 pub mod abi;
 pub mod codegen;
@@ -34,6 +35,7 @@ pub mod plan;
 pub mod pool;
 pub mod print;
 pub mod vmath;
+pub mod window;
 
 use crate::graph::eval::{EvalError, Slot as EvalSlot};
 use crate::graph::{Dim, Graph, InputInfo, NodeId, ParamInfo, StateInfo};
@@ -189,6 +191,7 @@ fn splits(p: &Program, batch: usize, threads: usize) -> bool {
                 codegen::may_split(l, threads) && n(l.dom.rows) * n(l.dom.cols) >= elems
             }
             fuse::Kernel::Gather(g) => g.dims.iter().map(|&d| n(d)).product::<f64>() >= elems,
+            fuse::Kernel::Window(w) => w.geom.flop(n(w.n) as usize) >= window::PAR_MIN_FLOP,
             _ => false,
         })
 }

@@ -173,6 +173,23 @@ fn headline(g: &Graph, p: &Program, k: &Kernel, src: Option<&str>) -> String {
         }
         Kernel::Reduce(x) => format!("reduce {} = {} over {:?}", b(x.out), b(x.src), syms(&x.dims)),
         Kernel::Index(x) => index_headline(x, &b),
+        Kernel::Window(x) => {
+            let what = crate::graph::print::mnemonic(&g.node(x.node).op);
+            let g = &x.geom;
+            format!(
+                "{what} {} = {}, {}  [{}×{}×{}×{} → {}×{}×{}]",
+                b(x.out),
+                b(x.srcs[0]),
+                b(x.srcs[1]),
+                x.n,
+                g.c,
+                g.h,
+                g.w,
+                g.o,
+                g.ho,
+                g.wo
+            )
+        }
     };
     format!("{what}  ← {}", provenance(g, &k.nodes(), src))
 }

@@ -225,7 +225,9 @@ impl Lower<'_> {
                 }
                 Draft::Gather { src, .. } | Draft::Reduce { src, .. } => self.read(&src, k, None),
                 Draft::Fill { .. } => {}
-                Draft::Index { args, .. } => args.iter().for_each(|r| self.read(r, k, None)),
+                Draft::Index { args, .. } | Draft::Window { args, .. } => {
+                    args.iter().for_each(|r| self.read(r, k, None))
+                }
             }
         }
         for r in self.d.outputs.clone() {
@@ -387,6 +389,7 @@ impl Lower<'_> {
             Draft::Fill { node } => Kernel::Loop(self.fill_kernel(k, *node)),
             Draft::Gemm { node, a, b } => Kernel::Gemm(self.gemm(*node, a, b)),
             Draft::Index { node, args } => Kernel::Index(self.index_kernel(*node, args)),
+            Draft::Window { node, args } => Kernel::Window(self.window_kernel(*node, args)),
             Draft::Gather { node, src } => {
                 let (src, dims, strides) = self.base(src);
                 Kernel::Gather(GatherKernel {

@@ -106,6 +106,11 @@ pub(super) enum Draft {
         node: NodeId,
         args: Vec<Ref>,
     },
+    /// A window op; its operands are contiguous views.
+    Window {
+        node: NodeId,
+        args: Vec<Ref>,
+    },
 }
 
 /// The result of partitioning.
@@ -182,7 +187,12 @@ impl Partition<'_> {
             | Op::Concat { .. }
             | Op::Slice { .. }
             | Op::Gather
-            | Op::ScatterAdd(_) => false,
+            | Op::ScatterAdd(_)
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => false,
         };
         self.d.uniform[id.index()] = uniform;
         if uniform {
@@ -198,6 +208,11 @@ impl Partition<'_> {
             Op::Concat { .. } | Op::Slice { .. } | Op::Gather | Op::ScatterAdd(_) => {
                 self.place_index(id)
             }
+            Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => self.place_window(id),
             Op::Scalar(_)
             | Op::Const(_)
             | Op::Unary(_)
@@ -300,6 +315,13 @@ impl Partition<'_> {
         self.push(Draft::Index { node: id, args }, id);
     }
 
+    /// A window kernel over contiguous copies of the operands.
+    fn place_window(&mut self, id: NodeId) {
+        let args = self.g.node(id).args.clone();
+        let args = args.iter().map(|&a| self.materialize(a, false)).collect();
+        self.push(Draft::Window { node: id, args }, id);
+    }
+
     // ---- loop kernels ----------------------------------------------------------------------
 
     fn place_compute(&mut self, id: NodeId) {
@@ -397,7 +419,12 @@ impl Partition<'_> {
             | Op::Concat { .. }
             | Op::Slice { .. }
             | Op::Gather
-            | Op::ScatterAdd(_) => vec![Level::Elem],
+            | Op::ScatterAdd(_)
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => vec![Level::Elem],
         }
     }
 
@@ -447,7 +474,12 @@ impl Partition<'_> {
             | Op::Slice { .. }
             | Op::Gather
             | Op::ScatterAdd(_)
-            | Op::DropMask { .. } => Some(Domain::of_dims(own)),
+            | Op::DropMask { .. }
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => Some(Domain::of_dims(own)),
         }
     }
 
@@ -566,7 +598,12 @@ impl Partition<'_> {
             | Op::Concat { .. }
             | Op::Slice { .. }
             | Op::Gather
-            | Op::ScatterAdd(_) => None,
+            | Op::ScatterAdd(_)
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => None,
         };
         let Some((level, role, arg_levels)) = found else { return false };
         let late = matches!(role, Role::ColReduce(..) | Role::FullReduce(..));

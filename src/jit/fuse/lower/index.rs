@@ -1,4 +1,5 @@
-//! Lowering of index drafts (concat, slice, gather, scatter-add) to [`IndexKernel`]s, and
+//! Lowering of index drafts (concat, slice, gather, scatter-add) to [`IndexKernel`]s and of
+//! window drafts to [`WindowKernel`]s (their geometry from the image and output dims), and
 //! the id checks of gathers whose ids are read straight from an input.
 //!
 //! The sizes of each [`IndexOp`] come from the node's `[outer, axis, inner]` view: a
@@ -7,9 +8,10 @@
 
 use super::super::partition::{Draft, Home, Ref};
 use super::super::view::Sym;
-use super::super::{IndexKernel, IndexOp, LabelCheck};
+use super::super::{IndexKernel, IndexOp, LabelCheck, WindowKernel};
 use super::Lower;
 use crate::graph::{NodeId, Op};
+use crate::jit::window::{Geometry, WindowOp};
 
 impl Lower<'_> {
     pub(super) fn index_kernel(&self, node: NodeId, args: &[Ref]) -> IndexKernel {
@@ -61,10 +63,61 @@ impl Lower<'_> {
             | Op::SoftmaxCrossEntropy
             | Op::OneHot(_)
             | Op::ArgMax
-            | Op::DropMask { .. } => unreachable!("an index draft is an index op"),
+            | Op::DropMask { .. }
+            | Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => unreachable!("an index draft is an index op"),
         };
         let srcs = args.iter().map(|r| self.base(r).0).collect();
         IndexKernel { op, srcs, out: self.buf(node), node }
+    }
+
+    /// The window kernel of a window op `node` over its contiguous operands `args`.
+    pub(super) fn window_kernel(&self, node: NodeId, args: &[Ref]) -> WindowKernel {
+        let n = self.g.node(node);
+        let (op, win) = match n.op {
+            Op::Conv(w) => (WindowOp::Conv, w),
+            Op::ConvGradInput(w) => (WindowOp::ConvGradInput, w),
+            Op::ConvGradKernel(w) => (WindowOp::ConvGradKernel, w),
+            Op::PoolPick(w) => (WindowOp::PoolPick, w),
+            Op::PoolRoute(w) => (WindowOp::PoolRoute, w),
+            _ => unreachable!("a window draft is a window op"),
+        };
+        // The image and the (forward) output: which operand or result each is.
+        let (image, out) = match op {
+            WindowOp::Conv | WindowOp::PoolPick => (n.args[0], node),
+            WindowOp::ConvGradInput => (node, n.args[0]),
+            WindowOp::PoolRoute => (node, n.args[1]),
+            WindowOp::ConvGradKernel => (n.args[0], n.args[1]),
+        };
+        let fixed = |d: &Sym| d.c as u32;
+        let (i, o) = (&self.d.dims[image.index()], &self.d.dims[out.index()]);
+        let [kh, kw] = win.kernel.map(u32::from);
+        let [sh, sw] = win.stride.map(u32::from);
+        let [ph, pw] = win.pad.map(u32::from);
+        let [dh, dw] = win.dilation.map(u32::from);
+        let geom = Geometry {
+            op: op as u32,
+            c: fixed(&i[1]),
+            h: fixed(&i[2]),
+            w: fixed(&i[3]),
+            o: fixed(&o[1]),
+            ho: fixed(&o[2]),
+            wo: fixed(&o[3]),
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            dh,
+            dw,
+            groups: win.groups as u32,
+        };
+        let srcs = [self.base(&args[0]).0, self.base(&args[1]).0];
+        WindowKernel { geom, n: i[0], srcs, out: self.buf(node), node }
     }
 
     /// Gathers and scatter-adds whose ids are a graph input, checked before each run.

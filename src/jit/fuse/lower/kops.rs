@@ -136,6 +136,11 @@ impl<'a, 'g> KBuilder<'a, 'g> {
             | Op::Gather
             | Op::ScatterAdd(_)
             | Op::DropMask { .. } => self.uniform(a(0)),
+            Op::Conv(_)
+            | Op::ConvGradInput(_)
+            | Op::ConvGradKernel(_)
+            | Op::PoolPick(_)
+            | Op::PoolRoute(_) => unreachable!("a window op is never uniform"),
         }
     }
 
@@ -198,7 +203,12 @@ impl<'a, 'g> KBuilder<'a, 'g> {
                 | Op::Slice { .. }
                 | Op::Gather
                 | Op::ScatterAdd(_)
-                | Op::DropMask { .. } => {
+                | Op::DropMask { .. }
+                | Op::Conv(_)
+                | Op::ConvGradInput(_)
+                | Op::ConvGradKernel(_)
+                | Op::PoolPick(_)
+                | Op::PoolRoute(_) => {
                     unreachable!("placed as elementwise only by partition::try_join")
                 }
             },

@@ -1,0 +1,418 @@
+//! The window ops at run time ([`crate::graph::window`]): convolutions as matrix products
+//! over an im2col copy, and max pooling's pick and route as direct loops. JIT code calls
+//! [`nnc_window`] with a [`Geometry`] it lays out on its stack.
+//!
+//! One example `n` and one group `G` of a convolution, with `K = C/g·kh·kw` rows of taps and
+//! `L = Ho·Wo` output positions:
+//!
+//! ```text
+//! cols  [K, L]     = im2col(x[n], group G)        (taps in the padding read 0)
+//! conv              y[n, G]  [O/g, L] = k[G] [O/g, K] · cols
+//! conv_grad_input   dcols    [K, L]   = k[G]ᵀ · dy[n, G];   dx[n, G] = col2im(dcols)
+//! conv_grad_kernel  dk[G]    [O/g, K] = Σ_n dy[n, G] · colsᵀ
+//! ```
+//!
+//! A 1×1 kernel at stride 1 without padding reads the image as it is (`cols` is `x[n, G]`),
+//! so it copies nothing. `cols` lives in a per-thread scratch buffer, grown once.
+//!
+//! Threads: a window op of at least [`PAR_MIN_FLOP`] flop on a pool of more than one thread
+//! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
+//! write disjoint examples; `conv_grad_kernel` sums each part's examples into its own
+//! partial kernel and adds the partials in part order, so a given thread count always gives
+//! the same bits.
+
+use std::cell::RefCell;
+
+use super::gemm::matmul;
+use super::pool::{split_point, Pool};
+
+/// Window ops of fewer flop than this run on the calling thread (see the module doc).
+pub const PAR_MIN_FLOP: f64 = 4.0e6;
+
+/// Which op a [`Geometry`] describes.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WindowOp {
+    /// `(x, k) -> y`
+    Conv = 0,
+    /// `(dy, k) -> dx`
+    ConvGradInput = 1,
+    /// `(x, dy) -> dk`
+    ConvGradKernel = 2,
+    /// `(s, h) -> y`
+    PoolPick = 3,
+    /// `(s, dy) -> dx`
+    PoolRoute = 4,
+}
+
+/// Everything but the batch size about one window op: images `[N, c, h, w]`, outputs
+/// `[N, o, ho, wo]` (for pooling `o = c`), the kernel, stride, padding, dilation and groups.
+/// Sixteen `u32` in this order, as JIT code stores them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub op: u32,
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    pub o: u32,
+    pub ho: u32,
+    pub wo: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sh: u32,
+    pub sw: u32,
+    pub ph: u32,
+    pub pw: u32,
+    pub dh: u32,
+    pub dw: u32,
+    pub groups: u32,
+}
+
+impl Geometry {
+    /// The fields in memory order.
+    pub fn words(&self) -> [u32; 16] {
+        let g = self;
+        [
+            g.op, g.c, g.h, g.w, g.o, g.ho, g.wo, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw,
+            g.groups,
+        ]
+    }
+    fn op(&self) -> WindowOp {
+        match self.op {
+            0 => WindowOp::Conv,
+            1 => WindowOp::ConvGradInput,
+            2 => WindowOp::ConvGradKernel,
+            3 => WindowOp::PoolPick,
+            _ => WindowOp::PoolRoute,
+        }
+    }
+    /// Floats of one example's image, output; of the kernel.
+    fn sizes(&self) -> (usize, usize, usize) {
+        let image = (self.c * self.h * self.w) as usize;
+        let out = (self.o * self.ho * self.wo) as usize;
+        (image, out, self.o as usize * self.k_rows())
+    }
+    /// `K`: taps of one output channel.
+    fn k_rows(&self) -> usize {
+        (self.c / self.groups * self.kh * self.kw) as usize
+    }
+    /// `L`: output positions.
+    fn l(&self) -> usize {
+        (self.ho * self.wo) as usize
+    }
+    /// True when im2col is the identity (1×1, stride 1, no padding).
+    fn pointwise(&self) -> bool {
+        (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+    }
+    /// Flop of the op on `n` examples.
+    pub fn flop(&self, n: usize) -> f64 {
+        match self.op() {
+            WindowOp::PoolPick | WindowOp::PoolRoute => {
+                (n * self.sizes().1) as f64 * (self.kh * self.kw) as f64
+            }
+            _ => 2.0 * n as f64 * self.sizes().1 as f64 * self.k_rows() as f64,
+        }
+    }
+    /// The input position along H (`a = 0`) or W (`a = 1`) that tap `t` of output position
+    /// `i` reads; `None` in the padding.
+    fn tap(&self, a: usize, i: usize, t: usize) -> Option<usize> {
+        let (s, d, p, n) = if a == 0 {
+            (self.sh, self.dh, self.ph, self.h)
+        } else {
+            (self.sw, self.dw, self.pw, self.w)
+        };
+        let at = (i * s as usize + t * d as usize).checked_sub(p as usize)?;
+        (at < n as usize).then_some(at)
+    }
+}
+
+thread_local! {
+    /// The `cols` (or `dcols`) of the convolutions run on this thread.
+    static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `cols [K, L]` of the channels `c0..c0 + C/g` of one example's image `x`.
+fn im2col(g: &Geometry, x: &[f32], c0: usize, cols: &mut [f32]) {
+    let (h, w, l, wo) = (g.h as usize, g.w as usize, g.l(), g.wo as usize);
+    let mut r = 0;
+    for c in c0..c0 + (g.c / g.groups) as usize {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for a in 0..g.kh as usize {
+            for b in 0..g.kw as usize {
+                let row = &mut cols[r * l..(r + 1) * l];
+                for i in 0..g.ho as usize {
+                    let out = &mut row[i * wo..(i + 1) * wo];
+                    match g.tap(0, i, a) {
+                        None => out.fill(0.0),
+                        Some(y) => {
+                            for (j, v) in out.iter_mut().enumerate() {
+                                *v = g.tap(1, j, b).map_or(0.0, |x| plane[y * w + x]);
+                            }
+                        }
+                    }
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+/// `dx[c0..] += col2im(dcols)`: every tap's value added at the position it read.
+fn col2im(g: &Geometry, dcols: &[f32], c0: usize, dx: &mut [f32]) {
+    let (h, w, l, wo) = (g.h as usize, g.w as usize, g.l(), g.wo as usize);
+    let mut r = 0;
+    for c in c0..c0 + (g.c / g.groups) as usize {
+        let plane = &mut dx[c * h * w..(c + 1) * h * w];
+        for a in 0..g.kh as usize {
+            for b in 0..g.kw as usize {
+                let row = &dcols[r * l..(r + 1) * l];
+                for i in 0..g.ho as usize {
+                    let Some(y) = g.tap(0, i, a) else { continue };
+                    for (j, &v) in row[i * wo..(i + 1) * wo].iter().enumerate() {
+                        if let Some(x) = g.tap(1, j, b) {
+                            plane[y * w + x] += v;
+                        }
+                    }
+                }
+                r += 1;
+            }
+        }
+    }
+}
+
+/// Runs `f` with a scratch `cols` of `K·L` floats (unless the op is pointwise).
+fn with_cols(g: &Geometry, f: impl FnOnce(&mut [f32])) {
+    if g.pointwise() {
+        return f(&mut []);
+    }
+    COLS.with_borrow_mut(|cols| {
+        let len = g.k_rows() * g.l();
+        if cols.len() < len {
+            cols.resize(len, 0.0);
+        }
+        f(&mut cols[..len])
+    })
+}
+
+/// The convolution ops on examples `n0..n1` of the operands; `out` holds those examples'
+/// outputs (for `conv_grad_kernel`, the part's own kernel, overwritten).
+fn conv_part<'a>(
+    g: &Geometry,
+    (n0, n1): (usize, usize),
+    a: &'a [f32],
+    b: &'a [f32],
+    out: &mut [f32],
+) {
+    let (image, outs, _) = g.sizes();
+    let (groups, k, l) = (g.groups as usize, g.k_rows(), g.l());
+    let (cg, og) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize);
+    with_cols(g, |scratch| {
+        for n in n0..n1 {
+            for grp in 0..groups {
+                let kernel = |t: &'a [f32]| -> &'a [f32] { &t[grp * og * k..(grp + 1) * og * k] };
+                match g.op() {
+                    WindowOp::Conv => {
+                        let x = &a[n * image..(n + 1) * image];
+                        let y = &mut out[(n - n0) * outs + grp * og * l..][..og * l];
+                        let cols = if g.pointwise() {
+                            &x[grp * cg * l..(grp + 1) * cg * l]
+                        } else {
+                            im2col(g, x, grp * cg, scratch);
+                            &*scratch
+                        };
+                        matmul(og, l, k, kernel(b), false, cols, false, y, false);
+                    }
+                    WindowOp::ConvGradInput => {
+                        let dy = &a[n * outs + grp * og * l..][..og * l];
+                        let dx = &mut out[(n - n0) * image..(n - n0 + 1) * image];
+                        if g.pointwise() {
+                            let dx = &mut dx[grp * cg * l..(grp + 1) * cg * l];
+                            matmul(k, l, og, kernel(b), true, dy, false, dx, false);
+                        } else {
+                            if grp == 0 {
+                                dx.fill(0.0);
+                            }
+                            matmul(k, l, og, kernel(b), true, dy, false, scratch, false);
+                            col2im(g, scratch, grp * cg, dx);
+                        }
+                    }
+                    WindowOp::ConvGradKernel => {
+                        let x = &a[n * image..(n + 1) * image];
+                        let dy = &b[n * outs + grp * og * l..][..og * l];
+                        let cols = if g.pointwise() {
+                            &x[grp * cg * l..(grp + 1) * cg * l]
+                        } else {
+                            im2col(g, x, grp * cg, scratch);
+                            &*scratch
+                        };
+                        let dk = &mut out[grp * og * k..(grp + 1) * og * k];
+                        matmul(og, k, l, dy, false, cols, true, dk, n > n0);
+                    }
+                    WindowOp::PoolPick | WindowOp::PoolRoute => unreachable!("not a convolution"),
+                }
+            }
+        }
+    })
+}
+
+/// The flat index in one channel plane of the first maximum of `s` in window `(i, j)`
+/// (PyTorch's rule: a later element wins if greater or NaN; padding is never picked).
+fn first_max(g: &Geometry, s: &[f32], i: usize, j: usize) -> usize {
+    let w = g.w as usize;
+    let mut best: Option<(usize, f32)> = None;
+    for a in 0..g.kh as usize {
+        let Some(y) = g.tap(0, i, a) else { continue };
+        for b in 0..g.kw as usize {
+            let Some(x) = g.tap(1, j, b) else { continue };
+            let v = s[y * w + x];
+            if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
+                best = Some((y * w + x, v));
+            }
+        }
+    }
+    best.map_or(0, |(at, _)| at)
+}
+
+/// Pooling on examples `n0..n1`: pick `h` (or route `dy`) by the maxima of `s`; `out`
+/// holds those examples' results.
+fn pool_part(g: &Geometry, (n0, n1): (usize, usize), s: &[f32], b: &[f32], out: &mut [f32]) {
+    let (plane, oplane) = ((g.h * g.w) as usize, g.l());
+    let route = g.op() == WindowOp::PoolRoute;
+    let first = n0 * g.c as usize;
+    for p in first..n1 * g.c as usize {
+        let (sp, ip) = (&s[p * plane..(p + 1) * plane], p * plane);
+        let q = p - first;
+        if route {
+            out[q * plane..(q + 1) * plane].fill(0.0);
+        }
+        for i in 0..g.ho as usize {
+            for j in 0..g.wo as usize {
+                let at = first_max(g, sp, i, j);
+                let o = i * g.wo as usize + j;
+                if route {
+                    out[q * plane + at] += b[p * oplane + o];
+                } else {
+                    out[q * oplane + o] = b[ip + at];
+                }
+            }
+        }
+    }
+}
+
+/// The raw operands of one call, shared by the parts of a split.
+#[derive(Clone, Copy)]
+struct Call {
+    g: Geometry,
+    n: usize,
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+}
+
+// SAFETY: parts of a split write disjoint examples of `out` (or their own partial kernels).
+unsafe impl Sync for Call {}
+
+impl Call {
+    /// Floats of `a`, `b` and `out`.
+    fn lens(&self) -> (usize, usize, usize) {
+        let (image, outs, kernel) = self.g.sizes();
+        let (n, out_n) = (self.n, self.n * self.g.sizes().1);
+        match self.g.op() {
+            WindowOp::Conv => (n * image, kernel, out_n),
+            WindowOp::ConvGradInput => (out_n, kernel, n * image),
+            WindowOp::ConvGradKernel => (n * image, out_n, kernel),
+            WindowOp::PoolPick => (n * image, n * image, n * outs),
+            WindowOp::PoolRoute => (n * image, n * outs, n * image),
+        }
+    }
+
+    /// Floats of `out` per example (`None` for a kernel gradient, which every example adds to).
+    fn out_per_example(&self) -> Option<usize> {
+        let (image, outs, _) = self.g.sizes();
+        match self.g.op() {
+            WindowOp::Conv | WindowOp::PoolPick => Some(outs),
+            WindowOp::ConvGradInput | WindowOp::PoolRoute => Some(image),
+            WindowOp::ConvGradKernel => None,
+        }
+    }
+
+    /// Examples `part` of the call into `out`: those examples' outputs, or a whole kernel.
+    ///
+    /// # Safety
+    /// `a` and `b` hold [`Call::lens`] floats.
+    unsafe fn run_part(&self, part: (usize, usize), out: &mut [f32]) {
+        let (la, lb, _) = self.lens();
+        let a = std::slice::from_raw_parts(self.a, la);
+        let b = std::slice::from_raw_parts(self.b, lb);
+        match self.g.op() {
+            WindowOp::PoolPick | WindowOp::PoolRoute => pool_part(&self.g, part, a, b, out),
+            _ => conv_part(&self.g, part, a, b, out),
+        }
+    }
+}
+
+/// The trampoline JIT code calls: the window op `geom` describes on `n` examples, `a` and
+/// `b` its operands in the graph op's order, `out` its result (overwritten), split across
+/// `pool` when large. In Cranelift terms `(i64 pool, i64 geom, i64 n, i64 a, i64 b,
+/// i64 out)`, the host's C calling convention, no return value.
+///
+/// # Safety
+/// - `pool` is null or points to a live [`Pool`]; `geom` to a valid [`Geometry`];
+/// - `a`, `b` and `out` hold the floats of the shapes in the module doc (dangling only when
+///   that count is 0); `out` overlaps neither input and nothing else accesses it meanwhile.
+pub unsafe extern "C" fn nnc_window(
+    pool: *const Pool,
+    geom: *const Geometry,
+    n: u64,
+    a: *const f32,
+    b: *const f32,
+    out: *mut f32,
+) {
+    let call = Call { g: *geom, n: n as usize, a, b, out };
+    let lout = call.lens().2;
+    let parts = match pool.as_ref() {
+        Some(p) if p.threads() > 1 && call.g.flop(call.n) >= PAR_MIN_FLOP => {
+            p.threads().min(call.n)
+        }
+        _ => 1,
+    };
+    if lout == 0 {
+        return;
+    }
+    if parts <= 1 {
+        if call.n == 0 && call.g.op() == WindowOp::ConvGradKernel {
+            std::slice::from_raw_parts_mut(out, lout).fill(0.0);
+        }
+        return call.run_part((0, call.n), std::slice::from_raw_parts_mut(out, lout));
+    }
+    let pool = &*pool;
+    if let Some(per) = call.out_per_example() {
+        pool.parallel_for(parts, &|p| {
+            let (n0, n1) = split_point(call.n, parts, p);
+            // SAFETY: the parts' example ranges, hence these slices, are disjoint.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(call.out.add(n0 * per), (n1 - n0) * per) };
+            unsafe { call.run_part((n0, n1), out) }
+        });
+        return;
+    }
+    let mut partials = vec![0.0f32; lout * (parts - 1)];
+    let pp = partials.as_mut_ptr() as usize;
+    pool.parallel_for(parts, &|p| {
+        let part = split_point(call.n, parts, p);
+        // SAFETY: part 0 writes `out`, part p > 0 its own partial.
+        let dst = unsafe {
+            if p == 0 {
+                std::slice::from_raw_parts_mut(call.out, lout)
+            } else {
+                std::slice::from_raw_parts_mut((pp as *mut f32).add((p - 1) * lout), lout)
+            }
+        };
+        unsafe { call.run_part(part, dst) }
+    });
+    let out = std::slice::from_raw_parts_mut(out, lout);
+    for partial in partials.chunks(lout) {
+        out.iter_mut().zip(partial).for_each(|(o, v)| *o += v);
+    }
+}
