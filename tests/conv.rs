@@ -1,0 +1,322 @@
+//! The window ops of the graph IR (`graph::window`): convolution, its two adjoints, and max
+//! pooling's pick and route.
+//!
+//! Oracles: an independent convolution (the image padded explicitly, groups taken one at a
+//! time) for values; the adjoint identities in f64; central finite differences in f64 for
+//! the gradients of all five ops (so second derivatives of a convolution are checked too);
+//! PyTorch's tie rule for max pooling by hand; the interpreter for the JIT on random
+//! geometries (stride, padding, dilation, groups, odd sizes, batch 1, one and two threads).
+
+mod index_harness;
+
+use index_harness::{gradient_check, values};
+use nnc::autodiff::grad;
+use nnc::graph::eval::{eval, Env};
+use nnc::graph::{BinaryOp, Dim, Graph, InputKind, NodeId, Shape, UnaryOp, Window};
+use nnc::jit;
+use nnc::tensor::Tensor;
+
+mod common;
+use common::differential::{differential, noise};
+
+fn win(k: u16, s: u16, p: u16, d: u16, g: u16) -> Window {
+    Window { kernel: [k, k], stride: [s, s], pad: [p, p], dilation: [d, d], groups: g }
+}
+
+fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::new(shape.to_vec(), values(seed, shape.iter().product()))
+}
+
+fn image_shape(c: usize, h: usize, w: usize) -> Shape {
+    Shape(vec![Dim::Batch, Dim::Fixed(c as u32), Dim::Fixed(h as u32), Dim::Fixed(w as u32)])
+}
+
+fn run(g: &Graph, inputs: &[Tensor<f64>], params: &[Tensor<f64>]) -> Vec<Tensor<f64>> {
+    let env = Env { inputs, params, states: &[], lr: 0.0, step: 1.0 };
+    eval(g, &env).expect("eval").outputs
+}
+
+/// The oracle: `x` padded with zeros into a larger image, then for each group separately the
+/// textbook sum over channels and taps at `(i·s + a·d, j·s + b·d)` of the padded image.
+fn reference_conv(x: &Tensor<f64>, k: &Tensor<f64>, w: &Window) -> Tensor<f64> {
+    let [n, c, h, wd] = x.shape[..] else { panic!() };
+    let [o, cg, kh, kw] = k.shape[..] else { panic!() };
+    let (p, s, d, g) =
+        (w.pad[0] as usize, w.stride[0] as usize, w.dilation[0] as usize, w.groups as usize);
+    let (hp, wp) = (h + 2 * p, wd + 2 * p);
+    let mut padded = vec![0.0; n * c * hp * wp];
+    for (idx, v) in x.data.iter().enumerate() {
+        let (b, ch, y, xx) = (idx / (c * h * wd), idx / (h * wd) % c, idx / wd % h, idx % wd);
+        padded[((b * c + ch) * hp + y + p) * wp + xx + p] = *v;
+    }
+    let ho = (hp - d * (kh - 1) - 1) / s + 1;
+    let wo = (wp - d * (kw - 1) - 1) / s + 1;
+    let og = o / g;
+    let mut out = vec![0.0; n * o * ho * wo];
+    for group in 0..g {
+        for b in 0..n {
+            for oc in group * og..(group + 1) * og {
+                for i in 0..ho {
+                    for j in 0..wo {
+                        let mut acc = 0.0;
+                        for ci in 0..cg {
+                            let ch = group * cg + ci;
+                            for a in 0..kh {
+                                for bb in 0..kw {
+                                    let v = padded
+                                        [((b * c + ch) * hp + i * s + a * d) * wp + j * s + bb * d];
+                                    acc += v * k.data[((oc * cg + ci) * kh + a) * kw + bb];
+                                }
+                            }
+                        }
+                        out[((b * o + oc) * ho + i) * wo + j] = acc;
+                    }
+                }
+            }
+        }
+    }
+    Tensor::new(vec![n, o, ho, wo], out)
+}
+
+/// `(channels, height, width, out channels, window)`: padded, strided, dilated, grouped,
+/// depthwise, 1×1, odd sizes, a kernel as large as the padded image.
+fn geometries() -> Vec<(usize, usize, usize, usize, Window)> {
+    vec![
+        (1, 5, 5, 2, win(3, 1, 0, 1, 1)),
+        (2, 6, 5, 3, win(3, 1, 1, 1, 1)),
+        (2, 7, 7, 2, win(3, 2, 1, 1, 1)),
+        (1, 7, 6, 2, win(2, 2, 0, 1, 1)),
+        (2, 7, 7, 2, win(3, 1, 2, 2, 1)),
+        (4, 5, 4, 6, win(3, 1, 1, 1, 2)),
+        (3, 5, 5, 3, win(3, 2, 1, 1, 3)),
+        (3, 4, 5, 4, win(1, 1, 0, 1, 1)),
+        (2, 3, 3, 1, win(5, 1, 1, 1, 1)),
+        (
+            2,
+            5,
+            5,
+            2,
+            Window { kernel: [3, 1], stride: [2, 1], pad: [1, 0], dilation: [1, 1], groups: 1 },
+        ),
+    ]
+}
+
+fn kernel_shape(c: usize, o: usize, w: &Window) -> Vec<usize> {
+    vec![o, c / w.groups as usize, w.kernel[0] as usize, w.kernel[1] as usize]
+}
+
+#[test]
+fn conv_matches_an_independent_computation() {
+    for (t, (c, h, wd, o, w)) in geometries().into_iter().enumerate() {
+        if w.kernel[0] != w.kernel[1] {
+            continue; // the oracle takes one stride and padding for both axes
+        }
+        let mut g = Graph::new();
+        let x = g.add_input("x", image_shape(c, h, wd), InputKind::Features);
+        let k = g.add_param("k", Shape::fixed(&kernel_shape(c, o, &w)));
+        let y = g.conv(x, k, w);
+        g.add_output("y", y);
+        for batch in [1, 3] {
+            let xs = random(&[batch, c, h, wd], t as u64);
+            let ks = random(&kernel_shape(c, o, &w), 100 + t as u64);
+            let got = &run(&g, &[xs.clone()], &[ks.clone()])[0];
+            let want = reference_conv(&xs, &ks, &w);
+            assert_eq!(got.shape, want.shape, "geometry {t}");
+            for (a, b) in got.data.iter().zip(&want.data) {
+                assert!((a - b).abs() <= 1e-12, "geometry {t}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_adjoints_satisfy_their_identities() {
+    // Σ conv(x, k)·dy = Σ x·conv_grad_input(dy, k) = Σ k·conv_grad_kernel(x, dy)
+    for (t, (c, h, wd, o, w)) in geometries().into_iter().enumerate() {
+        let mut g = Graph::new();
+        let xs = image_shape(c, h, wd);
+        let x = g.add_input("x", xs.clone(), InputKind::Features);
+        let k = g.add_param("k", Shape::fixed(&kernel_shape(c, o, &w)));
+        let y = g.conv(x, k, w);
+        let dy = g.add_input("dy", g.shape(y).clone(), InputKind::Features);
+        let dx = g.conv_grad_input(dy, k, w, &xs);
+        let dk = g.conv_grad_kernel(x, dy, w);
+        let sums = [(y, dy), (x, dx), (k, dk)].map(|(a, b)| {
+            let p = g.mul(a, b);
+            g.sum_all(p)
+        });
+        for (i, s) in sums.iter().enumerate() {
+            g.add_output(format!("s{i}"), *s);
+        }
+        let batch = 2;
+        let dyshape = g.shape(y).concrete(batch);
+        let inputs = [random(&xs.concrete(batch), t as u64), random(&dyshape, 50 + t as u64)];
+        let out = run(&g, &inputs, &[random(&kernel_shape(c, o, &w), 100 + t as u64)]);
+        let v: Vec<f64> = out.iter().map(|s| s.data[0]).collect();
+        assert!((v[0] - v[1]).abs() <= 1e-12 * v[0].abs().max(1.0), "geometry {t}: {v:?}");
+        assert!((v[0] - v[2]).abs() <= 1e-12 * v[0].abs().max(1.0), "geometry {t}: {v:?}");
+    }
+}
+
+/// `loss = Σ w ⊙ y²` for the node `y` (weights `w` an input).
+fn weighted_loss(g: &mut Graph, y: NodeId) -> NodeId {
+    let shape = g.shape(y).clone();
+    let w = g.add_input("w", shape, InputKind::Features);
+    let sq = g.unary(UnaryOp::Square, y);
+    let p = g.binary(BinaryOp::Mul, w, sq);
+    let l = g.sum_all(p);
+    g.add_output("loss", l);
+    l
+}
+
+#[test]
+fn gradients_of_every_window_op_match_finite_differences() {
+    for (t, (c, h, wd, o, w)) in geometries().into_iter().enumerate() {
+        let ks = kernel_shape(c, o, &w);
+        let batch = if t % 2 == 0 { 1 } else { 2 };
+        let (seed, xdims) = (t as u64, [batch, c, h, wd]);
+        let image = Shape::fixed(&xdims);
+        // conv(x, k), x and k parameters.
+        let mut g = Graph::new();
+        let x = g.add_param("x", image.clone());
+        let k = g.add_param("k", Shape::fixed(&ks));
+        let y = g.conv(x, k, w);
+        let ydims = g.shape(y).concrete(1);
+        let loss = weighted_loss(&mut g, y);
+        let params = [random(&xdims, seed), random(&ks, seed + 1)];
+        gradient_check(&format!("conv {t}"), &g, loss, &params, &[random(&ydims, seed + 2)]);
+        // conv_grad_input(dy, k) and conv_grad_kernel(x, dy): the second derivatives.
+        let mut g = Graph::new();
+        let dy = g.add_param("dy", Shape::fixed(&ydims));
+        let k = g.add_param("k", Shape::fixed(&ks));
+        let dx = g.conv_grad_input(dy, k, w, &image);
+        let loss = weighted_loss(&mut g, dx);
+        let params = [random(&ydims, seed + 3), random(&ks, seed + 4)];
+        let what = format!("conv_grad_input {t}");
+        gradient_check(&what, &g, loss, &params, &[random(&xdims, seed + 5)]);
+        let mut g = Graph::new();
+        let x = g.add_param("x", image.clone());
+        let dy = g.add_param("dy", Shape::fixed(&ydims));
+        let dk = g.conv_grad_kernel(x, dy, w);
+        let loss = weighted_loss(&mut g, dk);
+        let params = [random(&xdims, seed + 6), random(&ydims, seed + 7)];
+        let what = format!("conv_grad_kernel {t}");
+        gradient_check(&what, &g, loss, &params, &[random(&ks, seed + 8)]);
+    }
+}
+
+/// `(channels, height, width, window)` of pooling: PyTorch's usual 2×2/2, overlapping 3×3/2
+/// with padding, odd sizes with a window that does not tile them.
+fn pools() -> Vec<(usize, usize, usize, Window)> {
+    vec![
+        (2, 4, 6, win(2, 2, 0, 1, 1)),
+        (1, 7, 7, win(3, 2, 1, 1, 1)),
+        (2, 5, 3, win(2, 1, 0, 1, 1)),
+        (1, 5, 5, win(3, 3, 1, 1, 1)),
+    ]
+}
+
+#[test]
+fn max_pool_gradients_match_finite_differences() {
+    for (t, (c, h, wd, w)) in pools().into_iter().enumerate() {
+        let xdims = [2, c, h, wd];
+        let mut g = Graph::new();
+        let x = g.add_param("x", Shape::fixed(&xdims));
+        let y = g.pool_pick(x, x, w);
+        let ydims = g.shape(y).concrete(1);
+        let loss = weighted_loss(&mut g, y);
+        // Distinct values more than 2h apart: no tie moves under the differences.
+        let n: usize = xdims.iter().product();
+        let perm: Vec<f64> = (0..n).map(|i| ((i * 37 + 11) % n) as f64 / n as f64 - 0.5).collect();
+        let xs = Tensor::new(xdims.to_vec(), perm);
+        let grads = gradient_check(&format!("max pool {t}"), &g, loss, &[xs], &[random(&ydims, 9)]);
+        assert!(grads[0].data.iter().any(|v| *v != 0.0));
+        // pool_route(s, dy) in dy: its gradient is pool_pick(s, g).
+        let mut g = Graph::new();
+        let s = g.add_input("s", Shape::fixed(&xdims), InputKind::Features);
+        let dy = g.add_param("dy", Shape::fixed(&ydims));
+        let r = g.pool_route(s, dy, w);
+        let loss = weighted_loss(&mut g, r);
+        let inputs = [random(&xdims, 20 + t as u64), random(&xdims, 30 + t as u64)];
+        gradient_check(&format!("pool route {t}"), &g, loss, &[random(&ydims, 40)], &inputs);
+    }
+}
+
+#[test]
+fn max_pool_routes_ties_to_the_first_maximum_like_pytorch() {
+    // A 2×4 image after a relu: zeros tie. torch.nn.MaxPool2d(2) gives each window's gradient
+    // to its first (row-major) maximum: [[1, 0, 1, 0], [0, 0, 0, 0]] for upstream ones, and a
+    // NaN is a maximum wherever it is.
+    let mut g = Graph::new();
+    let x = g.add_param("x", Shape::fixed(&[1, 1, 2, 4]));
+    let y = g.pool_pick(x, x, win(2, 2, 0, 1, 1));
+    let l = g.sum_all(y);
+    g.add_output("loss", l);
+    let mut gg = g.clone();
+    let p = gg.param(0);
+    let d = grad(&mut gg, l, &[p])[0];
+    gg.add_output("grad", d);
+    gg.add_output("y", y);
+    let xs = Tensor::new(vec![1, 1, 2, 4], vec![0.0, 0.0, 0.0, -1.0, 0.0, 0.0, f64::NAN, 0.0]);
+    let out = run(&gg, &[], &[xs]);
+    assert_eq!(out[1].data, vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]);
+    assert_eq!(out[2].data[0], 0.0);
+    assert!(out[2].data[1].is_nan());
+}
+
+/// A training step of `conv → relu → max pool → Σ w ⊙ ·²` with its gradients, for the JIT.
+fn step_graph(c: usize, h: usize, wd: usize, o: usize, w: Window, pool: bool) -> Graph {
+    let mut g = Graph::new();
+    let x = g.add_input("x", image_shape(c, h, wd), InputKind::Features);
+    let k = g.add_param("k", Shape::fixed(&kernel_shape(c, o, &w)));
+    let y = g.conv(x, k, w);
+    let r = g.unary(UnaryOp::Tanh, y);
+    let r = if pool && g.shape(r).dims()[2..].iter().all(|d| *d >= Dim::Fixed(2)) {
+        g.pool_pick(r, r, win(2, 2, 0, 1, 1))
+    } else {
+        r
+    };
+    let m = g.mean_all(r);
+    let sq = g.unary(UnaryOp::Square, r);
+    let loss = g.mean_all(sq);
+    let loss = g.add2(loss, m);
+    g.add_output("loss", loss);
+    let d = grad(&mut g, loss, &[k])[0];
+    let lr = g.scalar(nnc::graph::ScalarArg::Lr);
+    let lr = g.broadcast(lr, &g.shape(k).clone());
+    let step = g.mul(lr, d);
+    let k2 = g.sub(k, step);
+    g.updates.push(nnc::graph::Update { target: nnc::graph::Target::Param(0), node: k2 });
+    g.compact()
+}
+
+#[test]
+fn jit_matches_the_interpreter_on_random_geometries() {
+    // The last is large enough at batch 7 (4.1e6 flop) to be split across two threads.
+    let mut cases = geometries();
+    cases.push((8, 16, 16, 16, win(3, 1, 1, 1, 1)));
+    for (t, (c, h, wd, o, w)) in cases.into_iter().enumerate() {
+        let g = step_graph(c, h, wd, o, w, t % 2 == 0);
+        let mut forward = g.clone();
+        forward.updates.clear();
+        let ks = kernel_shape(c, o, &w);
+        let n: usize = ks.iter().product();
+        let params = vec![Tensor::new(ks, (0..n).map(|i| noise(t as u64, i as u64)).collect())];
+        for threads in [1, 2] {
+            let mut jit = jit::compile(&g, &forward, threads).expect("the JIT compiles");
+            for batch in [1, 2, 7] {
+                let batches: Vec<Vec<Tensor<f32>>> = (0..2)
+                    .map(|b| {
+                        let dims = vec![batch, c, h, wd];
+                        let len = dims.iter().product::<usize>();
+                        let seed = 1000 * t as u64 + 10 * batch as u64 + b;
+                        vec![Tensor::new(dims, (0..len).map(|i| noise(seed, i as u64)).collect())]
+                    })
+                    .collect();
+                differential(&g, &forward, &mut jit, &params, &batches, 0.1).unwrap_or_else(|e| {
+                    panic!("geometry {t}, {threads} threads, batch {batch}: {e}")
+                });
+            }
+        }
+    }
+}
