@@ -28,9 +28,10 @@
 mod dropout;
 mod norm;
 
-use crate::check::{ArithOp, LossKind, Model, ReduceFn, UnaryFn, Value, ValueKind};
+use crate::check::{ArithOp, LossKind, Model, Pool, ReduceFn, UnaryFn, Value, ValueKind};
 use crate::graph::{
-    Axes, BinaryOp, Graph, Meta, NodeId, Op, Reduce, Role, Shape, Target, UnaryOp, Update,
+    Axes, BinaryOp, Dim, Graph, Meta, NodeId, Op, Reduce, Role, Shape, Target, UnaryOp, Update,
+    Window,
 };
 
 /// Training (batch statistics, running statistics updated) or evaluation (running
@@ -196,6 +197,32 @@ fn lower_value(g: &mut Graph, cx: &mut Lowering, v: &Value, ids: &[NodeId]) -> N
         ValueKind::Embedding { ids, weight } => {
             let w = g.param(*weight);
             g.gather(w, at(*ids))
+        }
+        ValueKind::Conv2d { x, weight, bias, win } => {
+            let w = g.param(*weight);
+            let y = g.conv(at(*x), w, *win);
+            match bias {
+                Some(b) => {
+                    let b = g.param(*b);
+                    let c = g.shape(b).dims()[0];
+                    let col = g.reshape(b, &Shape(vec![c, Dim::Fixed(1), Dim::Fixed(1)]));
+                    let b = g.broadcast(col, &v.shape);
+                    g.add2(y, b)
+                }
+                None => y,
+            }
+        }
+        // max pooling: the pick of x by itself; average pooling: a depthwise convolution
+        // with every tap 1/(kh·kw) (PyTorch's count_include_pad)
+        ValueKind::Pool { x, pool: Pool::Max, win } => g.pool_pick(at(*x), at(*x), *win),
+        ValueKind::Pool { x, pool: Pool::Avg, win } => {
+            let x = at(*x);
+            let c = g.shape(x).dims()[1];
+            let [kh, kw] = win.kernel.map(|k| Dim::Fixed(k as u32));
+            let taps = Shape(vec![c, Dim::Fixed(1), kh, kw]);
+            let k = g.constant(1.0 / win.taps() as f64, taps);
+            let groups = c.size(1) as u16;
+            g.conv(x, k, Window { groups, ..*win })
         }
     }
 }

@@ -10,7 +10,7 @@
 use super::args::{bind, describe, Args, Num, Slot};
 use super::elaborate::{Elab, Entry, Inst, InstId, Scope, Tv};
 use super::init::{fits, init_spec};
-use super::model::{Init, ModelInput, ParamDef, ValueKind};
+use super::model::{Init, ModelInput, ParamDef, Pool, ValueKind};
 use super::registry::{self, LAYERS};
 use super::resolve::{constructor, forward_of, Ctor};
 use super::shapes::fans;
@@ -362,6 +362,15 @@ impl<'a> Elab<'a, '_> {
             }
             Some(Ctor::Layer { callee, args }) if callee.name == "Embedding" => {
                 self.embedding(scope, args, e.span, name, path)?
+            }
+            Some(Ctor::Layer { callee, args }) if callee.name == "Conv2d" => {
+                self.conv2d(scope, args, e.span, name, path)?
+            }
+            Some(Ctor::Layer { callee, args }) if callee.name == "MaxPool2d" => {
+                self.pool_layer(scope, Pool::Max, args, e.span, name)?
+            }
+            Some(Ctor::Layer { callee, args }) if callee.name == "AvgPool2d" => {
+                self.pool_layer(scope, Pool::Avg, args, e.span, name)?
             }
             Some(Ctor::Layer { callee, args })
                 if registry::find(LAYERS, &callee.name).is_some() =>

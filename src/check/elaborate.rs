@@ -10,12 +10,14 @@
 //! A mistake makes the affected name "poisoned": later uses stay silent instead of
 //! reporting consequences of the first error.
 
-use super::model::{BufferDef, MetricDef, ModelInput, Norm, ParamDef, Value, ValueId, ValueKind};
+use super::model::{
+    BufferDef, MetricDef, ModelInput, Norm, ParamDef, Pool, Value, ValueId, ValueKind,
+};
 use super::resolve::constructor;
 use super::shapes::show;
 use super::Items;
 use crate::diagnostic::{Diagnostic, Span};
-use crate::graph::Shape;
+use crate::graph::{Shape, Window};
 use crate::syntax::ast::{Expr, ExprKind, LayerDecl, ModelDecl, Stmt};
 use std::collections::{HashMap, HashSet};
 
@@ -87,6 +89,8 @@ pub(crate) enum Inst<'a> {
         bias: Option<u32>,
         /// Where `d` is written.
         d_span: Span,
+        /// Takes images `[N, d, H, W]` (BatchNorm2d); GroupNorm takes both ranks.
+        images: bool,
     },
     User {
         decl: &'a LayerDecl,
@@ -99,6 +103,27 @@ pub(crate) enum Inst<'a> {
         layer: String,
         copies: Vec<InstId>,
         span: Span,
+    },
+    /// A 2-D convolution of `inputs` channels: parameters `weight [out, in/g, kh, kw]` and
+    /// `bias [out]`.
+    Conv2d {
+        name: String,
+        path: String,
+        inputs: usize,
+        win: Window,
+        weight: u32,
+        bias: Option<u32>,
+        /// Where the input channel count is written.
+        in_span: Span,
+        /// Where the kernel size is written.
+        kernel_span: Span,
+    },
+    /// A max or average pooling layer (no parameters).
+    Pool {
+        name: String,
+        pool: Pool,
+        win: Window,
+        kernel_span: Span,
     },
     /// An Embedding of `num` ids into `dim` features: parameter `weight [num, dim]`.
     Embedding {
@@ -378,6 +403,8 @@ pub(crate) fn operands(kind: &ValueKind) -> Vec<ValueId> {
         | ValueKind::LogSoftmax(x)
         | ValueKind::Reshape(x)
         | ValueKind::Embedding { ids: x, .. }
+        | ValueKind::Conv2d { x, .. }
+        | ValueKind::Pool { x, .. }
         | ValueKind::Dropout { x, .. } => vec![x],
         ValueKind::Arith(_, a, b)
         | ValueKind::MatMul(a, b)

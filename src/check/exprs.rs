@@ -311,6 +311,24 @@ impl<'a> Elab<'a, '_> {
                 let note = format!("the fields of {} are: {}", decl.name.name, fields.join(", "));
                 (format!("`{name}` ({}) has no field `{f}`", decl.name.name), fields, note)
             }
+            Inst::Conv2d { bias: None, name, .. } if f == "bias" => {
+                let msg = format!("`{name}` has no bias");
+                let d = Diagnostic::error(field.span, msg).label("declared with `bias = false`");
+                self.report(d);
+                return None;
+            }
+            Inst::Conv2d { weight, .. } if f == "weight" => return Some(Entry::Param(*weight)),
+            Inst::Conv2d { bias: Some(b), .. } if f == "bias" => return Some(Entry::Param(*b)),
+            Inst::Conv2d { name, .. } => (
+                format!("`{name}` has no field `{f}`"),
+                vec!["weight".to_string(), "bias".to_string()],
+                "a Conv2d layer has the fields `weight` and `bias`".to_string(),
+            ),
+            Inst::Pool { name, .. } => (
+                format!("`{name}` has no field `{f}`"),
+                vec![],
+                "a pooling layer has no parameters".to_string(),
+            ),
             Inst::Embedding { weight, .. } if f == "weight" => return Some(Entry::Param(*weight)),
             Inst::Embedding { name, .. } => (
                 format!("`{name}` has no field `{f}`"),
@@ -420,15 +438,22 @@ impl<'a> Elab<'a, '_> {
                     }
                 }
             }
-            Inst::Norm { name, path, norm, d, weight, bias, d_span } => {
+            Inst::Norm { name, path, norm, d, weight, bias, d_span, images } => {
                 let [x] = self.arity::<1>(&name, args, call)?;
-                let shape = self.norm_shape(&name, &norm, d, d_span, &x)?;
+                let shape = self.norm_shape(&name, (&norm, images), d, d_span, &x)?;
                 let kind = ValueKind::Norm { norm, x: x.0.id, weight, bias };
                 let id = self.push_in(kind, shape, call, Some(path));
                 Some(Tv { id, from: Some(name) })
             }
             Inst::User { decl, name, path, scope } => {
                 self.inline(decl, name, path, scope, args, call)
+            }
+            inst @ (Inst::Conv2d { .. } | Inst::Pool { .. }) => {
+                let (Inst::Conv2d { name, .. } | Inst::Pool { name, .. }) = &inst else {
+                    return None;
+                };
+                let [x] = self.arity::<1>(name, args, call)?;
+                self.apply_window(&inst, x, call)
             }
             inst @ Inst::Embedding { .. } => {
                 let Inst::Embedding { name, .. } = &inst else { return None };

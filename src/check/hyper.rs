@@ -321,6 +321,11 @@ impl Fit<'_> {
             DataSpec::Synthetic { kind, .. } => *kind,
         };
         let name = synthetic_name(kind);
+        // Random features fill any per-example shape (images included).
+        let any_shape = self.x.shape.0.len() > 2 && self.x.shape.0[0] == Dim::Batch;
+        if kind == Synthetic::Random && any_shape && self.x.kind == InputKind::Features {
+            return self.random_labels();
+        }
         let f = self.rows(name)?;
         match (self.x.kind, kind) {
             (InputKind::Classes(v), Synthetic::Tokens) => return self.tokens(v),
@@ -380,14 +385,19 @@ impl Fit<'_> {
                 }
             },
             Synthetic::Tokens => self.tokens(0),
-            Synthetic::Random => match self.y.kind {
-                InputKind::Classes(_) => Ok(()),
-                _ if self.y.shape.rank() == 2 => Ok(()),
-                _ => Err(self.bad_y(
-                    "random makes class labels or target rows",
-                    &format!("`class[{b}] of C` or `[{b}, T]`", b = self.batch),
-                )),
-            },
+            Synthetic::Random => self.random_labels(),
+        }
+    }
+
+    /// `random`'s labels: classes or target rows.
+    fn random_labels(&self) -> Result<(), Diagnostic> {
+        match self.y.kind {
+            InputKind::Classes(_) => Ok(()),
+            _ if self.y.shape.rank() == 2 => Ok(()),
+            _ => Err(self.bad_y(
+                "random makes class labels or target rows",
+                &format!("`class[{b}] of C` or `[{b}, T]`", b = self.batch),
+            )),
         }
     }
 

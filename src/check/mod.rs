@@ -19,6 +19,7 @@ pub mod shapes;
 pub use model::*;
 
 mod args;
+mod conv;
 mod declare;
 mod elaborate;
 mod embed;

@@ -7,7 +7,7 @@
 //! and are decomposed into primitives only by `lower`.
 
 use crate::diagnostic::Span;
-use crate::graph::{InputKind, Shape};
+use crate::graph::{InputKind, Shape, Window};
 
 /// Index into [`Model::values`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -250,6 +250,28 @@ pub enum ValueKind {
         ids: ValueId,
         weight: u32,
     },
+    /// `conv(x, weight) + bias` with `x: [N, C, H, W]`, weight `[out, C/g, kh, kw]`, bias
+    /// `[out]` added per channel [Conv2d].
+    Conv2d {
+        x: ValueId,
+        weight: u32,
+        bias: Option<u32>,
+        win: Window,
+    },
+    /// Max or average pooling of `x: [N, C, H, W]` over the windows of `win` [MaxPool2d,
+    /// AvgPool2d].
+    Pool {
+        x: ValueId,
+        pool: Pool,
+        win: Window,
+    },
+}
+
+/// A pooling layer's combining rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    Max,
+    Avg,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

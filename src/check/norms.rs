@@ -52,7 +52,9 @@ impl<'a> Elab<'a, '_> {
         }
         let norm = match (kind, groups) {
             ("LayerNorm", _) => Norm::Layer { eps },
-            ("BatchNorm", _) => Norm::Batch { eps, momentum, buffer: self.buffers.len() as u32 },
+            ("BatchNorm" | "BatchNorm2d", _) => {
+                Norm::Batch { eps, momentum, buffer: self.buffers.len() as u32 }
+            }
             (_, Some(groups)) => {
                 let groups = groups?;
                 if !d.is_multiple_of(groups as usize) {
@@ -84,7 +86,8 @@ impl<'a> Elab<'a, '_> {
             self.add_buffer(&path, "num_batches_tracked", vec![], 0.0, span)?;
         }
         let d_span = d_arg.value.span;
-        Some(Inst::Norm { name: name.to_string(), path, norm, d, weight, bias, d_span })
+        let (name, images) = (name.to_string(), kind == "BatchNorm2d");
+        Some(Inst::Norm { name, path, norm, d, weight, bias, d_span, images })
     }
 
     fn norm_param(&mut self, path: &str, p: &str, d: usize, init: Init, span: Span) -> Option<u32> {
@@ -110,19 +113,22 @@ impl<'a> Elab<'a, '_> {
     }
 
     /// The output shape of normalization layer `name` (`norm` over `d` features) applied to
-    /// `x`, which must be `[N, d]` (`[..., d]` for LayerNorm); reports the mismatch.
+    /// `x`, which must be `[N, d]` (`[..., d]` for LayerNorm, `[N, d, H, W]` with `images`,
+    /// either for GroupNorm); reports the mismatch.
     pub(super) fn norm_shape(
         &mut self,
         name: &str,
-        norm: &Norm,
+        (norm, images): (&Norm, bool),
         d: usize,
         d_span: Span,
         x: &Arg1,
     ) -> Option<Shape> {
         let shape = self.shape(x.0.id).clone();
+        let channels = shape.0.get(1) == Some(&Dim::Fixed(d as u32));
         let fits = match norm {
             Norm::Layer { .. } => shape.0.last() == Some(&Dim::Fixed(d as u32)),
-            _ => shape.rank() == 2 && shape.0[1] == Dim::Fixed(d as u32),
+            Norm::Group { .. } => channels && matches!(shape.rank(), 2 | 4),
+            Norm::Batch { .. } => channels && shape.rank() == if images { 4 } else { 2 },
         };
         if fits {
             return Some(shape);
@@ -130,7 +136,9 @@ impl<'a> Elab<'a, '_> {
         let b = self.batch_name();
         let want = match norm {
             Norm::Layer { .. } => format!("a last dimension of {d}"),
-            _ => format!("[{b},{d}]"),
+            Norm::Group { .. } => format!("[{b},{d}] or [{b},{d},H,W]"),
+            Norm::Batch { .. } if images => format!("[{b},{d},H,W]"),
+            Norm::Batch { .. } => format!("[{b},{d}]"),
         };
         let s = self.show(&shape);
         let from = x.0.from.as_ref().map_or(String::new(), |f| format!(" from {f}"));

@@ -175,6 +175,10 @@ impl Elab<'_, '_> {
             }
             Inst::Norm { weight, bias, .. } => [*weight, *bias].into_iter().flatten().collect(),
             Inst::Embedding { weight, .. } => vec![*weight],
+            Inst::Conv2d { weight, bias, .. } => {
+                [Some(*weight), *bias].into_iter().flatten().collect()
+            }
+            Inst::Pool { .. } => vec![],
             Inst::User { scope, .. } => scope
                 .values()
                 .flat_map(|e| match e {

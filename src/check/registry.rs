@@ -85,9 +85,45 @@ pub const LAYERS: &[Builtin] = &[
          [BatchNorm1d]",
     ),
     b(
+        "BatchNorm2d",
+        &[req("d"), opt("eps", "1e-5"), opt("momentum", "0.1"), opt("affine", "true")],
+        "[N, d, H, W] per channel over N, H and W; running_mean/running_var buffers for eval \
+         [BatchNorm2d]",
+    ),
+    b(
         "GroupNorm",
         &[req("groups"), req("d"), opt("eps", "1e-5"), opt("affine", "true")],
-        "[N, d]: each group of d / groups features normalized together [GroupNorm]",
+        "[N, d] or [N, d, H, W]: each group of d / groups channels normalized together (over \
+         H and W too) [GroupNorm]",
+    ),
+    b(
+        "Conv2d",
+        &[
+            req("in -> out"),
+            req("kernel"),
+            opt("stride", "1"),
+            opt("padding", "0"),
+            opt("dilation", "1"),
+            opt("groups", "1"),
+            opt("bias", "true"),
+            opt("init", "default"),
+            opt("bias_init", "default"),
+        ],
+        "2-D convolution: [N, in, H, W] -> [N, out, Ho, Wo]; params `weight` [out, in/groups, \
+         kh, kw] and `bias` [out]; sizes an integer or a pair (h, w); padding a size or \
+         \"same\" (stride 1, odd kernel) [Conv2d]",
+    ),
+    b(
+        "MaxPool2d",
+        &[req("kernel"), opt("stride", "kernel"), opt("padding", "0")],
+        "[N, C, H, W] -> [N, C, Ho, Wo]: the maximum of each window; its gradient goes to the \
+         first maximum; padding at most half the kernel [MaxPool2d]",
+    ),
+    b(
+        "AvgPool2d",
+        &[req("kernel"), opt("stride", "kernel"), opt("padding", "0")],
+        "[N, C, H, W] -> [N, C, Ho, Wo]: the mean of each window, padding counted as zeros \
+         [AvgPool2d]",
     ),
     b(
         "Embedding",

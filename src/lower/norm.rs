@@ -4,8 +4,8 @@
 //! | layer      | mode  | `x̂`                                                                 |
 //! |------------|-------|---------------------------------------------------------------------|
 //! | layer norm | both  | `(x − μ)/√(σ² + ε)`, μ and biased σ² over the last axis              |
-//! | group norm | both  | `[N, d]` viewed as `[N, G, d/G]`, normalized over the last axis      |
-//! | batch norm | train | `(x − μ)/√(σ² + ε)`, μ and biased σ² over the batch (axis 0)         |
+//! | group norm | both  | `[N, d, ...]` viewed as `[N, G, d/G·...]`, normalized over the last axis |
+//! | batch norm | train | `(x − μ)/√(σ² + ε)`, μ and biased σ² over every axis but 1 (channels) |
 //! | batch norm | eval  | `(x − running_mean)/√(running_var + ε)`                              |
 //!
 //! Training-mode batch norm also moves its buffers (PyTorch's `momentum` convention):
@@ -13,7 +13,8 @@
 //! `running_var ← (1 − m)·running_var + m·σ²·n/(n − 1)` (the unbiased variance; `n` is the
 //! batch size, read at run time as `Σ` of a `[B, 1]` constant of ones, and `n − 1` is taken
 //! as at least 1 so that a batch of one leaves a finite value where PyTorch raises), and
-//! `num_batches_tracked ← num_batches_tracked + 1`.
+//! `num_batches_tracked ← num_batches_tracked + 1`. On images `[N, d, H, W]` (BatchNorm2d,
+//! GroupNorm) the statistics and the affine parameters are per channel, and `n` is `B·H·W`.
 //!
 //! Weight normalization: `w = g·v/‖v_i‖` with the 2-norm of each row `v_i` of `v`
 //! (`torch.nn.utils.weight_norm(..., dim = 0)`, no epsilon), then `x·wᵀ + b` as Dense.
@@ -22,7 +23,8 @@ use super::{Lowering, Mode};
 use crate::check::Norm;
 use crate::graph::{Axes, BinaryOp, Dim, Graph, NodeId, Reduce, Shape, UnaryOp};
 
-/// A normalization layer applied to `x`, with its optional affine parameters.
+/// A normalization layer applied to `x`, with its optional affine parameters. `x` is
+/// `[N, d]` or images `[N, d, H, W]` (batch and group norm), `[..., d]` (layer norm).
 pub(super) fn normalize(
     g: &mut Graph,
     cx: &mut Lowering,
@@ -32,43 +34,47 @@ pub(super) fn normalize(
     bias: Option<u32>,
 ) -> NodeId {
     let shape = g.shape(x).clone();
+    let rank = shape.rank();
     let xhat = match norm {
-        Norm::Layer { eps } => standardize(g, x, shape.rank() - 1, eps).0,
+        Norm::Layer { eps } => standardize(g, x, Axes::of(&[rank - 1]), eps).0,
         Norm::Group { groups, eps } => {
-            let d = fixed(shape.dims()[1]);
-            let grouped = Shape(vec![shape.dims()[0], Dim::Fixed(groups), Dim::Fixed(d / groups)]);
+            // [N, d, ...] viewed as [N, G, d/G·...], normalized over the last axis.
+            let per: u32 = shape.dims()[1..].iter().map(|&d| fixed(d)).product();
+            let grouped =
+                Shape(vec![shape.dims()[0], Dim::Fixed(groups), Dim::Fixed(per / groups)]);
             let xg = g.reshape(x, &grouped);
-            let xhat = standardize(g, xg, 2, eps).0;
+            let xhat = standardize(g, xg, Axes::of(&[2]), eps).0;
             g.reshape(xhat, &shape)
         }
         Norm::Batch { eps, momentum, buffer } => match cx.mode {
             Mode::Train => {
-                let (xhat, mean, var) = standardize(g, x, 0, eps);
+                let axes: Vec<usize> = (0..rank).filter(|&a| a != 1).collect();
+                let (xhat, mean, var) = standardize(g, x, Axes::of(&axes), eps);
                 update_running(g, cx, buffer, momentum, mean, var, &shape);
                 xhat
             }
             Mode::Eval => {
                 let (rm, rv) = (cx.buffer(g, buffer), cx.buffer(g, buffer + 1));
-                let rm = g.broadcast(rm, &shape);
+                let rm = per_channel(g, rm, &shape);
                 let xc = g.sub(x, rm);
                 let den = root_plus(g, rv, eps);
-                let den = g.broadcast(den, &shape);
+                let den = per_channel(g, den, &shape);
                 g.div(xc, den)
             }
         },
     };
-    affine(g, xhat, weight, bias)
+    affine(g, xhat, weight, bias, !matches!(norm, Norm::Layer { .. }))
 }
 
-/// `(x̂, μ, σ²)` over `axis`: `x̂ = (x − μ)/√(σ² + ε)` with the biased variance; μ and σ²
-/// keep the axis with size 1.
-fn standardize(g: &mut Graph, x: NodeId, axis: usize, eps: f64) -> (NodeId, NodeId, NodeId) {
+/// `(x̂, μ, σ²)` over `axes`: `x̂ = (x − μ)/√(σ² + ε)` with the biased variance; μ and σ²
+/// keep the axes with size 1.
+fn standardize(g: &mut Graph, x: NodeId, axes: Axes, eps: f64) -> (NodeId, NodeId, NodeId) {
     let shape = g.shape(x).clone();
-    let mean = g.reduce(Reduce::Mean, x, Axes::of(&[axis]));
+    let mean = g.reduce(Reduce::Mean, x, axes);
     let mb = g.broadcast(mean, &shape);
     let xc = g.sub(x, mb);
     let sq = g.unary(UnaryOp::Square, xc);
-    let var = g.reduce(Reduce::Mean, sq, Axes::of(&[axis]));
+    let var = g.reduce(Reduce::Mean, sq, axes);
     let den = root_plus(g, var, eps);
     let den = g.broadcast(den, &shape);
     (g.div(xc, den), mean, var)
@@ -81,8 +87,19 @@ fn root_plus(g: &mut Graph, v: NodeId, eps: f64) -> NodeId {
     g.unary(UnaryOp::Sqrt, s)
 }
 
-/// The running-statistics updates of a training-mode batch norm over `x: [B, d]` (`shape`)
-/// whose batch mean and biased variance are `mean`, `var` (`[1, d]`).
+/// A per-channel vector `[d]` broadcast to `shape` (`[N, d]`, `[..., d]` or `[N, d, H, W]`,
+/// where it is read as `[d, 1, 1]`).
+fn per_channel(g: &mut Graph, v: NodeId, shape: &Shape) -> NodeId {
+    let v = match shape.dims() {
+        [_, c, _, _] => g.reshape(v, &Shape(vec![*c, Dim::Fixed(1), Dim::Fixed(1)])),
+        _ => v,
+    };
+    g.broadcast(v, shape)
+}
+
+/// The running-statistics updates of a training-mode batch norm over `x: [B, d]` or
+/// `[B, d, H, W]` (`shape`) whose batch mean and biased variance are `mean`, `var`
+/// (`[1, d]`, `[1, d, 1, 1]`); `n` counts the values of a channel, `B·H·W`.
 fn update_running(
     g: &mut Graph,
     cx: &mut Lowering,
@@ -94,9 +111,11 @@ fn update_running(
 ) {
     let d = Shape(vec![shape.dims()[1]]);
     let (mean, var) = (g.reshape(mean, &d), g.reshape(var, &d));
-    // n/(max(n − 1, 1)), n the run-time batch size
+    // n/(max(n − 1, 1)), n the run-time batch size times the values per channel
     let ones = g.constant(1.0, Shape(vec![shape.dims()[0], Dim::Fixed(1)]));
     let n = g.sum_all(ones);
+    let per: u32 = shape.dims()[2..].iter().map(|&d| fixed(d)).product();
+    let n = if per > 1 { g.scale(n, per as f64) } else { n };
     let one = g.constant(1.0, Shape::scalar());
     let n1 = g.sub(n, one);
     let n1 = g.binary(BinaryOp::Max, n1, one);
@@ -116,18 +135,31 @@ fn update_running(
     cx.set_buffer(buffer + 2, count);
 }
 
-/// `x̂·weight + bias`, each broadcast over the leading axes.
-fn affine(g: &mut Graph, xhat: NodeId, weight: Option<u32>, bias: Option<u32>) -> NodeId {
+/// `x̂·weight + bias`: per channel (see [`per_channel`]) for batch and group norm, along
+/// the last axis for layer norm.
+fn affine(
+    g: &mut Graph,
+    xhat: NodeId,
+    weight: Option<u32>,
+    bias: Option<u32>,
+    channels: bool,
+) -> NodeId {
     let shape = g.shape(xhat).clone();
+    let spread = |g: &mut Graph, p: u32| {
+        let p = g.param(p);
+        if channels {
+            per_channel(g, p, &shape)
+        } else {
+            g.broadcast(p, &shape)
+        }
+    };
     let mut y = xhat;
     if let Some(w) = weight {
-        let w = g.param(w);
-        let w = g.broadcast(w, &shape);
+        let w = spread(g, w);
         y = g.mul(y, w);
     }
     if let Some(b) = bias {
-        let b = g.param(b);
-        let b = g.broadcast(b, &shape);
+        let b = spread(g, b);
         y = g.add2(y, b);
     }
     y
