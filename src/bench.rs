@@ -259,15 +259,27 @@ impl Runner<'_> {
     }
 }
 
-/// `2·m·n·k` over every matrix product of `g` at batch size `batch`.
+/// `2·m·n·k` over every matrix product of `g` at batch size `batch`, and the same count of
+/// multiply-adds of every convolution and its adjoints (`2 · outputs · C/g·kh·kw`).
 pub fn matmul_flop(g: &Graph, batch: usize) -> f64 {
+    let numel = |id| g.shape(id).numel(batch) as f64;
     g.nodes()
-        .filter_map(|(_, n)| match n.op {
+        .filter_map(|(id, n)| match n.op {
             Op::MatMul { ta, .. } => {
                 let out = n.shape.concrete(batch);
                 let a = g.shape(n.args[0]).concrete(batch);
                 let k = if ta { a[0] } else { a[1] };
                 Some(2.0 * out[0] as f64 * out[1] as f64 * k as f64)
+            }
+            Op::Conv(_) | Op::ConvGradInput(_) | Op::ConvGradKernel(_) => {
+                // The convolution's output and its kernel, whichever operand or result each is.
+                let (out, kernel) = match n.op {
+                    Op::Conv(_) => (id, n.args[1]),
+                    Op::ConvGradInput(_) => (n.args[0], n.args[1]),
+                    _ => (n.args[1], id),
+                };
+                let taps = g.shape(kernel).numel(1) / g.shape(kernel).dims()[0].size(1);
+                Some(2.0 * numel(out) * taps as f64)
             }
             _ => None,
         })

@@ -293,15 +293,20 @@ fn matmul(
 
 /// The VJP of `broadcast(a)`: `g` summed over the axes the broadcast expanded (the leading
 /// axes `a` lacks and the axes where `a` has size 1 but the result does not), keeping dims,
-/// then reshaped to `shape(a)`.
+/// then reshaped to `shape(a)`. When those axes are not contiguous (a per-channel vector
+/// over images `[N, C, H, W]` expands axes 0, 2 and 3) the trailing run is summed first and
+/// the rest after: two reductions over a suffix and a prefix, which the JIT runs as loops.
 fn sum_to(gr: &mut Graph, g: NodeId, a: NodeId) -> NodeId {
     let to = gr.shape(a).clone();
     let from = gr.shape(g).clone();
     let lead = from.rank() - to.rank();
-    let expanded: Vec<usize> = (0..from.rank())
-        .filter(|&i| i < lead || (to.0[i - lead] == Dim::Fixed(1) && from.0[i] != Dim::Fixed(1)))
-        .collect();
-    let summed = gr.reduce(Reduce::Sum, g, Axes::of(&expanded));
+    let expanded =
+        |i: usize| i < lead || (to.0[i - lead] == Dim::Fixed(1) && from.0[i] != Dim::Fixed(1));
+    let tail: Vec<usize> = (0..from.rank()).rev().take_while(|&i| expanded(i)).collect();
+    let rest: Vec<usize> =
+        (0..from.rank()).filter(|&i| expanded(i) && !tail.contains(&i)).collect();
+    let summed = gr.reduce(Reduce::Sum, g, Axes::of(&tail));
+    let summed = gr.reduce(Reduce::Sum, summed, Axes::of(&rest));
     gr.reshape(summed, &to)
 }
 

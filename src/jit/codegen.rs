@@ -133,7 +133,10 @@ pub fn compile(
             profile,
             sink,
         };
-        g.declare_imports()?;
+        let windows = programs
+            .iter()
+            .any(|(_, p, _)| p.kernels.iter().any(|k| matches!(k, Kernel::Window(_))));
+        g.declare_imports(windows)?;
         let mut entries = Vec::new();
         for &(p, prog, name) in programs {
             entries.push((p, g.program(prog, name, plan, p, threads)?));
@@ -167,15 +170,19 @@ fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
 }
 
 impl Gen<'_> {
-    fn declare_imports(&mut self) -> Result<(), JitError> {
+    /// Declares the imported functions; the window trampoline only when `windows` (a
+    /// program has window kernels), so dense programs keep their function numbering.
+    fn declare_imports(&mut self, windows: bool) -> Result<(), JitError> {
         let i64s = |n| vec![types::I64; n];
         let mut gemm = i64s(7);
         gemm.push(types::I32);
         let mut decls = vec![
             (Import::Gemm, "nnc_gemm".to_string(), sig(self.module, &gemm, None)),
             (Import::PoolRun, "nnc_pool_run".to_string(), sig(self.module, &i64s(5), None)),
-            (Import::Window, "nnc_window".to_string(), sig(self.module, &i64s(6), None)),
         ];
+        if windows {
+            decls.push((Import::Window, "nnc_window".into(), sig(self.module, &i64s(6), None)));
+        }
         if self.profile {
             decls.push((Import::Tick, "nnc_tick".into(), sig(self.module, &i64s(3), None)));
         }

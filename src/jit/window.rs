@@ -132,27 +132,49 @@ thread_local! {
     static COLS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `cols [K, L]` of the channels `c0..c0 + C/g` of one example's image `x`.
+/// For tap `b` along W: the output columns `j_lo..j_hi` whose input column
+/// `j·sw + b·dw − pw` lies in the image, and the input column of `j_lo`.
+fn col_range(g: &Geometry, b: usize) -> (usize, usize, usize) {
+    let (sw, w, wo) = (g.sw as usize, g.w as usize, g.wo as usize);
+    let shift = b * g.dw as usize;
+    let pw = g.pw as usize;
+    // j·sw + shift ≥ pw  and  j·sw + shift < w + pw
+    let lo = pw.saturating_sub(shift).div_ceil(sw).min(wo);
+    let hi = (w + pw).saturating_sub(shift).div_ceil(sw).clamp(lo, wo);
+    (lo, hi, (lo * sw + shift).saturating_sub(pw))
+}
+
+/// `cols [K, L]` of the channels `c0..c0 + C/g` of one example's image `x`: row
+/// `(c, a, b)` holds, at output position `(i, j)`, the pixel that tap `(a, b)` reads (0 in
+/// the padding). Whole runs of columns are copied (one `memcpy` per output row at stride 1).
 fn im2col(g: &Geometry, x: &[f32], c0: usize, cols: &mut [f32]) {
-    let (h, w, l, wo) = (g.h as usize, g.w as usize, g.l(), g.wo as usize);
-    let mut r = 0;
+    let (h, w, l, wo, sw) = (g.h as usize, g.w as usize, g.l(), g.wo as usize, g.sw as usize);
+    let mut rows = cols[..g.k_rows() * l].chunks_exact_mut(l);
     for c in c0..c0 + (g.c / g.groups) as usize {
         let plane = &x[c * h * w..(c + 1) * h * w];
         for a in 0..g.kh as usize {
             for b in 0..g.kw as usize {
-                let row = &mut cols[r * l..(r + 1) * l];
-                for i in 0..g.ho as usize {
-                    let out = &mut row[i * wo..(i + 1) * wo];
-                    match g.tap(0, i, a) {
-                        None => out.fill(0.0),
-                        Some(y) => {
-                            for (j, v) in out.iter_mut().enumerate() {
-                                *v = g.tap(1, j, b).map_or(0.0, |x| plane[y * w + x]);
-                            }
+                let row = rows.next().expect("K rows");
+                let (lo, hi, x0) = col_range(g, b);
+                for (i, out) in row.chunks_exact_mut(wo).enumerate() {
+                    let Some(y) = g.tap(0, i, a) else {
+                        out.fill(0.0);
+                        continue;
+                    };
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    if hi == lo {
+                        continue;
+                    }
+                    let src = &plane[y * w + x0..];
+                    if sw == 1 {
+                        out[lo..hi].copy_from_slice(&src[..hi - lo]);
+                    } else {
+                        for (k, v) in out[lo..hi].iter_mut().enumerate() {
+                            *v = src[k * sw];
                         }
                     }
                 }
-                r += 1;
             }
         }
     }
@@ -160,22 +182,24 @@ fn im2col(g: &Geometry, x: &[f32], c0: usize, cols: &mut [f32]) {
 
 /// `dx[c0..] += col2im(dcols)`: every tap's value added at the position it read.
 fn col2im(g: &Geometry, dcols: &[f32], c0: usize, dx: &mut [f32]) {
-    let (h, w, l, wo) = (g.h as usize, g.w as usize, g.l(), g.wo as usize);
-    let mut r = 0;
+    let (h, w, l, wo, sw) = (g.h as usize, g.w as usize, g.l(), g.wo as usize, g.sw as usize);
+    let mut rows = dcols[..g.k_rows() * l].chunks_exact(l);
     for c in c0..c0 + (g.c / g.groups) as usize {
         let plane = &mut dx[c * h * w..(c + 1) * h * w];
         for a in 0..g.kh as usize {
             for b in 0..g.kw as usize {
-                let row = &dcols[r * l..(r + 1) * l];
-                for i in 0..g.ho as usize {
+                let row = rows.next().expect("K rows");
+                let (lo, hi, x0) = col_range(g, b);
+                for (i, vals) in row.chunks_exact(wo).enumerate() {
                     let Some(y) = g.tap(0, i, a) else { continue };
-                    for (j, &v) in row[i * wo..(i + 1) * wo].iter().enumerate() {
-                        if let Some(x) = g.tap(1, j, b) {
-                            plane[y * w + x] += v;
-                        }
+                    if hi == lo {
+                        continue;
+                    }
+                    let dst = &mut plane[y * w + x0..];
+                    for (k, v) in vals[lo..hi].iter().enumerate() {
+                        dst[k * sw] += v;
                     }
                 }
-                r += 1;
             }
         }
     }
