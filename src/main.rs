@@ -79,11 +79,12 @@ fn run(cmd: Command) -> Result<(), Failure> {
             };
             println!("model {}: ok", m.name);
             let w = m.params.iter().map(|p| p.name.len()).max().unwrap_or(0).max(9);
-            println!("  {:w$}  {:>12}  {:>10}", "parameter", "shape", "count");
-            for p in &m.params {
-                let shape = format!("{:?}", p.shape);
+            let shapes: Vec<String> = m.params.iter().map(|p| format!("{:?}", p.shape)).collect();
+            let sw = shapes.iter().map(String::len).max().unwrap_or(0).max(12);
+            println!("  {:w$}  {:>sw$}  {:>10}", "parameter", "shape", "count");
+            for (p, shape) in m.params.iter().zip(&shapes) {
                 let count = p.shape.iter().product::<usize>();
-                println!("  {:w$}  {:>12}  {:>10}", p.name, shape, count);
+                println!("  {:w$}  {:>sw$}  {:>10}", p.name, shape, count);
             }
             println!("  {} parameters in {} tensors", m.param_count(), m.params.len());
             for b in &m.buffers {

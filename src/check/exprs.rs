@@ -10,13 +10,13 @@
 
 use super::args::{describe, number, Args, Rule};
 use super::elaborate::{Elab, Entry, Inst, InstId, Scope, Tv, MAX_NESTING, MAX_VALUES};
-use super::model::{ArithOp, LossKind, ReduceFn, UnaryFn, ValueKind};
+use super::model::{ArithOp, LossKind, ReduceFn, UnaryFn, ValueId, ValueKind};
 use super::registry::{self, Builtin};
 use super::resolve::forward_of;
 use super::shapes::{self, DenseError, MatMulError};
 use super::suggest::did_you_mean;
 use crate::diagnostic::{Diagnostic, Span};
-use crate::graph::{InputKind, Shape};
+use crate::graph::{Dim, InputKind, Shape};
 use crate::syntax::ast::{Arg, BinOp, Expr, ExprKind, Ident, LayerDecl};
 
 /// What each built-in function of the registry (`registry::FUNCTION_TABLES`) is: one
@@ -524,7 +524,8 @@ impl<'a> Elab<'a, '_> {
             DenseError::Features(d) => {
                 let d = self.show(&Shape(vec![d]));
                 let d = d.trim_matches(|c| c == '[' || c == ']');
-                format!("{name} expects {inputs} input features but receives {d}{from}")
+                let parts = self.flattened(x.0.id).unwrap_or_default();
+                format!("{name} expects {inputs} input features but receives {d}{parts}{from}")
             }
         };
         self.report(
@@ -532,6 +533,21 @@ impl<'a> Elab<'a, '_> {
                 .label(format!("this is {s}"))
                 .secondary(in_span, format!("`{name}` is declared with {inputs} inputs here")),
         );
+    }
+
+    /// For a value that flattens images or other tensors of rank 3 or more, its size as the
+    /// product of their dimensions: ` = 16 x 6 x 6`.
+    fn flattened(&self, id: ValueId) -> Option<String> {
+        let ValueKind::Reshape(src) = self.value(id).kind else { return None };
+        let dims = &self.shape(src).dims()[1..];
+        let sizes: Vec<String> = dims
+            .iter()
+            .map(|d| match d {
+                Dim::Fixed(n) => Some(n.to_string()),
+                Dim::Batch => None,
+            })
+            .collect::<Option<_>>()?;
+        (sizes.len() >= 2).then(|| format!(" = {}", sizes.join(" x ")))
     }
 
     /// Inlines a user layer's `forward` with this instance's parameters.

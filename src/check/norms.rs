@@ -142,11 +142,20 @@ impl<'a> Elab<'a, '_> {
         };
         let s = self.show(&shape);
         let from = x.0.from.as_ref().map_or(String::new(), |f| format!(" from {f}"));
-        self.report(
-            Diagnostic::error(x.1, format!("{name} expects {want} but receives {s}{from}"))
-                .label(format!("this is {s}"))
-                .secondary(d_span, format!("`{name}` is declared with {d} features here")),
-        );
+        let mut e = Diagnostic::error(x.1, format!("{name} expects {want} but receives {s}{from}"))
+            .label(format!("this is {s}"))
+            .secondary(d_span, format!("`{name}` is declared with {d} features here"));
+        let c = shape.0.get(1).map_or(String::new(), |c| c.to_string());
+        match (norm, images, shape.rank()) {
+            (Norm::Batch { .. }, false, 4) => {
+                e = e.note(format!("images [N, C, H, W] take `BatchNorm2d({c})`"));
+            }
+            (Norm::Batch { .. }, true, 2) => {
+                e = e.note(format!("feature rows [N, d] take `BatchNorm({c})`"));
+            }
+            _ => {}
+        }
+        self.report(e);
         None
     }
 }
