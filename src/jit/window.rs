@@ -280,29 +280,45 @@ fn conv_part<'a>(
     })
 }
 
-/// The flat index in one channel plane of the first maximum of `s` in window `(i, j)`
-/// (PyTorch's rule: a later element wins if greater or NaN; padding is never picked).
-fn first_max(g: &Geometry, s: &[f32], i: usize, j: usize) -> usize {
-    let w = g.w as usize;
-    let mut best: Option<(usize, f32)> = None;
-    for a in 0..g.kh as usize {
-        let Some(y) = g.tap(0, i, a) else { continue };
-        for b in 0..g.kw as usize {
-            let Some(x) = g.tap(1, j, b) else { continue };
-            let v = s[y * w + x];
-            if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
-                best = Some((y * w + x, v));
-            }
+/// For each output position along H (`a = 0`) or W (`a = 1`), the input range its pooling
+/// window covers inside the image (padding clipped; pooling has no dilation).
+fn pool_spans(g: &Geometry, a: usize) -> Vec<(usize, usize)> {
+    let (n, k, s, p, outs) = match a {
+        0 => (g.h, g.kh, g.sh, g.ph, g.ho),
+        _ => (g.w, g.kw, g.sw, g.pw, g.wo),
+    };
+    (0..outs as usize)
+        .map(|i| {
+            let start = (i * s as usize) as isize - p as isize;
+            let lo = start.max(0) as usize;
+            let hi = ((start + k as isize).max(0) as usize).min(n as usize);
+            (lo, hi.max(lo))
+        })
+        .collect()
+}
+
+/// The flat index in a channel plane `s` (rows of `w`) of the first maximum over rows `ys`
+/// and columns `xs`, in row-major order: PyTorch's rule, a later element wins if greater or
+/// NaN. Branch-free: which element is largest is data, not a pattern a predictor learns.
+fn first_max(s: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) -> usize {
+    let mut at = ys.0 * w + xs.0;
+    let mut m = s[at];
+    for y in ys.0..ys.1 {
+        for (x, &v) in s[y * w + xs.0..y * w + xs.1].iter().enumerate() {
+            let wins = (v > m) | v.is_nan();
+            m = if wins { v } else { m };
+            at = if wins { y * w + xs.0 + x } else { at };
         }
     }
-    best.map_or(0, |(at, _)| at)
+    at
 }
 
 /// Pooling on examples `n0..n1`: pick `h` (or route `dy`) by the maxima of `s`; `out`
 /// holds those examples' results.
 fn pool_part(g: &Geometry, (n0, n1): (usize, usize), s: &[f32], b: &[f32], out: &mut [f32]) {
-    let (plane, oplane) = ((g.h * g.w) as usize, g.l());
+    let (plane, oplane, w, wo) = ((g.h * g.w) as usize, g.l(), g.w as usize, g.wo as usize);
     let route = g.op() == WindowOp::PoolRoute;
+    let (rows, cols) = (pool_spans(g, 0), pool_spans(g, 1));
     let first = n0 * g.c as usize;
     for p in first..n1 * g.c as usize {
         let (sp, ip) = (&s[p * plane..(p + 1) * plane], p * plane);
@@ -310,10 +326,10 @@ fn pool_part(g: &Geometry, (n0, n1): (usize, usize), s: &[f32], b: &[f32], out: 
         if route {
             out[q * plane..(q + 1) * plane].fill(0.0);
         }
-        for i in 0..g.ho as usize {
-            for j in 0..g.wo as usize {
-                let at = first_max(g, sp, i, j);
-                let o = i * g.wo as usize + j;
+        for (i, &ys) in rows.iter().enumerate() {
+            for (j, &xs) in cols.iter().enumerate() {
+                let at = first_max(sp, w, ys, xs);
+                let o = i * wo + j;
                 if route {
                     out[q * plane + at] += b[p * oplane + o];
                 } else {
