@@ -1,9 +1,10 @@
-"""One benchmark session: nnc against the peer scripts on the five standard configs, plus
-nnc's 2-thread vs 1-thread comparison. Produces the tables of BENCHMARKS.md.
+"""One benchmark session: nnc against the peer scripts on the standard configs (dense A-E,
+convolutional F and G), plus nnc's 2-thread vs 1-thread comparison. Produces the tables of
+BENCHMARKS.md.
 
 Usage (from the project root, after `cargo build --release`, with the Python of a venv made
 from bench/peers/requirements.txt; see bench/peers/README.md):
-    .venv-peers/bin/python scripts/bench_session.py [--rounds 3] [--configs abcde]
+    .venv-peers/bin/python scripts/bench_session.py [--rounds 3] [--configs abcdefg]
         [--peers bench/peers] [--nnc target/release/nnc] [--raw raw.jsonl]
         [--backend jit|interp] [--no-compile-peer]
 
@@ -15,6 +16,8 @@ reported is a median over the rounds, and every ratio is the median of the per-r
   pinned to core 0 (`taskset -c 0`), then the best peer (JAX jit for A, B, E; PyTorch eager
   for C, D) with `--threads 1 --windows 5` (the peer script pins itself to core 0);
 - D is also run against torch.compile (`--mode compile`), which the issue names for D;
+- F and G (bench_conv.py) are run against each of PyTorch eager, JAX and torch.compile, each
+  peer alternated with nnc round by round;
 - JAX's peak RSS and first-call time on every config (JAX rounds, or one extra run);
 - threads: `nnc bench ... --threads 2` alternated with `--threads 1`, both allowed on cores
   0 and 1 (so only the thread count differs), median ratio 2t/1t per config.
@@ -32,7 +35,7 @@ import time
 
 p = argparse.ArgumentParser()
 p.add_argument("--rounds", type=int, default=3)
-p.add_argument("--configs", default="abcde",
+p.add_argument("--configs", default="abcdefg",
                help="config letters, e.g. cd or C,D (case and commas ignored)")
 p.add_argument("--peers", default="bench/peers",
                help="folder of bench_torch.py and bench_jax.py")
@@ -47,8 +50,8 @@ p.add_argument("--wait-quiet", action="store_true",
 p.add_argument("--max-wait", type=float, default=600, help="seconds --wait-quiet waits at most")
 args = p.parse_args()
 args.configs = args.configs.lower().replace(",", "")
-if not args.configs or any(c not in "abcde" for c in args.configs):
-    p.error(f"--configs: letters among a-e, got {args.configs!r}")
+if not args.configs or any(c not in "abcdefg" for c in args.configs):
+    p.error(f"--configs: letters among a-g, got {args.configs!r}")
 PY = sys.executable
 raw = open(args.raw, "a") if args.raw else None
 
@@ -130,6 +133,10 @@ def nnc(c, threads, cores=None):
 
 
 def peer(C, which, extra=()):
+    if C in "FG":
+        cmd = [PY, os.path.join(args.peers, "bench_conv.py"), "--config", C, "--threads", "1",
+               "--windows", "5", "--framework", which]
+        return run_json(cmd + list(extra), f"{which} {C}")
     script = {"jax": "bench_jax.py", "torch": "bench_torch.py", "compile": "bench_torch.py"}[which]
     cmd = [PY, os.path.join(args.peers, script), "--config", C, "--threads", "1", "--windows", "5"]
     if which == "compile":
@@ -159,6 +166,25 @@ for c in args.configs:
     log(f"config {C} (peer {best})")
     if args.threads_only:
         compare_threads(c)
+        continue
+    if C in "FG":
+        # Every peer: eager PyTorch, JAX and torch.compile, each alternated with nnc.
+        runs = {}
+        for which in ("torch", "jax", "compile"):
+            ns, ps = [], []
+            for _ in range(args.rounds):
+                ns.append(nnc(c, 1))
+                ps.append(peer(C, which))
+            rows.append((C, which, ns, ps, [a["steps_per_s"] / b["steps_per_s"]
+                                            for a, b in zip(ns, ps)]))
+            runs[which] = (ns, ps)
+        ns, jax = runs["jax"]
+        rss_rows.append((C, med([n["peak_rss_mib"] for n in ns]),
+                         med([j["peak_rss_mib"] for j in jax]),
+                         med([n["compile_ms"]["total"] for n in ns]),
+                         med([j["first_step_s"] for j in jax]), ns[0]["compile_ms"]))
+        if not args.no_threads:
+            compare_threads(c)
         continue
     ns, ps = [], []
     for _ in range(args.rounds):
