@@ -114,6 +114,57 @@ impl Geometry {
             _ => 2.0 * n as f64 * self.sizes().1 as f64 * self.k_rows() as f64,
         }
     }
+    /// For a `conv_grad_input` at stride 1 (not 1×1 unpadded, which copies nothing anyway),
+    /// the forward convolution that computes it: over `dy` as the image, with the kernel
+    /// flipped and its channel axes swapped ([`Geometry::flipped_kernel`]) and the padding
+    /// `dilation·(k − 1) − padding`:
+    /// `dx[c, y, x] = Σ_{o,a,b} dy[o, y − p' + a·d, x − p' + b·d] · k[o, c, kh−1−a, kw−1−b]`.
+    /// One im2col of `dy` and one product per group replace the product into `dcols`
+    /// (`K·L` floats written, then read again by col2im).
+    fn transposed(&self) -> Option<Geometry> {
+        let reach = |d: u32, k: u32| d * (k - 1);
+        let fits = self.op() == WindowOp::ConvGradInput
+            && (self.sh, self.sw) == (1, 1)
+            && !self.pointwise()
+            && self.ph <= reach(self.dh, self.kh)
+            && self.pw <= reach(self.dw, self.kw);
+        fits.then(|| Geometry {
+            op: WindowOp::Conv as u32,
+            c: self.o,
+            h: self.ho,
+            w: self.wo,
+            o: self.c,
+            ho: self.h,
+            wo: self.w,
+            ph: reach(self.dh, self.kh) - self.ph,
+            pw: reach(self.dw, self.kw) - self.pw,
+            ..*self
+        })
+    }
+
+    /// `k [O, C/g, kh, kw]` as the kernel of [`Geometry::transposed`]: `[C, O/g, kh, kw]`
+    /// with `kf[G·C/g + c, o, a, b] = k[G·O/g + o, c, kh−1−a, kw−1−b]`.
+    fn flipped_kernel(&self, k: &[f32]) -> Vec<f32> {
+        let (cg, og) = ((self.c / self.groups) as usize, (self.o / self.groups) as usize);
+        let (kh, kw) = (self.kh as usize, self.kw as usize);
+        let mut f = vec![0.0; k.len()];
+        for grp in 0..self.groups as usize {
+            for o in 0..og {
+                for c in 0..cg {
+                    for a in 0..kh {
+                        for b in 0..kw {
+                            let from = (((grp * og + o) * cg + c) * kh + a) * kw + b;
+                            let to =
+                                (((grp * cg + c) * og + o) * kh + kh - 1 - a) * kw + kw - 1 - b;
+                            f[to] = k[from];
+                        }
+                    }
+                }
+            }
+        }
+        f
+    }
+
     /// The input position along H (`a = 0`) or W (`a = 1`) that tap `t` of output position
     /// `i` reads; `None` in the padding.
     fn tap(&self, a: usize, i: usize, t: usize) -> Option<usize> {
@@ -228,6 +279,10 @@ fn conv_part<'a>(
     b: &'a [f32],
     out: &mut [f32],
 ) {
+    if let Some(t) = g.transposed() {
+        let flipped = g.flipped_kernel(b);
+        return conv_part(&t, (n0, n1), a, &flipped, out);
+    }
     let (image, outs, _) = g.sizes();
     let (groups, k, l) = (g.groups as usize, g.k_rows(), g.l());
     let (cg, og) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize);
