@@ -79,7 +79,9 @@ fn reference_conv(x: &Tensor<f64>, k: &Tensor<f64>, w: &Window) -> Tensor<f64> {
 }
 
 /// `(channels, height, width, out channels, window)`: padded, strided, dilated, grouped,
-/// depthwise, 1×1, odd sizes, a kernel as large as the padded image.
+/// depthwise, 1×1, odd sizes, a kernel as large as the padded image. The dilated one and
+/// the second grouped one (`O·H·W ≤ C·Ho·Wo` at stride 1) take the JIT's transposed path
+/// for the input gradient (`jit::window`).
 fn geometries() -> Vec<(usize, usize, usize, usize, Window)> {
     vec![
         (1, 5, 5, 2, win(3, 1, 0, 1, 1)),
@@ -88,6 +90,7 @@ fn geometries() -> Vec<(usize, usize, usize, usize, Window)> {
         (1, 7, 6, 2, win(2, 2, 0, 1, 1)),
         (2, 7, 7, 2, win(3, 1, 2, 2, 1)),
         (4, 5, 4, 6, win(3, 1, 1, 1, 2)),
+        (4, 6, 5, 4, win(3, 1, 1, 1, 2)),
         (3, 5, 5, 3, win(3, 2, 1, 1, 3)),
         (3, 4, 5, 4, win(1, 1, 0, 1, 1)),
         (2, 3, 3, 1, win(5, 1, 1, 1, 1)),

@@ -120,14 +120,21 @@ impl Geometry {
     /// `dilation·(k − 1) − padding`:
     /// `dx[c, y, x] = Σ_{o,a,b} dy[o, y − p' + a·d, x − p' + b·d] · k[o, c, kh−1−a, kw−1−b]`.
     /// One im2col of `dy` and one product per group replace the product into `dcols`
-    /// (`K·L` floats written, then read again by col2im).
+    /// (`K·L` floats written, then read again by col2im), when that im2col is no larger than
+    /// `dcols` (`O·H·W ≤ C·Ho·Wo`). Measured with `nnc bench --profile`, one thread:
+    ///
+    /// | conv_grad_input | `O·H·W` vs `C·Ho·Wo` | dcols + col2im | transposed |
+    /// | --------------- | ------------------- | -------------- | ---------- |
+    /// | G, 16→16 3×3 on 32×32, batch 32 | 16384 = 16384 | 9.9 ms | 4.7 ms |
+    /// | F, 6→16 5×5 on 12×12, batch 64 | 2304 > 384 | 0.95 ms | 3.3 ms |
     fn transposed(&self) -> Option<Geometry> {
         let reach = |d: u32, k: u32| d * (k - 1);
         let fits = self.op() == WindowOp::ConvGradInput
             && (self.sh, self.sw) == (1, 1)
             && !self.pointwise()
             && self.ph <= reach(self.dh, self.kh)
-            && self.pw <= reach(self.dw, self.kw);
+            && self.pw <= reach(self.dw, self.kw)
+            && self.o * self.h * self.w <= self.c * self.ho * self.wo;
         fits.then(|| Geometry {
             op: WindowOp::Conv as u32,
             c: self.o,
