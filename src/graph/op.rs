@@ -401,6 +401,18 @@ impl Op {
             | Op::PoolRoute(_) => None,
         }
     }
+    /// The geometry of a window op (a convolution, one of its adjoints, a pool pick or
+    /// route); `None` for every other op.
+    pub fn window(&self) -> Option<Window> {
+        match *self {
+            Op::Conv(w)
+            | Op::ConvGradInput(w)
+            | Op::ConvGradKernel(w)
+            | Op::PoolPick(w)
+            | Op::PoolRoute(w) => Some(w),
+            _ => None,
+        }
+    }
     /// True for ops with no operands.
     pub fn is_leaf(&self) -> bool {
         self.arity() == 0
