@@ -122,7 +122,7 @@ fn conv_matches_an_independent_computation() {
         for batch in [1, 3] {
             let xs = random(&[batch, c, h, wd], t as u64);
             let ks = random(&kernel_shape(c, o, &w), 100 + t as u64);
-            let got = &run(&g, &[xs.clone()], &[ks.clone()])[0];
+            let got = &run(&g, std::slice::from_ref(&xs), std::slice::from_ref(&ks))[0];
             let want = reference_conv(&xs, &ks, &w);
             assert_eq!(got.shape, want.shape, "geometry {t}");
             for (a, b) in got.data.iter().zip(&want.data) {

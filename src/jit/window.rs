@@ -25,6 +25,7 @@ use std::cell::RefCell;
 
 use super::gemm::matmul;
 use super::pool::{split_point, Pool};
+use crate::graph::Window;
 
 /// Window ops of fewer flop than this run on the calling thread (see the module doc).
 pub const PAR_MIN_FLOP: f64 = 4.0e6;
@@ -70,6 +71,17 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// Op `op` with window `win` on images `[N, c, h, w]` whose (forward) outputs are
+    /// `[N, o, ho, wo]`.
+    pub fn new(op: WindowOp, win: &Window, [c, h, w]: [u32; 3], [o, ho, wo]: [u32; 3]) -> Geometry {
+        let [kh, kw] = win.kernel.map(u32::from);
+        let [sh, sw] = win.stride.map(u32::from);
+        let [ph, pw] = win.pad.map(u32::from);
+        let [dh, dw] = win.dilation.map(u32::from);
+        let (op, groups) = (op as u32, win.groups as u32);
+        Geometry { op, c, h, w, o, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, groups }
+    }
+
     /// The fields in memory order.
     pub fn words(&self) -> [u32; 16] {
         let g = self;

@@ -92,30 +92,9 @@ impl Lower<'_> {
             WindowOp::PoolRoute => (node, n.args[1]),
             WindowOp::ConvGradKernel => (n.args[0], n.args[1]),
         };
-        let fixed = |d: &Sym| d.c as u32;
+        let fixed = |d: &[Sym]| [1, 2, 3].map(|k| d[k].c as u32);
         let (i, o) = (&self.d.dims[image.index()], &self.d.dims[out.index()]);
-        let [kh, kw] = win.kernel.map(u32::from);
-        let [sh, sw] = win.stride.map(u32::from);
-        let [ph, pw] = win.pad.map(u32::from);
-        let [dh, dw] = win.dilation.map(u32::from);
-        let geom = Geometry {
-            op: op as u32,
-            c: fixed(&i[1]),
-            h: fixed(&i[2]),
-            w: fixed(&i[3]),
-            o: fixed(&o[1]),
-            ho: fixed(&o[2]),
-            wo: fixed(&o[3]),
-            kh,
-            kw,
-            sh,
-            sw,
-            ph,
-            pw,
-            dh,
-            dw,
-            groups: win.groups as u32,
-        };
+        let geom = Geometry::new(op, &win, fixed(i), fixed(o));
         let srcs = [self.base(&args[0]).0, self.base(&args[1]).0];
         WindowKernel { geom, n: i[0], srcs, out: self.buf(node), node }
     }
