@@ -295,9 +295,10 @@ fn step_graph(c: usize, h: usize, wd: usize, o: usize, w: Window, pool: bool) ->
 
 #[test]
 fn jit_matches_the_interpreter_on_random_geometries() {
-    // The last is large enough at batch 7 (4.1e6 flop) to be split across two threads.
+    // The last is large enough at batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be
+    // split across two threads.
     let mut cases = geometries();
-    cases.push((8, 16, 16, 16, win(3, 1, 1, 1, 1)));
+    cases.push((32, 24, 24, 32, win(3, 1, 1, 1, 1)));
     for (t, (c, h, wd, o, w)) in cases.into_iter().enumerate() {
         let g = step_graph(c, h, wd, o, w, t % 2 == 0);
         let mut forward = g.clone();

@@ -27,8 +27,12 @@ use super::gemm::matmul;
 use super::pool::{split_point, Pool};
 use crate::graph::Window;
 
-/// Window ops of fewer flop than this run on the calling thread (see the module doc).
-pub const PAR_MIN_FLOP: f64 = 4.0e6;
+/// Window ops of fewer flop than this run on the calling thread (see the module doc). With
+/// 4e6, every convolution of F (1.1e7-2.0e7 flop at batch 64) split and two threads ran F at
+/// 1.03× one thread (0.85-1.18 over 3 rounds), G's (2.8e7-1.5e8 at batch 32) at 1.34×
+/// (1.15-1.38): BENCHMARKS.md, session of 2026-12-07. Splitting pays from G's 7.5e7-flop
+/// convolutions up, not at F's sizes.
+pub const PAR_MIN_FLOP: f64 = 5.0e7;
 
 /// Which op a [`Geometry`] describes.
 #[repr(u32)]
