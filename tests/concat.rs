@@ -11,30 +11,16 @@ mod index_harness;
 
 use std::path::Path;
 
-use index_harness::{compile, first_error, gradient_check, jit_matches_interp, values};
+use index_harness::{
+    compile, first_error, gradient_check, jit_matches_interp, random, values, weighted_loss,
+};
 use nnc::graph::eval::{eval, Env};
-use nnc::graph::{BinaryOp, Dim, Graph, InputKind, NodeId, Shape, UnaryOp};
+use nnc::graph::{Dim, Graph, InputKind, Shape, UnaryOp};
 use nnc::pipeline::{self, Stage};
 use nnc::tensor::Tensor;
 
 fn t(shape: &[usize], data: Vec<f64>) -> Tensor<f64> {
     Tensor::new(shape.to_vec(), data)
-}
-
-fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-    t(shape, values(seed, shape.iter().product()))
-}
-
-/// `loss = Σ w ⊙ y²` for the node `y` (weights `w` an extra input, so the upstream gradient
-/// is neither constant nor linear in the parameters).
-fn weighted_loss(g: &mut Graph, y: NodeId) -> NodeId {
-    let shape = g.shape(y).clone();
-    let w = g.add_input("w", shape, InputKind::Features);
-    let sq = g.unary(UnaryOp::Square, y);
-    let p = g.binary(BinaryOp::Mul, w, sq);
-    let l = g.sum_all(p);
-    g.add_output("loss", l);
-    l
 }
 
 fn fixed(d: &[usize]) -> Shape {

@@ -9,10 +9,10 @@
 
 mod index_harness;
 
-use index_harness::{gradient_check, values};
+use index_harness::{gradient_check, random, weighted_loss};
 use nnc::autodiff::grad;
 use nnc::graph::eval::{eval, Env};
-use nnc::graph::{BinaryOp, Dim, Graph, InputKind, NodeId, Shape, UnaryOp, Window};
+use nnc::graph::{Dim, Graph, InputKind, Shape, UnaryOp, Window};
 use nnc::jit;
 use nnc::tensor::Tensor;
 
@@ -21,10 +21,6 @@ use common::differential::{differential, noise};
 
 fn win(k: u16, s: u16, p: u16, d: u16, g: u16) -> Window {
     Window { kernel: [k, k], stride: [s, s], pad: [p, p], dilation: [d, d], groups: g }
-}
-
-fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
-    Tensor::new(shape.to_vec(), values(seed, shape.iter().product()))
 }
 
 fn image_shape(c: usize, h: usize, w: usize) -> Shape {
@@ -159,17 +155,6 @@ fn the_adjoints_satisfy_their_identities() {
         assert!((v[0] - v[1]).abs() <= 1e-12 * v[0].abs().max(1.0), "geometry {t}: {v:?}");
         assert!((v[0] - v[2]).abs() <= 1e-12 * v[0].abs().max(1.0), "geometry {t}: {v:?}");
     }
-}
-
-/// `loss = Σ w ⊙ y²` for the node `y` (weights `w` an input).
-fn weighted_loss(g: &mut Graph, y: NodeId) -> NodeId {
-    let shape = g.shape(y).clone();
-    let w = g.add_input("w", shape, InputKind::Features);
-    let sq = g.unary(UnaryOp::Square, y);
-    let p = g.binary(BinaryOp::Mul, w, sq);
-    let l = g.sum_all(p);
-    g.add_output("loss", l);
-    l
 }
 
 #[test]

@@ -12,9 +12,11 @@ mod index_harness;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use index_harness::{compile, first_error, gradient_check, jit_matches_interp, values};
+use index_harness::{
+    compile, first_error, gradient_check, jit_matches_interp, values, weighted_loss,
+};
 use nnc::graph::eval::{eval, Env};
-use nnc::graph::{BinaryOp, Dim, Graph, InputKind, NodeId, Shape, UnaryOp};
+use nnc::graph::{Dim, Graph, InputKind, Shape};
 use nnc::tensor::Tensor;
 use nnc::train::session::{self, BackendKind, Options};
 
@@ -33,16 +35,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("nnc_embedding_{}_{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// `loss = Σ w ⊙ y²` for node `y`, `w` an extra input.
-fn weighted_loss(g: &mut Graph, y: NodeId) -> NodeId {
-    let w = g.add_input("w", g.shape(y).clone(), InputKind::Features);
-    let sq = g.unary(UnaryOp::Square, y);
-    let p = g.binary(BinaryOp::Mul, w, sq);
-    let l = g.sum_all(p);
-    g.add_output("loss", l);
-    l
 }
 
 // ---- the graph ops ----------------------------------------------------------------------

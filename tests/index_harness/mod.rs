@@ -4,7 +4,8 @@
 //!   both evaluated in `f64` by the reference interpreter;
 //! - [`jit_matches_interp`]: a `.nn` program trained on both backends from the same
 //!   parameters, losses and parameters compared after every step;
-//! - [`compile`]: a program or its rendered diagnostics.
+//! - [`compile`]: a program or its rendered diagnostics;
+//! - [`random`] tensors and the [`weighted_loss`] the gradient checks differentiate.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -12,7 +13,7 @@ use std::path::Path;
 use nnc::autodiff::grad;
 use nnc::graph::eval::{eval, Env};
 use nnc::graph::verify::verify;
-use nnc::graph::{Graph, NodeId};
+use nnc::graph::{BinaryOp, Graph, InputKind, NodeId, UnaryOp};
 use nnc::pipeline::{self, Compiled};
 use nnc::tensor::Tensor;
 use nnc::train::data;
@@ -76,6 +77,22 @@ pub fn gradient_check(
         }
     }
     analytic
+}
+
+/// `loss = Σ w ⊙ y²` for the node `y` (weights `w` an extra input, so the upstream gradient
+/// is neither constant nor linear in the parameters).
+pub fn weighted_loss(g: &mut Graph, y: NodeId) -> NodeId {
+    let w = g.add_input("w", g.shape(y).clone(), InputKind::Features);
+    let sq = g.unary(UnaryOp::Square, y);
+    let p = g.binary(BinaryOp::Mul, w, sq);
+    let l = g.sum_all(p);
+    g.add_output("loss", l);
+    l
+}
+
+/// A tensor of `shape` holding [`values`]`(seed, ..)`.
+pub fn random(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::new(shape.to_vec(), values(seed, shape.iter().product()))
 }
 
 /// Deterministic values in `[-1, 1)`.
