@@ -75,14 +75,7 @@ impl<'a> Elab<'a, '_> {
                 return None;
             }
         }
-        if let (false, Some(x)) = (bias, a.get("bias_init")) {
-            self.report(
-                Diagnostic::error(x.span, "`bias_init` given for a layer without bias")
-                    .label("this has no effect")
-                    .note("remove it, or remove `bias = false`"),
-            );
-            return None;
-        }
+        self.bias_init_needs_bias(&a, bias)?;
         let win = Window { kernel, stride, pad, dilation, groups: groups as u16 };
         let wshape = vec![outputs, inputs / groups, kernel[0] as usize, kernel[1] as usize];
         let (fan_in, fan_out) = fans(&wshape);

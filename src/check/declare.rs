@@ -417,14 +417,7 @@ impl<'a> Elab<'a, '_> {
         self.diags.extend(errors);
         let init = a.get("init").map(|x| init_spec(&x.value, self.diags));
         let bias_init = a.get("bias_init").map(|x| init_spec(&x.value, self.diags));
-        if let (false, Some(x)) = (bias, a.get("bias_init")) {
-            self.report(
-                Diagnostic::error(x.span, "`bias_init` given for a layer without bias")
-                    .label("this has no effect")
-                    .note("remove it, or remove `bias = false`"),
-            );
-            return None;
-        }
+        self.bias_init_needs_bias(&a, bias)?;
         let (inputs, outputs) = (inputs? as usize, outputs? as usize);
         let (init, bias_init) =
             (init.unwrap_or(Some(Init::Default))?, bias_init.unwrap_or(Some(Init::Default))?);
@@ -455,6 +448,19 @@ impl<'a> Elab<'a, '_> {
             g,
             in_span,
         })
+    }
+
+    /// Reports a `bias_init` given to a layer declared with `bias = false` (Dense, Conv2d).
+    pub(super) fn bias_init_needs_bias(&mut self, a: &Args, bias: bool) -> Option<()> {
+        if let (false, Some(x)) = (bias, a.get("bias_init")) {
+            self.report(
+                Diagnostic::error(x.span, "`bias_init` given for a layer without bias")
+                    .label("this has no effect")
+                    .note("remove it, or remove `bias = false`"),
+            );
+            return None;
+        }
+        Some(())
     }
 
     /// A Dense layer's parameters `(weight or weight_v, bias, weight_g)`. Without weight

@@ -285,7 +285,9 @@ impl<'a> Elab<'a, '_> {
                 };
                 (format!("`{name}` has no field `{f}`"), fields, note.to_string())
             }
-            Inst::Dense { bias: None, name, .. } if f == "bias" => {
+            Inst::Dense { bias: None, name, .. } | Inst::Conv2d { bias: None, name, .. }
+                if f == "bias" =>
+            {
                 let msg = format!("`{name}` has no bias");
                 let d = Diagnostic::error(field.span, msg).label("declared with `bias = false`");
                 self.report(d);
@@ -310,12 +312,6 @@ impl<'a> Elab<'a, '_> {
                 fields.sort();
                 let note = format!("the fields of {} are: {}", decl.name.name, fields.join(", "));
                 (format!("`{name}` ({}) has no field `{f}`", decl.name.name), fields, note)
-            }
-            Inst::Conv2d { bias: None, name, .. } if f == "bias" => {
-                let msg = format!("`{name}` has no bias");
-                let d = Diagnostic::error(field.span, msg).label("declared with `bias = false`");
-                self.report(d);
-                return None;
             }
             Inst::Conv2d { weight, .. } if f == "weight" => return Some(Entry::Param(*weight)),
             Inst::Conv2d { bias: Some(b), .. } if f == "bias" => return Some(Entry::Param(*b)),
