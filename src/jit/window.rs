@@ -191,13 +191,19 @@ impl Geometry {
     /// The input position along H (`a = 0`) or W (`a = 1`) that tap `t` of output position
     /// `i` reads; `None` in the padding.
     fn tap(&self, a: usize, i: usize, t: usize) -> Option<usize> {
-        let (s, d, p, n) = if a == 0 {
-            (self.sh, self.dh, self.ph, self.h)
-        } else {
-            (self.sw, self.dw, self.pw, self.w)
-        };
-        let at = (i * s as usize + t * d as usize).checked_sub(p as usize)?;
-        (at < n as usize).then_some(at)
+        self.window().tap(a, i, t, if a == 0 { self.h } else { self.w } as usize)
+    }
+
+    /// The graph's geometry of this op (the inverse of [`Geometry::new`]'s window part).
+    fn window(&self) -> Window {
+        let pair = |a: u32, b: u32| [a as u16, b as u16];
+        Window {
+            kernel: pair(self.kh, self.kw),
+            stride: pair(self.sh, self.sw),
+            pad: pair(self.ph, self.pw),
+            dilation: pair(self.dh, self.dw),
+            groups: self.groups as u16,
+        }
     }
 }
 
