@@ -269,13 +269,63 @@ fn step_graph(c: usize, h: usize, wd: usize, o: usize, w: Window, pool: bool) ->
     let loss = g.mean_all(sq);
     let loss = g.add2(loss, m);
     g.add_output("loss", loss);
-    let d = grad(&mut g, loss, &[k])[0];
-    let lr = g.scalar(nnc::graph::ScalarArg::Lr);
-    let lr = g.broadcast(lr, &g.shape(k).clone());
-    let step = g.mul(lr, d);
-    let k2 = g.sub(k, step);
-    g.updates.push(nnc::graph::Update { target: nnc::graph::Target::Param(0), node: k2 });
+    sgd_on_the_first_param(&mut g, k, loss);
     g.compact()
+}
+
+/// `θ := θ − lr·∂loss/∂θ` for the graph's first parameter `theta`.
+fn sgd_on_the_first_param(g: &mut Graph, theta: nnc::graph::NodeId, loss: nnc::graph::NodeId) {
+    let d = grad(g, loss, &[theta])[0];
+    let lr = g.scalar(nnc::graph::ScalarArg::Lr);
+    let lr = g.broadcast(lr, &g.shape(theta).clone());
+    let step = g.mul(lr, d);
+    let next = g.sub(theta, step);
+    g.updates.push(nnc::graph::Update { target: nnc::graph::Target::Param(0), node: next });
+}
+
+#[test]
+fn jit_pooling_matches_the_interpreter_on_ties_and_padding() {
+    // relu(x + b) over images quantized to quarters: zeros and other ties in most windows, so
+    // the JIT must route each window's gradient to the same first maximum as the interpreter,
+    // on padded, overlapping and odd-sized windows (the JIT treats the columns whose windows
+    // reach into the padding apart from the others).
+    let quarter = |v: f32| (v * 2.0).round() / 4.0;
+    for (t, (c, h, wd, w)) in pools().into_iter().enumerate() {
+        let mut g = Graph::new();
+        let x = g.add_input("x", image_shape(c, h, wd), InputKind::Features);
+        let b = g.add_param("b", Shape::fixed(&[c, h, wd]));
+        let bb = g.broadcast(b, &g.shape(x).clone());
+        let s = g.add2(x, bb);
+        let r = g.unary(UnaryOp::Relu, s);
+        let y = g.pool_pick(r, r, w);
+        let loss = weighted_loss(&mut g, y);
+        let pooled = g.shape(y).concrete(1);
+        sgd_on_the_first_param(&mut g, b, loss);
+        let g = g.compact();
+        let mut forward = g.clone();
+        forward.updates.clear();
+        let params = vec![Tensor::new(vec![c, h, wd], vec![0.0; c * h * wd])];
+        let ydims = |n: usize| [n].into_iter().chain(pooled[1..].iter().copied()).collect();
+        for threads in [1, 2] {
+            let mut jit = jit::compile(&g, &forward, threads).expect("the JIT compiles");
+            for batch in [1, 3] {
+                let batches: Vec<Vec<Tensor<f32>>> = (0..2)
+                    .map(|k| {
+                        let seed = 100 * t as u64 + 10 * batch as u64 + k;
+                        let xs = [batch, c, h, wd];
+                        let n = xs.iter().product::<usize>();
+                        let x = (0..n).map(|i| quarter(noise(seed, i as u64))).collect();
+                        let yd: Vec<usize> = ydims(batch);
+                        let m = yd.iter().product::<usize>();
+                        let wt = (0..m).map(|i| noise(seed + 7, i as u64)).collect();
+                        vec![Tensor::new(xs.to_vec(), x), Tensor::new(yd, wt)]
+                    })
+                    .collect();
+                differential(&g, &forward, &mut jit, &params, &batches, 0.1)
+                    .unwrap_or_else(|e| panic!("pool {t}, {threads} threads, batch {batch}: {e}"));
+            }
+        }
+    }
 }
 
 #[test]

@@ -281,11 +281,18 @@ fn loop_body(out: &mut String, g: &Graph, p: &Program, l: &LoopKernel) {
         let text = match *op {
             KOp::Load(b, pat) => {
                 let at = match pat {
-                    Pat::Full if l.flat => "[e]",
-                    Pat::Full => "[i,j]",
-                    Pat::Row => "[i]",
-                    Pat::Col => "[j]",
-                    Pat::Scalar => "[0]",
+                    Pat::Full if l.flat => "[e]".to_string(),
+                    Pat::Full => "[i,j]".to_string(),
+                    Pat::Row => "[i]".to_string(),
+                    Pat::RowMap(m) => {
+                        let div = if m.div > 1 { format!("i/{}", m.div) } else { "i".into() };
+                        match m.modulo {
+                            Some(c) => format!("[{div}%{c}]"),
+                            None => format!("[{div}]"),
+                        }
+                    }
+                    Pat::Col => "[j]".to_string(),
+                    Pat::Scalar => "[0]".to_string(),
                 };
                 format!("load {}{at}", buf_name(g, p, b))
             }

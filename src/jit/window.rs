@@ -397,27 +397,96 @@ fn first_max(s: &[f32], w: usize, ys: (usize, usize), xs: (usize, usize)) -> usi
     at
 }
 
+/// [`first_max`] for the output columns `js` of one output row at once, whose windows all
+/// lie inside the image along W (`kw` columns from `j·sw − pw`): the same taps in the same
+/// order, one tap at a time across the row, so the loop over `j` vectorizes (the stride is
+/// a constant for the usual 1 and 2). `at[j]` gets the flat index in the plane; `m` is
+/// scratch.
+fn first_max_row(
+    s: &[f32],
+    g: &Geometry,
+    ys: (usize, usize),
+    js: (usize, usize),
+    m: &mut [f32],
+    at: &mut [u32],
+) {
+    match g.sw {
+        1 => taps_across::<1>(s, g, ys, js, m, at),
+        2 => taps_across::<2>(s, g, ys, js, m, at),
+        _ => taps_across::<0>(s, g, ys, js, m, at),
+    }
+}
+
+/// [`first_max_row`] at stride `SW` along W (0: the geometry's own stride).
+fn taps_across<const SW: usize>(
+    s: &[f32],
+    g: &Geometry,
+    ys: (usize, usize),
+    (j0, j1): (usize, usize),
+    m: &mut [f32],
+    at: &mut [u32],
+) {
+    let (w, kw) = (g.w as usize, g.kw as usize);
+    let sw = if SW == 0 { g.sw as usize } else { SW };
+    let n = j1 - j0;
+    if n == 0 {
+        return;
+    }
+    let x0 = j0 * sw - g.pw as usize;
+    let (m, at) = (&mut m[..n], &mut at[..n]);
+    let row0 = &s[ys.0 * w + x0..][..(n - 1) * sw + 1];
+    for j in 0..n {
+        m[j] = row0[j * sw];
+        at[j] = (ys.0 * w + x0 + j * sw) as u32;
+    }
+    for y in ys.0..ys.1 {
+        for b in 0..kw {
+            let first = y * w + x0 + b;
+            let taps = &s[first..][..(n - 1) * sw + 1];
+            for j in 0..n {
+                let v = taps[j * sw];
+                let wins = (v > m[j]) | v.is_nan();
+                let mask = 0u32.wrapping_sub(wins as u32);
+                m[j] = f32::from_bits((v.to_bits() & mask) | (m[j].to_bits() & !mask));
+                at[j] = ((first + j * sw) as u32 & mask) | (at[j] & !mask);
+            }
+        }
+    }
+}
+
 /// Pooling on examples `n0..n1`: pick `h` (or route `dy`) by the maxima of `s`; `out`
-/// holds those examples' results.
+/// holds those examples' results. Output columns whose windows lie inside the image along
+/// W go through [`first_max_row`], the others (padding) through [`first_max`].
 fn pool_part(g: &Geometry, (n0, n1): (usize, usize), s: &[f32], b: &[f32], out: &mut [f32]) {
     let (plane, oplane, w, wo) = ((g.h * g.w) as usize, g.l(), g.w as usize, g.wo as usize);
     let route = g.op() == WindowOp::PoolRoute;
     let (rows, cols) = (pool_spans(g, 0), pool_spans(g, 1));
+    let full = |j: usize| cols[j].1 - cols[j].0 == g.kw as usize;
+    let lo = (0..wo).find(|&j| full(j)).unwrap_or(wo);
+    let hi = (lo..wo).find(|&j| !full(j)).unwrap_or(wo);
+    let (mut m, mut at) = (vec![0f32; wo], vec![0u32; wo]);
     let first = n0 * g.c as usize;
     for p in first..n1 * g.c as usize {
-        let (sp, ip) = (&s[p * plane..(p + 1) * plane], p * plane);
+        let sp = &s[p * plane..(p + 1) * plane];
         let q = p - first;
         if route {
             out[q * plane..(q + 1) * plane].fill(0.0);
         }
         for (i, &ys) in rows.iter().enumerate() {
-            for (j, &xs) in cols.iter().enumerate() {
-                let at = first_max(sp, w, ys, xs);
-                let o = i * wo + j;
-                if route {
-                    out[q * plane + at] += b[p * oplane + o];
-                } else {
-                    out[q * oplane + o] = b[ip + at];
+            first_max_row(sp, g, ys, (lo, hi), &mut m, &mut at[lo..]);
+            for j in (0..lo).chain(hi..wo) {
+                at[j] = first_max(sp, w, ys, cols[j]) as u32;
+            }
+            let o = p * oplane + i * wo;
+            if route {
+                let dst = &mut out[q * plane..(q + 1) * plane];
+                for (&at, &d) in at.iter().zip(&b[o..o + wo]) {
+                    dst[at as usize] += d;
+                }
+            } else {
+                let dst = &mut out[q * oplane + i * wo..][..wo];
+                for (y, &at) in dst.iter_mut().zip(&at) {
+                    *y = b[p * plane + at as usize];
                 }
             }
         }

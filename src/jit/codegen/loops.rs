@@ -218,8 +218,17 @@ impl<'k> St<'k> {
         let s = |st: &St, x: V| st.scalar[x.0 as usize].expect("operand computed first");
         let val = match self.k.ops[v] {
             KOp::Load(b, Pat::Scalar) => fx.b.ins().load(types::F32, data_flags(), self.ptr[&b], 0),
-            KOp::Load(b, _) => {
-                let a = fx.addr(self.ptr[&b], self.i.expect("a row load inside the row loop"));
+            KOp::Load(b, p) => {
+                let mut i = self.i.expect("a row load inside the row loop");
+                if let Pat::RowMap(m) = p {
+                    if m.div > 1 {
+                        i = fx.b.ins().udiv_imm_u(i, m.div as i64);
+                    }
+                    if let Some(c) = m.modulo {
+                        i = fx.b.ins().urem_imm_u(i, c as i64);
+                    }
+                }
+                let a = fx.addr(self.ptr[&b], i);
                 fx.b.ins().load(types::F32, data_flags(), a, 0)
             }
             KOp::Const(bits) => fx.b.ins().f32const(f32::from_bits(bits)),

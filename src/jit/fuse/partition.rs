@@ -5,7 +5,7 @@
 //! how its operands are read ([`Ref`]). Nothing here decides buffers: `lower` does, once
 //! every reader of every value is known.
 
-use super::view::{self, classify, contiguous, linear, Domain, Level, Sym};
+use super::view::{self, classify, contiguous, linear, Domain, Level, Pat, Sym};
 use super::RKind;
 use crate::graph::{Graph, NodeId, Op, Reduce, Target};
 
@@ -456,7 +456,7 @@ impl Partition<'_> {
             // Trailing unit dims do not make a row structure: [B,1] is one row of B.
             Op::Unary(_) | Op::Binary(_) | Op::Select => {
                 let keep = own.iter().rposition(|d| !d.is_one()).map_or(0, |k| k + 1);
-                Some(Domain::of_dims(&own[..keep]))
+                Some(self.elementwise_domain(id, &own[..keep]))
             }
             Op::Input(_)
             | Op::Param(_)
@@ -481,6 +481,29 @@ impl Partition<'_> {
             | Op::PoolPick(_)
             | Op::PoolRoute(_) => Some(Domain::of_dims(own)),
         }
+    }
+
+    /// The domain of an elementwise kernel over `dims`: the last dim as columns, unless an
+    /// operand is then a row map that divides the row index (a per-channel value of
+    /// images, `(i / H) % C` in `(N·C·H) × W`); then the widest columns that read every
+    /// operand without dividing (`i % C` in `(N·C) × (H·W)`), if a split has them.
+    fn elementwise_domain(&self, id: NodeId, dims: &[Sym]) -> Domain {
+        let refs: Vec<Ref> = self.g.node(id).args.iter().map(|&a| self.resolve(a)).collect();
+        let undivided = |dom: Domain| {
+            refs.iter().all(|r| match r {
+                Ref::Uniform(_) => true,
+                Ref::Base { dims, strides, .. } => {
+                    match classify(dims, strides, Level::Elem, dom) {
+                        Some(Pat::RowMap(m)) => m.div == 1,
+                        p => p.is_some(),
+                    }
+                }
+            })
+        };
+        let split =
+            |s: usize| Domain { rows: Sym::product(&dims[..s]), cols: Sym::product(&dims[s..]) };
+        let default = Domain::of_dims(dims);
+        (1..dims.len()).rev().map(split).find(|&d| undivided(d)).unwrap_or(default)
     }
 
     fn place_generic_reduce(&mut self, id: NodeId) {

@@ -11,6 +11,9 @@
 //! ```text
 //! Full    base[i·cols + j]     the value has the domain's own layout
 //! Row     base[i]              one value per row   (e.g. [B,1] broadcast to [B,10])
+//! RowMap  base[(i / d) % m]    one value per row, shared by rows (a per-channel [C]
+//!                              broadcast to images [B,C,H,W] read in a (B·C)×(H·W)
+//!                              domain is `i % C`; in (B·C·H)×W it is `(i / H) % C`)
 //! Col     base[j]              one value per column (e.g. a bias [10] broadcast to [B,10])
 //! Scalar  base[0]              one value
 //! ```
@@ -156,8 +159,45 @@ pub fn reshape(from: &[Sym], st: &[Sym], to: &[Sym]) -> Option<Vec<Sym>> {
 pub enum Pat {
     Full,
     Row,
+    /// A load only (a Row-level value): `base[(i / div) % modulo]`, never the identity map.
+    RowMap(RowMap),
     Col,
     Scalar,
+}
+
+/// The index `(i / div) % modulo` of a row `i` (no `%` when `modulo` is `None`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RowMap {
+    pub div: u64,
+    pub modulo: Option<u64>,
+}
+
+/// The [`RowMap`] by which the row index `i` of a row-major walk over `dims` addresses the
+/// view `(dims, strides)`, if it is one other than the identity: innermost, dims of stride 0
+/// (their product is `div`); then a contiguous run (stride 1, then each the product of the
+/// ones inside; its size is `modulo`); then, outermost, dims of stride 0 again (none: no
+/// `%`). Unit dims do not count; `div` and `modulo` are constants.
+pub fn row_map(dims: &[Sym], strides: &[Sym]) -> Option<RowMap> {
+    let axes: Vec<(Sym, Sym)> =
+        dims.iter().zip(strides).filter(|(d, _)| !d.is_one()).map(|(d, s)| (*d, *s)).collect();
+    let inner = axes.iter().rev().take_while(|(_, s)| *s == Sym::ZERO).count();
+    let div = Sym::product(&axes[axes.len() - inner..].iter().map(|a| a.0).collect::<Vec<_>>());
+    let rest = &axes[..axes.len() - inner];
+    let (mut run, mut want) = (0, Sym::ONE);
+    for (d, s) in rest.iter().rev() {
+        if *s != want {
+            break;
+        }
+        run += 1;
+        want = want.checked_mul(*d)?;
+    }
+    let outer = &rest[..rest.len() - run];
+    if run == 0 || outer.iter().any(|(_, s)| *s != Sym::ZERO) {
+        return None;
+    }
+    let modulo = if outer.is_empty() { None } else { Some(want.constant()?) };
+    let map = RowMap { div: div.constant()?, modulo };
+    (map != RowMap { div: 1, modulo: None }).then_some(map)
 }
 
 /// Where in a kernel's domain a value varies: `Inv` (once per kernel), `Row` (once per
@@ -181,7 +221,8 @@ impl Level {
     pub fn within(self, o: Level) -> bool {
         self.join(o) == o
     }
-    /// The pattern a value of this level is stored and reloaded with.
+    /// The pattern a value of this level is stored and reloaded with (never a
+    /// [`Pat::RowMap`]).
     pub fn pat(self) -> Pat {
         match self {
             Level::Inv => Pat::Scalar,
@@ -232,6 +273,8 @@ impl Domain {
             (Level::Row, Pat::Full) => c1,
             (Level::Row, Pat::Scalar) | (Level::Inv, Pat::Row) => r1,
             (Level::Inv, Pat::Col) => c1,
+            // A mapped row is another row's value: never the one in registers.
+            (_, Pat::RowMap(_)) => false,
             _ => false,
         }
     }
@@ -247,8 +290,11 @@ pub fn classify(dims: &[Sym], strides: &[Sym], level: Level, dom: Domain) -> Opt
             // Every dim indexes the one varying coordinate.
             if linear(dims, strides, Sym::ONE) {
                 Some(if level == Level::Row { Pat::Row } else { Pat::Col })
+            } else if linear(dims, strides, Sym::ZERO) {
+                Some(Pat::Scalar)
             } else {
-                linear(dims, strides, Sym::ZERO).then_some(Pat::Scalar)
+                let map = row_map(dims, strides).filter(|_| level == Level::Row);
+                map.map(Pat::RowMap)
             }
         }
         Level::Elem => {
@@ -267,6 +313,11 @@ pub fn classify(dims: &[Sym], strides: &[Sym], level: Level, dom: Domain) -> Opt
                 ];
                 if let Some((p, _, _)) = table.iter().find(|(_, a, b)| fits(*a, *b)) {
                     return Some(*p);
+                }
+                if linear(sd, ss, Sym::ZERO) {
+                    if let Some(map) = row_map(pd, ps) {
+                        return Some(Pat::RowMap(map));
+                    }
                 }
             }
             linear(dims, strides, Sym::ZERO).then_some(Pat::Scalar)
@@ -322,6 +373,35 @@ mod tests {
         // Transposed with unit dims inserted keeps its strides.
         let r = reshape(&[f(3), f(2)], &[f(1), f(3)], &[f(3), f(1), f(2)]);
         assert_eq!(r, Some(vec![f(1), Sym::ZERO, f(3)]));
+    }
+
+    #[test]
+    fn per_channel_reads_of_images_are_mapped_rows() {
+        let img = [B, f(16), f(32), f(32)];
+        let chan = broadcast(&[f(16), f(1), f(1)], &[f(1), f(1), f(1)], &img);
+        let per_image = broadcast(&[B, f(16), f(1), f(1)], &[f(16), f(1), f(1), f(1)], &img);
+        let map = |div, modulo| Some(Pat::RowMap(RowMap { div, modulo }));
+        // (B·C)×(H·W): a channel's value is row i % C, an (image, channel) value row i.
+        let wide = Domain { rows: f(16) * B, cols: f(1024) };
+        assert_eq!(classify(&img, &chan, Level::Elem, wide), map(1, Some(16)));
+        assert_eq!(classify(&img, &per_image, Level::Elem, wide), Some(Pat::Row));
+        // (B·C·H)×W: rows (i / H) % C and i / H.
+        let narrow = Domain { rows: f(512) * B, cols: f(32) };
+        assert_eq!(classify(&img, &chan, Level::Elem, narrow), map(32, Some(16)));
+        assert_eq!(classify(&img, &per_image, Level::Elem, narrow), map(32, None));
+        // Read at Row level in (B·C)×(H·W).
+        let rows = [B, f(16)];
+        let chan_rows = broadcast(&[f(16)], &[f(1)], &rows);
+        assert_eq!(classify(&rows, &chan_rows, Level::Row, wide), map(1, Some(16)));
+        assert_eq!(classify(&rows, &chan_rows, Level::Col, wide), None);
+        // Neither the identity nor a transposed read is a map; nor a batch-sized modulo.
+        assert_eq!(row_map(&[B, f(16)], &[f(16), f(1)]), None);
+        assert_eq!(row_map(&[f(4), f(16)], &[f(1), f(4)]), None);
+        assert_eq!(row_map(&[f(2), B, f(3)], &[Sym::ZERO, f(1), Sym::ZERO]), None);
+        assert_eq!(
+            row_map(&[f(2), f(5), f(1), f(3)], &[Sym::ZERO, f(1), Sym::ZERO, Sym::ZERO]),
+            Some(RowMap { div: 3, modulo: Some(5) })
+        );
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl<'a, 'g> KBuilder<'a, 'g> {
         let level = match op {
             KOp::Load(_, p) => match p {
                 Pat::Full => Level::Elem,
-                Pat::Row => Level::Row,
+                Pat::Row | Pat::RowMap(_) => Level::Row,
                 Pat::Col => Level::Col,
                 Pat::Scalar => Level::Inv,
             },
