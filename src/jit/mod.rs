@@ -34,6 +34,7 @@ pub mod gemm;
 pub mod plan;
 pub mod pool;
 pub mod print;
+pub mod tile;
 pub mod vmath;
 pub mod window;
 

@@ -25,6 +25,7 @@ use std::cell::RefCell;
 
 use super::gemm::matmul;
 use super::pool::{split_point, Pool};
+use super::tile;
 use crate::graph::Window;
 
 /// Window ops of fewer flop than this run on the calling thread (see the module doc). With
@@ -224,11 +225,15 @@ fn col_range(g: &Geometry, b: usize) -> (usize, usize, usize) {
     (lo, hi, (lo * sw + shift).saturating_sub(pw))
 }
 
-/// `cols [K, L]` of the channels `c0..c0 + C/g` of one example's image `x`: row
-/// `(c, a, b)` holds, at output position `(i, j)`, the pixel that tap `(a, b)` reads (0 in
-/// the padding). Whole runs of columns are copied (one `memcpy` per output row at stride 1).
-fn im2col(g: &Geometry, x: &[f32], c0: usize, cols: &mut [f32]) {
-    let (h, w, l, wo, sw) = (g.h as usize, g.w as usize, g.l(), g.wo as usize, g.sw as usize);
+/// `cols [K, (i1 − i0)·Wo]` of the channels `c0..c0 + C/g` of one example's image `x`, for
+/// the output rows `i0..i1`: row `(c, a, b)` holds, at output position `(i, j)`, the pixel
+/// that tap `(a, b)` reads (0 in the padding). Whole runs of columns are copied: one copy per
+/// output row, or per tap when the output rows are as wide as the input's
+/// ([`same_width_row`]).
+fn im2col(g: &Geometry, x: &[f32], c0: usize, (i0, i1): (usize, usize), cols: &mut [f32]) {
+    let (h, w, wo) = (g.h as usize, g.w as usize, g.wo as usize);
+    let l = (i1 - i0) * wo;
+    let same_width = (g.sh, g.sw) == (1, 1) && wo == w;
     let mut rows = cols[..g.k_rows() * l].chunks_exact_mut(l);
     for c in c0..c0 + (g.c / g.groups) as usize {
         let plane = &x[c * h * w..(c + 1) * h * w];
@@ -236,27 +241,102 @@ fn im2col(g: &Geometry, x: &[f32], c0: usize, cols: &mut [f32]) {
             for b in 0..g.kw as usize {
                 let row = rows.next().expect("K rows");
                 let (lo, hi, x0) = col_range(g, b);
-                for (i, out) in row.chunks_exact_mut(wo).enumerate() {
+                if same_width {
+                    same_width_row(g, plane, a, (lo, hi, x0), (i0, i1), row);
+                    continue;
+                }
+                for (i, out) in (i0..i1).zip(row.chunks_exact_mut(wo)) {
                     let Some(y) = g.tap(0, i, a) else {
                         out.fill(0.0);
                         continue;
                     };
                     out[..lo].fill(0.0);
                     out[hi..].fill(0.0);
-                    if hi == lo {
-                        continue;
-                    }
-                    let src = &plane[y * w + x0..];
-                    if sw == 1 {
-                        out[lo..hi].copy_from_slice(&src[..hi - lo]);
-                    } else {
-                        for (k, v) in out[lo..hi].iter_mut().enumerate() {
-                            *v = src[k * sw];
-                        }
+                    if hi > lo {
+                        copy_strided(&plane[y * w + x0..], g.sw as usize, &mut out[lo..hi]);
                     }
                 }
             }
         }
+    }
+}
+
+/// `out[k] = src[k·stride]`, with the usual strides 1 and 2 as constants so the loop
+/// vectorizes.
+fn copy_strided(src: &[f32], stride: usize, out: &mut [f32]) {
+    fn at<const S: usize>(src: &[f32], stride: usize, out: &mut [f32]) {
+        let s = if S == 0 { stride } else { S };
+        let src = &src[..(out.len() - 1) * s + 1];
+        for (k, v) in out.iter_mut().enumerate() {
+            *v = src[k * s];
+        }
+    }
+    match stride {
+        1 => copy_runs(&src[..out.len()], out),
+        2 => at::<2>(src, 2, out),
+        _ => at::<0>(src, stride, out),
+    }
+}
+
+/// `dst[k·stride] += v[k]`, with the usual strides 1 and 2 as constants so the loop
+/// vectorizes ([`copy_strided`]'s adjoint).
+fn add_strided(v: &[f32], stride: usize, dst: &mut [f32]) {
+    fn at<const S: usize>(v: &[f32], stride: usize, dst: &mut [f32]) {
+        let s = if S == 0 { stride } else { S };
+        let dst = &mut dst[..(v.len() - 1) * s + 1];
+        for (k, v) in v.iter().enumerate() {
+            dst[k * s] += v;
+        }
+    }
+    match stride {
+        1 => at::<1>(v, 1, dst),
+        2 => at::<2>(v, 2, dst),
+        _ => at::<0>(v, stride, dst),
+    }
+}
+
+/// `out = src` in runs of 8 floats of constant length, so short rows (F's are 8 to 24 floats)
+/// are a few moves, not a call to `memcpy`.
+fn copy_runs(src: &[f32], out: &mut [f32]) {
+    let (mut o, mut s) = (out.chunks_exact_mut(8), src.chunks_exact(8));
+    for (o, s) in (&mut o).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().expect("runs of 8");
+        <&mut [f32; 8]>::try_from(o).expect("runs of 8").copy_from_slice(s);
+    }
+    for (o, s) in o.into_remainder().iter_mut().zip(s.remainder()) {
+        *o = *s;
+    }
+}
+
+/// One row of [`im2col`] over the output rows `i0..i1` (tap row `a` of one channel `plane`;
+/// `lo..hi` and `x0` the [`col_range`] of its tap column) at stride 1 with `wo = w`: output
+/// position `i·w + j` reads input `(i + a·dh − ph)·w + j + b·dw − pw`, a fixed shift, so the
+/// output rows whose input row is in the image are one copy; then the columns in the
+/// padding, which that copy filled from the neighbouring input rows, and the rows outside
+/// the image are zeroed.
+fn same_width_row(
+    g: &Geometry,
+    plane: &[f32],
+    a: usize,
+    (lo, hi, x0): (usize, usize, usize),
+    (i0, i1): (usize, usize),
+    row: &mut [f32],
+) {
+    let w = g.w as usize;
+    let valid = (i0..i1).filter(|&i| g.tap(0, i, a).is_some());
+    let (Some(v0), Some(v1)) = (valid.clone().next(), valid.last()) else {
+        return row.fill(0.0);
+    };
+    if hi == lo {
+        return row.fill(0.0);
+    }
+    let y0 = g.tap(0, v0, a).expect("in the image");
+    let (start, end) = ((v0 - i0) * w + lo, (v1 - i0) * w + hi);
+    row[start..end].copy_from_slice(&plane[y0 * w + x0..][..end - start]);
+    row[..start].fill(0.0);
+    row[end..].fill(0.0);
+    for i in v0 - i0..v1 - i0 {
+        row[i * w + hi..(i + 1) * w + lo].fill(0.0);
     }
 }
 
@@ -275,28 +355,55 @@ fn col2im(g: &Geometry, dcols: &[f32], c0: usize, dx: &mut [f32]) {
                     if hi == lo {
                         continue;
                     }
-                    let dst = &mut plane[y * w + x0..];
-                    for (k, v) in vals[lo..hi].iter().enumerate() {
-                        dst[k * sw] += v;
-                    }
+                    add_strided(&vals[lo..hi], sw, &mut plane[y * w + x0..]);
                 }
             }
         }
     }
 }
 
-/// Runs `f` with a scratch `cols` of `K·L` floats (unless the op is pointwise).
+/// Runs `f` with a scratch `cols` of `K·L` floats (unless the op is pointwise) and
+/// [`tile::NR`] more, which the micro-kernel may read past a band's last row.
 fn with_cols(g: &Geometry, f: impl FnOnce(&mut [f32])) {
     if g.pointwise() {
         return f(&mut []);
     }
     COLS.with_borrow_mut(|cols| {
-        let len = g.k_rows() * g.l();
+        let len = g.k_rows() * g.l() + tile::NR;
         if cols.len() < len {
             cols.resize(len, 0.0);
         }
         f(&mut cols[..len])
     })
+}
+
+/// Floats of `cols` a band of output rows of a tiled convolution may take: the band stays in
+/// the L2 cache while every panel of the kernel passes over it.
+const BAND_FLOATS: usize = 48 * 1024;
+
+/// One example and group of a forward convolution through the micro-kernels: `y [O/g, L] =
+/// k · cols`, `cols` made one band of output rows at a time (`scratch` holds a band).
+fn conv_tiled(
+    g: &Geometry,
+    x: &[f32],
+    c0: usize,
+    packed: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (k, wo, ho, og) = (g.k_rows(), g.wo as usize, g.ho as usize, (g.o / g.groups) as usize);
+    // Bands of whole NR-column blocks where the output rows allow it.
+    let fit = (BAND_FLOATS / (k * wo).max(1)).clamp(1, ho);
+    let aligned = (1..=fit).rev().find(|r| r * wo % tile::NR == 0);
+    let band = aligned.unwrap_or(fit);
+    for i0 in (0..ho).step_by(band) {
+        let i1 = (i0 + band).min(ho);
+        let n = (i1 - i0) * wo;
+        im2col(g, x, c0, (i0, i1), scratch);
+        let cols = &scratch[..k * n + tile::NR];
+        // SAFETY: `tile::available()` was checked by the caller; lengths are checked inside.
+        unsafe { tile::product(packed, (og, n, k), cols, n, &mut y[i0 * wo..], g.l()) };
+    }
 }
 
 /// The convolution ops on examples `n0..n1` of the operands; `out` holds those examples'
@@ -315,19 +422,29 @@ fn conv_part<'a>(
     let (image, outs, _) = g.sizes();
     let (groups, k, l) = (g.groups as usize, g.k_rows(), g.l());
     let (cg, og) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize);
+    let tiled = g.op() == WindowOp::Conv && !g.pointwise() && tile::available();
+    let packed: Vec<Vec<f32>> = match tiled {
+        true => (0..groups).map(|grp| tile::pack_a(&b[grp * og * k..], og, k)).collect(),
+        false => Vec::new(),
+    };
     with_cols(g, |scratch| {
         for n in n0..n1 {
             for grp in 0..groups {
                 let kernel = |t: &'a [f32]| -> &'a [f32] { &t[grp * og * k..(grp + 1) * og * k] };
                 match g.op() {
+                    WindowOp::Conv if tiled => {
+                        let x = &a[n * image..(n + 1) * image];
+                        let y = &mut out[(n - n0) * outs + grp * og * l..][..og * l];
+                        conv_tiled(g, x, grp * cg, &packed[grp], y, scratch);
+                    }
                     WindowOp::Conv => {
                         let x = &a[n * image..(n + 1) * image];
                         let y = &mut out[(n - n0) * outs + grp * og * l..][..og * l];
                         let cols = if g.pointwise() {
                             &x[grp * cg * l..(grp + 1) * cg * l]
                         } else {
-                            im2col(g, x, grp * cg, scratch);
-                            &*scratch
+                            im2col(g, x, grp * cg, (0, g.ho as usize), scratch);
+                            &scratch[..k * l]
                         };
                         matmul(og, l, k, kernel(b), false, cols, false, y, false);
                     }
@@ -341,8 +458,9 @@ fn conv_part<'a>(
                             if grp == 0 {
                                 dx.fill(0.0);
                             }
-                            matmul(k, l, og, kernel(b), true, dy, false, scratch, false);
-                            col2im(g, scratch, grp * cg, dx);
+                            let dcols = &mut scratch[..k * l];
+                            matmul(k, l, og, kernel(b), true, dy, false, dcols, false);
+                            col2im(g, dcols, grp * cg, dx);
                         }
                     }
                     WindowOp::ConvGradKernel => {
@@ -351,8 +469,8 @@ fn conv_part<'a>(
                         let cols = if g.pointwise() {
                             &x[grp * cg * l..(grp + 1) * cg * l]
                         } else {
-                            im2col(g, x, grp * cg, scratch);
-                            &*scratch
+                            im2col(g, x, grp * cg, (0, g.ho as usize), scratch);
+                            &scratch[..k * l]
                         };
                         let dk = &mut out[grp * og * k..(grp + 1) * og * k];
                         matmul(og, k, l, dy, false, cols, true, dk, n > n0);
