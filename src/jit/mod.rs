@@ -23,8 +23,9 @@
 //! on bad data. Ids the graph computes are clamped into range: never an access out of bounds.
 //!
 //! Runtime support: `gemm` (the matrix-product trampoline), `window` (the convolution and
-//! pooling trampoline) and `pool` (the thread pool); `vmath` (vectorized transcendental
-//! functions). `unsafe` is confined to `abi`, `gemm`, `window` and `pool` (docs/jit.md,
+//! pooling trampoline), `tile` (the forward convolutions' micro-kernel) and `pool` (the
+//! thread pool); `vmath` (vectorized transcendental
+//! functions). `unsafe` is confined to `abi`, `gemm`, `window`, `tile` and `pool` (docs/jit.md,
 //! *Where `unsafe` lives*).
 
 pub mod abi;

@@ -15,6 +15,12 @@
 //! A 1×1 kernel at stride 1 without padding reads the image as it is (`cols` is `x[n, G]`),
 //! so it copies nothing. `cols` lives in a per-thread scratch buffer, grown once.
 //!
+//! Products: a forward convolution with a real window (not 1×1) on a machine with AVX2 and
+//! FMA runs through [`tile`]'s micro-kernel, `cols` made one band of output rows at a time
+//! ([`BAND_FLOATS`]) and read in place; every other product (the 1×1 case, both gradients,
+//! machines without AVX2) calls [`matmul`], the `gemm` crate. The two sum in different
+//! orders, so their results differ in the last bits.
+//!
 //! Threads: a window op of at least [`PAR_MIN_FLOP`] flop on a pool of more than one thread
 //! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
 //! write disjoint examples; `conv_grad_kernel` sums each part's examples into its own
