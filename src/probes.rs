@@ -41,7 +41,10 @@ impl Activations {
     pub fn record(&mut self, g: &mut Graph, v: &Value, node: NodeId) {
         let layer_output = matches!(
             v.kind,
-            ValueKind::Dense { .. } | ValueKind::WeightNormDense { .. } | ValueKind::Norm { .. }
+            ValueKind::Dense { .. }
+                | ValueKind::WeightNormDense { .. }
+                | ValueKind::Conv2d { .. }
+                | ValueKind::Norm { .. }
         );
         let Some(layer) = v.layer.as_ref().filter(|_| layer_output) else { return };
         if !self.seen.insert(layer.clone()) {

@@ -578,6 +578,73 @@ fn lsuv_brings_every_layer_output_to_unit_variance() {
     assert_eq!(again, w);
 }
 
+/// `conv(x, k) + bias` by its definition in f64: `x [n, c, h, w]`, `k [o, c, kh, kw]`,
+/// stride `s`, zero padding `p`, one group.
+fn direct_conv(
+    x: &[f64],
+    [n, c, h, w]: [usize; 4],
+    k: &Tensor<f32>,
+    b: &Tensor<f32>,
+    s: usize,
+    p: usize,
+) -> Vec<f64> {
+    let [o, _, kh, kw] = k.shape[..] else { panic!("a kernel") };
+    let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
+    let mut out = Vec::with_capacity(n * o * ho * wo);
+    for (e, oc, i, j) in (0..n).flat_map(|e| {
+        (0..o).flat_map(move |oc| (0..ho).flat_map(move |i| (0..wo).map(move |j| (e, oc, i, j))))
+    }) {
+        let mut acc = b.data[oc] as f64;
+        for (ci, a, bb) in
+            (0..c).flat_map(|ci| (0..kh).flat_map(move |a| (0..kw).map(move |bb| (ci, a, bb))))
+        {
+            let (y, xx) = ((i * s + a) as isize - p as isize, (j * s + bb) as isize - p as isize);
+            if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < w {
+                let v = x[((e * c + ci) * h + y as usize) * w + xx as usize];
+                acc += v * k.data[((oc * c + ci) * kh + a) * kw + bb] as f64;
+            }
+        }
+        out.push(acc);
+    }
+    out
+}
+
+#[test]
+fn lsuv_brings_every_conv_output_to_unit_variance() {
+    // Mishkin & Matas's setting: convolutions, the variance over every element of the
+    // layer's output [N, O, Ho, Wo]; the second layer sees the first already rescaled.
+    let src = "model M { input x: [B, 2, 5, 5]  label t: [B, 16]
+        c1 = Conv2d(2 -> 6, 3, padding = 1, init = lsuv)
+        c2 = Conv2d(6 -> 4, 3, stride = 2, init = lsuv)
+        loss = mse(flatten(c2(relu(c1(x * 5)))), t) }
+        optimizer sgd(lr = 0.1)";
+    let c = compile(src);
+    assert_eq!(lsuv::layers(&c.model), vec![("c1".to_string(), 0), ("c2".to_string(), 2)]);
+    let mut r = ChaCha8Rng::seed_from_u64(31);
+    let x = random(&mut r, &[32, 2, 5, 5], -1.0, 1.0).to_f32();
+    let t = Tensor::full(vec![32, 16], 0.0f32);
+    let mut w = state::initial(&c.model, 4, None).unwrap();
+    let drawn = w.params.clone();
+    let reports = lsuv::calibrate(&c.model, &mut w.params, &w.buffers, &[x.clone(), t]).unwrap();
+    assert!(reports.iter().all(|r| r.rescalings > 0), "{reports:?}");
+    let var = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / v.len() as f64
+    };
+    let x5: Vec<f64> = x.data.iter().map(|&v| v as f64 * 5.0).collect();
+    let h1 = direct_conv(&x5, [32, 2, 5, 5], &w.params[0], &w.params[1], 1, 1);
+    assert!((var(&h1) - 1.0).abs() < lsuv::TOL, "c1 variance {}", var(&h1));
+    let a1: Vec<f64> = h1.iter().map(|v| v.max(0.0)).collect();
+    let h2 = direct_conv(&a1, [32, 6, 5, 5], &w.params[2], &w.params[3], 2, 0);
+    assert!((var(&h2) - 1.0).abs() < lsuv::TOL, "c2 variance {}", var(&h2));
+    // The kernels are rescaled draws; the biases are untouched.
+    for (p, before) in w.params.iter().zip(&drawn) {
+        let k = p.data[0] / before.data[0];
+        assert!(p.data.iter().zip(&before.data).all(|(a, b)| (a - k * b).abs() < 1e-5 * k.abs()));
+    }
+    assert_eq!((&w.params[1], &w.params[3]), (&drawn[1], &drawn[3]));
+}
+
 /// `avg_pool2d` and `global_avg_pool` are the means of their windows (against a direct
 /// computation on a numbered image), and their gradients, through a parameter that scales
 /// the image, match finite differences.

@@ -620,12 +620,12 @@ impl<'a> Elab<'a, '_> {
     }
 }
 
-/// `init = lsuv` where it cannot apply: LSUV rescales a Dense layer's weight by the variance
-/// of that layer's output.
+/// `init = lsuv` where it cannot apply: LSUV rescales a Dense or Conv2d layer's weight by the
+/// variance of that layer's output.
 pub(super) fn lsuv_misplaced(span: Span, what: &str) -> Diagnostic {
     Diagnostic::error(span, format!("lsuv cannot initialize {what}"))
-        .label("lsuv is data-dependent: it rescales a Dense weight by its layer's output variance")
-        .note("use it as a Dense layer's weight initializer: `Dense(64 -> 64, init = lsuv)`")
+        .label("lsuv is data-dependent: it rescales a layer's weight by the layer's output variance")
+        .note("use it as a Dense or Conv2d layer's weight initializer: `Dense(64 -> 64, init = lsuv)`")
 }
 
 /// `a op b` on integers, refusing overflow and inexact division.

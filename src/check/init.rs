@@ -3,7 +3,7 @@
 //! arguments (std > 0, low < high, gain > 0, fixup's branches >= 1 and layers >= 2) and,
 //! given the parameter's shape, that the initializer applies to it (orthogonal,
 //! delta_orthogonal and lsuv need rank >= 2, identity rank 2). Where an initializer may
-//! appear (lsuv only as a Dense weight's `init`) is checked by the declarations.
+//! appear (lsuv only as a Dense or Conv2d weight's `init`) is checked by the declarations.
 
 use super::args::{describe, Args, Rule};
 use super::model::Init;

@@ -1,6 +1,6 @@
 //! LSUV, layer-sequential unit-variance initialization (Mishkin & Matas 2016): after the
-//! orthogonal draw of `init = lsuv` (`train::init`), each Dense layer whose weight says
-//! `lsuv`, in forward order, is rescaled on one data batch:
+//! orthogonal draw of `init = lsuv` (`train::init`), each Dense or Conv2d layer whose weight
+//! says `lsuv`, in forward order, is rescaled on one data batch:
 //!
 //! ```text
 //! repeat at most MAX_ITERS times:
@@ -38,11 +38,16 @@ pub struct Report {
     pub rescalings: usize,
 }
 
-/// The Dense layers to rescale, in forward order: (layer path, weight parameter index).
+/// The Dense and Conv2d layers to rescale, in forward order: (layer path, weight parameter
+/// index).
 pub fn layers(model: &Model) -> Vec<(String, u32)> {
     let mut out: Vec<(String, u32)> = Vec::new();
     for v in &model.values {
-        let (ValueKind::Dense { weight, .. }, Some(path)) = (&v.kind, &v.layer) else { continue };
+        let weight = match &v.kind {
+            ValueKind::Dense { weight, .. } | ValueKind::Conv2d { weight, .. } => weight,
+            _ => continue,
+        };
+        let Some(path) = &v.layer else { continue };
         if model.params[*weight as usize].init == Init::Lsuv && !out.iter().any(|l| l.0 == *path) {
             out.push((path.clone(), *weight));
         }

@@ -1,6 +1,7 @@
 //! Statistics of every initializer at a realistic size (a `[256, 512]` weight: fan-in 512,
 //! fan-out 256), against the variance formulas of docs/methods.md#initializers; exact
-//! structure of orthogonal and identity; determinism.
+//! structure of orthogonal and identity; delta-orthogonal convolutions as isometries (Xiao et
+//! al.); determinism.
 
 use super::*;
 use crate::diagnostic::Span;
@@ -296,5 +297,77 @@ fn delta_orthogonal_kernel_is_zero_but_its_centre_tap() {
                 }
             }
         }
+    }
+}
+
+/// `y [o, h, w] = k ⊛ x` (`k [o, c, kh, kw]`, `x [c, h, w]`, stride 1, "same" zero padding of
+/// `⌊(k − 1)/2⌋` before), or its adjoint `x [c, h, w] = kᵀ ⊛ y` when `transposed`; f64.
+fn same_conv(
+    k: &[f32],
+    [o, c, kh, kw]: [usize; 4],
+    v: &[f64],
+    (h, w): (usize, usize),
+    transposed: bool,
+) -> Vec<f64> {
+    let mut out = vec![0.0; if transposed { c } else { o } * h * w];
+    for (oc, ic, a, b) in taps(o, c, kh, kw) {
+        let t = k[((oc * c + ic) * kh + a) * kw + b] as f64;
+        for i in 0..h {
+            for j in 0..w {
+                let (y, x) = (
+                    (i + a) as isize - (kh as isize - 1) / 2,
+                    (j + b) as isize - (kw as isize - 1) / 2,
+                );
+                if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                    continue;
+                }
+                let pix = (y as usize) * w + x as usize;
+                match transposed {
+                    false => out[oc * h * w + i * w + j] += t * v[ic * h * w + pix],
+                    true => out[ic * h * w + pix] += t * v[oc * h * w + i * w + j],
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every `(out, in, a, b)` index of a kernel.
+fn taps(
+    o: usize,
+    c: usize,
+    kh: usize,
+    kw: usize,
+) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    (0..o).flat_map(move |oc| {
+        (0..c).flat_map(move |ic| (0..kh).flat_map(move |a| (0..kw).map(move |b| (oc, ic, a, b))))
+    })
+}
+
+#[test]
+fn delta_orthogonal_convolutions_are_isometries_as_xiao_et_al_define_them() {
+    // Xiao et al. (2018): a delta-orthogonal kernel makes the convolution (stride 1, "same"
+    // padding) gain × an isometry: ‖k ⊛ x‖ = gain·‖x‖ for every image when out ≥ in (the
+    // centre tap has orthonormal columns); when out < in (orthonormal rows) the adjoint is
+    // the isometry, ‖kᵀ ⊛ y‖ = gain·‖y‖. A second draw of the same shape is a different
+    // isometry, not a fixed permutation.
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let (h, w) = (5, 6);
+    for (o, c, kh, kw, gain) in [(8, 8, 3, 3, 1.0), (12, 5, 3, 3, 1.3), (4, 10, 5, 3, 0.7)] {
+        let p = param(&[o, c, kh, kw], Init::DeltaOrthogonal { gain }, c * kh * kw, o * kh * kw);
+        let k = init_param(&p, &mut ChaCha8Rng::seed_from_u64(21)).data;
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let (from, transposed) = if o >= c { (c, false) } else { (o, true) };
+        for _ in 0..3 {
+            let v: Vec<f64> = (0..from * h * w).map(|_| normal(&mut rng)).collect();
+            let out = same_conv(&k, [o, c, kh, kw], &v, (h, w), transposed);
+            let ratio = norm(&out) / norm(&v);
+            assert!(
+                (ratio - gain).abs() < 1e-5 * gain,
+                "[{o},{c},{kh},{kw}]: ‖out‖/‖in‖ = {ratio}"
+            );
+        }
+        let other = init_param(&p, &mut ChaCha8Rng::seed_from_u64(23)).data;
+        assert_ne!(k, other);
     }
 }
