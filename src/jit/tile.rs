@@ -4,9 +4,10 @@
 //! Why not the `gemm` crate here: a convolution's product `y [O, L] = k [O, K] · cols [K, L]`
 //! has few output channels (16 in G's first stage), so each element of `cols` takes part in
 //! only `2·O` flop, and the crate packs `cols` into its own panels first: a second copy of
-//! the largest operand, as costly as the product itself at `O = 16`. Here `cols` is read in
-//! place, a band of output rows at a time small enough to stay in the L2 cache, and only the
-//! kernel (`O·K` floats, once per call) is packed.
+//! the largest operand, as costly as the product itself at `O = 16`. Here only the kernel
+//! (`O·K` floats, once per call) is packed, and B is read in place through [`Rows`]: a band
+//! of `cols` small enough to stay in the L2 cache ([`Strided`]), or, at stride 1, shifted
+//! views of the padded image with no `cols` at all ([`Shifted`]).
 //!
 //! [`outer`]: a `MR × NR` block of C (6 rows of 16 floats, 12 AVX registers) as a sum of
 //! outer products, one per step along K: two vector loads of a B row, six broadcasts of A.
@@ -18,6 +19,65 @@ use std::arch::x86_64::*;
 pub const MR: usize = 6;
 /// Columns of C per block: two AVX vectors.
 pub const NR: usize = 16;
+
+/// The rows of a B operand `[k, n]`, each contiguous: row `t` starts at [`Rows::row`]`(t)`,
+/// and at least `n` rounded up to [`NR`] floats can be read from there.
+pub trait Rows: Copy {
+    /// Where row `t` starts.
+    fn row(self, t: usize) -> *const f32;
+    /// The same operand from row `t0` and column `j` on.
+    fn from(self, t0: usize, j: usize) -> Self;
+}
+
+/// A row-major matrix: row `t` at `b + t·ld`.
+#[derive(Clone, Copy)]
+pub struct Strided {
+    b: *const f32,
+    ld: usize,
+}
+
+impl Strided {
+    /// `b` as `k` rows of stride `ld`, of which `n` columns are used.
+    pub fn new(b: &[f32], ld: usize, (k, n): (usize, usize)) -> Strided {
+        assert!(k == 0 || b.len() >= (k - 1) * ld + n.div_ceil(NR) * NR, "tile: B too short");
+        Strided { b: b.as_ptr(), ld }
+    }
+}
+
+impl Rows for Strided {
+    fn row(self, t: usize) -> *const f32 {
+        self.b.wrapping_add(t * self.ld)
+    }
+    fn from(self, t0: usize, j: usize) -> Self {
+        Strided { b: self.b.wrapping_add(t0 * self.ld + j), ld: self.ld }
+    }
+}
+
+/// Shifted views of one buffer: row `t` at `b + offs[t]` (a convolution's taps over a padded
+/// image, [`crate::jit::window`]).
+#[derive(Clone, Copy)]
+pub struct Shifted<'a> {
+    b: *const f32,
+    offs: &'a [usize],
+}
+
+impl<'a> Shifted<'a> {
+    /// The rows of `b` at `offs`, of which `n` columns are used.
+    pub fn new(b: &[f32], offs: &'a [usize], n: usize) -> Shifted<'a> {
+        let end = offs.iter().max().map_or(0, |o| o + n.div_ceil(NR) * NR);
+        assert!(b.len() >= end, "tile: B too short");
+        Shifted { b: b.as_ptr(), offs }
+    }
+}
+
+impl Rows for Shifted<'_> {
+    fn row(self, t: usize) -> *const f32 {
+        self.b.wrapping_add(self.offs[t])
+    }
+    fn from(self, t0: usize, j: usize) -> Self {
+        Shifted { b: self.b.wrapping_add(j), offs: &self.offs[t0..] }
+    }
+}
 
 /// True if this machine runs the micro-kernels (AVX2 and FMA).
 pub fn available() -> bool {
@@ -49,20 +109,18 @@ pub fn pack_a(a: &[f32], m: usize, k: usize) -> Vec<f32> {
 }
 
 /// `C = A · B` for `rows × cols` of C (at most `MR × NR`) with `A` one packed panel of
-/// [`pack_a`] (`k × MR`), `B` row-major with row stride `ldb`, `C` row-major with row stride
-/// `ldc`.
+/// [`pack_a`] (`k × MR`), `B` the first `k` rows of `b`, `C` row-major with row stride `ldc`.
 ///
 /// # Safety
-/// [`available`] is true; `a` holds `k·MR` floats; `b` holds `NR` readable floats from each
-/// `t·ldb`, `t < k` (columns past `cols` are read, never used); `c` holds `rows` rows of
-/// `cols` writable floats at stride `ldc`, overlapping neither input.
+/// [`available`] is true; `a` holds `k·MR` floats; `b`'s rows `t < k` hold `NR` readable
+/// floats each (columns past `cols` are read, never used); `c` holds `rows` rows of `cols`
+/// writable floats at stride `ldc`, overlapping neither input.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn outer(
+pub unsafe fn outer<R: Rows>(
     k: usize,
     a: *const f32,
-    b: *const f32,
-    ldb: usize,
+    b: R,
     c: *mut f32,
     ldc: usize,
     (rows, cols): (usize, usize),
@@ -70,8 +128,9 @@ pub unsafe fn outer(
 ) {
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for t in 0..k {
-        let b0 = _mm256_loadu_ps(b.add(t * ldb));
-        let b1 = _mm256_loadu_ps(b.add(t * ldb + 8));
+        let row = b.row(t);
+        let b0 = _mm256_loadu_ps(row);
+        let b1 = _mm256_loadu_ps(row.add(8));
         let at = a.add(t * MR);
         for (r, acc) in acc.iter_mut().enumerate() {
             let av = _mm256_broadcast_ss(&*at.add(r));
@@ -108,11 +167,10 @@ pub unsafe fn outer(
 /// # Safety
 /// Never call it.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn outer(
+pub unsafe fn outer<R: Rows>(
     _k: usize,
     _a: *const f32,
-    _b: *const f32,
-    _ldb: usize,
+    _b: R,
     _c: *mut f32,
     _ldc: usize,
     _size: (usize, usize),
@@ -125,18 +183,16 @@ pub unsafe fn outer(
 /// (6 KiB) stay in the L1 cache while a block of C is summed; later passes add to C.
 pub const KC: usize = 256;
 
-/// `C [m, n] = A · B` for `A` packed by [`pack_a`] (`m` rows, `k` columns) and `B` row-major
-/// `[k, n]` with row stride `ldb` and at least `NR − 1` readable floats after its last
-/// row's `n`; `C` row-major with row stride `ldc`. Each B block of `KC × NR` is used by
-/// every panel of A before the next.
+/// `C [m, n] = A · B` for `A` packed by [`pack_a`] (`m` rows, `k` columns) and `B` `[k, n]`
+/// ([`Strided`] or [`Shifted`], whose constructors check its length); `C` row-major with row
+/// stride `ldc`. Each B block of `KC × NR` is used by every panel of A before the next.
 ///
 /// # Safety
 /// [`available`] is true; the slices' lengths are checked.
-pub unsafe fn product(
+pub unsafe fn product<R: Rows>(
     a: &[f32],
     (m, n, k): (usize, usize, usize),
-    b: &[f32],
-    ldb: usize,
+    b: R,
     c: &mut [f32],
     ldc: usize,
 ) {
@@ -144,7 +200,6 @@ pub unsafe fn product(
         return;
     }
     assert!(a.len() >= m.div_ceil(MR) * k * MR, "tile: A too short");
-    assert!(k == 0 || b.len() >= (k - 1) * ldb + n.div_ceil(NR) * NR, "tile: B too short");
     assert!(c.len() >= (m - 1) * ldc + n, "tile: C too short");
     if k == 0 {
         // An empty sum.
@@ -157,7 +212,7 @@ pub unsafe fn product(
                 let size = ((m - p * MR).min(MR), (n - j).min(NR));
                 let panel = a.as_ptr().add(p * k * MR + k0 * MR);
                 let at = c.as_mut_ptr().add(p * MR * ldc + j);
-                outer(kc, panel, b.as_ptr().add(k0 * ldb + j), ldb, at, ldc, size, k0 > 0);
+                outer(kc, panel, b.from(k0, j), at, ldc, size, k0 > 0);
             }
         }
     }
@@ -180,7 +235,8 @@ mod tests {
                 (0..k * ldb + NR).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
             let ldc = n + 2;
             let mut c = vec![f32::NAN; m * ldc];
-            unsafe { product(&pack_a(&a, m, k), (m, n, k), &b, ldb, &mut c, ldc) };
+            let rows = Strided::new(&b, ldb, (k, n));
+            unsafe { product(&pack_a(&a, m, k), (m, n, k), rows, &mut c, ldc) };
             for i in 0..m {
                 for j in 0..ldc {
                     let got = c[i * ldc + j];

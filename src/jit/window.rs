@@ -16,10 +16,12 @@
 //! so it copies nothing. `cols` lives in a per-thread scratch buffer, grown once.
 //!
 //! Products: a forward convolution with a real window (not 1×1) on a machine with AVX2 and
-//! FMA runs through [`tile`]'s micro-kernel, `cols` made one band of output rows at a time
-//! ([`BAND_FLOATS`]) and read in place; every other product (the 1×1 case, both gradients,
-//! machines without AVX2) calls [`matmul`], the `gemm` crate. The two sum in different
-//! orders, so their results differ in the last bits.
+//! FMA runs through [`tile`]'s micro-kernel. At stride 1 there is no `cols` at all: its rows
+//! are shifted views of a zero-padded copy of the image ([`conv_shifted`]); at other strides
+//! `cols` is made one band of output rows at a time ([`BAND_FLOATS`]) and read in place.
+//! Every other product (the 1×1 case, both gradients, machines without AVX2) calls
+//! [`matmul`], the `gemm` crate. The two sum in different orders, so their results differ in
+//! the last bits.
 //!
 //! Threads: a window op of at least [`PAR_MIN_FLOP`] flop on a pool of more than one thread
 //! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
@@ -368,14 +370,9 @@ fn col2im(g: &Geometry, dcols: &[f32], c0: usize, dx: &mut [f32]) {
     }
 }
 
-/// Runs `f` with a scratch `cols` of `K·L` floats (unless the op is pointwise) and
-/// [`tile::NR`] more, which the micro-kernel may read past a band's last row.
-fn with_cols(g: &Geometry, f: impl FnOnce(&mut [f32])) {
-    if g.pointwise() {
-        return f(&mut []);
-    }
+/// Runs `f` with a scratch of `len` floats.
+fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
     COLS.with_borrow_mut(|cols| {
-        let len = g.k_rows() * g.l() + tile::NR;
         if cols.len() < len {
             cols.resize(len, 0.0);
         }
@@ -406,9 +403,77 @@ fn conv_tiled(
         let i1 = (i0 + band).min(ho);
         let n = (i1 - i0) * wo;
         im2col(g, x, c0, (i0, i1), scratch);
-        let cols = &scratch[..k * n + tile::NR];
+        let cols = tile::Strided::new(&scratch[..k * n + tile::NR], n, (k, n));
         // SAFETY: `tile::available()` was checked by the caller; lengths are checked inside.
-        unsafe { tile::product(packed, (og, n, k), cols, n, &mut y[i0 * wo..], g.l()) };
+        unsafe { tile::product(packed, (og, n, k), cols, &mut y[i0 * wo..], g.l()) };
+    }
+}
+
+/// True if [`conv_shifted`] computes this forward convolution (stride 1, not 1×1): it beats
+/// im2col in bands ([`conv_tiled`]) on every shape measured, even where most of the padded
+/// row is dropped. Per call, batch 32 (G) or 64 (F and below), one thread, best of 7 × 5,
+/// alternating builds (a scratch program calling [`nnc_window`]):
+///
+/// | conv (C×H×W → O, kernel, padding) | `wp / wo` | im2col bands | shifted |
+/// | --------------------------------- | --------- | ------------ | ------- |
+/// | 16×32×32 → 16, 3×3, 1 (G stage 1) | 1.06 | 2.96-3.01 ms | 2.21-2.27 ms |
+/// | 32×16×16 → 32, 3×3, 1 (G stage 2) | 1.13 | 2.71-2.76 ms | 2.25-2.38 ms |
+/// | 64×8×8 → 64, 3×3, 1 (G stage 3)   | 1.25 | 2.55-3.54 ms | 2.30-2.37 ms |
+/// | 1×28×28 → 6, 5×5, 0 (F conv1)     | 1.17 | 0.37-0.63 ms | 0.24-0.35 ms |
+/// | 6×12×12 → 16, 5×5, 0 (F conv2)    | 1.5  | 0.98-1.01 ms | 0.45-0.70 ms |
+/// | 16×8×8 → 16, 5×5, 0               | 2.0  | 1.58-1.74 ms | 0.76-0.78 ms |
+/// | 16×6×6 → 32, 5×5, 0               | 3.0  | 1.30-1.38 ms | 0.76-0.79 ms |
+fn shifted(g: &Geometry) -> bool {
+    (g.sh, g.sw) == (1, 1) && !g.pointwise()
+}
+
+/// Floats of scratch [`conv_shifted`] takes: the padded planes (and [`tile::NR`] plus a row
+/// to spare, which the last taps' rows read past), then the output at the padded width.
+fn shifted_len(g: &Geometry) -> usize {
+    let (hp, wp) = ((g.h + 2 * g.ph) as usize, (g.w + 2 * g.pw) as usize);
+    let og = (g.o / g.groups) as usize;
+    (g.c / g.groups) as usize * hp * wp + wp + tile::NR + og * g.ho as usize * wp
+}
+
+/// One example and group of a stride-1 forward convolution without im2col: the channels
+/// `c0..c0 + C/g` of `x` are copied into zero-padded planes `[hp, wp]`, where tap `(c, a, b)`
+/// of output position `(i, j)` is element `i·wp + j` of the plane shifted by `c·hp·wp +
+/// a·dh·wp + b·dw`. So each row of `cols` is a shifted view of the padded image
+/// ([`tile::Shifted`]) and the product runs over `ho × wp` positions, of which the `wp −
+/// wo` at the end of each row are dropped when `y` is written.
+fn conv_shifted(
+    g: &Geometry,
+    x: &[f32],
+    c0: usize,
+    packed: &[f32],
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (h, w, ph, pw) = (g.h as usize, g.w as usize, g.ph as usize, g.pw as usize);
+    let (hp, wp, ho, wo) = (h + 2 * ph, w + 2 * pw, g.ho as usize, g.wo as usize);
+    let (cg, og, k) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize, g.k_rows());
+    let (planes, out) = scratch.split_at_mut(cg * hp * wp + wp + tile::NR);
+    planes.fill(0.0);
+    for c in 0..cg {
+        let src = &x[(c0 + c) * h * w..][..h * w];
+        let dst = &mut planes[c * hp * wp..];
+        for (row, r) in src.chunks_exact(w).zip(ph..) {
+            dst[r * wp + pw..][..w].copy_from_slice(row);
+        }
+    }
+    let offs: Vec<usize> = (0..cg)
+        .flat_map(|c| {
+            (0..g.kh as usize).flat_map(move |a| (0..g.kw as usize).map(move |b| (c, a, b)))
+        })
+        .map(|(c, a, b)| c * hp * wp + a * g.dh as usize * wp + b * g.dw as usize)
+        .collect();
+    let n = ho * wp;
+    let out = &mut out[..og * n];
+    let rows = tile::Shifted::new(planes, &offs, n);
+    // SAFETY: `tile::available()` was checked by the caller; lengths are checked inside.
+    unsafe { tile::product(packed, (og, n, k), rows, out, n) };
+    for (y, full) in y.chunks_exact_mut(wo).zip(out.chunks_exact(wp)) {
+        y.copy_from_slice(&full[..wo]);
     }
 }
 
@@ -433,7 +498,14 @@ fn conv_part<'a>(
         true => (0..groups).map(|grp| tile::pack_a(&b[grp * og * k..], og, k)).collect(),
         false => Vec::new(),
     };
-    with_cols(g, |scratch| {
+    // `cols` (or `dcols`), and `tile::NR` more, which the micro-kernel may read past a band's
+    // last row; or the padded image of `conv_shifted`.
+    let scratch_len = match () {
+        _ if g.pointwise() => 0,
+        _ if tiled && shifted(g) => shifted_len(g),
+        _ => k * l + tile::NR,
+    };
+    with_scratch(scratch_len, |scratch| {
         for n in n0..n1 {
             for grp in 0..groups {
                 let kernel = |t: &'a [f32]| -> &'a [f32] { &t[grp * og * k..(grp + 1) * og * k] };
@@ -441,7 +513,10 @@ fn conv_part<'a>(
                     WindowOp::Conv if tiled => {
                         let x = &a[n * image..(n + 1) * image];
                         let y = &mut out[(n - n0) * outs + grp * og * l..][..og * l];
-                        conv_tiled(g, x, grp * cg, &packed[grp], y, scratch);
+                        match shifted(g) {
+                            true => conv_shifted(g, x, grp * cg, &packed[grp], y, scratch),
+                            false => conv_tiled(g, x, grp * cg, &packed[grp], y, scratch),
+                        }
                     }
                     WindowOp::Conv => {
                         let x = &a[n * image..(n + 1) * image];
