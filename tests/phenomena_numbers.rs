@@ -614,6 +614,9 @@ fn specs() -> Vec<Spec> {
         spec("plain_bn_init", "06_residual/plain_bn.nn", &init),
         spec("res_no_norm", "06_residual/residual_no_norm.nn", &[]),
         spec("res_no_norm_init", "06_residual/residual_no_norm.nn", &init),
+        spec("cplain_init", "06_residual/conv_plain.nn", &init),
+        spec("cres_no_norm", "06_residual/conv_residual_no_norm.nn", &[]),
+        spec("cres_no_norm_init", "06_residual/conv_residual_no_norm.nn", &init),
         spec("mlp_sgd", "examples/digits_mlp.nn", &["--set", "optimizer=sgd(lr = 0.3)"]),
         spec("mlp_adam", "examples/digits_mlp.nn", &[]),
         spec("mlp_adam3", "examples/digits_mlp.nn", &["--set", "optimizer.lr=3e-3"]),
@@ -650,7 +653,7 @@ fn specs() -> Vec<Spec> {
             &["--set", set.as_str()],
         ));
     }
-    let seeded_files: [(&str, &str, &[&str]); 22] = [
+    let seeded_files: [(&str, &str, &[&str]); 26] = [
         ("n1", "03_vanishing/normal_1.nn", &[]),
         ("n001", "03_vanishing/normal_0.01.nn", &[]),
         ("xavier3", "03_vanishing/xavier.nn", &[]),
@@ -660,6 +663,10 @@ fn specs() -> Vec<Spec> {
         ("plain_bn", "06_residual/plain_bn.nn", &[]),
         ("res", "06_residual/residual.nn", &[]),
         ("fixup", "06_residual/fixup.nn", &[]),
+        ("cplain", "06_residual/conv_plain.nn", &[]),
+        ("cplain_bn", "06_residual/conv_plain_bn.nn", &[]),
+        ("cres", "06_residual/conv_residual.nn", &[]),
+        ("cfixup", "06_residual/conv_fixup.nn", &[]),
         ("constant", "07_schedules/constant.nn", &[]),
         ("step", "07_schedules/step.nn", &[]),
         ("cosine", "07_schedules/cosine.nn", &[]),
@@ -917,6 +924,28 @@ fn row6(r: &Runs, c: &mut Cell) {
     let fixup = r.seeds("fixup");
     c.each("fixup: train accuracy %", fixup.map(|d| d.acc()));
     c.each("fixup: validation accuracy %", fixup.map(|d| d.val()));
+    c.given("CNN: convolutions", &[41.0]);
+    c.given("CNN: channels", &[8.0]);
+    c.all("CNN: epochs", r.seeds("cres").map(|d| d.epochs()));
+    c.given("seeds", &[1.0, 2.0, 3.0]);
+    c.each("CNN plain: train accuracy %", r.seeds("cplain").map(|d| d.acc()));
+    let init = r.get("cplain_init");
+    for block in [0, 19] {
+        let col = format!("act_var.blocks.{block}.conv2");
+        c.got(&format!("CNN plain: {col} at init"), init.init_at(&col));
+        c.given("CNN plain: its block", &[block as f64]);
+    }
+    c.each("CNN plain_bn: train accuracy %", r.seeds("cplain_bn").map(|d| d.acc()));
+    let (res, fixup) = (r.seeds("cres"), r.seeds("cfixup"));
+    c.each("CNN residual: train accuracy %", res.map(|d| d.acc()));
+    c.each("CNN residual: validation accuracy %", res.map(|d| d.val()));
+    c.got("CNN residual without normalization: NaN at step", r.get("cres_no_norm").nan_step());
+    c.got(
+        "CNN residual without normalization: head's act_var at init",
+        r.get("cres_no_norm_init").init_at("act_var.head"),
+    );
+    c.each("CNN fixup: train accuracy %", fixup.map(|d| d.acc()));
+    c.each("CNN fixup: validation accuracy %", fixup.map(|d| d.val()));
 }
 
 fn row7(r: &Runs, c: &mut Cell) {
