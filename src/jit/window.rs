@@ -418,7 +418,8 @@ fn conv_tiled(
 /// True if [`conv_shifted`] computes this forward convolution (stride 1, not 1×1): it beats
 /// im2col in bands ([`conv_tiled`]) on every shape measured, even where most of the padded
 /// row is dropped. Per call, batch 32 (G) or 64 (F and below), one thread, best of 7 × 5,
-/// alternating builds (a scratch program calling [`nnc_window`]):
+/// three runs of a scratch program calling [`nnc_window`], alternating between the two
+/// paths:
 ///
 /// | conv (C×H×W → O, kernel, padding) | `wp / wo` | im2col bands | shifted |
 /// | --------------------------------- | --------- | ------------ | ------- |
@@ -563,7 +564,7 @@ fn conv_part<'a>(
 
 /// The product of a kernel gradient sums over at least this many output positions: as many
 /// examples side by side as it takes (`E = ⌈KERNEL_GRAD_K / L⌉`). Per call, one thread, best
-/// of 30 rounds that time both builds in turn in one process, two runs:
+/// of 30 rounds that time both paths in turn in one process, two runs:
 ///
 /// | conv_grad_kernel (C×H×W → O, kernel, stride) | `L` | `E` | one example per product | `E` examples |
 /// | -------------------------------------------- | --- | --- | ----------------------- | ------------ |
