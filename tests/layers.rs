@@ -8,12 +8,16 @@
 
 use nnc::graph::eval::{erf, eval, Env};
 use nnc::graph::verify::verify;
+use nnc::graph::Window;
 use nnc::pipeline::{self, CompileOptions, Compiled};
 use nnc::runtime::{Backend, Interp};
 use nnc::tensor::Tensor;
 use nnc::train::{lsuv, session, state};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::conv::reference_conv;
 
 const H: f64 = 1e-6;
 
@@ -578,35 +582,13 @@ fn lsuv_brings_every_layer_output_to_unit_variance() {
     assert_eq!(again, w);
 }
 
-/// `conv(x, k) + bias` by its definition in f64: `x [n, c, h, w]`, `k [o, c, kh, kw]`,
-/// stride `s`, zero padding `p`, one group.
-fn direct_conv(
-    x: &[f64],
-    [n, c, h, w]: [usize; 4],
-    k: &Tensor<f32>,
-    b: &Tensor<f32>,
-    s: usize,
-    p: usize,
-) -> Vec<f64> {
-    let [o, _, kh, kw] = k.shape[..] else { panic!("a kernel") };
-    let (ho, wo) = ((h + 2 * p - kh) / s + 1, (w + 2 * p - kw) / s + 1);
-    let mut out = Vec::with_capacity(n * o * ho * wo);
-    for (e, oc, i, j) in (0..n).flat_map(|e| {
-        (0..o).flat_map(move |oc| (0..ho).flat_map(move |i| (0..wo).map(move |j| (e, oc, i, j))))
-    }) {
-        let mut acc = b.data[oc] as f64;
-        for (ci, a, bb) in
-            (0..c).flat_map(|ci| (0..kh).flat_map(move |a| (0..kw).map(move |bb| (ci, a, bb))))
-        {
-            let (y, xx) = ((i * s + a) as isize - p as isize, (j * s + bb) as isize - p as isize);
-            if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < w {
-                let v = x[((e * c + ci) * h + y as usize) * w + xx as usize];
-                acc += v * k.data[((oc * c + ci) * kh + a) * kw + bb] as f64;
-            }
-        }
-        out.push(acc);
-    }
-    out
+/// `conv(x, k) + bias` in f64, `x [n, c, h, w]`, stride `s`, zero padding `p`, one group.
+fn conv_bias(x: Tensor<f64>, k: &Tensor<f32>, b: &Tensor<f32>, s: u16, p: u16) -> Vec<f64> {
+    let win = Window { kernel: [3, 3], stride: [s, s], pad: [p, p], dilation: [1, 1], groups: 1 };
+    let y = reference_conv(&x, &k.to_f64(), &win);
+    let plane = y.shape[2] * y.shape[3];
+    let bias = |i: usize| b.data[i / plane % b.numel()] as f64;
+    y.data.iter().enumerate().map(|(i, v)| v + bias(i)).collect()
 }
 
 #[test]
@@ -632,10 +614,10 @@ fn lsuv_brings_every_conv_output_to_unit_variance() {
         v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / v.len() as f64
     };
     let x5: Vec<f64> = x.data.iter().map(|&v| v as f64 * 5.0).collect();
-    let h1 = direct_conv(&x5, [32, 2, 5, 5], &w.params[0], &w.params[1], 1, 1);
+    let h1 = conv_bias(Tensor::new(vec![32, 2, 5, 5], x5), &w.params[0], &w.params[1], 1, 1);
     assert!((var(&h1) - 1.0).abs() < lsuv::TOL, "c1 variance {}", var(&h1));
     let a1: Vec<f64> = h1.iter().map(|v| v.max(0.0)).collect();
-    let h2 = direct_conv(&a1, [32, 6, 5, 5], &w.params[2], &w.params[3], 2, 0);
+    let h2 = conv_bias(Tensor::new(vec![32, 6, 5, 5], a1), &w.params[2], &w.params[3], 2, 0);
     assert!((var(&h2) - 1.0).abs() < lsuv::TOL, "c2 variance {}", var(&h2));
     // The kernels are rescaled draws; the biases are untouched.
     for (p, before) in w.params.iter().zip(&drawn) {

@@ -913,17 +913,7 @@ fn row6(r: &Runs, c: &mut Cell) {
         "plain_bn: stem weight gradient at init",
         r.get("plain_bn_init").init_at("grad_norm.stem.weight"),
     );
-    let res = r.seeds("res");
-    c.each("residual: train accuracy %", res.map(|d| d.acc()));
-    c.each("residual: validation accuracy %", res.map(|d| d.val()));
-    c.got("residual without normalization: NaN at step", r.get("res_no_norm").nan_step());
-    c.got(
-        "residual without normalization: head's act_var at init",
-        r.get("res_no_norm_init").init_at("act_var.head"),
-    );
-    let fixup = r.seeds("fixup");
-    c.each("fixup: train accuracy %", fixup.map(|d| d.acc()));
-    c.each("fixup: validation accuracy %", fixup.map(|d| d.val()));
+    residual_and_fixup(r, c, "", "res", "fixup");
     c.given("CNN: convolutions", &[41.0]);
     c.given("CNN: channels", &[8.0]);
     c.all("CNN: epochs", r.seeds("cres").map(|d| d.epochs()));
@@ -936,16 +926,26 @@ fn row6(r: &Runs, c: &mut Cell) {
         c.given("CNN plain: its block", &[block as f64]);
     }
     c.each("CNN plain_bn: train accuracy %", r.seeds("cplain_bn").map(|d| d.acc()));
-    let (res, fixup) = (r.seeds("cres"), r.seeds("cfixup"));
-    c.each("CNN residual: train accuracy %", res.map(|d| d.acc()));
-    c.each("CNN residual: validation accuracy %", res.map(|d| d.val()));
-    c.got("CNN residual without normalization: NaN at step", r.get("cres_no_norm").nan_step());
+    residual_and_fixup(r, c, "CNN ", "cres", "cfixup");
+}
+
+/// Row 6's residual runs (`{res}_s1..3`, `{res}_no_norm`, `{res}_no_norm_init`) and Fixup
+/// runs, in the order the text writes them, labelled with `what` first.
+fn residual_and_fixup(r: &Runs, c: &mut Cell, what: &str, res: &str, fixup: &str) {
+    let runs = r.seeds(res);
+    c.each(&format!("{what}residual: train accuracy %"), runs.map(|d| d.acc()));
+    c.each(&format!("{what}residual: validation accuracy %"), runs.map(|d| d.val()));
     c.got(
-        "CNN residual without normalization: head's act_var at init",
-        r.get("cres_no_norm_init").init_at("act_var.head"),
+        &format!("{what}residual without normalization: NaN at step"),
+        r.get(&format!("{res}_no_norm")).nan_step(),
     );
-    c.each("CNN fixup: train accuracy %", fixup.map(|d| d.acc()));
-    c.each("CNN fixup: validation accuracy %", fixup.map(|d| d.val()));
+    c.got(
+        &format!("{what}residual without normalization: head's act_var at init"),
+        r.get(&format!("{res}_no_norm_init")).init_at("act_var.head"),
+    );
+    let runs = r.seeds(fixup);
+    c.each(&format!("{what}fixup: train accuracy %"), runs.map(|d| d.acc()));
+    c.each(&format!("{what}fixup: validation accuracy %"), runs.map(|d| d.val()));
 }
 
 fn row7(r: &Runs, c: &mut Cell) {

@@ -434,12 +434,17 @@ fn shifted(g: &Geometry) -> bool {
     (g.sh, g.sw) == (1, 1) && !g.pointwise()
 }
 
-/// Floats of scratch [`conv_shifted`] takes: the padded planes (and [`tile::NR`] plus a row
-/// to spare, which the last taps' rows read past), then the output at the padded width.
-fn shifted_len(g: &Geometry) -> usize {
+/// Floats of the zero-padded planes of [`conv_shifted`], and [`tile::NR`] plus a row to spare,
+/// which the last taps' rows read past.
+fn padded_len(g: &Geometry) -> usize {
     let (hp, wp) = ((g.h + 2 * g.ph) as usize, (g.w + 2 * g.pw) as usize);
-    let og = (g.o / g.groups) as usize;
-    (g.c / g.groups) as usize * hp * wp + wp + tile::NR + og * g.ho as usize * wp
+    (g.c / g.groups) as usize * hp * wp + wp + tile::NR
+}
+
+/// Floats of scratch [`conv_shifted`] takes: the padded planes, then the output at the
+/// padded width.
+fn shifted_len(g: &Geometry) -> usize {
+    padded_len(g) + (g.o / g.groups * g.ho * (g.w + 2 * g.pw)) as usize
 }
 
 /// One example and group of a stride-1 forward convolution without im2col: the channels
@@ -459,7 +464,7 @@ fn conv_shifted(
     let (h, w, ph, pw) = (g.h as usize, g.w as usize, g.ph as usize, g.pw as usize);
     let (hp, wp, ho, wo) = (h + 2 * ph, w + 2 * pw, g.ho as usize, g.wo as usize);
     let (cg, og, k) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize, g.k_rows());
-    let (planes, out) = scratch.split_at_mut(cg * hp * wp + wp + tile::NR);
+    let (planes, out) = scratch.split_at_mut(padded_len(g));
     planes.fill(0.0);
     for c in 0..cg {
         let src = &x[(c0 + c) * h * w..][..h * w];

@@ -2,6 +2,7 @@
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod conv;
 pub mod differential;
 pub mod models;
 
