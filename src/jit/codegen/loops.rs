@@ -260,18 +260,12 @@ impl<'k> St<'k> {
         self.set_scalar(fx, v, val);
     }
 
-    /// Records a scalar value (and its splat, when vector code uses it), anchored where it
-    /// is computed so that loops do not recompute it.
+    /// Records a scalar value (and its splat, when vector code uses it), computed here once
+    /// for the loops that follow.
     fn set_scalar(&mut self, fx: &mut Fx, v: usize, val: Value) {
-        // Constants need no anchor (Cranelift rematerializes them where they are used), nor
-        // do loads (they stay where they are); splats of loads do.
-        let op = self.k.ops[v];
-        let pinned = matches!(op, KOp::Const(_) | KOp::Load(..) | KOp::Arg(_));
-        self.scalar[v] = Some(if pinned { val } else { fx.anchor(val) });
+        self.scalar[v] = Some(val);
         if self.vec_use[v] {
-            let s = ops::splat(fx, val);
-            let constant = matches!(op, KOp::Const(_));
-            self.splat[v] = Some(if constant { s } else { fx.anchor(s) });
+            self.splat[v] = Some(ops::splat(fx, val));
         }
     }
 
@@ -318,13 +312,7 @@ impl<'k> St<'k> {
         self.memo.borrow_mut().clear();
         let base = fx.b.ins().imul(i, self.cols);
         let full: Vec<Buf> = self.full_bufs();
-        self.row = full
-            .into_iter()
-            .map(|b| {
-                let a = fx.addr(self.ptr[&b], base);
-                (b, fx.anchor(a))
-            })
-            .collect();
+        self.row = full.into_iter().map(|b| (b, fx.addr(self.ptr[&b], base))).collect();
         self.row_ops(fx, 0);
         let zero = fx.iconst(0);
         for p in 0..self.passes {

@@ -26,9 +26,7 @@ struct Jitted {
 }
 
 fn jit(build: impl FnOnce(&mut FunctionBuilder, Value, Value) -> Value) -> Jitted {
-    let mut flags = settings::builder();
-    flags.set("opt_level", "speed").unwrap();
-    let isa = cranelift::native::builder().unwrap().finish(settings::Flags::new(flags)).unwrap();
+    let isa = crate::jit::codegen::host_isa().unwrap();
     let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
     let config = module.target_config();
     let ptr = config.pointer_type();
