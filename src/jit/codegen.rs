@@ -62,6 +62,10 @@ pub enum Import {
 /// Elements above which a splittable loop kernel is run on the thread pool.
 pub const PAR_MIN_ELEMS: i64 = 1 << 20;
 
+/// Parameters of a kernel function: `(ctx, start, end, bufs)`, `bufs` pointing at the
+/// addresses of the kernel's buffers in [`Kernel::shape`]'s order.
+const KERNEL_PARAMS: usize = 4;
+
 /// The compiled programs.
 pub struct Code {
     pub module: JITModule,
@@ -144,6 +148,7 @@ pub fn compile(
         let mut g = Gen {
             module: &mut module,
             imports: HashMap::new(),
+            shapes: HashMap::new(),
             text: Vec::new(),
             want_text,
             profile,
@@ -171,6 +176,8 @@ pub fn compile(
 struct Gen<'m> {
     module: &'m mut JITModule,
     imports: HashMap<Import, FuncId>,
+    /// The function of each kernel shape built so far, with its name.
+    shapes: HashMap<Kernel, (FuncId, String)>,
     text: Vec<(String, String)>,
     want_text: bool,
     profile: bool,
@@ -194,7 +201,7 @@ impl Gen<'_> {
         gemm.push(types::I32);
         let mut decls = vec![
             (Import::Gemm, "nnc_gemm".to_string(), sig(self.module, &gemm, None)),
-            (Import::PoolRun, "nnc_pool_run".to_string(), sig(self.module, &i64s(5), None)),
+            (Import::PoolRun, "nnc_pool_run".to_string(), sig(self.module, &i64s(6), None)),
         ];
         if windows {
             decls.push((Import::Window, "nnc_window".into(), sig(self.module, &i64s(6), None)));
@@ -269,7 +276,9 @@ impl Gen<'_> {
         self.sink.send(id, name, ctx);
     }
 
-    /// The kernels of `prog` and its entry function. The entry is built first (its kernels
+    /// The kernels of `prog` and its entry function. Kernels of equal [`Kernel::shape`] share
+    /// one function, built for the shape (its buffers read from the `bufs` parameter): a
+    /// network's repeated layers compile once. The entry is built first (its kernels
     /// declared ahead), so that while the kernels are built and compiled, one worker
     /// compiles it: with thousands of layers it is the largest function (0.9 s of 10,000
     /// stacked layers), which compiled last was a serial tail. Its text still comes last.
@@ -281,20 +290,43 @@ impl Gen<'_> {
         p: usize,
         threads: usize,
     ) -> Result<FuncId, JitError> {
-        let mut fns = Vec::new();
+        // Per kernel: its function and buffers, and the shape to build (`None`: shared).
+        let mut calls = Vec::new();
+        let mut builds = Vec::new();
         for (i, k) in prog.kernels.iter().enumerate() {
-            let f = match k {
-                Kernel::Gemm(_) | Kernel::Window(_) => None,
-                _ => Some(self.declare(&format!("{name}_k{i}"), 3)?),
+            if matches!(k, Kernel::Gemm(_) | Kernel::Window(_)) {
+                calls.push(None);
+                builds.push(None);
+                continue;
+            }
+            let (shape, bufs) = k.shape();
+            let (id, build) = match self.shapes.get(&shape) {
+                Some((id, owner)) => (*id, Err(owner.clone())),
+                None => {
+                    let fname = format!("{name}_k{i}");
+                    let f = self.declare(&fname, KERNEL_PARAMS)?;
+                    self.shapes.insert(shape.clone(), (f.0, fname));
+                    (f.0, Ok((f, shape)))
+                }
             };
-            fns.push(f);
+            calls.push(Some((id, bufs)));
+            builds.push(Some(build));
         }
-        let ids: Vec<Option<FuncId>> = fns.iter().map(|f| f.as_ref().map(|f| f.0)).collect();
         let text_at = self.text.len();
-        let entry = self.entry(prog, name, plan, p, threads, &ids)?;
-        for (i, (k, f)) in prog.kernels.iter().zip(fns).enumerate() {
-            let (Some(f), fname, at) = (f, format!("{name}_k{i}"), (plan, p)) else { continue };
-            match k {
+        let entry = self.entry(prog, name, plan, p, threads, &calls)?;
+        for (i, build) in builds.into_iter().enumerate() {
+            let (fname, at) = (format!("{name}_k{i}"), (plan, p));
+            let (f, shape) = match build {
+                None => continue,
+                Some(Err(owner)) => {
+                    if self.want_text {
+                        self.text.push((fname, format!("; runs the code of {owner}\n")));
+                    }
+                    continue;
+                }
+                Some(Ok(b)) => b,
+            };
+            match &shape {
                 Kernel::Loop(l) => self.build(f, &fname, "", at, |fx| loops::emit(fx, l, threads)),
                 Kernel::Gather(gk) => self.build(f, &fname, "", at, |fx| generic::gather(fx, gk)),
                 Kernel::Reduce(rk) => self.build(f, &fname, "", at, |fx| generic::reduce(fx, rk)),
@@ -308,7 +340,8 @@ impl Gen<'_> {
         Ok(entry)
     }
 
-    /// The entry function of `prog`: its kernels (`fns`, `None` for products) in order.
+    /// The entry function of `prog`: its kernels (`calls`: the function and buffers of each,
+    /// `None` for products) in order.
     fn entry(
         &mut self,
         prog: &Program,
@@ -316,7 +349,7 @@ impl Gen<'_> {
         plan: &Plan,
         p: usize,
         threads: usize,
-        fns: &[Option<FuncId>],
+        calls: &[Option<(FuncId, Vec<Buf>)>],
     ) -> Result<FuncId, JitError> {
         let header = format!("; {name}: {} kernels in order\n", prog.kernels.len());
         let profile = self.profile;
@@ -329,12 +362,17 @@ impl Gen<'_> {
                 }
             };
             tick(fx, -1);
-            for (i, (k, f)) in prog.kernels.iter().zip(fns).enumerate() {
-                match (k, f) {
-                    (Kernel::Gemm(gk), _) => fx.gemm(gk),
-                    (Kernel::Window(wk), _) => fx.window(wk),
-                    (k, Some(f)) => fx.call_kernel(k, *f, threads),
-                    (_, None) => unreachable!("every kernel but a call is a function"),
+            let most = calls.iter().flatten().map(|(_, bufs)| bufs.len()).max().unwrap_or(0);
+            let table = (most > 0).then(|| {
+                let data = StackSlotData::new(StackSlotKind::ExplicitSlot, 8 * most as u32, 3);
+                fx.b.create_sized_stack_slot(data)
+            });
+            for (i, (k, call)) in prog.kernels.iter().zip(calls).enumerate() {
+                match (k, call, table) {
+                    (Kernel::Gemm(gk), ..) => fx.gemm(gk),
+                    (Kernel::Window(wk), ..) => fx.window(wk),
+                    (k, Some((f, bufs)), Some(t)) => fx.call_kernel(k, *f, (bufs, t), threads),
+                    _ => unreachable!("every kernel but a call is a function with buffers"),
                 }
                 tick(fx, i as i64);
             }
@@ -355,6 +393,8 @@ pub(super) struct Fx<'a, 'p> {
     pub ctx: Value,
     params: Vec<Value>,
     ptrs: HashMap<Buf, Value>,
+    /// A kernel function's `bufs` parameter: its buffers are `Temp(i)` at `bufs[i]`.
+    bufs: Option<Value>,
     bases: HashMap<usize, Value>,
     batch: Option<Value>,
 }
@@ -382,6 +422,7 @@ impl<'a, 'p> Fx<'a, 'p> {
         b.switch_to_block(entry);
         let params = b.block_params(entry).to_vec();
         let ctx = params[0];
+        let bufs = (params.len() == KERNEL_PARAMS).then(|| params[KERNEL_PARAMS - 1]);
         Fx {
             params,
             b,
@@ -393,12 +434,13 @@ impl<'a, 'p> Fx<'a, 'p> {
             prog,
             ctx,
             ptrs: HashMap::new(),
+            bufs,
             bases: HashMap::new(),
             batch: None,
         }
     }
 
-    /// The parameters of the entry block: `(ctx[, start, end])`.
+    /// The parameters of the entry block: `(ctx[, start, end, bufs])`.
     pub fn entry_params(&mut self) -> Vec<Value> {
         self.params.clone()
     }
@@ -458,6 +500,12 @@ impl<'a, 'p> Fx<'a, 'p> {
             return p;
         }
         let (plan, prog) = (self.plan, self.prog);
+        if let Some(bufs) = self.bufs {
+            let Buf::Temp(i) = buf else { unreachable!("a kernel's buffers are renamed") };
+            let p = self.b.ins().load(types::I64, ctx_flags(), bufs, (i * 8) as i32);
+            self.ptrs.insert(buf, p);
+            return p;
+        }
         let fixed_at = |fx: &mut Fx, off: usize| {
             let base = fx.ctx_base(Ctx::FIXED);
             match off {
@@ -534,7 +582,19 @@ impl<'a, 'p> Fx<'a, 'p> {
 
     /// Calls kernel function `f` over its whole range; through the pool when it is large,
     /// splittable and there is more than one thread.
-    fn call_kernel(&mut self, k: &Kernel, f: FuncId, threads: usize) {
+    /// Calls kernel function `f` for `k`, with the addresses of `bufs` stored in `table`.
+    fn call_kernel(
+        &mut self,
+        k: &Kernel,
+        f: FuncId,
+        (bufs, table): (&[Buf], codegen::ir::StackSlot),
+        threads: usize,
+    ) {
+        for (i, &b) in bufs.iter().enumerate() {
+            let p = self.ptr(b);
+            self.b.ins().stack_store(types::I64, p, table, (i * 8) as i32);
+        }
+        let table = self.b.ins().stack_addr(types::I64, table, 0);
         let (n, splittable) = match k {
             Kernel::Loop(l) => {
                 let n = if l.flat { l.dom.rows * l.dom.cols } else { l.dom.rows };
@@ -555,7 +615,7 @@ impl<'a, 'p> Fx<'a, 'p> {
         };
         let ctx = self.ctx;
         if !splittable {
-            self.b.ins().call(fr, &[ctx, zero, n]);
+            self.b.ins().call(fr, &[ctx, zero, n, table]);
             return;
         }
         let (par, seq, done) =
@@ -565,10 +625,10 @@ impl<'a, 'p> Fx<'a, 'p> {
         self.b.switch_to_block(par);
         let pool = self.ctx_field(Ctx::POOL, types::I64);
         let addr = self.b.ins().func_addr(types::I64, fr);
-        self.call(Import::PoolRun, &[pool, addr, ctx, zero, n]);
+        self.call(Import::PoolRun, &[pool, addr, ctx, zero, n, table]);
         self.jump(done, &[]);
         self.b.switch_to_block(seq);
-        self.b.ins().call(fr, &[ctx, zero, n]);
+        self.b.ins().call(fr, &[ctx, zero, n, table]);
         self.jump(done, &[]);
         self.b.switch_to_block(done);
     }

@@ -119,7 +119,7 @@ pub enum KOp {
 }
 
 /// Where a value goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SinkKind {
     /// Stored at the index of `level` (Elem: `i·cols+j`, Row: `i`, Inv: `0`).
     Store(Level),
@@ -129,7 +129,7 @@ pub enum SinkKind {
     FullReduce(RKind),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Sink {
     pub value: V,
     pub buf: Buf,
@@ -141,7 +141,7 @@ pub struct Sink {
 }
 
 /// A fused loop; see the module doc.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LoopKernel {
     pub dom: Domain,
     /// One loop over `rows·cols` elements (no row structure is needed).
@@ -157,7 +157,7 @@ pub struct LoopKernel {
 
 /// `out = op(a)·op(b)` with `op(a): [m,k]`, `op(b): [k,n]`; `a` stored `[m,k]` (or `[k,m]`
 /// when `ta`), `b` stored `[k,n]` (or `[n,k]` when `tb`), all dense row-major.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GemmKernel {
     pub m: Sym,
     pub n: Sym,
@@ -171,7 +171,7 @@ pub struct GemmKernel {
 }
 
 /// `out[flat index] = src[Σ idx·strides]` over `dims` (a view made contiguous).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct GatherKernel {
     pub src: Buf,
     pub dims: Vec<Sym>,
@@ -182,7 +182,7 @@ pub struct GatherKernel {
 
 /// A reduction by general index arithmetic: every element of the view `(dims, strides)` of
 /// `src` is combined into `out[Σ idx·out_strides]` (zero strides on reduced axes).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ReduceKernel {
     pub src: Buf,
     pub dims: Vec<Sym>,
@@ -204,7 +204,7 @@ pub struct ReduceKernel {
 /// Gather      for n < count:  out[n·d ..] = table[clamp(ids[n])·d .. +d]
 /// ScatterAdd  out = 0;  for n < count:  out[clamp(ids[n])·d .. +d] += g[n·d .. +d]
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum IndexOp {
     Concat { outer: Sym, ra: Sym, rb: Sym },
     Slice { outer: Sym, row: Sym, from: Sym, len: Sym },
@@ -213,7 +213,7 @@ pub enum IndexOp {
 }
 
 /// A concat, slice, gather or scatter-add node: scalar loops with run-time addressing.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct IndexKernel {
     pub op: IndexOp,
     pub srcs: Vec<Buf>,
@@ -224,7 +224,7 @@ pub struct IndexKernel {
 /// A window op (convolution, its adjoints, pooling's pick and route) over contiguous NCHW
 /// operands, through the window trampoline ([`super::window`]): `geom` is everything but the
 /// batch size `n`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WindowKernel {
     pub geom: Geometry,
     pub n: Sym,
@@ -233,7 +233,7 @@ pub struct WindowKernel {
     pub node: NodeId,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Loop(LoopKernel),
     Gemm(GemmKernel),
@@ -329,6 +329,50 @@ impl Kernel {
         v.sort();
         v.dedup();
         v
+    }
+    /// Every buffer this kernel names, in a fixed order, repeats included.
+    fn bufs_mut(&mut self) -> Vec<&mut Buf> {
+        match self {
+            Kernel::Loop(l) => {
+                let loads = l.ops.iter_mut().filter_map(|op| match op {
+                    KOp::Load(b, _) => Some(b),
+                    _ => None,
+                });
+                loads.chain(l.sinks.iter_mut().map(|s| &mut s.buf)).collect()
+            }
+            Kernel::Gemm(k) => vec![&mut k.a, &mut k.b, &mut k.out],
+            Kernel::Gather(k) => vec![&mut k.src, &mut k.out],
+            Kernel::Reduce(k) => vec![&mut k.src, &mut k.out],
+            Kernel::Index(k) => k.srcs.iter_mut().chain([&mut k.out]).collect(),
+            Kernel::Window(k) => k.srcs.iter_mut().chain([&mut k.out]).collect(),
+        }
+    }
+    /// What this kernel's code depends on: the kernel with its buffers renamed `Temp(0)`,
+    /// `Temp(1)`, … in order of first mention and its graph nodes cleared; and the buffers
+    /// in that order. Kernels of equal shape differ only in where their buffers are, so
+    /// they can run the same code given their buffers' addresses.
+    pub fn shape(&self) -> (Kernel, Vec<Buf>) {
+        let mut k = self.clone();
+        let mut bufs: Vec<Buf> = Vec::new();
+        for b in k.bufs_mut() {
+            let i = bufs.iter().position(|x| x == b).unwrap_or_else(|| {
+                bufs.push(*b);
+                bufs.len() - 1
+            });
+            *b = Buf::Temp(i as u32);
+        }
+        match &mut k {
+            Kernel::Loop(l) => {
+                l.nodes.clear();
+                l.sinks.iter_mut().for_each(|s| s.node = NodeId(0));
+            }
+            Kernel::Gemm(g) => g.node = NodeId(0),
+            Kernel::Gather(g) => g.node = NodeId(0),
+            Kernel::Reduce(r) => r.node = NodeId(0),
+            Kernel::Index(i) => i.node = NodeId(0),
+            Kernel::Window(w) => w.node = NodeId(0),
+        }
+        (k, bufs)
     }
     /// The graph nodes this kernel computes.
     pub fn nodes(&self) -> Vec<NodeId> {

@@ -234,33 +234,35 @@ impl Drop for Pool {
 }
 
 /// A kernel the pool can split: runs rows `start..end` of its work, reading everything else
-/// from `ctx`.
-pub type KernelFn = unsafe extern "C" fn(ctx: *mut u8, start: u64, end: u64);
+/// from `ctx` and `bufs` (the JIT's kernel functions find their buffers' addresses there).
+pub type KernelFn = unsafe extern "C" fn(ctx: *mut u8, start: u64, end: u64, bufs: *const u8);
 
-/// The entry JIT code calls: runs `kernel(ctx, a, b)` over contiguous parts `a..b` covering
-/// `start..end`, one part per thread of `pool` (fewer when the range is shorter), in
-/// parallel, and returns when all are done. A null `pool` runs `kernel(ctx, start, end)`
-/// inline.
+/// The entry JIT code calls: runs `kernel(ctx, a, b, bufs)` over contiguous parts `a..b`
+/// covering `start..end`, one part per thread of `pool` (fewer when the range is shorter),
+/// in parallel, and returns when all are done. A null `pool` runs
+/// `kernel(ctx, start, end, bufs)` inline.
 ///
 /// # Safety
 /// `pool` is null or points to a live [`Pool`] not being dropped; `kernel` is safe to call
-/// with `ctx` on any thread, concurrently on disjoint ranges within `start..end`; `ctx` stays
-/// valid until this returns. `kernel` must not unwind.
+/// with `ctx` and `bufs` on any thread, concurrently on disjoint ranges within
+/// `start..end`; `ctx` and `bufs` stay valid until this returns. `kernel` must not unwind.
 pub unsafe extern "C" fn nnc_pool_run(
     pool: *const Pool,
     kernel: KernelFn,
     ctx: *mut u8,
     start: u64,
     end: u64,
+    bufs: *const u8,
 ) {
-    let ctx = SendPtr(ctx);
+    let (ctx, bufs) = (SendPtr(ctx), SendPtr(bufs as *mut u8));
     match pool.as_ref() {
         Some(p) if p.threads > 1 => p.parallel_range(start as usize, end as usize, &|a, b| {
-            let c = &ctx;
-            // SAFETY: the caller's contract: disjoint ranges, ctx valid until we return.
-            unsafe { kernel(c.0, a as u64, b as u64) }
+            let (c, t) = (&ctx, &bufs);
+            // SAFETY: the caller's contract: disjoint ranges, ctx and bufs valid until we
+            // return.
+            unsafe { kernel(c.0, a as u64, b as u64, t.0) }
         }),
-        _ if end > start => kernel(ctx.0, start, end),
+        _ if end > start => kernel(ctx.0, start, end, bufs.0),
         _ => {}
     }
 }
@@ -395,10 +397,12 @@ mod tests {
         });
     }
 
-    unsafe extern "C" fn add_rows(ctx: *mut u8, start: u64, end: u64) {
+    /// Adds `i + bufs[0]` to row `i`.
+    unsafe extern "C" fn add_rows(ctx: *mut u8, start: u64, end: u64, bufs: *const u8) {
         let v = &*(ctx as *const Vec<AtomicU64>);
+        let k = *(bufs as *const u64);
         for i in start..end {
-            v[i as usize].fetch_add(i + 1, Ordering::Relaxed);
+            v[i as usize].fetch_add(i + k, Ordering::Relaxed);
         }
     }
 
@@ -408,9 +412,11 @@ mod tests {
             let pool = (threads > 0).then(|| Pool::new(threads));
             let p = pool.as_ref().map_or(std::ptr::null(), |p| p as *const Pool);
             let v: Vec<AtomicU64> = (0..100).map(|_| AtomicU64::new(0)).collect();
-            unsafe { nnc_pool_run(p, add_rows, &v as *const _ as *mut u8, 5, 100) };
+            let k = 7u64;
+            let (ctx, bufs) = (&v as *const _ as *mut u8, &k as *const u64 as *const u8);
+            unsafe { nnc_pool_run(p, add_rows, ctx, 5, 100, bufs) };
             let got: Vec<u64> = v.iter().map(|h| h.load(Ordering::Relaxed)).collect();
-            let want: Vec<u64> = (0..100).map(|i| if i >= 5 { i + 1 } else { 0 }).collect();
+            let want: Vec<u64> = (0..100).map(|i| if i >= 5 { i + 7 } else { 0 }).collect();
             assert_eq!(got, want, "threads {threads}");
         }
     }

@@ -63,7 +63,7 @@ pub enum WindowOp {
 /// `[N, o, ho, wo]` (for pooling `o = c`), the kernel, stride, padding, dilation and groups.
 /// Sixteen `u32` in this order, as JIT code stores them.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Geometry {
     pub op: u32,
     pub c: u32,

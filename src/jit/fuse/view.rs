@@ -234,7 +234,7 @@ impl Level {
 }
 
 /// The domain of a loop kernel: `rows × cols` points `(i, j)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Domain {
     pub rows: Sym,
     pub cols: Sym,
