@@ -7,7 +7,6 @@
 use super::*;
 use crate::graph::eval::erf as erf_ref;
 use cranelift::codegen::ir::AbiParam;
-use cranelift::codegen::settings::{self, Configurable};
 use cranelift::jit::{JITBuilder, JITModule};
 use cranelift::module::{default_libcall_names, Linkage, Module};
 use cranelift::prelude::FunctionBuilderContext;
