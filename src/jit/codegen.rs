@@ -494,18 +494,21 @@ impl<'a, 'p> Fx<'a, 'p> {
         }
     }
 
-    /// The address of `buf`, computed in the current block (call in the entry block).
+    /// The address of `buf`. In a kernel function it is loaded once (call in the entry
+    /// block); an entry function computes it afresh at each call that needs it, so that no
+    /// address lives across the thousands of calls of a deep model (Cranelift's register
+    /// allocation grew quadratically with such values: 10,000 stacked layers took 51 s).
     pub fn ptr(&mut self, buf: Buf) -> Value {
-        if let Some(&p) = self.ptrs.get(&buf) {
-            return p;
-        }
-        let (plan, prog) = (self.plan, self.prog);
         if let Some(bufs) = self.bufs {
+            if let Some(&p) = self.ptrs.get(&buf) {
+                return p;
+            }
             let Buf::Temp(i) = buf else { unreachable!("a kernel's buffers are renamed") };
             let p = self.b.ins().load(types::I64, ctx_flags(), bufs, (i * 8) as i32);
             self.ptrs.insert(buf, p);
             return p;
         }
+        let (plan, prog) = (self.plan, self.prog);
         let fixed_at = |fx: &mut Fx, off: usize| {
             let base = fx.ctx_base(Ctx::FIXED);
             match off {
@@ -531,7 +534,6 @@ impl<'a, 'p> Fx<'a, 'p> {
                 }
             },
         };
-        self.ptrs.insert(buf, p);
         p
     }
 
