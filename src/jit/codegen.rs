@@ -105,11 +105,27 @@ pub fn host_has_fma() -> bool {
 /// | G      | 53.5 ms         | 53.9 ms        | 36.9 ms              | 27.4-31.3 ms |
 ///
 /// The single-pass register allocator compiles faster still, but its code ran 2-15%
-/// slower on the same configs, so the backtracking one is kept.
+/// slower on the same configs, so the backtracking one is kept for kernels. Entry functions
+/// (see [`ENTRY_ISA`]) take the single-pass one.
 pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
+    host_isa_with("backtracking")
+}
+
+/// Which of [`compile`]'s ISAs an entry function is compiled for: [`host_isa`] with the
+/// single-pass register allocator. An entry is a straight line of calls, run once per step,
+/// and the largest function (G's step: 5,171 instructions, storing each call's buffer
+/// addresses); the backtracking allocator took 13 ms on it, a serial tail of the Cranelift
+/// stage.
+const ENTRY_ISA: usize = 1;
+
+/// Which of [`compile`]'s ISAs a kernel function is compiled for: [`host_isa`].
+const KERNEL_ISA: usize = 0;
+
+fn host_isa_with(regalloc: &str) -> Result<OwnedTargetIsa, JitError> {
     let mut flags = settings::builder();
     let verify = if cfg!(debug_assertions) { "true" } else { "false" };
     let settings = [
+        ("regalloc_algorithm", regalloc),
         ("opt_level", "none"),
         ("use_colocated_libcalls", "false"),
         ("is_pic", "false"),
@@ -134,6 +150,7 @@ pub fn compile(
     profile: bool,
 ) -> Result<Code, JitError> {
     let isa = host_isa()?;
+    let entry_isa = host_isa_with("single_pass")?;
     let mut jb = JITBuilder::with_isa(isa.clone(), default_libcall_names());
     jb.symbol("nnc_gemm", abi::gemm_address());
     jb.symbol("nnc_pool_run", abi::pool_run_address());
@@ -144,7 +161,7 @@ pub fn compile(
         jb.symbol(name, address);
     }
     let mut module = JITModule::new(jb);
-    let ((entries, text), code) = workers::compile(&*isa, |sink| {
+    let ((entries, text), code) = workers::compile(&[&*isa, &*entry_isa], |sink| {
         let mut g = Gen {
             module: &mut module,
             imports: HashMap::new(),
@@ -234,8 +251,8 @@ impl Gen<'_> {
         Ok((id, s))
     }
 
-    /// Defines a function named `name` taking `params` i64s, built by `body`; `plan` and
-    /// `prog` say where program `prog`'s buffers are.
+    /// Defines an entry function named `name` taking `params` i64s, built by `body`; `plan`
+    /// and `prog` say where program `prog`'s buffers are.
     fn define<'p>(
         &mut self,
         name: &str,
@@ -245,7 +262,7 @@ impl Gen<'_> {
         body: impl FnOnce(&mut Fx<'_, 'p>),
     ) -> Result<FuncId, JitError> {
         let (id, s) = self.declare(name, params)?;
-        self.build((id, s), name, header, at, body);
+        self.build((id, s), name, header, at, ENTRY_ISA, body);
         Ok(id)
     }
 
@@ -256,6 +273,7 @@ impl Gen<'_> {
         name: &str,
         header: &str,
         (plan, prog): (&'p Plan, usize),
+        isa: usize,
         body: impl FnOnce(&mut Fx<'_, 'p>),
     ) {
         let mut ctx = self.module.make_context();
@@ -273,7 +291,7 @@ impl Gen<'_> {
         if self.want_text {
             self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
         }
-        self.sink.send(id, name, ctx);
+        self.sink.send(id, name, ctx, isa);
     }
 
     /// The kernels of `prog` and its entry function. Kernels of equal [`Kernel::shape`] share
@@ -327,10 +345,18 @@ impl Gen<'_> {
                 Some(Ok(b)) => b,
             };
             match &shape {
-                Kernel::Loop(l) => self.build(f, &fname, "", at, |fx| loops::emit(fx, l, threads)),
-                Kernel::Gather(gk) => self.build(f, &fname, "", at, |fx| generic::gather(fx, gk)),
-                Kernel::Reduce(rk) => self.build(f, &fname, "", at, |fx| generic::reduce(fx, rk)),
-                Kernel::Index(ik) => self.build(f, &fname, "", at, |fx| index::emit(fx, ik)),
+                Kernel::Loop(l) => {
+                    self.build(f, &fname, "", at, KERNEL_ISA, |fx| loops::emit(fx, l, threads))
+                }
+                Kernel::Gather(gk) => {
+                    self.build(f, &fname, "", at, KERNEL_ISA, |fx| generic::gather(fx, gk))
+                }
+                Kernel::Reduce(rk) => {
+                    self.build(f, &fname, "", at, KERNEL_ISA, |fx| generic::reduce(fx, rk))
+                }
+                Kernel::Index(ik) => {
+                    self.build(f, &fname, "", at, KERNEL_ISA, |fx| index::emit(fx, ik))
+                }
                 Kernel::Gemm(_) | Kernel::Window(_) => unreachable!("a call is no function"),
             }
         }

@@ -20,10 +20,11 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// Queues `ctx` (the function `id`, called `name` in errors); blocks while every worker
-    /// is busy and the queue is full, which bounds the IR held at once.
-    pub fn send(&mut self, id: FuncId, name: &str, ctx: Context) {
-        let job = Job { seq: self.next, id, name: name.to_string(), ctx };
+    /// Queues `ctx` (the function `id`, called `name` in errors) to be compiled for ISA
+    /// number `isa` of [`compile`]'s; blocks while every worker is busy and the queue is
+    /// full, which bounds the IR held at once.
+    pub fn send(&mut self, id: FuncId, name: &str, ctx: Context, isa: usize) {
+        let job = Job { seq: self.next, id, name: name.to_string(), ctx, isa };
         self.next += 1;
         // The workers only stop early by panicking, which the scope re-raises.
         let _ = self.tx.send(job);
@@ -35,6 +36,7 @@ struct Job {
     id: FuncId,
     name: String,
     ctx: Context,
+    isa: usize,
 }
 
 /// A function's machine code with what the module needs to place it.
@@ -48,8 +50,9 @@ pub(super) struct Compiled {
 }
 
 impl Job {
-    fn compile(mut self, isa: &dyn TargetIsa) -> Result<Compiled, JitError> {
+    fn compile(mut self, isas: &[&dyn TargetIsa]) -> Result<Compiled, JitError> {
         let err = |e: &dyn std::fmt::Debug| codegen(format!("cranelift: {}: {e:?}", self.name));
+        let isa = isas[self.isa];
         let res = self.ctx.compile(isa, &mut ControlPlane::default()).map_err(|e| err(&e.inner))?;
         let alignment = res.buffer.alignment as u64;
         let code = self.ctx.compiled_code().expect("compiled just now");
@@ -71,10 +74,11 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `build` on this thread with a [`Sink`] whose functions are compiled for `isa` on
-/// worker threads meanwhile; returns `build`'s result and the machine code in build order.
+/// Runs `build` on this thread with a [`Sink`] whose functions are compiled for one of
+/// `isas` on worker threads meanwhile; returns `build`'s result and the machine code in
+/// build order.
 pub(super) fn compile<T>(
-    isa: &dyn TargetIsa,
+    isas: &[&dyn TargetIsa],
     build: impl FnOnce(Sink) -> Result<T, JitError>,
 ) -> Result<(T, Vec<Compiled>), JitError> {
     let workers = threads();
@@ -87,7 +91,7 @@ pub(super) fn compile<T>(
             s.spawn(move || loop {
                 let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
                 let Ok(job) = job else { break };
-                if done.send(job.compile(isa)).is_err() {
+                if done.send(job.compile(isas)).is_err() {
                     break;
                 }
             });
