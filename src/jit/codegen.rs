@@ -1,11 +1,12 @@
 //! Code generation: kernel IR ([`Program`]) to native code with Cranelift.
 //!
 //! One Cranelift module per call of [`compile`] (the step's; the forward pass's on its first
-//! use), its functions compiled on every core ([`workers`]). Every loop, gather, reduce and index kernel
-//! becomes a function `(ctx, start, end)` over its rows (or elements, for flat kernels);
-//! the thread pool splits loop and gather kernels (reduce and index kernels always run
-//! whole); each program (the training step, the forward pass) becomes one entry function
-//! `(ctx)` calling its kernels in order and the GEMM trampoline directly.
+//! use), its functions compiled on every core ([`workers`]). Every loop, gather, reduce and
+//! index kernel runs a function `(ctx, start, end, bufs)` over its rows (or elements, for flat
+//! kernels), `bufs` holding its buffers' addresses, one function per kernel shape
+//! ([`Kernel::shape`]); the thread pool splits loop and gather kernels (reduce and index
+//! kernels always run whole); each program (the training step, the forward pass) becomes one
+//! entry function `(ctx)` calling its kernels in order and the GEMM trampoline directly.
 //! Addresses are computed from the context ([`abi::Ctx`]) and the static [`Plan`], so code
 //! never embeds a host address and the printed IR is deterministic.
 //!
@@ -106,7 +107,7 @@ pub fn host_has_fma() -> bool {
 ///
 /// The single-pass register allocator compiles faster still, but its code ran 2-15%
 /// slower on the same configs, so the backtracking one is kept for kernels. Entry functions
-/// (see [`ENTRY_ISA`]) take the single-pass one.
+/// (`ENTRY_ISA`) take the single-pass one.
 pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
     host_isa_with("backtracking")
 }

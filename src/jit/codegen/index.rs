@@ -1,6 +1,6 @@
 //! Index kernels to Cranelift: concatenation, slicing, embedding lookup and scatter-add as
 //! scalar loops with run-time addressing (the semantics are on [`IndexOp`]). The kernel
-//! function has the usual `(ctx, start, end)` signature but always runs whole: a
+//! function has the usual `(ctx, start, end, bufs)` signature but always runs whole: a
 //! scatter-add accumulates into shared rows, and the others are copies too cheap to split.
 //!
 //! Memory safety: every id is converted with saturation (`NaN` → 0) and clamped into

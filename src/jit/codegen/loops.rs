@@ -1,4 +1,4 @@
-//! Loop kernels to Cranelift: `fn(ctx, start, end)`.
+//! Loop kernels to Cranelift: `fn(ctx, start, end, bufs)`.
 //!
 //! ```text
 //! entry:   buffer addresses; Inv values (once, exact scalar math); sink initialization
