@@ -290,10 +290,20 @@ fn jit_pooling_matches_the_interpreter_on_ties_and_padding() {
 
 #[test]
 fn jit_matches_the_interpreter_on_random_geometries() {
-    // The last is large enough at batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be
-    // split across two threads.
+    // Output channels per group a multiple of 16 take the JIT's `gather` path (forward and
+    // kernel gradient, `jit::window`): odd sizes at strides 1, 2 and 3 (the last falls back),
+    // dilated and grouped, 1×1 at stride 2, unequal strides. The last is large enough at
+    // batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be split across two threads.
     let mut cases = geometries();
-    cases.push((32, 24, 24, 32, win(3, 1, 1, 1, 1)));
+    let tall = Window { kernel: [3, 1], stride: [1, 2], pad: [1, 0], dilation: [1, 1], groups: 1 };
+    cases.extend([
+        (3, 9, 7, 16, win(3, 2, 1, 1, 1)),
+        (4, 7, 6, 32, win(3, 1, 2, 2, 2)),
+        (5, 6, 6, 16, win(1, 2, 0, 1, 1)),
+        (2, 8, 8, 16, win(2, 3, 0, 1, 1)),
+        (2, 5, 7, 32, tall),
+        (32, 24, 24, 32, win(3, 1, 1, 1, 1)),
+    ]);
     for (t, (c, h, wd, o, w)) in cases.into_iter().enumerate() {
         let g = step_graph(c, h, wd, o, w, t % 2 == 0);
         let mut forward = g.clone();

@@ -11,6 +11,11 @@
 //!
 //! [`outer`]: a `MR × NR` block of C (6 rows of 16 floats, 12 AVX registers) as a sum of
 //! outer products, one per step along K: two vector loads of a B row, six broadcasts of A.
+//! [`window_outer`] and [`taps_outer`] are the same block with A read through `MR` pointers
+//! into a padded image instead of a packed panel, and B a small transposed operand (the
+//! kernel, or the output gradient): the convolutions of `window`'s `gather` module, which
+//! need no copy of the image at all. [`transpose`] moves their operands between `[O, L]`
+//! and `[L, O]`.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -108,6 +113,76 @@ pub fn pack_a(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     out
 }
 
+/// `out [n, m] = aᵀ` for a row-major `a [m, n]`: 8×8 blocks transposed in registers where
+/// [`available`] (each row of a block is one 32-byte load or store, so rows 4 KiB apart, which
+/// share a set of the L1 cache, are each touched once per block), the rest element by element.
+pub fn transpose(a: &[f32], (m, n): (usize, usize), out: &mut [f32]) {
+    let (a, out) = (&a[..m * n], &mut out[..m * n]);
+    let (m8, n8) = if available() { (m / 8 * 8, n / 8 * 8) } else { (0, 0) };
+    for i in (0..m8).step_by(8) {
+        for j in (0..n8).step_by(8) {
+            // SAFETY: `available()`; rows i..i+8 of `a` hold columns j..j+8, rows j..j+8 of
+            // `out` columns i..i+8.
+            unsafe { transpose8(a[i * n + j..].as_ptr(), n, out[j * m + i..].as_mut_ptr(), m) };
+        }
+    }
+    let rest = (0..m).flat_map(|i| (if i < m8 { n8 } else { 0 }..n).map(move |j| (i, j)));
+    for (i, j) in rest {
+        out[j * m + i] = a[i * n + j];
+    }
+}
+
+/// One 8×8 block of [`transpose`]: rows of `a` at stride `lda`, rows of `out` at `ldo`.
+///
+/// # Safety
+/// [`available`] is true; 8 rows of 8 floats are readable at `a` and writable at `out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose8(a: *const f32, lda: usize, out: *mut f32, ldo: usize) {
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(a.add(i * lda)));
+    let lo = |i: usize| _mm256_unpacklo_ps(r[i], r[i + 1]);
+    let hi = |i: usize| _mm256_unpackhi_ps(r[i], r[i + 1]);
+    let t = [lo(0), hi(0), lo(2), hi(2), lo(4), hi(4), lo(6), hi(6)];
+    let u = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    for i in 0..4 {
+        _mm256_storeu_ps(out.add(i * ldo), _mm256_permute2f128_ps::<0x20>(u[i], u[i + 4]));
+        _mm256_storeu_ps(out.add((i + 4) * ldo), _mm256_permute2f128_ps::<0x31>(u[i], u[i + 4]));
+    }
+}
+
+/// Unreachable off x86-64 ([`available`] is false there).
+///
+/// # Safety
+/// Never call it.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose8(_a: *const f32, _lda: usize, _out: *mut f32, _ldo: usize) {
+    unreachable!("tile::available() is false off x86-64")
+}
+
+/// A row-major `[m, k]` matrix, `m` a multiple of [`NR`], as the B operand `aᵀ [k, m]` of
+/// [`window_outer`]: `m / NR` panels of `k × NR` floats, panel `p` holding `a[p·NR + o, t]`
+/// at `t·NR + o`.
+pub fn pack_bt(a: &[f32], m: usize, k: usize) -> Vec<f32> {
+    assert!(m.is_multiple_of(NR), "tile: pack_bt takes whole panels");
+    let mut out = vec![0.0; m * k];
+    for (r, row) in a[..m * k].chunks_exact(k.max(1)).enumerate().take(m) {
+        let panel = &mut out[r / NR * k * NR..];
+        for (t, &v) in row.iter().enumerate() {
+            panel[t * NR + r % NR] = v;
+        }
+    }
+    out
+}
+
 /// `C = A · B` for `rows × cols` of C (at most `MR × NR`) with `A` one packed panel of
 /// [`pack_a`] (`k × MR`), `B` the first `k` rows of `b`, `C` row-major with row stride `ldc`.
 ///
@@ -179,6 +254,110 @@ pub unsafe fn outer<R: Rows>(
     unreachable!("tile::available() is false off x86-64")
 }
 
+/// `C += Σ_t A_t ⊗ B_t` for a `MR × NR` block of C, the sum running over the positions of
+/// `rows` output rows of `cols` positions each: `B_t` is row `t = i·cols + j` of `b` (row
+/// stride `ldb`, `NR` floats read), `A_t` the `MR` floats at `a[r] + i·row_step + j·COL`
+/// (a convolution's kernel gradient, [`crate::jit::window`]: `a[r]` the padded image seen
+/// through tap `r`, `b` the output gradient transposed). `C` is row-major with row stride
+/// `ldc`. `COL` is the input step between output columns (the stride along W).
+///
+/// # Safety
+/// [`available`] is true; every address named above is readable, `c` holds `MR` rows of `NR`
+/// writable floats at stride `ldc`, overlapping neither input.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn taps_outer<const COL: usize>(
+    a: [*const f32; MR],
+    (rows, cols, row_step): (usize, usize, usize),
+    (b, ldb): (*const f32, usize),
+    (c, ldc): (*mut f32, usize),
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut bt = b;
+    for i in 0..rows {
+        let mut at = a.map(|p| p.add(i * row_step));
+        for _ in 0..cols {
+            let b0 = _mm256_loadu_ps(bt);
+            let b1 = _mm256_loadu_ps(bt.add(8));
+            for (acc, p) in acc.iter_mut().zip(&mut at) {
+                let av = _mm256_broadcast_ss(&**p);
+                acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+                *p = p.add(COL);
+            }
+            bt = bt.add(ldb);
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let (c0, c1) = (c.add(r * ldc), c.add(r * ldc + 8));
+        _mm256_storeu_ps(c0, _mm256_add_ps(_mm256_loadu_ps(c0), acc[0]));
+        _mm256_storeu_ps(c1, _mm256_add_ps(_mm256_loadu_ps(c1), acc[1]));
+    }
+}
+
+/// Unreachable off x86-64 ([`available`] is false there).
+///
+/// # Safety
+/// Never call it.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn taps_outer<const COL: usize>(
+    _a: [*const f32; MR],
+    _rows: (usize, usize, usize),
+    _b: (*const f32, usize),
+    _c: (*mut f32, usize),
+) {
+    unreachable!("tile::available() is false off x86-64")
+}
+
+/// `C = Σ_t A_t ⊗ B_t` for a `MR × NR` block of C, the sum running over `k` taps: `B_t` is
+/// row `t` of `b` (`NR` floats, contiguous rows), `A_t` the `MR` floats at `a[r] + offs[t]`
+/// (a convolution seen from its output positions, [`crate::jit::window`]: `a[r]` the padded
+/// image at the corner of output position `r`'s window, `offs[t]` where tap `t` lies in the
+/// window, `b` the kernel transposed). C is row-major with row stride `ldc`, overwritten.
+///
+/// # Safety
+/// [`available`] is true; every address named above is readable, `c` holds `MR` rows of `NR`
+/// writable floats at stride `ldc`, overlapping neither input.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn window_outer(
+    a: [*const f32; MR],
+    offs: &[usize],
+    b: *const f32,
+    (c, ldc): (*mut f32, usize),
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut bt = b;
+    for &off in offs {
+        let b0 = _mm256_loadu_ps(bt);
+        let b1 = _mm256_loadu_ps(bt.add(8));
+        for (acc, p) in acc.iter_mut().zip(&a) {
+            let av = _mm256_broadcast_ss(&*p.add(off));
+            acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
+            acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
+        }
+        bt = bt.add(NR);
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        _mm256_storeu_ps(c.add(r * ldc), acc[0]);
+        _mm256_storeu_ps(c.add(r * ldc + 8), acc[1]);
+    }
+}
+
+/// Unreachable off x86-64 ([`available`] is false there).
+///
+/// # Safety
+/// Never call it.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn window_outer(
+    _a: [*const f32; MR],
+    _offs: &[usize],
+    _b: *const f32,
+    _c: (*mut f32, usize),
+) {
+    unreachable!("tile::available() is false off x86-64")
+}
+
 /// Steps along K per pass over C: a B block of `KC × NR` floats (16 KiB) and an A panel
 /// (6 KiB) stay in the L1 cache while a block of C is summed; later passes add to C.
 pub const KC: usize = 256;
@@ -221,6 +400,20 @@ pub unsafe fn product<R: Rows>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_matches_the_definition() {
+        for (m, n) in [(1, 1), (8, 8), (16, 1024), (1024, 16), (13, 21), (24, 9), (0, 5)] {
+            let a: Vec<f32> = (0..m * n).map(|i| i as f32).collect();
+            let mut out = vec![f32::NAN; m * n];
+            transpose(&a, (m, n), &mut out);
+            for i in 0..m {
+                for j in 0..n {
+                    assert_eq!(out[j * m + i], a[i * n + j], "({m},{n}) at ({i},{j})");
+                }
+            }
+        }
+    }
 
     #[test]
     fn product_matches_the_definition_on_ragged_sizes() {
