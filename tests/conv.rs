@@ -229,6 +229,9 @@ fn step_graph(c: usize, h: usize, wd: usize, o: usize, w: Window, pool: bool) ->
     let loss = g.mean_all(sq);
     let loss = g.add2(loss, m);
     g.add_output("loss", loss);
+    // The input gradient as an output, so the JIT's conv_grad_input is compared too.
+    let dx = grad(&mut g, loss, &[x])[0];
+    g.add_output("dx", dx);
     sgd_on_the_first_param(&mut g, k, loss);
     g.compact()
 }
@@ -292,16 +295,32 @@ fn jit_pooling_matches_the_interpreter_on_ties_and_padding() {
 fn jit_matches_the_interpreter_on_random_geometries() {
     // Output channels per group a multiple of 16 take the JIT's `gather` path (forward and
     // kernel gradient, `jit::window`): odd sizes at strides 1, 2 and 3 (the last falls back),
-    // dilated and grouped, 1×1 at stride 2, unequal strides. The last is large enough at
-    // batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be split across two threads.
+    // dilated and grouped, 1×1 at stride 2, unequal strides. Input channels per group a
+    // multiple of 16 at a stride over 1 take its phase-split input gradient: odd sizes, 1×1
+    // and 2×2 at stride 3 (phases without taps), 5×5 at stride 2, grouped, unequal strides,
+    // dilated (which falls back). The last is large enough at batch 7 (7.4e7 flop, over
+    // jit::window::PAR_MIN_FLOP) to be split across two threads.
     let mut cases = geometries();
-    let tall = Window { kernel: [3, 1], stride: [1, 2], pad: [1, 0], dilation: [1, 1], groups: 1 };
+    let tall = |s: [u16; 2]| Window {
+        kernel: [3, 1],
+        stride: s,
+        pad: [1, 0],
+        dilation: [1, 1],
+        groups: 1,
+    };
     cases.extend([
         (3, 9, 7, 16, win(3, 2, 1, 1, 1)),
         (4, 7, 6, 32, win(3, 1, 2, 2, 2)),
         (5, 6, 6, 16, win(1, 2, 0, 1, 1)),
         (2, 8, 8, 16, win(2, 3, 0, 1, 1)),
-        (2, 5, 7, 32, tall),
+        (2, 5, 7, 32, tall([1, 2])),
+        (16, 9, 7, 16, win(3, 2, 1, 1, 1)),
+        (16, 7, 7, 16, win(1, 3, 0, 1, 1)),
+        (16, 8, 7, 32, win(2, 3, 1, 1, 1)),
+        (16, 9, 9, 16, win(5, 2, 2, 1, 1)),
+        (32, 7, 8, 32, win(3, 2, 0, 1, 2)),
+        (16, 7, 5, 16, tall([3, 2])),
+        (16, 9, 9, 16, win(3, 2, 2, 2, 1)),
         (32, 24, 24, 32, win(3, 1, 1, 1, 1)),
     ]);
     for (t, (c, h, wd, o, w)) in cases.into_iter().enumerate() {

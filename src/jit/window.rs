@@ -22,10 +22,12 @@
 //!   copy of the image ([`conv_shifted`]); at other strides `cols` is made one band of
 //!   output rows at a time ([`BAND_FLOATS`]) and read in place;
 //! - an input gradient at stride 1 is the forward convolution of `dy` with the flipped
-//!   kernel (`Geometry::transposed`), so it takes one of the two paths above.
+//!   kernel (`Geometry::transposed`), so it takes one of the two paths above; at a larger
+//!   stride, without dilation, with input channels per group in blocks of 16, it is one
+//!   stride-1 product per phase of the input positions (module `gather`).
 //!
-//! Every other product (1×1 forward at stride 1, strided input gradients, the remaining
-//! kernel gradients, machines without AVX2) calls [`matmul`], the `gemm` crate, over an
+//! Every other product (1×1 forward at stride 1, the remaining input and kernel gradients,
+//! machines without AVX2) calls [`matmul`], the `gemm` crate, over an
 //! im2col copy (none for a 1×1 kernel at stride 1 without padding, whose `cols` is the
 //! image). Scratch lives in a per-thread buffer, grown once. The paths sum in different
 //! orders, so their results differ in the last bits.
@@ -518,6 +520,9 @@ fn conv_part<'a>(
             return gather::kernel_grad(g, (n0, n1), a, b, out)
         }
         WindowOp::ConvGradKernel => return conv_grad_kernel_part(g, (n0, n1), a, b, out),
+        WindowOp::ConvGradInput if gather::input_grad_applies(g) => {
+            return gather::input_grad(g, (n0, n1), a, b, out)
+        }
         _ => {}
     }
     let (image, outs, _) = g.sizes();

@@ -1,16 +1,16 @@
 //! The convolutions that read the image in place through `tile`'s register blocks, with no
 //! `cols` and no packing of the image: a forward convolution as `yᵀ [L, O/g] = cols · kᵀ`
-//! ([`conv`], through [`tile::window_outer`]) and a kernel gradient as `dkᵀ [K, O/g] = cols ·
-//! dyᵀ` ([`kernel_grad`], through [`tile::taps_outer`]). Row `(c, a, b)` of `cols` at output
-//! position `(i, j)` is element `corner(i, j) + offset(c, a, b)` of the zero-padded image
-//! ([`padded`], [`tap_offsets`]), so a block of `MR` rows of C is `MR` pointers into it. The
-//! output channels are the `NR` columns of C; `y` and `dy` are transposed between `[O, L]`
-//! and `[L, O]` around the products ([`tile::transpose`]).
+//! ([`conv`], through [`tile::window_outer`]), a kernel gradient as `dkᵀ [K, O/g] = cols ·
+//! dyᵀ` ([`kernel_grad`], through [`tile::taps_outer`]), and a strided input gradient as one
+//! such product per phase of the input positions ([`input_grad`]). Row `(c, a, b)` of `cols`
+//! at output position `(i, j)` is element `corner(i, j) + offset(c, a, b)` of the
+//! zero-padded image ([`padded`], [`tap_offsets`]), so a block of `MR` rows of C is `MR`
+//! pointers into it ([`Reads`]). The channels are the `NR` columns of C; `y`, `dy` and `dx`
+//! are transposed between `[C, L]` and `[L, C]` around the products ([`tile::transpose`]).
 //!
-//! Used for every forward convolution and kernel gradient that [`applies`] to, and through
-//! [`Geometry::transposed`] for stride-1 input gradients. Per call, one thread, best of 30
-//! rounds that time both paths in turn in one process (one run; the 3×3 `K = 27` forward row
-//! is three):
+//! Per call, one thread, best of 30 rounds that time both paths in turn in one process; the
+//! machine ran in both of its speed phases, so single rows carry about ±15% of noise (ranges
+//! are over repeated runs):
 //!
 //! | conv (C×H×W → O, kernel, stride; batch 32) | forward: before | here | input grad.: before | here | kernel grad.: before | here |
 //! | ------------------------------------------ | ------- | ---- | ------- | ---- | ------- | ---- |
@@ -18,17 +18,17 @@
 //! | 16×32×32 → 16, 3×3, 1 (G stage 1)          | 2.20 ms | 1.94 ms | 2.13 ms | 1.86 ms | 4.79 ms | 1.89 ms |
 //! | 32×16×16 → 32, 3×3, 1 (G stage 2)          | 2.19 ms | 1.72 ms | 3.69 ms | 2.55 ms | 2.53 ms | 1.67 ms |
 //! | 64×8×8 → 64, 3×3, 1 (G stage 3)            | 2.29 ms | 1.79 ms | 2.32 ms | 1.75 ms | 2.85 ms | 1.82 ms |
-//! | 16×32×32 → 32, 3×3, 2 (G stage 2, first)   | 2.55 ms | 1.03 ms | `gemm` + col2im | | 2.08 ms | 1.01 ms |
-//! | 32×16×16 → 64, 3×3, 2 (G stage 3, first)   | 1.56 ms | 0.90 ms | `gemm` + col2im | | 2.66 ms | 1.31 ms |
-//! | 16×32×32 → 32, 1×1, 2 (G stage 2 shortcut) | 0.26 ms | 0.21 ms | `gemm` + col2im | | 0.47 ms | 0.20 ms |
-//! | 32×16×16 → 64, 1×1, 2 (G stage 3 shortcut) | 0.19 ms | 0.13 ms | `gemm` + col2im | | 0.20 ms | 0.13 ms |
-//! | 6×12×12 → 16, 5×5, 1, batch 64 (F conv2)   | 0.45 ms | 0.22 ms | `gemm` + col2im | | 1.10 ms | 0.31 ms |
+//! | 16×32×32 → 32, 3×3, 2 (G stage 2, first)   | 2.55 ms | 1.03 ms | 1.96-2.03 ms | 1.39-1.41 ms | 2.08 ms | 1.01 ms |
+//! | 32×16×16 → 64, 3×3, 2 (G stage 3, first)   | 1.56 ms | 0.90 ms | 1.53-2.08 ms | 1.23-1.55 ms | 2.66 ms | 1.31 ms |
+//! | 16×32×32 → 32, 1×1, 2 (G stage 2 shortcut) | 0.26 ms | 0.21 ms | 0.28-0.47 ms | 0.32-0.43 ms | 0.47 ms | 0.20 ms |
+//! | 32×16×16 → 64, 1×1, 2 (G stage 3 shortcut) | 0.19 ms | 0.13 ms | 0.30-0.33 ms | 0.31-0.33 ms | 0.20 ms | 0.13 ms |
+//! | 6×12×12 → 16, 5×5, 1, batch 64 (F conv2)   | 0.45 ms | 0.22 ms | (other path) | | 1.10 ms | 0.31 ms |
 //!
-//! "Before" is the path the op takes otherwise: `window`'s shifted or banded forward
-//! product, the transposed forward for the input gradient, `gemm` over `E` examples for the
-//! kernel gradient. The machine ran in both of its speed phases during the run, so single
-//! rows carry about ±15% of noise; every row but the first forward one is a clear gain, and
-//! that one (0.04 ms of G's step) is not worth a rule.
+//! "Before" is the path the op takes otherwise (module `window`): the shifted or banded
+//! forward product; for the input gradient, the forward convolution over `dy` at stride 1
+//! (whose forward product is then this module's) and `gemm` into `dcols` + col2im at other
+//! strides; `gemm` over `E` examples for the kernel gradient. Every row is a gain or a tie
+//! but the first forward one (0.04 ms of G's step), which is not worth a rule.
 
 use super::{with_scratch, Geometry};
 use crate::jit::tile::{self, MR, NR};
@@ -132,6 +132,55 @@ fn padded<'a>(g: &Geometry, x: &'a [f32], grp: usize, planes: &'a mut [f32]) -> 
     &planes[..cg * hp * wp]
 }
 
+/// Where a product of [`window_outer`] blocks reads, in planes given later: the corner of
+/// each output position (the last block of `MR` filled up by repeating the last position)
+/// and each tap's offset from it.
+struct Reads {
+    /// Output positions (before the filling up).
+    count: usize,
+    corners: Vec<usize>,
+    offs: Vec<usize>,
+    /// One past the farthest element read.
+    reach: usize,
+}
+
+impl Reads {
+    fn new(mut corners: Vec<usize>, offs: Vec<usize>) -> Reads {
+        let max = |v: &[usize]| v.iter().max().copied();
+        let reach = match (max(&corners), max(&offs)) {
+            (Some(c), Some(o)) => c + o + 1,
+            _ => 0,
+        };
+        let count = corners.len();
+        if let Some(&last) = corners.last() {
+            corners.resize(count.div_ceil(MR) * MR, last);
+        }
+        Reads { count, corners, offs, reach }
+    }
+
+    /// `yt [P, N] = Σ_t planes[corner + offs[t]] ⊗ kt[t]` over the `P` positions (rounded up
+    /// to `MR`), `packed` a kernel of `N` columns packed by [`tile::pack_bt`].
+    fn product(&self, planes: &[f32], packed: &[f32], yt: &mut [f32]) {
+        let k = self.offs.len();
+        let n = packed.len() / k.max(1);
+        let yt = &mut yt[..self.corners.len() * n];
+        if k == 0 {
+            return yt.fill(0.0);
+        }
+        assert!(planes.len() >= self.reach, "window: a tap outside the planes");
+        for (q0, corner) in self.corners.chunks_exact(MR).enumerate() {
+            let a = std::array::from_fn(|r| planes.as_ptr().wrapping_add(corner[r]));
+            for (jb, kt) in packed.chunks_exact(k * NR).enumerate() {
+                let c = (yt[q0 * MR * n + jb * NR..].as_mut_ptr(), n);
+                // SAFETY: `applies` checked `tile::available()`; every tap lies in `planes`
+                // (asserted above), `kt` holds `k` rows of `NR`, `c`'s `MR` rows of `NR`
+                // lie in `yt`.
+                unsafe { tile::window_outer(a, &self.offs, kt.as_ptr(), c) };
+            }
+        }
+    }
+}
+
 /// A forward convolution on examples `n0..n1` through [`window_outer`]: `y[n, G]ᵀ
 /// [L, O/g] = cols · k[G]ᵀ`, a block of `MR` output positions against `NR` output channels,
 /// each position's taps read in place from the padded image ([`padded`], [`tap_offsets`]),
@@ -142,36 +191,170 @@ pub(super) fn conv(g: &Geometry, (n0, n1): (usize, usize), x: &[f32], k: &[f32],
     let (cg, og) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize);
     let (hp, wp) = ((g.h + 2 * g.ph) as usize, (g.w + 2 * g.pw) as usize);
     let (wo, sh, sw) = (g.wo as usize, g.sh as usize, g.sw as usize);
-    let offs = tap_offsets(g, (hp, wp));
-    // Each output position's window corner in the padded planes; the last block of `MR`
-    // repeats the last position.
-    let corners: Vec<usize> = (0..l.div_ceil(MR) * MR)
-        .map(|q| q.min(l.max(1) - 1))
-        .map(|q| q / wo * sh * wp + q % wo * sw)
-        .collect();
-    let last = corners.iter().max().copied().unwrap_or(0) + offs.iter().max().copied().unwrap_or(0);
-    assert!(l == 0 || kr == 0 || last < cg * hp * wp, "window: a tap outside the planes");
+    let corners = (0..l).map(|q| q / wo * sh * wp + q % wo * sw).collect();
+    let reads = Reads::new(corners, tap_offsets(g, (hp, wp)));
     let packed: Vec<Vec<f32>> =
         (0..groups).map(|grp| tile::pack_bt(&k[grp * og * kr..], og, kr)).collect();
-    let yt_len = l.div_ceil(MR) * MR * og;
-    with_scratch(cg * hp * wp + yt_len, |scratch| {
+    with_scratch(cg * hp * wp + reads.corners.len() * og, |scratch| {
         let (planes, yt) = scratch.split_at_mut(cg * hp * wp);
         planes.fill(0.0);
         for n in n0..n1 {
             for grp in 0..groups {
-                let base = padded(g, &x[n * image..(n + 1) * image], grp, planes).as_ptr();
-                for (q0, corner) in corners.chunks_exact(MR).enumerate() {
-                    let a = std::array::from_fn(|r| base.wrapping_add(corner[r]));
-                    for (jb, kt) in packed[grp].chunks_exact(kr * NR).enumerate() {
-                        let c = (yt[q0 * MR * og + jb * NR..].as_mut_ptr(), og);
-                        // SAFETY: `applies` checked `tile::available()`; every tap lies in
-                        // the planes (asserted above), `kt` holds `kr` rows of `NR`, `c`'s
-                        // `MR` rows of `NR` lie in `yt`.
-                        unsafe { tile::window_outer(a, &offs, kt.as_ptr(), c) };
-                    }
-                }
+                let planes = padded(g, &x[n * image..(n + 1) * image], grp, planes);
+                reads.product(planes, &packed[grp], yt);
                 let y = &mut y[(n - n0) * outs + grp * og * l..][..og * l];
                 tile::transpose(&yt[..l * og], (l, og), y);
+            }
+        }
+    })
+}
+
+/// True if [`input_grad`] computes this input gradient: strided, not dilated, input
+/// channels per group in whole blocks of [`NR`] (stride-1 input gradients are forward
+/// convolutions already, `Geometry::transposed`).
+pub(super) fn input_grad_applies(g: &Geometry) -> bool {
+    tile::available()
+        && (g.sh, g.sw) != (1, 1)
+        && (g.dh, g.dw) == (1, 1)
+        && ((g.c / g.groups) as usize).is_multiple_of(NR)
+}
+
+/// One axis of a strided input gradient split by phase: input position `y` (of `n`) takes
+/// the taps `a ≡ y + p (mod s)`, at output position `(y + p − a) / s`. With `pad` rows of
+/// zeros before the output rows, phase `r`'s positions `y0 + s·u` read from row
+/// `(y + p − a_max) / s + pad` on, tap `a` at `(a_max − a) / s` rows further.
+struct Phases {
+    s: usize,
+    p: usize,
+    /// Per phase: its first position `y0`, its taps from the last, `a_max` first.
+    phases: Vec<(usize, Vec<usize>)>,
+    pad: usize,
+    /// Rows of the padded output gradient.
+    len: usize,
+}
+
+impl Phases {
+    /// The axis with `n` input positions, `no` output positions, kernel `k`, stride `s`,
+    /// padding `p`.
+    fn new(n: usize, no: usize, k: usize, s: usize, p: usize) -> Phases {
+        let phases: Vec<(usize, Vec<usize>)> = (0..s)
+            .map(|r| ((r + s - p % s) % s, (0..k).rev().filter(|a| a % s == r).collect()))
+            .collect();
+        // The first row read, over every phase's first position, and the last.
+        let row = |y: usize, a: usize| (y + p) as isize - a as isize;
+        let first = phases.iter().filter_map(|(y0, taps)| Some(row(*y0, *taps.first()?)));
+        let pad = first.map(|r| (-r).max(0) as usize / s).max().unwrap_or(0);
+        let last_y = |y0: usize| y0 + (n - 1 - y0) / s * s;
+        let last = phases.iter().filter(|(y0, _)| *y0 < n).filter_map(|(y0, taps)| {
+            Some((row(last_y(*y0), *taps.last()?) / s as isize + pad as isize) as usize)
+        });
+        let len = last.max().map_or(0, |r| r + 1).max(pad + no);
+        Phases { s, p, phases, pad, len }
+    }
+    /// The padded output row that input position `y` reads through tap `a` (of its phase).
+    fn at(&self, y: usize, a: usize) -> usize {
+        (((y + self.p) as isize - a as isize) / self.s as isize + self.pad as isize) as usize
+    }
+
+    /// Phase `r`'s positions.
+    fn positions(&self, r: usize, n: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (self.phases[r].0.min(n)..n).step_by(self.s)
+    }
+}
+
+/// A strided input gradient on examples `n0..n1`, as `sh·sw` products of [`Reads`] over a
+/// zero-padded copy of `dy`, one per phase of the input positions ([`Phases`]): phase
+/// `(r, q)`'s input positions take the taps `(o, a, b)` with `a ≡ r`, `b ≡ q`, so each is a
+/// stride-1 convolution of `dy` with the matching part of the kernel, and no product adds
+/// zeros (as `dcols` + col2im would for the rows it drops). `dx` is overwritten.
+pub(super) fn input_grad(
+    g: &Geometry,
+    (n0, n1): (usize, usize),
+    dy: &[f32],
+    k: &[f32],
+    dx: &mut [f32],
+) {
+    let (image, outs, _) = g.sizes();
+    let (groups, l) = (g.groups as usize, g.l());
+    let (cg, og) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize);
+    if l == 0 {
+        return dx[..(n1 - n0) * image].fill(0.0);
+    }
+    let [h, w, ho, wo, kh, kw] = [g.h, g.w, g.ho, g.wo, g.kh, g.kw].map(|v| v as usize);
+    let rows = Phases::new(h, ho, kh, g.sh as usize, g.ph as usize);
+    let cols = Phases::new(w, wo, kw, g.sw as usize, g.pw as usize);
+    let (hq, wq) = (rows.len, cols.len);
+    // Per phase: where it reads, its part of the kernel (per group), and its positions: rows
+    // of `nv` from flat index `start` of a plane, `s` apart along both axes.
+    let phases: Vec<(Reads, Vec<Vec<f32>>, (usize, usize))> = (0..rows.s)
+        .flat_map(|r| (0..cols.s).map(move |q| (r, q)))
+        .map(|(r, q)| {
+            let ((y0, ta), (x0, tb)) = (&rows.phases[r], &cols.phases[q]);
+            let (ys, xs) = (rows.positions(r, h), cols.positions(q, w));
+            let nv = xs.len();
+            let taps: Vec<(usize, usize, usize)> = (0..og)
+                .flat_map(|o| ta.iter().flat_map(move |&a| tb.iter().map(move |&b| (o, a, b))))
+                .collect();
+            let offs = taps
+                .iter()
+                .map(|&(o, a, b)| o * hq * wq + (ta[0] - a) / rows.s * wq + (tb[0] - b) / cols.s)
+                .collect();
+            let corner = |y: usize, x: usize| rows.at(y, ta[0]) * wq + cols.at(x, tb[0]);
+            let corners = match taps.is_empty() {
+                true => Vec::new(),
+                false => ys.flat_map(|y| xs.clone().map(move |x| corner(y, x))).collect(),
+            };
+            let packed = (0..groups)
+                .map(|grp| {
+                    let part: Vec<f32> = (0..cg)
+                        .flat_map(|c| {
+                            taps.iter().map(move |&(o, a, b)| {
+                                k[(((grp * og + o) * cg + c) * kh + a) * kw + b]
+                            })
+                        })
+                        .collect();
+                    tile::pack_bt(&part, cg, taps.len())
+                })
+                .collect();
+            (Reads::new(corners, offs), packed, (nv, *y0 * w + x0))
+        })
+        .collect();
+    let sparse = phases.iter().any(|(reads, ..)| reads.corners.is_empty());
+    let most = phases.iter().map(|(reads, ..)| reads.corners.len()).max().unwrap_or(0);
+    with_scratch(og * hq * wq + 2 * most * cg, |scratch| {
+        let (planes, rest) = scratch.split_at_mut(og * hq * wq);
+        let (yt, moved) = rest.split_at_mut(most * cg);
+        planes.fill(0.0);
+        for n in n0..n1 {
+            let dx = &mut dx[(n - n0) * image..(n - n0 + 1) * image];
+            if sparse {
+                dx.fill(0.0);
+            }
+            for grp in 0..groups {
+                let src = &dy[n * outs + grp * og * l..][..og * l];
+                for (o, src) in src.chunks_exact(l).enumerate() {
+                    let dst = &mut planes[o * hq * wq..];
+                    for (row, i) in src.chunks_exact(wo).zip(rows.pad..) {
+                        dst[i * wq + cols.pad..][..wo].copy_from_slice(row);
+                    }
+                }
+                for (reads, packed, (nv, start)) in &phases {
+                    if reads.corners.is_empty() {
+                        continue;
+                    }
+                    let count = reads.count;
+                    reads.product(planes, &packed[grp], yt);
+                    tile::transpose(&yt[..count * cg], (count, cg), moved);
+                    for (c, vals) in moved[..count * cg].chunks_exact(count).enumerate() {
+                        let plane = &mut dx[(grp * cg + c) * h * w..][..h * w];
+                        for (u, vals) in vals.chunks_exact(*nv).enumerate() {
+                            let at = start + u * rows.s * w;
+                            for (v, &val) in vals.iter().enumerate() {
+                                plane[at + v * cols.s] = val;
+                            }
+                        }
+                    }
+                }
             }
         }
     })
