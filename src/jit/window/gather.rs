@@ -43,11 +43,11 @@ pub(super) fn applies(g: &Geometry) -> bool {
         && g.k_rows() > 0
 }
 
-/// `conv_grad_kernel` on examples `n0..n1` through [`taps_outer`]: `dk[G]ᵀ [K, O/g] =
+/// `conv_grad_kernel` on examples `n0..n1` through [`tile::taps_outer`]: `dk[G]ᵀ [K, O/g] =
 /// Σ_n cols[n] · dy[n, G]ᵀ`, where row `(c, a, b)` of `cols` is read in place from a
-/// zero-padded copy of the image ([`padded`]) and `dy` is
-/// transposed to `[L, O/g]`. The sum runs in `MR × NR` register blocks of `dkᵀ` over bands of
-/// output rows. `out` is the part's own kernel, overwritten.
+/// zero-padded copy of the image ([`padded`]) and `dy` is transposed to `[L, O/g]`. The sum
+/// runs in `MR × NR` register blocks of `dkᵀ` over bands of output rows. `out` is the part's
+/// own kernel, overwritten.
 pub(super) fn kernel_grad(
     g: &Geometry,
     (n0, n1): (usize, usize),
@@ -132,7 +132,7 @@ fn padded<'a>(g: &Geometry, x: &'a [f32], grp: usize, planes: &'a mut [f32]) -> 
     &planes[..cg * hp * wp]
 }
 
-/// Where a product of [`window_outer`] blocks reads, in planes given later: the corner of
+/// Where a product of [`tile::window_outer`] blocks reads, in planes given later: the corner of
 /// each output position (the last block of `MR` filled up by repeating the last position)
 /// and each tap's offset from it.
 struct Reads {
@@ -181,7 +181,7 @@ impl Reads {
     }
 }
 
-/// A forward convolution on examples `n0..n1` through [`window_outer`]: `y[n, G]ᵀ
+/// A forward convolution on examples `n0..n1` through [`tile::window_outer`]: `y[n, G]ᵀ
 /// [L, O/g] = cols · k[G]ᵀ`, a block of `MR` output positions against `NR` output channels,
 /// each position's taps read in place from the padded image ([`padded`], [`tap_offsets`]),
 /// then transposed into `y`.
@@ -224,6 +224,7 @@ pub(super) fn input_grad_applies(g: &Geometry) -> bool {
 /// zeros before the output rows, phase `r`'s positions `y0 + s·u` read from row
 /// `(y + p − a_max) / s + pad` on, tap `a` at `(a_max − a) / s` rows further.
 struct Phases {
+    n: usize,
     s: usize,
     p: usize,
     /// Per phase: its first position `y0`, its taps from the last, `a_max` first.
@@ -237,28 +238,39 @@ impl Phases {
     /// The axis with `n` input positions, `no` output positions, kernel `k`, stride `s`,
     /// padding `p`.
     fn new(n: usize, no: usize, k: usize, s: usize, p: usize) -> Phases {
-        let phases: Vec<(usize, Vec<usize>)> = (0..s)
+        let phases = (0..s)
             .map(|r| ((r + s - p % s) % s, (0..k).rev().filter(|a| a % s == r).collect()))
             .collect();
-        // The first row read, over every phase's first position, and the last.
-        let row = |y: usize, a: usize| (y + p) as isize - a as isize;
-        let first = phases.iter().filter_map(|(y0, taps)| Some(row(*y0, *taps.first()?)));
-        let pad = first.map(|r| (-r).max(0) as usize / s).max().unwrap_or(0);
-        let last_y = |y0: usize| y0 + (n - 1 - y0) / s * s;
-        let last = phases.iter().filter(|(y0, _)| *y0 < n).filter_map(|(y0, taps)| {
-            Some((row(last_y(*y0), *taps.last()?) / s as isize + pad as isize) as usize)
-        });
-        let len = last.max().map_or(0, |r| r + 1).max(pad + no);
-        Phases { s, p, phases, pad, len }
-    }
-    /// The padded output row that input position `y` reads through tap `a` (of its phase).
-    fn at(&self, y: usize, a: usize) -> usize {
-        (((y + self.p) as isize - a as isize) / self.s as isize + self.pad as isize) as usize
+        let mut axis = Phases { n, s, p, phases, pad: 0, len: no };
+        // The first and last output rows read (before padding), over the phases.
+        let spans: Vec<(isize, isize)> = (0..s)
+            .filter_map(|r| {
+                let (mut ys, taps) = (axis.positions(r), &axis.phases[r].1);
+                let first = ys.next()?;
+                let last = ys.last().unwrap_or(first);
+                Some((axis.row(first, *taps.first()?), axis.row(last, *taps.last()?)))
+            })
+            .collect();
+        axis.pad = spans.iter().map(|s| (-s.0).max(0) as usize).max().unwrap_or(0);
+        let end = spans.iter().map(|s| (s.1 + 1).max(0) as usize).max().unwrap_or(0);
+        axis.len = axis.pad + no.max(end);
+        axis
     }
 
-    /// Phase `r`'s positions.
-    fn positions(&self, r: usize, n: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
-        (self.phases[r].0.min(n)..n).step_by(self.s)
+    /// The output row that input position `y` reads through tap `a` (of its phase), before
+    /// padding.
+    fn row(&self, y: usize, a: usize) -> isize {
+        ((y + self.p) as isize - a as isize) / self.s as isize
+    }
+
+    /// [`Phases::row`] in the padded output gradient.
+    fn at(&self, y: usize, a: usize) -> usize {
+        (self.row(y, a) + self.pad as isize) as usize
+    }
+
+    /// Phase `r`'s input positions.
+    fn positions(&self, r: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+        (self.phases[r].0.min(self.n)..self.n).step_by(self.s)
     }
 }
 
@@ -290,7 +302,7 @@ pub(super) fn input_grad(
         .flat_map(|r| (0..cols.s).map(move |q| (r, q)))
         .map(|(r, q)| {
             let ((y0, ta), (x0, tb)) = (&rows.phases[r], &cols.phases[q]);
-            let (ys, xs) = (rows.positions(r, h), cols.positions(q, w));
+            let (ys, xs) = (rows.positions(r), cols.positions(q));
             let nv = xs.len();
             let taps: Vec<(usize, usize, usize)> = (0..og)
                 .flat_map(|o| ta.iter().flat_map(move |&a| tb.iter().map(move |&b| (o, a, b))))
