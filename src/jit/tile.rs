@@ -174,7 +174,7 @@ unsafe fn transpose8(_a: *const f32, _lda: usize, _out: *mut f32, _ldo: usize) {
 pub fn pack_bt(a: &[f32], m: usize, k: usize) -> Vec<f32> {
     assert!(m.is_multiple_of(NR), "tile: pack_bt takes whole panels");
     let mut out = vec![0.0; m * k];
-    for (r, row) in a[..m * k].chunks_exact(k.max(1)).enumerate().take(m) {
+    for (r, row) in a[..m * k].chunks_exact(k.max(1)).enumerate() {
         let panel = &mut out[r / NR * k * NR..];
         for (t, &v) in row.iter().enumerate() {
             panel[t * NR + r % NR] = v;
@@ -283,9 +283,10 @@ pub unsafe fn taps_outer<const COL: usize>(
                 let av = _mm256_broadcast_ss(&**p);
                 acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
                 acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
-                *p = p.add(COL);
+                // Past the last read after the last column: never dereferenced.
+                *p = p.wrapping_add(COL);
             }
-            bt = bt.add(ldb);
+            bt = bt.wrapping_add(ldb);
         }
     }
     for (r, acc) in acc.iter().enumerate() {
@@ -336,7 +337,7 @@ pub unsafe fn window_outer(
             acc[0] = _mm256_fmadd_ps(av, b0, acc[0]);
             acc[1] = _mm256_fmadd_ps(av, b1, acc[1]);
         }
-        bt = bt.add(NR);
+        bt = bt.wrapping_add(NR);
     }
     for (r, acc) in acc.iter().enumerate() {
         _mm256_storeu_ps(c.add(r * ldc), acc[0]);

@@ -27,10 +27,10 @@
 //!   stride-1 product per phase of the input positions (module `gather`).
 //!
 //! Every other product (1×1 forward at stride 1, the remaining input and kernel gradients,
-//! machines without AVX2) calls [`matmul`], the `gemm` crate, over an
-//! im2col copy (none for a 1×1 kernel at stride 1 without padding, whose `cols` is the
-//! image). Scratch lives in a per-thread buffer, grown once. The paths sum in different
-//! orders, so their results differ in the last bits.
+//! machines without AVX2) calls [`matmul`], the `gemm` crate, over an im2col copy (none for
+//! a 1×1 kernel at stride 1 without padding, whose `cols` is the image). Scratch lives in a
+//! per-thread buffer, grown once. The paths sum in different orders, so their results
+//! differ in the last bits.
 //!
 //! Threads: a window op of at least [`PAR_MIN_FLOP`] flop on a pool of more than one thread
 //! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
