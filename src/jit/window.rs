@@ -388,6 +388,22 @@ fn col2im(g: &Geometry, dcols: &[f32], c0: usize, dx: &mut [f32]) {
     }
 }
 
+/// Copies the planes `[_, h, w]` of `src` into the planes `[_, hp, wp]` of `planes`, each at
+/// row `top` and column `left` (the rest of `planes` is left as it is: the zero padding).
+fn into_planes(
+    src: &[f32],
+    (h, w): (usize, usize),
+    (hp, wp): (usize, usize),
+    (top, left): (usize, usize),
+    planes: &mut [f32],
+) {
+    for (src, dst) in src.chunks_exact((h * w).max(1)).zip(planes.chunks_mut(hp * wp)) {
+        for (row, r) in src.chunks_exact(w.max(1)).zip(top..) {
+            dst[r * wp + left..][..w].copy_from_slice(row);
+        }
+    }
+}
+
 /// Runs `f` with a scratch of `len` floats.
 fn with_scratch(len: usize, f: impl FnOnce(&mut [f32])) {
     COLS.with_borrow_mut(|cols| {
@@ -478,13 +494,7 @@ fn conv_shifted(
     let (cg, og, k) = ((g.c / g.groups) as usize, (g.o / g.groups) as usize, g.k_rows());
     let (planes, out) = scratch.split_at_mut(padded_len(g));
     planes.fill(0.0);
-    for c in 0..cg {
-        let src = &x[(c0 + c) * h * w..][..h * w];
-        let dst = &mut planes[c * hp * wp..];
-        for (row, r) in src.chunks_exact(w).zip(ph..) {
-            dst[r * wp + pw..][..w].copy_from_slice(row);
-        }
-    }
+    into_planes(&x[c0 * h * w..][..cg * h * w], (h, w), (hp, wp), (ph, pw), planes);
     let offs: Vec<usize> = (0..cg)
         .flat_map(|c| {
             (0..g.kh as usize).flat_map(move |a| (0..g.kw as usize).map(move |b| (c, a, b)))

@@ -30,7 +30,7 @@
 //! strides; `gemm` over `E` examples for the kernel gradient. Every row is a gain or a tie
 //! but the first forward one (0.04 ms of G's step), which is not worth a rule.
 
-use super::{with_scratch, Geometry};
+use super::{into_planes, with_scratch, Geometry};
 use crate::jit::tile::{self, MR, NR};
 
 /// True if this module computes the convolution (forward or kernel gradient) `g` describes:
@@ -123,12 +123,7 @@ fn padded<'a>(g: &Geometry, x: &'a [f32], grp: usize, planes: &'a mut [f32]) -> 
     }
     let (ph, pw) = (ph as usize, pw as usize);
     let (hp, wp) = (h + 2 * ph, w + 2 * pw);
-    for (c, src) in src.chunks_exact(h * w).enumerate() {
-        let dst = &mut planes[c * hp * wp..];
-        for (row, r) in src.chunks_exact(w).zip(ph..) {
-            dst[r * wp + pw..][..w].copy_from_slice(row);
-        }
-    }
+    into_planes(src, (h, w), (hp, wp), (ph, pw), planes);
     &planes[..cg * hp * wp]
 }
 
@@ -344,12 +339,7 @@ pub(super) fn input_grad(
             }
             for grp in 0..groups {
                 let src = &dy[n * outs + grp * og * l..][..og * l];
-                for (o, src) in src.chunks_exact(l).enumerate() {
-                    let dst = &mut planes[o * hq * wq..];
-                    for (row, i) in src.chunks_exact(wo).zip(rows.pad..) {
-                        dst[i * wq + cols.pad..][..wo].copy_from_slice(row);
-                    }
-                }
+                into_planes(src, (ho, wo), (hq, wq), (rows.pad, cols.pad), planes);
                 for (reads, packed, (nv, start)) in &phases {
                     if reads.corners.is_empty() {
                         continue;
