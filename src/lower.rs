@@ -80,7 +80,8 @@ pub fn lower_with(model: &Model, o: LowerOptions) -> Graph {
     let mut ids: Vec<NodeId> = Vec::with_capacity(model.values.len());
     let mut probes = crate::probes::Activations::default();
     for v in &model.values {
-        g.origin = Meta { span: Some(v.span), grad_of: None, note: v.layer.clone() };
+        g.origin =
+            Meta { span: Some(v.span), grad_of: None, note: v.layer.as_deref().map(Into::into) };
         let id = lower_value(&mut g, &mut cx, v, &ids);
         if o.probes {
             probes.record(&mut g, v, id);

@@ -76,7 +76,7 @@ pub fn add_param_norms(g: &mut Graph) {
     let names: Vec<String> = g.params.iter().map(|p| p.name.clone()).collect();
     let mut norms = Vec::new();
     for (i, name) in names.iter().enumerate() {
-        g.origin = Meta { note: Some(format!("probe {name}")), ..Meta::default() };
+        g.origin = Meta { note: Some(format!("probe {name}").into()), ..Meta::default() };
         if let Some(k) = g.output_of(Role::Grad(i as u32)) {
             let d = g.outputs[k].node;
             norms.push((format!("grad_norm.{name}"), norm(g, d)));

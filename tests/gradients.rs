@@ -454,7 +454,7 @@ fn mlp() -> (Graph, Vec<Tensor<f64>>, Vec<Tensor<f64>>) {
     let mut h = x;
     let mut values = Vec::new();
     for (i, (fan_in, fan_out)) in [(4, 8), (8, 3)].into_iter().enumerate() {
-        g.origin.note = Some(format!("fc{}", i + 1));
+        g.origin.note = Some(format!("fc{}", i + 1).into());
         let w = g.add_param(&format!("fc{}.weight", i + 1), Shape::fixed(&[fan_out, fan_in]));
         let b = g.add_param(&format!("fc{}.bias", i + 1), Shape::fixed(&[fan_out]));
         values.push(uniform(&mut r, &[fan_out, fan_in], -1.0, 1.0));

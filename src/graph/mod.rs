@@ -23,6 +23,7 @@ pub mod verify;
 pub mod window;
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::diagnostic::Span;
 pub use op::{Axes, BinaryOp, Dim, Op, OpKind, ScalarArg, Shape, UnaryOp, F64};
@@ -53,8 +54,9 @@ pub struct Meta {
     pub span: Option<Span>,
     /// For backward nodes: the forward node whose gradient computation this belongs to.
     pub grad_of: Option<NodeId>,
-    /// A short human label, e.g. `fc1` or `adam m` (not semantics).
-    pub note: Option<String>,
+    /// A short human label, e.g. `fc1` or `adam m` (not semantics). Shared: every pass
+    /// copies every node's provenance.
+    pub note: Option<Arc<str>>,
 }
 
 /// What a graph input holds.

@@ -126,7 +126,7 @@ pub fn comment(g: &Graph, id: NodeId, lines: Option<&LineIndex>) -> String {
     let meta = g.meta(id);
     let mut parts = Vec::new();
     if let Some(note) = &meta.note {
-        parts.push(note.clone());
+        parts.push(note.to_string());
     }
     if let (Some(span), Some(lines)) = (meta.span, lines) {
         parts.push(format!("line {}", lines.line(span)));

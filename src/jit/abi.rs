@@ -19,6 +19,7 @@ use cranelift::jit::JITModule;
 use cranelift::module::FuncId;
 
 use super::gemm::nnc_gemm;
+use super::plan::Place;
 use super::pool::{nnc_pool_run, Pool};
 
 /// What every generated function receives (by pointer).
@@ -42,6 +43,9 @@ pub struct Ctx {
     pub args: *const f32,
     /// Per-kernel timing, or null unless compiled with profiling.
     pub prof: *mut Profile,
+    /// The addresses of the buffers the entry's kernel calls pass, in call order
+    /// (`codegen::Code::tables`), filled for this run.
+    pub table: *const *const f32,
 }
 
 impl Ctx {
@@ -53,6 +57,7 @@ impl Ctx {
     pub const BATCH_PAD: usize = offset_of!(Ctx, batch_pad);
     pub const ARGS: usize = offset_of!(Ctx, args);
     pub const PROF: usize = offset_of!(Ctx, prof);
+    pub const TABLE: usize = offset_of!(Ctx, table);
 }
 
 /// Wall time spent in each kernel of each entry, accumulated over runs (`nnc bench
@@ -123,6 +128,8 @@ pub struct Machine {
     modules: Vec<JITModule>,
     /// One per program; `None` until the program's code is loaded.
     entries: Vec<Option<EntryFn>>,
+    /// Per program, where the buffers of its table live, and the table (filled each run).
+    tables: Vec<(Vec<Place>, Vec<*const f32>)>,
     /// The fixed arena (parameters and state live here, see the plan).
     pub fixed: Vec<f32>,
     batch: Vec<f32>,
@@ -155,6 +162,7 @@ impl Machine {
         Machine {
             modules: Vec::new(),
             entries: vec![None; programs],
+            tables: vec![Default::default(); programs],
             fixed,
             batch: Vec::new(),
             inputs: Vec::new(),
@@ -165,8 +173,17 @@ impl Machine {
     }
 
     /// Takes a finalized module whose `entries` (program index, function) have the
-    /// signature `(i64 ctx)`.
-    pub fn load(&mut self, module: JITModule, entries: &[(usize, FuncId)]) {
+    /// signature `(i64 ctx)` and read `tables` (one per entry) through the context.
+    pub fn load(
+        &mut self,
+        module: JITModule,
+        entries: &[(usize, FuncId)],
+        tables: Vec<Vec<Place>>,
+    ) {
+        for (&(program, _), places) in entries.iter().zip(tables) {
+            let n = places.len();
+            self.tables[program] = (places, vec![std::ptr::null(); n]);
+        }
         for &(program, id) in entries {
             let p = module.get_finalized_function(id);
             // SAFETY: `p` is a finalized function of `module` compiled with the host's C
@@ -209,6 +226,19 @@ impl Machine {
         if self.batch.len() < r.batch_len {
             self.batch.resize(r.batch_len, 0.0);
         }
+        let pad = super::plan::batch_pad(r.batch);
+        let (places, table) = &mut self.tables[r.entry];
+        let (fixed, batch) =
+            (self.fixed.as_mut_ptr().cast_const(), self.batch.as_mut_ptr().cast_const());
+        for (p, place) in table.iter_mut().zip(places.iter()) {
+            // In bounds: the plan placed every buffer inside its arena (`wrapping_add` for
+            // the empty arenas of models without one).
+            *p = match *place {
+                Place::Fixed(o) => fixed.wrapping_add(o),
+                Place::Batch(u) => batch.wrapping_add(u * pad),
+                Place::Input(i) => self.inputs[i as usize],
+            };
+        }
         let mut ctx = Ctx {
             fixed: self.fixed.as_mut_ptr(),
             batch_arena: self.batch.as_mut_ptr(),
@@ -221,6 +251,7 @@ impl Machine {
             batch_pad: super::plan::batch_pad(r.batch) as u64,
             args: r.args.as_ptr(),
             prof: self.profile.as_deref_mut().map_or(std::ptr::null_mut(), |p| p as *mut Profile),
+            table: table.as_ptr(),
         };
         let f = self.entries[r.entry].expect("the program's code is loaded before it runs");
         // SAFETY: see the module doc: the arenas and inputs are as large as the plan and the

@@ -24,7 +24,9 @@ mod workers;
 
 use std::collections::HashMap;
 
-use cranelift::codegen::ir::{BlockArg, FuncRef, Function, UserFuncName};
+use cranelift::codegen::ir::{
+    BlockArg, FuncRef, Function, InstructionData, Opcode, UserFuncName, ValueDef,
+};
 use cranelift::codegen::isa::OwnedTargetIsa;
 use cranelift::jit::{JITBuilder, JITModule};
 use cranelift::module::{default_libcall_names, FuncId, Linkage, Module};
@@ -32,7 +34,7 @@ use cranelift::prelude::*;
 
 use super::abi::{self, Ctx};
 use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym, WindowKernel};
-use super::plan::{Plan, Slot};
+use super::plan::{Place, Plan};
 use super::JitError;
 use crate::graph::ScalarArg;
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
@@ -72,6 +74,11 @@ pub struct Code {
     pub module: JITModule,
     /// Each program's index and entry function.
     pub entries: Vec<(usize, FuncId)>,
+    /// Per entry, where the buffers its kernel calls pass live, in call order. The runtime
+    /// puts their addresses in a table for each run ([`Ctx::TABLE`]), and the entry passes
+    /// each call a pointer into it: computing and storing every address itself made the
+    /// entry the largest function to compile (G's: 5,171 instructions; 2,292 now).
+    pub tables: Vec<Vec<Place>>,
     /// With `want_text`: every function's name and Cranelift IR, before optimization.
     pub text: Vec<(String, String)>,
 }
@@ -113,10 +120,9 @@ pub fn host_isa() -> Result<OwnedTargetIsa, JitError> {
 }
 
 /// Which of [`compile`]'s ISAs an entry function is compiled for: [`host_isa`] with the
-/// single-pass register allocator. An entry is a straight line of calls, run once per step,
-/// and the largest function (G's step: 5,171 instructions, storing each call's buffer
-/// addresses); the backtracking allocator took 13 ms on it, a serial tail of the Cranelift
-/// stage.
+/// single-pass register allocator. An entry is a straight line of calls, run once per step;
+/// when it still stored each call's buffer addresses (G's step: 5,171 instructions), the
+/// backtracking allocator took 13 ms on it, a serial tail of the Cranelift stage.
 const ENTRY_ISA: usize = 1;
 
 /// Which of [`compile`]'s ISAs a kernel function is compiled for: [`host_isa`].
@@ -162,7 +168,7 @@ pub fn compile(
         jb.symbol(name, address);
     }
     let mut module = JITModule::new(jb);
-    let ((entries, text), code) = workers::compile(&[&*isa, &*entry_isa], |sink| {
+    let ((entries, tables, text), code) = workers::compile(&[&*isa, &*entry_isa], |sink| {
         let mut g = Gen {
             module: &mut module,
             imports: HashMap::new(),
@@ -171,16 +177,19 @@ pub fn compile(
             want_text,
             profile,
             sink,
+            fbc: FunctionBuilderContext::new(),
         };
         let windows = programs
             .iter()
             .any(|(_, p, _)| p.kernels.iter().any(|k| matches!(k, Kernel::Window(_))));
         g.declare_imports(windows)?;
-        let mut entries = Vec::new();
+        let (mut entries, mut tables) = (Vec::new(), Vec::new());
         for &(p, prog, name) in programs {
-            entries.push((p, g.program(prog, name, plan, p, threads)?));
+            let (entry, table) = g.program(prog, name, plan, p, threads)?;
+            entries.push((p, entry));
+            tables.push(table);
         }
-        Ok((entries, g.text))
+        Ok((entries, tables, g.text))
     })?;
     for c in code {
         module
@@ -188,7 +197,7 @@ pub fn compile(
             .map_err(|e| codegen(format!("cranelift: {}: {e}", c.name)))?;
     }
     module.finalize_definitions().map_err(|e| codegen(format!("cranelift: {e}")))?;
-    Ok(Code { module, entries, text })
+    Ok(Code { module, entries, tables, text })
 }
 
 struct Gen<'m> {
@@ -201,6 +210,8 @@ struct Gen<'m> {
     profile: bool,
     /// Built functions go here to be compiled.
     sink: workers::Sink,
+    /// The function builder's scratch, reused from function to function.
+    fbc: FunctionBuilderContext,
 }
 
 fn sig(m: &JITModule, params: &[Type], ret: Option<Type>) -> Signature {
@@ -277,12 +288,10 @@ impl Gen<'_> {
         isa: usize,
         body: impl FnOnce(&mut Fx<'_, 'p>),
     ) {
-        let mut ctx = self.module.make_context();
-        ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), s);
-        let mut fbc = FunctionBuilderContext::new();
+        let mut func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), s);
         let target = self.module.target_config();
         {
-            let b = FunctionBuilder::new(&mut ctx.func, &mut fbc);
+            let b = FunctionBuilder::new(&mut func, &mut self.fbc);
             let mut fx = Fx::new(b, self.module, &self.imports, plan, prog);
             body(&mut fx);
             let mut b = fx.b;
@@ -290,9 +299,9 @@ impl Gen<'_> {
             b.finalize(target);
         }
         if self.want_text {
-            self.text.push((name.to_string(), format!("{header}{}", ctx.func.display())));
+            self.text.push((name.to_string(), format!("{header}{}", func.display())));
         }
-        self.sink.send(id, name, ctx, isa);
+        self.sink.send(id, name, func, isa);
     }
 
     /// The kernels of `prog` and its entry function. Kernels of equal [`Kernel::shape`] share
@@ -308,7 +317,7 @@ impl Gen<'_> {
         plan: &Plan,
         p: usize,
         threads: usize,
-    ) -> Result<FuncId, JitError> {
+    ) -> Result<(FuncId, Vec<Place>), JitError> {
         // Per kernel: its function and buffers, and the shape to build (`None`: shared).
         let mut calls = Vec::new();
         let mut builds = Vec::new();
@@ -331,6 +340,8 @@ impl Gen<'_> {
             calls.push(Some((id, bufs)));
             builds.push(Some(build));
         }
+        let table = calls.iter().flatten().flat_map(|(_, bufs)| bufs.iter());
+        let table = table.map(|&b| plan.place(p, b)).collect();
         let text_at = self.text.len();
         let entry = self.entry(prog, name, plan, p, threads, &calls)?;
         for (i, build) in builds.into_iter().enumerate() {
@@ -364,7 +375,7 @@ impl Gen<'_> {
         if self.text.len() > text_at {
             self.text[text_at..].rotate_left(1);
         }
-        Ok(entry)
+        Ok((entry, table))
     }
 
     /// The entry function of `prog`: its kernels (`calls`: the function and buffers of each,
@@ -389,16 +400,15 @@ impl Gen<'_> {
                 }
             };
             tick(fx, -1);
-            let most = calls.iter().flatten().map(|(_, bufs)| bufs.len()).max().unwrap_or(0);
-            let table = (most > 0).then(|| {
-                let data = StackSlotData::new(StackSlotKind::ExplicitSlot, 8 * most as u32, 3);
-                fx.b.create_sized_stack_slot(data)
-            });
+            let mut at = 0;
             for (i, (k, call)) in prog.kernels.iter().zip(calls).enumerate() {
-                match (k, call, table) {
-                    (Kernel::Gemm(gk), ..) => fx.gemm(gk),
-                    (Kernel::Window(wk), ..) => fx.window(wk),
-                    (k, Some((f, bufs)), Some(t)) => fx.call_kernel(k, *f, (bufs, t), threads),
+                match (k, call) {
+                    (Kernel::Gemm(gk), _) => fx.gemm(gk),
+                    (Kernel::Window(wk), _) => fx.window(wk),
+                    (k, Some((f, bufs))) => {
+                        fx.call_kernel(k, *f, at, threads);
+                        at += bufs.len();
+                    }
                     _ => unreachable!("every kernel but a call is a function with buffers"),
                 }
                 tick(fx, i as i64);
@@ -424,6 +434,33 @@ pub(super) struct Fx<'a, 'p> {
     bufs: Option<Value>,
     bases: HashMap<usize, Value>,
     batch: Option<Value>,
+    /// The [`Local`] values made in the block held with them.
+    locals: (Option<Block>, HashMap<Local, Value>),
+}
+
+/// A pure value made once per block ([`Fx::local`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum Local {
+    /// `ptr + 4·index`.
+    Scaled(Value, Value),
+    /// An f32 constant by its bits, splat in vector mode.
+    Const(u32, ops::Mode),
+    /// The mask or flag `c ≠ 0`.
+    NonZero(Value, ops::Mode),
+}
+
+/// A buffer address: `base + off` bytes, `off` folded into the load or store.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Addr {
+    pub base: Value,
+    pub off: i32,
+}
+
+impl Addr {
+    /// The address `bytes` further on.
+    pub fn plus(self, bytes: i32) -> Addr {
+        Addr { off: self.off + bytes, ..self }
+    }
 }
 
 /// Memory flags of loads from the context: never change during a call.
@@ -464,6 +501,7 @@ impl<'a, 'p> Fx<'a, 'p> {
             bufs,
             bases: HashMap::new(),
             batch: None,
+            locals: (None, HashMap::new()),
         }
     }
 
@@ -543,31 +581,97 @@ impl<'a, 'p> Fx<'a, 'p> {
                 _ => fx.b.ins().iadd_imm_s(base, (off * 4) as i64),
             }
         };
-        let p = match buf {
-            Buf::Input(i) => {
+        match plan.place(prog, buf) {
+            Place::Input(i) => {
                 let inputs = self.ctx_base(Ctx::INPUTS);
                 self.b.ins().load(types::I64, ctx_flags(), inputs, (i * 8) as i32)
             }
-            Buf::Param(i) => fixed_at(self, plan.params[i as usize]),
-            Buf::State(i) => fixed_at(self, plan.states[i as usize]),
-            Buf::Temp(t) => match plan.temps[prog][t as usize] {
-                Slot::Fixed(o) => fixed_at(self, o),
-                Slot::Batch(0) => self.ctx_base(Ctx::BATCH_ARENA),
-                Slot::Batch(units) => {
-                    let base = self.ctx_base(Ctx::BATCH_ARENA);
-                    let pad = self.ctx_base(Ctx::BATCH_PAD);
-                    let off = self.b.ins().imul_imm_s(pad, (units * 4) as i64);
-                    self.b.ins().iadd(base, off)
-                }
-            },
-        };
-        p
+            Place::Fixed(o) => fixed_at(self, o),
+            Place::Batch(0) => self.ctx_base(Ctx::BATCH_ARENA),
+            Place::Batch(units) => {
+                let base = self.ctx_base(Ctx::BATCH_ARENA);
+                let pad = self.ctx_base(Ctx::BATCH_PAD);
+                let off = self.b.ins().imul_imm_s(pad, (units * 4) as i64);
+                self.b.ins().iadd(base, off)
+            }
+        }
     }
 
-    /// `ptr + index·4`.
-    pub fn addr(&mut self, ptr: Value, index: Value) -> Value {
-        let off = self.b.ins().ishl_imm_s(index, 2);
-        self.b.ins().iadd(ptr, off)
+    /// The value `key` names in the current block: made by `make` at its first use there
+    /// and reused after (opt_level `none` does no value numbering of its own).
+    pub fn local(&mut self, key: Local, make: impl FnOnce(&mut Self) -> Value) -> Value {
+        let block = self.b.current_block();
+        if self.locals.0 != block {
+            self.locals = (block, HashMap::new());
+        }
+        if let Some(&v) = self.locals.1.get(&key) {
+            return v;
+        }
+        let v = make(self);
+        self.locals.1.insert(key, v);
+        v
+    }
+
+    /// The address of element `index` of `ptr`. A constant part of `index` (an `iconst`,
+    /// or an `iadd` with one: the columns of straight-line and unrolled code) becomes the
+    /// access's offset, and `ptr + 4·rest` is made once per block. Without it, address
+    /// arithmetic was a third of the kernels' instructions, and Cranelift's time follows
+    /// the instruction count.
+    pub fn addr(&mut self, ptr: Value, index: Value) -> Addr {
+        let (rest, c) = self.split_const(index);
+        let base = match rest {
+            None => ptr,
+            Some(x) => self.local(Local::Scaled(ptr, x), |fx| {
+                let off = fx.b.ins().ishl_imm_s(x, 2);
+                fx.b.ins().iadd(ptr, off)
+            }),
+        };
+        let off = i32::try_from(4 * c).expect("a constant column offset fits 32 bits");
+        Addr { base, off }
+    }
+
+    /// `index` as a value and a constant added to it (`None`: `index` is the constant).
+    fn split_const(&self, index: Value) -> (Option<Value>, i64) {
+        let dfg = &self.b.func.dfg;
+        let constant = |v: Value| match dfg.value_def(v) {
+            ValueDef::Result(inst, _) => match dfg.insts[inst] {
+                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } => Some(imm.bits()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(c) = constant(index) {
+            return (None, c);
+        }
+        if let ValueDef::Result(inst, _) = dfg.value_def(index) {
+            if let InstructionData::Binary { opcode: Opcode::Iadd, args: [a, b] } = dfg.insts[inst]
+            {
+                match (constant(a), constant(b)) {
+                    (_, Some(c)) => return (Some(a), c),
+                    (Some(c), _) => return (Some(b), c),
+                    _ => {}
+                }
+            }
+        }
+        (Some(index), 0)
+    }
+
+    /// Loads a `ty` from buffer memory at `a`.
+    pub fn load(&mut self, ty: Type, a: Addr) -> Value {
+        self.b.ins().load(ty, data_flags(), a.base, a.off)
+    }
+
+    /// Stores `x` to buffer memory at `a`.
+    pub fn store(&mut self, x: Value, a: Addr) {
+        self.b.ins().store(data_flags(), x, a.base, a.off);
+    }
+
+    /// `a` as one pointer value.
+    pub fn pointer(&mut self, a: Addr) -> Value {
+        match a.off {
+            0 => a.base,
+            off => self.b.ins().iadd_imm_s(a.base, off as i64),
+        }
     }
 
     fn import(&mut self, imp: Import) -> FuncRef {
@@ -609,21 +713,12 @@ impl<'a, 'p> Fx<'a, 'p> {
         r
     }
 
-    /// Calls kernel function `f` over its whole range; through the pool when it is large,
-    /// splittable and there is more than one thread.
-    /// Calls kernel function `f` for `k`, with the addresses of `bufs` stored in `table`.
-    fn call_kernel(
-        &mut self,
-        k: &Kernel,
-        f: FuncId,
-        (bufs, table): (&[Buf], codegen::ir::StackSlot),
-        threads: usize,
-    ) {
-        for (i, &b) in bufs.iter().enumerate() {
-            let p = self.ptr(b);
-            self.b.ins().stack_store(types::I64, p, table, (i * 8) as i32);
-        }
-        let table = self.b.ins().stack_addr(types::I64, table, 0);
+    /// Calls kernel function `f` for `k` over its whole range, through the pool when it is
+    /// large, splittable and there is more than one thread; its buffers' addresses are at
+    /// `at` in the context's table (see [`Code::tables`]).
+    fn call_kernel(&mut self, k: &Kernel, f: FuncId, at: usize, threads: usize) {
+        let table = self.ctx_base(Ctx::TABLE);
+        let table = self.b.ins().iadd_imm_s(table, (at * 8) as i64);
         let (n, splittable) = match k {
             Kernel::Loop(l) => {
                 let n = if l.flat { l.dom.rows * l.dom.cols } else { l.dom.rows };
@@ -635,6 +730,11 @@ impl<'a, 'p> Fx<'a, 'p> {
         let fr = self.kernel_ref(f);
         let zero = self.iconst(0);
         let n = self.sym(n);
+        let ctx = self.ctx;
+        if !splittable {
+            self.b.ins().call(fr, &[ctx, zero, n, table]);
+            return;
+        }
         let elems = match k {
             Kernel::Loop(l) if !l.flat => {
                 let c = self.sym(l.dom.cols);
@@ -642,11 +742,6 @@ impl<'a, 'p> Fx<'a, 'p> {
             }
             _ => n,
         };
-        let ctx = self.ctx;
-        if !splittable {
-            self.b.ins().call(fr, &[ctx, zero, n, table]);
-            return;
-        }
         let (par, seq, done) =
             (self.b.create_block(), self.b.create_block(), self.b.create_block());
         let big = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, elems, PAR_MIN_ELEMS);

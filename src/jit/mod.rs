@@ -154,7 +154,7 @@ pub fn compile_with(
         fixed[off..off + s.shape.numel(0)].fill(s.init as f32);
     }
     let mut machine = abi::Machine::new(2, fixed, threads);
-    machine.load(code.module, &code.entries);
+    machine.load(code.module, &code.entries, code.tables);
     if profile {
         machine.profile = Some(Box::new(abi::Profile::new(&[sp.kernels.len(), fp.kernels.len()])));
     }
@@ -325,7 +325,7 @@ impl Jit {
         let programs = [(self.forward.entry, &self.forward.program, "forward")];
         let profile = self.machine.profile.is_some();
         let code = codegen::compile(&programs, &self.plan, self.threads, false, profile)?;
-        self.machine.load(code.module, &code.entries);
+        self.machine.load(code.module, &code.entries, code.tables);
         Ok(start.elapsed().as_secs_f64() * 1e3)
     }
 

@@ -14,7 +14,7 @@
 //! fit in order of first use, deterministic. The step and forward programs never run at the
 //! same time, so their temporaries start at the same offsets.
 
-use super::fuse::{Program, Sym, Temp};
+use super::fuse::{Buf, Program, Sym, Temp};
 use crate::graph::{Graph, ScalarArg};
 
 /// Buffers start on multiples of this many floats (64 bytes).
@@ -63,6 +63,30 @@ impl Plan {
     pub fn batch_len(&self, batch: usize) -> usize {
         self.batch_units * batch_pad(batch)
     }
+
+    /// Where buffer `buf` of program `prog` lives.
+    pub fn place(&self, prog: usize, buf: Buf) -> Place {
+        match buf {
+            Buf::Input(i) => Place::Input(i),
+            Buf::Param(i) => Place::Fixed(self.params[i as usize]),
+            Buf::State(i) => Place::Fixed(self.states[i as usize]),
+            Buf::Temp(t) => match self.temps[prog][t as usize] {
+                Slot::Fixed(o) => Place::Fixed(o),
+                Slot::Batch(u) => Place::Batch(u),
+            },
+        }
+    }
+}
+
+/// Where any buffer lives: a [`Slot`] of an arena, or a caller's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// Offset in floats in the fixed arena.
+    Fixed(usize),
+    /// Offset in units of `B̂` floats in the batch arena.
+    Batch(usize),
+    /// Graph input `i`.
+    Input(u32),
 }
 
 /// Plans the arenas for `g`'s parameters and states and the temporaries of `programs`.

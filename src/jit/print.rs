@@ -220,13 +220,13 @@ fn syms(s: &[fuse::Sym]) -> Vec<String> {
 /// `%9 %10 %11 (fc1, line 12)`: the nodes, their notes and source lines.
 fn provenance(g: &Graph, nodes: &[NodeId], src: Option<&str>) -> String {
     let ids: Vec<String> = nodes.iter().map(|n| format!("%{}", n.0)).collect();
-    let mut notes: Vec<String> = Vec::new();
+    let mut notes: Vec<&str> = Vec::new();
     let mut lines: Vec<usize> = Vec::new();
     for &n in nodes {
         let m = g.meta(n);
         if let Some(note) = &m.note {
-            if !notes.contains(note) {
-                notes.push(note.clone());
+            if !notes.contains(&&**note) {
+                notes.push(note);
             }
         }
         if let (Some(span), Some(src)) = (m.span, src) {
@@ -235,7 +235,7 @@ fn provenance(g: &Graph, nodes: &[NodeId], src: Option<&str>) -> String {
     }
     lines.sort();
     lines.dedup();
-    let mut extra: Vec<String> = notes;
+    let mut extra: Vec<String> = notes.into_iter().map(String::from).collect();
     if !lines.is_empty() {
         let l: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
         extra.push(format!("line{} {}", if l.len() > 1 { "s" } else { "" }, l.join(", ")));

@@ -72,14 +72,16 @@ pub fn optimize(g: &Graph) -> Graph {
 /// Does not reorder or fuse nodes into kernels (that is the backend's job).
 pub fn optimize_with_log(g: &Graph) -> (Graph, Fired) {
     let mut fired = Fired::new();
-    let mut g = g.compact();
+    // Every rewrite rebuilds, so the input needs no compaction of its own; a round where
+    // no rule fired leaves nothing dead, so only a round cut short needs one after.
+    let mut g = std::borrow::Cow::Borrowed(g);
     for _ in 0..MAX_ROUNDS {
         let before: usize = fired.iter().map(|f| f.1).sum();
         for (_, rules) in PASSES {
-            g = rewrite(&g, rules, &mut fired);
+            g = std::borrow::Cow::Owned(rewrite(&g, rules, &mut fired));
         }
         if fired.iter().map(|f| f.1).sum::<usize>() == before {
-            break;
+            return (g.into_owned(), fired);
         }
     }
     (g.compact(), fired)

@@ -125,8 +125,10 @@ pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
     for ((i, _), grad) in params.into_iter().zip(grads) {
         let name = g.params[i as usize].name.clone();
         let h = opt.hyper_of(i);
-        g.origin =
-            Meta { note: Some(format!("{} {name}", label(opt.method, h))), ..Meta::default() };
+        g.origin = Meta {
+            note: Some(format!("{} {name}", label(opt.method, h)).into()),
+            ..Meta::default()
+        };
         let theta = g.param(i);
         let mut u = Ctx { g: &mut g, name: &name, theta, grad, h, lr_ratio: h.lr / opt.hyper.lr };
         let new = match opt.method {
@@ -177,7 +179,7 @@ fn group_clips(g: &mut Graph, model: &Model, grads: &mut [NodeId]) {
     for group in &model.optimizer.groups {
         let Some(c) = &group.clip else { continue };
         g.origin = Meta {
-            note: Some(format!("clip group {}", group.patterns.join(" "))),
+            note: Some(format!("clip group {}", group.patterns.join(" ")).into()),
             ..Meta::default()
         };
         let mine: Vec<NodeId> = group.params.iter().map(|&i| grads[i as usize]).collect();

@@ -12,7 +12,7 @@
 use cranelift::prelude::*;
 
 use super::ops::{self, Mode};
-use super::{data_flags, Fx};
+use super::Fx;
 use crate::jit::fuse::{GatherKernel, ReduceKernel, Sym};
 
 /// Emits `for e in start..end { f(e) }`.
@@ -61,9 +61,9 @@ pub(super) fn gather(fx: &mut Fx, g: &GatherKernel) {
     for_range(fx, start, end, &mut |fx, e| {
         let off = offsets(fx, e, &dims, &strides)[0];
         let a = fx.addr(src, off);
-        let x = fx.b.ins().load(types::F32, data_flags(), a, 0);
+        let x = fx.load(types::F32, a);
         let o = fx.addr(out, e);
-        fx.b.ins().store(data_flags(), x, o, 0);
+        fx.store(x, o);
     });
     fx.b.ins().return_(&[]);
 }
@@ -77,24 +77,24 @@ pub(super) fn reduce(fx: &mut Fx, r: &ReduceKernel) {
     let init = fx.b.ins().f32const(ops::init(r.kind));
     for_range(fx, zero, out_n, &mut |fx, e| {
         let o = fx.addr(out, e);
-        fx.b.ins().store(data_flags(), init, o, 0);
+        fx.store(init, o);
     });
     for_range(fx, zero, n, &mut |fx, e| {
         let offs = offsets(fx, e, &dims, &strides);
         let a = fx.addr(src, offs[0]);
-        let x = fx.b.ins().load(types::F32, data_flags(), a, 0);
+        let x = fx.load(types::F32, a);
         let o = fx.addr(out, offs[1]);
-        let old = fx.b.ins().load(types::F32, data_flags(), o, 0);
+        let old = fx.load(types::F32, o);
         let new = ops::combine(fx, r.kind, old, x, Mode::Scalar);
-        fx.b.ins().store(data_flags(), new, o, 0);
+        fx.store(new, o);
     });
     if let Some(c) = count {
         let cf = fx.b.ins().fcvt_from_sint(types::F32, c);
         for_range(fx, zero, out_n, &mut |fx, e| {
             let o = fx.addr(out, e);
-            let x = fx.b.ins().load(types::F32, data_flags(), o, 0);
+            let x = fx.load(types::F32, o);
             let q = fx.b.ins().fdiv(x, cf);
-            fx.b.ins().store(data_flags(), q, o, 0);
+            fx.store(q, o);
         });
     }
     fx.b.ins().return_(&[]);

@@ -11,7 +11,7 @@
 use cranelift::prelude::*;
 
 use super::generic::for_range;
-use super::{data_flags, Fx};
+use super::Fx;
 use crate::jit::fuse::{IndexKernel, IndexOp};
 
 pub(super) fn emit(fx: &mut Fx, k: &IndexKernel) {
@@ -56,7 +56,7 @@ pub(super) fn emit(fx: &mut Fx, k: &IndexKernel) {
             let fzero = fx.b.ins().f32const(0.0);
             for_range(fx, zero, total, &mut |fx, e| {
                 let a = fx.addr(out, e);
-                fx.b.ins().store(data_flags(), fzero, a, 0);
+                fx.store(fzero, a);
             });
             for_range(fx, zero, count, &mut |fx, n| {
                 let r = row_of(fx, ids, n, v);
@@ -65,10 +65,10 @@ pub(super) fn emit(fx: &mut Fx, k: &IndexKernel) {
                 for_range(fx, z, d, &mut |fx, j| {
                     let (o, i) = (fx.b.ins().iadd(dst, j), fx.b.ins().iadd(src, j));
                     let (oa, ia) = (fx.addr(out, o), fx.addr(g, i));
-                    let old = fx.b.ins().load(types::F32, data_flags(), oa, 0);
-                    let x = fx.b.ins().load(types::F32, data_flags(), ia, 0);
+                    let old = fx.load(types::F32, oa);
+                    let x = fx.load(types::F32, ia);
                     let sum = fx.b.ins().fadd(old, x);
-                    fx.b.ins().store(data_flags(), sum, oa, 0);
+                    fx.store(sum, oa);
                 });
             });
         }
@@ -79,7 +79,7 @@ pub(super) fn emit(fx: &mut Fx, k: &IndexKernel) {
 /// `clamp(trunc(ids[n]), 0, v − 1)` as an i64 (saturating conversion: NaN gives 0).
 fn row_of(fx: &mut Fx, ids: Value, n: Value, v: u32) -> Value {
     let a = fx.addr(ids, n);
-    let id = fx.b.ins().load(types::F32, data_flags(), a, 0);
+    let id = fx.load(types::F32, a);
     let i = fx.b.ins().fcvt_to_sint_sat(types::I64, id);
     let (lo, hi) = (fx.iconst(0), fx.iconst(v.saturating_sub(1) as i64));
     let below = fx.b.ins().icmp(IntCC::SignedLessThan, i, lo);
@@ -94,7 +94,7 @@ fn copy(fx: &mut Fx, (src, so): (Value, Value), (dst, d_off): (Value, Value), n:
     for_range(fx, zero, n, &mut |fx, j| {
         let (s, d) = (fx.b.ins().iadd(so, j), fx.b.ins().iadd(d_off, j));
         let (sa, da) = (fx.addr(src, s), fx.addr(dst, d));
-        let x = fx.b.ins().load(types::F32, data_flags(), sa, 0);
-        fx.b.ins().store(data_flags(), x, da, 0);
+        let x = fx.load(types::F32, sa);
+        fx.store(x, da);
     });
 }

@@ -25,7 +25,7 @@ use cranelift::prelude::*;
 use super::columns::{column_loop, At, Lanes, Spec, STRAIGHT_MAX};
 use super::dropout;
 use super::ops::{self, Mode};
-use super::{data_flags, Fx};
+use super::{data_flags, Addr, Fx};
 use crate::graph::BinaryOp;
 use crate::jit::fuse::{Buf, KOp, Level, LoopKernel, Pat, RKind, SinkKind, V};
 
@@ -229,7 +229,7 @@ impl<'k> St<'k> {
                     }
                 }
                 let a = fx.addr(self.ptr[&b], i);
-                fx.b.ins().load(types::F32, data_flags(), a, 0)
+                fx.load(types::F32, a)
             }
             KOp::Const(bits) => fx.b.ins().f32const(f32::from_bits(bits)),
             KOp::Arg(a) => fx.arg(a),
@@ -287,13 +287,13 @@ impl<'k> St<'k> {
 
     /// Over the kernel's columns of buffer `p` (a column reduction's row), vector by vector:
     /// stores `f(address, mode)` at each.
-    fn each_column(&self, fx: &mut Fx, p: Value, f: &mut dyn FnMut(&mut Fx, Value, Mode) -> Value) {
+    fn each_column(&self, fx: &mut Fx, p: Value, f: &mut dyn FnMut(&mut Fx, Addr, Mode) -> Value) {
         let (zero, cols) = (fx.iconst(0), self.cols);
         let spec = Spec { kinds: &[], unroll: UNROLL, masked_tail: false };
         column_loop(fx, (zero, cols), self.k.dom.cols.constant(), spec, &mut |fx, at, _| {
             let a = fx.addr(p, at.j);
             let v = f(fx, a, at.lanes.mode());
-            fx.b.ins().store(data_flags(), v, a, 0);
+            fx.store(v, a);
             vec![]
         });
     }
@@ -312,7 +312,13 @@ impl<'k> St<'k> {
         self.memo.borrow_mut().clear();
         let base = fx.b.ins().imul(i, self.cols);
         let full: Vec<Buf> = self.full_bufs();
-        self.row = full.into_iter().map(|b| (b, fx.addr(self.ptr[&b], base))).collect();
+        self.row = full
+            .into_iter()
+            .map(|b| {
+                let a = fx.addr(self.ptr[&b], base);
+                (b, fx.pointer(a))
+            })
+            .collect();
         self.row_ops(fx, 0);
         let zero = fx.iconst(0);
         for p in 0..self.passes {
@@ -361,7 +367,7 @@ impl<'k> St<'k> {
                 SinkKind::Store(Level::Row) => {
                     let x = self.scalar[s.value.0 as usize].expect("row value");
                     let a = fx.addr(p, self.i.expect("row loop"));
-                    fx.b.ins().store(data_flags(), x, a, 0);
+                    fx.store(x, a);
                 }
                 SinkKind::FullReduce(kind) => {
                     let x = self.scalar[s.value.0 as usize].expect("row value");
@@ -493,7 +499,7 @@ impl<'k> St<'k> {
                 (fx.addr(base, j), first == self.cur_pass)
             });
             if let Some((a, false)) = kept {
-                let val = fx.b.ins().load(mode.ty(), MemFlagsData::trusted(), a, 0);
+                let val = fx.b.ins().load(mode.ty(), MemFlagsData::trusted(), a.base, a.off);
                 vals.insert(v as u32, val);
                 continue;
             }
@@ -505,12 +511,12 @@ impl<'k> St<'k> {
                         Lanes::Tail(r) => {
                             let mut x = ops::fconst(fx, 0.0, Mode::Vec);
                             for l in 0..r {
-                                let e = fx.b.ins().load(types::F32, data_flags(), a, 4 * l as i32);
+                                let e = fx.load(types::F32, a.plus(4 * l as i32));
                                 x = fx.b.ins().insertlane(x, e, l);
                             }
                             x
                         }
-                        _ => fx.b.ins().load(mode.ty(), data_flags(), a, 0),
+                        _ => fx.load(mode.ty(), a),
                     }
                 }
                 KOp::Iota => {
@@ -563,7 +569,7 @@ impl<'k> St<'k> {
                 self.memo.borrow_mut().insert(k, val);
             }
             if let Some((a, true)) = kept {
-                fx.b.ins().store(MemFlagsData::trusted(), val, a, 0);
+                fx.b.ins().store(MemFlagsData::trusted(), val, a.base, a.off);
             }
             vals.insert(v as u32, val);
         }
@@ -592,13 +598,11 @@ impl<'k> St<'k> {
             let lane_mode = if let Lanes::Tail(_) = at.lanes { Mode::Scalar } else { mode };
             for (x, off) in lanes {
                 match s.kind {
-                    SinkKind::Store(_) => {
-                        fx.b.ins().store(data_flags(), x, a, off);
-                    }
+                    SinkKind::Store(_) => fx.store(x, a.plus(off)),
                     SinkKind::ColReduce(kind) => {
-                        let old = fx.b.ins().load(ty, data_flags(), a, off);
+                        let old = fx.load(ty, a.plus(off));
                         let new = ops::combine(fx, kind, old, x, lane_mode);
-                        fx.b.ins().store(data_flags(), new, a, off);
+                        fx.store(new, a.plus(off));
                     }
                     SinkKind::FullReduce(_) => unreachable!("accumulated, not stored"),
                 }
@@ -615,7 +619,7 @@ impl<'k> St<'k> {
                     let n = fx.sym(n);
                     let nf = fx.b.ins().fcvt_from_sint(types::F32, n);
                     self.each_column(fx, p, &mut |fx, a, mode| {
-                        let x = fx.b.ins().load(mode.ty(), data_flags(), a, 0);
+                        let x = fx.load(mode.ty(), a);
                         let d = if mode == Mode::Vec { ops::splat(fx, nf) } else { nf };
                         fx.b.ins().fdiv(x, d)
                     });

@@ -18,14 +18,14 @@
 use cranelift::codegen::ir::ConstantData;
 use cranelift::prelude::*;
 
-use super::{Fx, Import};
+use super::{Fx, Import, Local};
 use strum::VariantArray;
 
 use crate::graph::{BinaryOp, UnaryOp};
 use crate::jit::fuse::RKind;
 
 /// Four lanes or one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
     Vec,
     Scalar,
@@ -72,11 +72,13 @@ fn index<T: PartialEq>(all: &[T], op: T) -> i64 {
 }
 
 pub fn fconst(fx: &mut Fx, v: f32, mode: Mode) -> Value {
-    let c = fx.b.ins().f32const(v);
-    match mode {
-        Mode::Vec => fx.b.ins().splat(types::F32X4, c),
-        Mode::Scalar => c,
-    }
+    fx.local(Local::Const(v.to_bits(), mode), |fx| {
+        let c = fx.b.ins().f32const(v);
+        match mode {
+            Mode::Vec => fx.b.ins().splat(types::F32X4, c),
+            Mode::Scalar => c,
+        }
+    })
 }
 
 pub fn splat(fx: &mut Fx, x: Value) -> Value {
@@ -235,8 +237,10 @@ pub fn binary(fx: &mut Fx, op: BinaryOp, x: Value, y: Value, mode: Mode, exact: 
 
 /// `c ≠ 0 ? x : y`.
 pub fn select(fx: &mut Fx, c: Value, x: Value, y: Value, mode: Mode) -> Value {
-    let z = fconst(fx, 0.0, mode);
-    let nz = cmp(fx, FloatCC::NotEqual, c, z, mode);
+    let nz = fx.local(Local::NonZero(c, mode), |fx| {
+        let z = fconst(fx, 0.0, mode);
+        cmp(fx, FloatCC::NotEqual, c, z, mode)
+    });
     pick(fx, nz, x, y, mode)
 }
 

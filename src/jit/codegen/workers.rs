@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::sync::{Mutex, PoisonError};
 
 use cranelift::codegen::control::ControlPlane;
+use cranelift::codegen::ir::Function;
 use cranelift::codegen::isa::TargetIsa;
 use cranelift::codegen::Context;
 use cranelift::module::{FuncId, ModuleReloc};
@@ -20,11 +21,11 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// Queues `ctx` (the function `id`, called `name` in errors) to be compiled for ISA
+    /// Queues `func` (the function `id`, called `name` in errors) to be compiled for ISA
     /// number `isa` of [`compile`]'s; blocks while every worker is busy and the queue is
     /// full, which bounds the IR held at once.
-    pub fn send(&mut self, id: FuncId, name: &str, ctx: Context, isa: usize) {
-        let job = Job { seq: self.next, id, name: name.to_string(), ctx, isa };
+    pub fn send(&mut self, id: FuncId, name: &str, func: Function, isa: usize) {
+        let job = Job { seq: self.next, id, name: name.to_string(), func, isa };
         self.next += 1;
         // The workers only stop early by panicking, which the scope re-raises.
         let _ = self.tx.send(job);
@@ -35,7 +36,7 @@ struct Job {
     seq: usize,
     id: FuncId,
     name: String,
-    ctx: Context,
+    func: Function,
     isa: usize,
 }
 
@@ -50,14 +51,19 @@ pub(super) struct Compiled {
 }
 
 impl Job {
-    fn compile(mut self, isas: &[&dyn TargetIsa]) -> Result<Compiled, JitError> {
+    /// Compiles the job in `ctx`, a worker's own context: reused from function to function,
+    /// it keeps its allocations (the register allocator's among them) instead of making
+    /// them anew for each of a model's many small kernels.
+    fn compile(self, ctx: &mut Context, isas: &[&dyn TargetIsa]) -> Result<Compiled, JitError> {
         let err = |e: &dyn std::fmt::Debug| codegen(format!("cranelift: {}: {e:?}", self.name));
         let isa = isas[self.isa];
-        let res = self.ctx.compile(isa, &mut ControlPlane::default()).map_err(|e| err(&e.inner))?;
+        ctx.clear();
+        ctx.func = self.func;
+        let res = ctx.compile(isa, &mut ControlPlane::default()).map_err(|e| err(&e.inner))?;
         let alignment = res.buffer.alignment as u64;
-        let code = self.ctx.compiled_code().expect("compiled just now");
+        let code = ctx.compiled_code().expect("compiled just now");
         let relocs = code.buffer.relocs().iter();
-        let relocs = relocs.map(|r| ModuleReloc::from_mach_reloc(r, &self.ctx.func, self.id));
+        let relocs = relocs.map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, self.id));
         Ok(Compiled {
             seq: self.seq,
             id: self.id,
@@ -88,11 +94,14 @@ pub(super) fn compile<T>(
     std::thread::scope(|s| {
         for _ in 0..workers {
             let (rx, done) = (&rx, done_tx.clone());
-            s.spawn(move || loop {
-                let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                let Ok(job) = job else { break };
-                if done.send(job.compile(isas)).is_err() {
-                    break;
+            s.spawn(move || {
+                let mut ctx = Context::new();
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok(job) = job else { break };
+                    if done.send(job.compile(&mut ctx, isas)).is_err() {
+                        break;
+                    }
                 }
             });
         }
