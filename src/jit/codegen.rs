@@ -62,8 +62,13 @@ pub enum Import {
     Window,
 }
 
-/// Elements above which a splittable loop kernel is run on the thread pool.
-pub const PAR_MIN_ELEMS: i64 = 1 << 20;
+/// Elements above which a splittable loop kernel is run on the thread pool. At 2²⁰,
+/// BatchNorm's per-(n, c) kernels of G (16·32·1024 = 2¹⁹ elements at batch 32) stayed on
+/// one thread; at 2¹⁹ (with the pool's workers spinning between jobs) G ran 1.10× faster on
+/// two threads (0.97-1.25, 5 alternating rounds of `nnc bench examples/bench/g.nn --threads
+/// 2`). Of A-F only D has kernels this large; BENCHMARKS.md (2026-12-07, "Threads") has
+/// every config at 1 and 2 threads.
+pub const PAR_MIN_ELEMS: i64 = 1 << 19;
 
 /// Parameters of a kernel function: `(ctx, start, end, bufs)`, `bufs` pointing at the
 /// addresses of the kernel's buffers in [`Kernel::shape`]'s order.
