@@ -7,7 +7,9 @@
 //! - generated code touches only the arenas at offsets of the static plan, sized for the
 //!   batch size in the context ([`Machine::run`] grows the batch arena to
 //!   `plan.batch_len(batch)` before every call), and the inputs, whose lengths
-//!   [`Machine::run`] checks against what the program reads;
+//!   [`Machine::run`] checks against what the program reads; the address table the entry
+//!   hands its kernels ([`Ctx::table`]) is filled by [`Machine::run`] from the same plan,
+//!   for this run's arenas and inputs;
 //! - the function pointers come from finalized modules that `Machine` owns and frees only
 //!   when dropped;
 //! - the context is `repr(C)` with the field offsets the generator uses ([`Ctx::FIXED`] …).
@@ -248,7 +250,7 @@ impl Machine {
                 false => std::ptr::null(),
             },
             batch: r.batch as u64,
-            batch_pad: super::plan::batch_pad(r.batch) as u64,
+            batch_pad: pad as u64,
             args: r.args.as_ptr(),
             prof: self.profile.as_deref_mut().map_or(std::ptr::null_mut(), |p| p as *mut Profile),
             table: table.as_ptr(),

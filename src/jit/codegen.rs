@@ -82,7 +82,7 @@ pub struct Code {
     /// Per entry, where the buffers its kernel calls pass live, in call order. The runtime
     /// puts their addresses in a table for each run ([`Ctx::TABLE`]), and the entry passes
     /// each call a pointer into it: computing and storing every address itself made the
-    /// entry the largest function to compile (G's: 5,171 instructions; 2,292 now).
+    /// entry the largest function to compile (G's: 5,171 instructions; 2,045 now).
     pub tables: Vec<Vec<Place>>,
     /// With `want_text`: every function's name and Cranelift IR, before optimization.
     pub text: Vec<(String, String)>,
