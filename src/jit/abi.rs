@@ -21,7 +21,7 @@ use cranelift::jit::JITModule;
 use cranelift::module::FuncId;
 
 use super::gemm::nnc_gemm;
-use super::plan::Place;
+use super::plan::{Place, Slot};
 use super::pool::{nnc_pool_run, Pool};
 
 /// What every generated function receives (by pointer).
@@ -236,8 +236,8 @@ impl Machine {
             // In bounds: the plan placed every buffer inside its arena (`wrapping_add` for
             // the empty arenas of models without one).
             *p = match *place {
-                Place::Fixed(o) => fixed.wrapping_add(o),
-                Place::Batch(u) => batch.wrapping_add(u * pad),
+                Place::Arena(Slot::Fixed(o)) => fixed.wrapping_add(o),
+                Place::Arena(Slot::Batch(u)) => batch.wrapping_add(u * pad),
                 Place::Input(i) => self.inputs[i as usize],
             };
         }

@@ -34,7 +34,7 @@ use cranelift::prelude::*;
 
 use super::abi::{self, Ctx};
 use super::fuse::{Buf, GemmKernel, Kernel, Program, Sym, WindowKernel};
-use super::plan::{Place, Plan};
+use super::plan::{Place, Plan, Slot};
 use super::JitError;
 use crate::graph::ScalarArg;
 use crate::jit::gemm::{GEMM_TA, GEMM_TB};
@@ -591,9 +591,9 @@ impl<'a, 'p> Fx<'a, 'p> {
                 let inputs = self.ctx_base(Ctx::INPUTS);
                 self.b.ins().load(types::I64, ctx_flags(), inputs, (i * 8) as i32)
             }
-            Place::Fixed(o) => fixed_at(self, o),
-            Place::Batch(0) => self.ctx_base(Ctx::BATCH_ARENA),
-            Place::Batch(units) => {
+            Place::Arena(Slot::Fixed(o)) => fixed_at(self, o),
+            Place::Arena(Slot::Batch(0)) => self.ctx_base(Ctx::BATCH_ARENA),
+            Place::Arena(Slot::Batch(units)) => {
                 let base = self.ctx_base(Ctx::BATCH_ARENA);
                 let pad = self.ctx_base(Ctx::BATCH_PAD);
                 let off = self.b.ins().imul_imm_s(pad, (units * 4) as i64);

@@ -29,7 +29,7 @@ fn align(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
-/// Where one temporary lives.
+/// Where a buffer lives in the arenas (a temporary, or a parameter or state: `Fixed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slot {
     /// Offset in floats in the fixed arena.
@@ -68,12 +68,9 @@ impl Plan {
     pub fn place(&self, prog: usize, buf: Buf) -> Place {
         match buf {
             Buf::Input(i) => Place::Input(i),
-            Buf::Param(i) => Place::Fixed(self.params[i as usize]),
-            Buf::State(i) => Place::Fixed(self.states[i as usize]),
-            Buf::Temp(t) => match self.temps[prog][t as usize] {
-                Slot::Fixed(o) => Place::Fixed(o),
-                Slot::Batch(u) => Place::Batch(u),
-            },
+            Buf::Param(i) => Place::Arena(Slot::Fixed(self.params[i as usize])),
+            Buf::State(i) => Place::Arena(Slot::Fixed(self.states[i as usize])),
+            Buf::Temp(t) => Place::Arena(self.temps[prog][t as usize]),
         }
     }
 }
@@ -81,10 +78,8 @@ impl Plan {
 /// Where any buffer lives: a [`Slot`] of an arena, or a caller's input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
-    /// Offset in floats in the fixed arena.
-    Fixed(usize),
-    /// Offset in units of `B̂` floats in the batch arena.
-    Batch(usize),
+    /// In an arena.
+    Arena(Slot),
     /// Graph input `i`.
     Input(u32),
 }
