@@ -5,8 +5,9 @@ Two networks on 3x9x9 images (an .npz file of float32 [N, 3, 9, 9] images and cl
 - `Convs`: Conv2d with padding, stride 2 with dilation, groups (2 and depthwise), a 1x1
   conv, MaxPool2d with overlapping padded windows (ties from relu zeros included), AvgPool2d
   with padding (counted in the mean), GroupNorm on images, global average pooling, Dense;
-- `ResBlock`: a ResNet basic block with BatchNorm2d in training mode and a projection
-  shortcut (1x1 conv at stride 2 + BatchNorm2d), then `nnc eval` in evaluation mode.
+- `ResBlock`: a ResNet basic block of 16 channels with BatchNorm2d in training mode and a
+  projection shortcut (1x1 conv at stride 2 + BatchNorm2d), then `nnc eval` in evaluation
+  mode. Its 16 -> 16 3x3 conv takes the JIT's Winograd path (forward and input gradient).
 
 PyTorch builds each network with its own initialization and saves it as safetensors
 (parameters and buffers); nnc trains from those weights (`--init`, `--no-shuffle`, plain SGD)
@@ -89,13 +90,13 @@ model ResBlock {
     input x: [B, 3, 9, 9]
     label y: class[B] of 4
 
-    conv1    = Conv2d(3 -> 8, 3, stride = 2, padding = 1, bias = false)
-    bn1      = BatchNorm2d(8)
-    conv2    = Conv2d(8 -> 8, 3, padding = "same", bias = false)
-    bn2      = BatchNorm2d(8, momentum = 0.2)
-    short    = Conv2d(3 -> 8, 1, stride = 2, bias = false)
-    short_bn = BatchNorm2d(8)
-    fc       = Dense(8 -> 4)
+    conv1    = Conv2d(3 -> 16, 3, stride = 2, padding = 1, bias = false)
+    bn1      = BatchNorm2d(16)
+    conv2    = Conv2d(16 -> 16, 3, padding = "same", bias = false)
+    bn2      = BatchNorm2d(16, momentum = 0.2)
+    short    = Conv2d(3 -> 16, 1, stride = 2, bias = false)
+    short_bn = BatchNorm2d(16)
+    fc       = Dense(16 -> 4)
 
     h1 = relu(bn1(conv1(x)))
     h2 = relu(bn2(conv2(h1)) + short_bn(short(x)))
@@ -111,13 +112,13 @@ train { data = npz("data.npz"), batch = 8 }
 class ResBlock(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 8, 3, padding="same", bias=False)
-        self.bn2 = nn.BatchNorm2d(8, momentum=0.2)
-        self.short = nn.Conv2d(3, 8, 1, stride=2, bias=False)
-        self.short_bn = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, 4)
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 16, 3, padding="same", bias=False)
+        self.bn2 = nn.BatchNorm2d(16, momentum=0.2)
+        self.short = nn.Conv2d(3, 16, 1, stride=2, bias=False)
+        self.short_bn = nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 4)
         for m in (self.bn1, self.bn2, self.short_bn):
             nn.init.uniform_(m.weight, 0.5, 1.5)
             nn.init.uniform_(m.bias, -0.3, 0.3)

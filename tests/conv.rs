@@ -298,8 +298,11 @@ fn jit_matches_the_interpreter_on_random_geometries() {
     // dilated and grouped, 1×1 at stride 2, unequal strides. Input channels per group a
     // multiple of 16 at a stride over 1 take its phase-split input gradient: odd sizes, 1×1
     // and 2×2 at stride 3 (phases without taps), 5×5 at stride 2, grouped, unequal strides,
-    // dilated (which falls back). The last is large enough at batch 7 (7.4e7 flop, over
-    // jit::window::PAR_MIN_FLOP) to be split across two threads.
+    // dilated (which falls back). 3×3 at stride 1 with input channels per group a multiple
+    // of 8 and output channels per group of 16 take its Winograd path (forward, and the input
+    // gradient where the flipped shape qualifies too): odd output sizes (partial tiles) in
+    // more tiles than one chunk, no padding, padding 2, grouped. The last is large enough at
+    // batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be split across two threads.
     let mut cases = geometries();
     let tall = |s: [u16; 2]| Window {
         kernel: [3, 1],
@@ -321,6 +324,9 @@ fn jit_matches_the_interpreter_on_random_geometries() {
         (32, 7, 8, 32, win(3, 2, 0, 1, 2)),
         (16, 7, 5, 16, tall([3, 2])),
         (16, 9, 9, 16, win(3, 2, 2, 2, 1)),
+        (16, 21, 19, 16, win(3, 1, 1, 1, 1)),
+        (8, 7, 9, 16, win(3, 1, 0, 1, 1)),
+        (32, 6, 5, 32, win(3, 1, 2, 1, 2)),
         (32, 24, 24, 32, win(3, 1, 1, 1, 1)),
     ]);
     for (t, (c, h, wd, o, w)) in cases.into_iter().enumerate() {

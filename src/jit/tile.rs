@@ -117,18 +117,32 @@ pub fn pack_a(a: &[f32], m: usize, k: usize) -> Vec<f32> {
 /// [`available`] (each row of a block is one 32-byte load or store, so rows 4 KiB apart, which
 /// share a set of the L1 cache, are each touched once per block), the rest element by element.
 pub fn transpose(a: &[f32], (m, n): (usize, usize), out: &mut [f32]) {
-    let (a, out) = (&a[..m * n], &mut out[..m * n]);
+    transpose_strided((a, n), (m, n), (out, m));
+}
+
+/// [`transpose`] with row strides: `out[j·ldo + i] = a[i·lda + j]` for `i < m`, `j < n`.
+pub fn transpose_strided(
+    (a, lda): (&[f32], usize),
+    (m, n): (usize, usize),
+    (out, ldo): (&mut [f32], usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (a, out) = (&a[..(m - 1) * lda + n], &mut out[..(n - 1) * ldo + m]);
     let (m8, n8) = if available() { (m / 8 * 8, n / 8 * 8) } else { (0, 0) };
     for i in (0..m8).step_by(8) {
         for j in (0..n8).step_by(8) {
             // SAFETY: `available()`; rows i..i+8 of `a` hold columns j..j+8, rows j..j+8 of
-            // `out` columns i..i+8.
-            unsafe { transpose8(a[i * n + j..].as_ptr(), n, out[j * m + i..].as_mut_ptr(), m) };
+            // `out` columns i..i+8 (the slices' lengths above).
+            unsafe {
+                transpose8(a[i * lda + j..].as_ptr(), lda, out[j * ldo + i..].as_mut_ptr(), ldo)
+            };
         }
     }
     let rest = (0..m).flat_map(|i| (if i < m8 { n8 } else { 0 }..n).map(move |j| (i, j)));
     for (i, j) in rest {
-        out[j * m + i] = a[i * n + j];
+        out[j * ldo + i] = a[i * lda + j];
     }
 }
 

@@ -13,7 +13,11 @@
 //! ```
 //!
 //! Products, on a machine with AVX2 and FMA ([`tile::available`]):
-//! - a forward convolution or kernel gradient with output channels per group in blocks of
+//! - a forward 3×3 convolution at stride 1 without dilation, with input channels per group
+//!   in multiples of 8 and output channels per group in blocks of 16, runs by Winograd's
+//!   F(2×2, 3×3): 16 products for each 2×2 block of outputs instead of 36 (module
+//!   `winograd`);
+//! - any other forward convolution or kernel gradient with output channels per group in blocks of
 //!   16 and a stride along W of 1 or 2 reads `cols` in place from the padded image, one
 //!   register block of output positions (or taps) against 16 channels at a time
 //!   (module `gather`);
@@ -42,6 +46,7 @@ use std::cell::RefCell;
 
 mod gather;
 mod pool;
+mod winograd;
 
 use super::gemm::matmul;
 use super::pool::{split_point, Pool};
@@ -525,6 +530,7 @@ fn conv_part<'a>(
         return conv_part(&t, (n0, n1), a, &flipped, out);
     }
     match g.op() {
+        WindowOp::Conv if winograd::applies(g) => return winograd::conv(g, (n0, n1), a, b, out),
         WindowOp::Conv if gather::applies(g) => return gather::conv(g, (n0, n1), a, b, out),
         WindowOp::ConvGradKernel if gather::applies(g) => {
             return gather::kernel_grad(g, (n0, n1), a, b, out)
