@@ -229,9 +229,12 @@ fn step_graph(c: usize, h: usize, wd: usize, o: usize, w: Window, pool: bool) ->
     let loss = g.mean_all(sq);
     let loss = g.add2(loss, m);
     g.add_output("loss", loss);
-    // The input gradient as an output, so the JIT's conv_grad_input is compared too.
-    let dx = grad(&mut g, loss, &[x])[0];
-    g.add_output("dx", dx);
+    // The input and kernel gradients as outputs, so the JIT's conv_grad_input and
+    // conv_grad_kernel are compared directly (in the parameters after a step, a kernel
+    // gradient's error is scaled down by the learning rate).
+    let d = grad(&mut g, loss, &[x, k]);
+    g.add_output("dx", d[0]);
+    g.add_output("dk", d[1]);
     sgd_on_the_first_param(&mut g, k, loss);
     g.compact()
 }

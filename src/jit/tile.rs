@@ -328,20 +328,26 @@ pub unsafe fn taps_outer<const COL: usize>(
 /// row `t` of `b` (`NR` floats, contiguous rows), `A_t` the `MR` floats at `a[r] + offs[t]`
 /// (a convolution seen from its output positions, [`crate::jit::window`]: `a[r]` the padded
 /// image at the corner of output position `r`'s window, `offs[t]` where tap `t` lies in the
-/// window, `b` the kernel transposed). C is row-major with row stride `ldc`, overwritten.
+/// window, `b` the kernel transposed). C is row-major with row stride `ldc`, overwritten,
+/// or added to with `ADD`.
 ///
 /// # Safety
 /// [`available`] is true; every address named above is readable, `c` holds `MR` rows of `NR`
 /// writable floats at stride `ldc`, overlapping neither input.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn window_outer(
+pub unsafe fn window_outer<const ADD: bool>(
     a: [*const f32; MR],
     offs: &[usize],
     b: *const f32,
     (c, ldc): (*mut f32, usize),
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut acc: [[__m256; 2]; MR] = match ADD {
+        true => std::array::from_fn(|r| {
+            [_mm256_loadu_ps(c.add(r * ldc)), _mm256_loadu_ps(c.add(r * ldc + 8))]
+        }),
+        false => [[_mm256_setzero_ps(); 2]; MR],
+    };
     let mut bt = b;
     for &off in offs {
         let b0 = _mm256_loadu_ps(bt);
@@ -364,7 +370,7 @@ pub unsafe fn window_outer(
 /// # Safety
 /// Never call it.
 #[cfg(not(target_arch = "x86_64"))]
-pub unsafe fn window_outer(
+pub unsafe fn window_outer<const ADD: bool>(
     _a: [*const f32; MR],
     _offs: &[usize],
     _b: *const f32,

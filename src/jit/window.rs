@@ -16,7 +16,7 @@
 //! - a forward 3×3 convolution at stride 1 without dilation, with input channels per group
 //!   in multiples of 8 and output channels per group in blocks of 16, runs by Winograd's
 //!   F(2×2, 3×3): 16 products for each 2×2 block of outputs instead of 36 (module
-//!   `winograd`);
+//!   `winograd`), and so does its kernel gradient on images of at least 64 such blocks;
 //! - any other forward convolution or kernel gradient with output channels per group in blocks of
 //!   16 and a stride along W of 1 or 2 reads `cols` in place from the padded image, one
 //!   register block of output positions (or taps) against 16 channels at a time
@@ -532,6 +532,9 @@ fn conv_part<'a>(
     match g.op() {
         WindowOp::Conv if winograd::applies(g) => return winograd::conv(g, (n0, n1), a, b, out),
         WindowOp::Conv if gather::applies(g) => return gather::conv(g, (n0, n1), a, b, out),
+        WindowOp::ConvGradKernel if winograd::kernel_grad_applies(g) => {
+            return winograd::kernel_grad(g, (n0, n1), a, b, out)
+        }
         WindowOp::ConvGradKernel if gather::applies(g) => {
             return gather::kernel_grad(g, (n0, n1), a, b, out)
         }

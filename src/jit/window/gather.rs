@@ -170,7 +170,7 @@ impl Reads {
                 // SAFETY: `applies` checked `tile::available()`; every tap lies in `planes`
                 // (asserted above), `kt` holds `k` rows of `NR`, `c`'s `MR` rows of `NR`
                 // lie in `yt`.
-                unsafe { tile::window_outer(a, &self.offs, kt.as_ptr(), c) };
+                unsafe { tile::window_outer::<false>(a, &self.offs, kt.as_ptr(), c) };
             }
         }
     }

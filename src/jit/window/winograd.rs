@@ -20,34 +20,50 @@
 //! The transforms' ±½ and sums round differently from the direct sum: results differ from
 //! the other paths' in the last bits (relative 1e-6 on unit-scale data).
 //!
+//! The kernel gradient is the adjoint of the same bilinear form: `dk[o, c] = Gᵀ W[c, o] G` with
+//! `W[ξ] = Σ_tiles V[ξ]ᵀ · Z[ξ]` and `Z = A dY Aᵀ` the 4×4 transform of each tile's 2×2
+//! output gradient ([`kernel_grad`]).
+//!
 //! Per call, batch 32, one thread, best of 30 rounds of a scratch program calling
 //! [`super::nnc_window`] that times this path and the one taken otherwise (module `gather`)
 //! in turn, two runs; the input gradients are forward convolutions of `dy`
-//! (`Geometry::transposed`):
+//! (`Geometry::transposed`); the kernel gradients' largest error against an f64 sum was
+//! within 1.1× of the other path's:
 //!
-//! | conv (C×H×W → O, 3×3, stride 1, padding 1) | forward: gather | Winograd | input grad.: gather | Winograd |
-//! | ------------------------------------------ | --------------- | -------- | ------------------- | -------- |
-//! | 16×32×32 → 16 (G stage 1)                  | 1.88-1.98 ms | 1.60-1.63 ms | 1.90-1.93 ms | 1.62-1.64 ms |
-//! | 32×16×16 → 32 (G stage 2)                  | 1.68-1.71 ms | 1.19-1.20 ms | 1.70-1.74 ms | 1.19-1.21 ms |
-//! | 64×8×8 → 64 (G stage 3)                    | 1.68-1.69 ms | 1.08-1.09 ms | 1.71-1.73 ms | 1.12-1.13 ms |
+//! | conv (C×H×W → O, 3×3, stride 1, padding 1) | forward: gather | Winograd | input grad.: gather | Winograd | kernel grad.: gather | Winograd |
+//! | ------------------------------------------ | ------- | -------- | ------- | -------- | ------- | -------- |
+//! | 16×32×32 → 16 (G stage 1)                  | 1.88-1.98 ms | 1.60-1.63 ms | 1.90-1.93 ms | 1.62-1.64 ms | 1.67-1.78 ms | 1.50-1.53 ms |
+//! | 32×16×16 → 32 (G stage 2)                  | 1.68-1.71 ms | 1.19-1.20 ms | 1.70-1.74 ms | 1.19-1.21 ms | 1.62 ms | 1.37-1.42 ms |
+//! | 64×8×8 → 64 (G stage 3)                    | 1.68-1.69 ms | 1.08-1.09 ms | 1.71-1.73 ms | 1.12-1.13 ms | 1.67-1.78 ms | 1.93-1.94 ms |
 //!
 //! Half as much and twice as much [`CHUNK_FLOATS`] timed the same within the noise.
 
-use super::{with_scratch, Geometry, WindowOp};
+use super::{with_scratch, Geometry};
 use crate::jit::tile::{self, MR, NR};
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// True if [`conv`] computes this convolution: a forward 3×3 at stride 1 without dilation,
-/// on a machine with the micro-kernels, input channels per group in whole vectors of 8 and
+/// True if [`conv`] computes this forward convolution: 3×3 at stride 1 without dilation, on
+/// a machine with the micro-kernels, input channels per group in whole vectors of 8 and
 /// output channels per group in whole blocks of [`NR`].
 pub(super) fn applies(g: &Geometry) -> bool {
     tile::available()
-        && g.op == WindowOp::Conv as u32
         && (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
         && ((g.c / g.groups) as usize).is_multiple_of(8)
         && ((g.o / g.groups) as usize).is_multiple_of(NR)
 }
+
+/// True if [`kernel_grad`] computes this kernel gradient: as [`applies`], on images of at
+/// least [`KERNEL_GRAD_TILES`] tiles.
+pub(super) fn kernel_grad_applies(g: &Geometry) -> bool {
+    applies(g) && (g.ho as usize).div_ceil(2) * (g.wo as usize).div_ceil(2) >= KERNEL_GRAD_TILES
+}
+
+/// Tiles per image from which [`kernel_grad`] pays: each image's `W` is summed on its own
+/// (`16·C/g·O/g` floats added per image, as accurate as the direct sum; one running sum
+/// over the batch was 50× less accurate on G's first stage), which at G's third stage (16
+/// tiles of 64 channels) costs more than the products save (the module doc's table).
+const KERNEL_GRAD_TILES: usize = 64;
 
 /// Floats of `V` and `M` per chunk of tiles: 128 KiB, a quarter of the L2 cache of the
 /// machines measured.
@@ -119,7 +135,7 @@ pub(super) fn conv(g: &Geometry, (n0, n1): (usize, usize), x: &[f32], k: &[f32],
     let (image, outs, _) = g.sizes();
     let t = Tiles::new(g);
     let (cg, og, l) = (t.cg, t.og, g.l());
-    let (h, w, ph, pw) = (g.h as usize, g.w as usize, g.ph as usize, g.pw as usize);
+    let (h, w) = (g.h as usize, g.w as usize);
     let packed = kernels(g, &t, k);
     let offs: Vec<usize> = (0..cg).collect();
     let lens = [t.hq * t.wq * cg, 16 * t.chunk * cg, 16 * t.chunk * og, l * og];
@@ -130,11 +146,7 @@ pub(super) fn conv(g: &Geometry, (n0, n1): (usize, usize), x: &[f32], k: &[f32],
         nhwc.fill(0.0);
         for n in n0..n1 {
             for grp in 0..g.groups as usize {
-                let src = &x[n * image + grp * cg * h * w..][..cg * h * w];
-                for r in 0..h {
-                    let row = &mut nhwc[((r + ph) * t.wq + pw) * cg..];
-                    tile::transpose_strided((&src[r * w..], h * w), (cg, w), (row, cg));
-                }
+                channel_last(g, &t, &x[n * image + grp * cg * h * w..][..cg * h * w], nhwc);
                 for t0 in (0..t.th * t.tw).step_by(t.chunk) {
                     let count = t.chunk.min(t.th * t.tw - t0);
                     // SAFETY: `applies` checked `tile::available()`.
@@ -153,7 +165,7 @@ pub(super) fn conv(g: &Geometry, (n0, n1): (usize, usize), x: &[f32], k: &[f32],
                                 // of NR, `mb` MR rows of `og ≥ (jb + 1)·NR`.
                                 unsafe {
                                     let c = mb[jb * NR..].as_mut_ptr();
-                                    tile::window_outer(a, &offs, kt.as_ptr(), (c, og));
+                                    tile::window_outer::<false>(a, &offs, kt.as_ptr(), (c, og));
                                 }
                             }
                         }
@@ -166,6 +178,121 @@ pub(super) fn conv(g: &Geometry, (n0, n1): (usize, usize), x: &[f32], k: &[f32],
             }
         }
     })
+}
+
+/// One group's channels `[C/g, h, w]` of one image into the interior of the zero-padded
+/// channel-last `nhwc [hq, wq, C/g]` (whose padding is left as it is).
+fn channel_last(g: &Geometry, t: &Tiles, src: &[f32], nhwc: &mut [f32]) {
+    let (h, w, ph, pw) = (g.h as usize, g.w as usize, g.ph as usize, g.pw as usize);
+    for r in 0..h {
+        let row = &mut nhwc[((r + ph) * t.wq + pw) * t.cg..];
+        tile::transpose_strided((&src[r * w..], h * w), (t.cg, w), (row, t.cg));
+    }
+}
+
+/// A kernel gradient on examples `n0..n1`: with `Z = A dY Aᵀ` the 4×4 transform of each
+/// tile's 2×2 output gradient (0 past the output's edge), `dk[o, c] = Gᵀ W[c, o] G` where
+/// `W[ξ] [C/g, O/g] = Σ_{n, tiles} V[ξ]ᵀ · Z[ξ]` (the adjoint of [`conv`]'s bilinear form),
+/// each product `[C/g, chunk] · [chunk, O/g]` run by [`tile::window_outer`] with the tiles as
+/// its taps. `out` is the part's own kernel, overwritten.
+pub(super) fn kernel_grad(
+    g: &Geometry,
+    (n0, n1): (usize, usize),
+    x: &[f32],
+    dy: &[f32],
+    out: &mut [f32],
+) {
+    let (image, outs, _) = g.sizes();
+    let t = Tiles::new(g);
+    let (cg, og, l) = (t.cg, t.og, g.l());
+    let (h, w) = (g.h as usize, g.w as usize);
+    // Rows of W: the channels in whole blocks of MR (the rows past `cg` are never read).
+    let cgp = cg.div_ceil(MR) * MR;
+    let offs: Vec<usize> = (0..t.chunk).map(|tile| tile * cg).collect();
+    // The image, V (and the MR - 1 floats its last block of channels reads past its end), Z,
+    // dyᵀ, W of one example, W of all.
+    let w_len = 16 * cgp * og;
+    let lens = [t.hq * t.wq * cg, 16 * t.chunk * cg + MR, 16 * t.chunk * og, l * og, w_len, w_len];
+    with_scratch(lens.iter().sum(), |scratch| {
+        let (nhwc, rest) = scratch.split_at_mut(lens[0]);
+        let (v, rest) = rest.split_at_mut(lens[1]);
+        let (z, rest) = rest.split_at_mut(lens[2]);
+        let (dyt, rest) = rest.split_at_mut(lens[3]);
+        let (part, wsum) = rest.split_at_mut(lens[4]);
+        nhwc.fill(0.0);
+        for grp in 0..g.groups as usize {
+            wsum.fill(0.0);
+            for n in n0..n1 {
+                channel_last(g, &t, &x[n * image + grp * cg * h * w..][..cg * h * w], nhwc);
+                tile::transpose(&dy[n * outs + grp * og * l..][..og * l], (og, l), dyt);
+                part.fill(0.0);
+                for t0 in (0..t.th * t.tw).step_by(t.chunk) {
+                    let count = t.chunk.min(t.th * t.tw - t0);
+                    // SAFETY: `applies` checked `tile::available()`.
+                    unsafe {
+                        transform_in(&t, nhwc, (t0, count), v);
+                        transform_dy(g, &t, dyt, (t0, count), z);
+                    }
+                    for (xi, wx) in part.chunks_exact_mut(cgp * og).enumerate() {
+                        for cb in 0..cgp / MR {
+                            let at = xi * t.chunk * cg + cb * MR;
+                            let a = std::array::from_fn(|r| v[at + r..].as_ptr());
+                            for jb in 0..og / NR {
+                                let kt = z[((xi * og / NR + jb) * t.chunk) * NR..].as_ptr();
+                                // SAFETY: `tile::available()`; `a[r] + offs[tile]` for `tile <
+                                // count` lies in `v` (its MR - 1 spare floats included), `kt`
+                                // holds `count` rows of NR, `wx`'s MR rows of `og` floats from
+                                // row `cb·MR` lie in its `cgp` rows.
+                                unsafe {
+                                    let c = wx[cb * MR * og + jb * NR..].as_mut_ptr();
+                                    tile::window_outer::<true>(a, &offs[..count], kt, (c, og));
+                                }
+                            }
+                        }
+                    }
+                }
+                wsum.iter_mut().zip(&*part).for_each(|(s, p)| *s += p);
+            }
+            let dk = &mut out[grp * og * cg * 9..][..og * cg * 9];
+            for (oc, taps) in dk.chunks_exact_mut(9).enumerate() {
+                let (o, c) = (oc / cg, oc % cg);
+                let wv: [f32; 16] = std::array::from_fn(|xi| wsum[(xi * cgp + c) * og + o]);
+                // Gᵀ W: rows of 4, then (Gᵀ W) G: rows of 3.
+                let gw: [[f32; 4]; 3] = std::array::from_fn(|a| {
+                    std::array::from_fn(|j| gt_row(a, std::array::from_fn(|i| wv[i * 4 + j])))
+                });
+                for (a, row) in gw.iter().enumerate() {
+                    for b in 0..3 {
+                        taps[a * 3 + b] = gt_row(b, *row);
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Row `r` of `Gᵀ` applied to `v`.
+fn gt_row(r: usize, [a, b, c, d]: [f32; 4]) -> f32 {
+    match r {
+        0 => a + 0.5 * (b + c),
+        1 => 0.5 * (b - c),
+        _ => 0.5 * (b + c) + d,
+    }
+}
+
+/// `A m Aᵀ` of a 2×2 `m` (row-major) as a 4×4 (row-major), as [`b_transform`].
+#[inline(always)]
+fn z_transform<T: Copy>(
+    m: [T; 4],
+    add: impl Fn(T, T) -> T,
+    sub: impl Fn(T, T) -> T,
+    zero: T,
+) -> [T; 16] {
+    // A applied to 2 values: the columns of m, then the rows of A m.
+    let a = |r: [T; 2]| [r[0], add(r[0], r[1]), sub(r[0], r[1]), sub(zero, r[1])];
+    let cols: [[T; 4]; 2] = std::array::from_fn(|j| a([m[j], m[2 + j]]));
+    let rows: [[T; 4]; 4] = std::array::from_fn(|i| a([cols[0][i], cols[1][i]]));
+    std::array::from_fn(|xi| rows[xi / 4][xi % 4])
 }
 
 /// `Bᵀ d B` of a 4×4 patch `d` (row-major), with `add` and `sub` elementwise on `T` (8
@@ -250,6 +377,65 @@ unsafe fn transform_out(
             }
         }
     }
+}
+
+/// `Z[ξ]` for tiles `t0..t0 + count` from `dyᵀ [L, O/g]`: the tile's 2×2 output gradient
+/// (0 past the output's edge) transformed, at `z[((ξ·O/g/NR + o/NR)·chunk + tile)·NR + o%NR]`
+/// (panels of NR output channels, as [`tile::window_outer`]'s B operand).
+///
+/// # Safety
+/// `tile::available()` is true.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transform_dy(
+    g: &Geometry,
+    t: &Tiles,
+    dyt: &[f32],
+    (t0, count): (usize, usize),
+    z: &mut [f32],
+) {
+    let (og, ho, wo) = (t.og, g.ho as usize, g.wo as usize);
+    assert!(z.len() >= 16 * t.chunk * og && dyt.len() >= ho * wo * og && t0 + count <= t.th * t.tw);
+    let (src, dst) = (dyt.as_ptr(), z.as_mut_ptr());
+    for tile in 0..count {
+        let (ti, tj) = ((t0 + tile) / t.tw, (t0 + tile) % t.tw);
+        for o in (0..og).step_by(8) {
+            let m = std::array::from_fn(|p| {
+                let (i, j) = (2 * ti + p / 2, 2 * tj + p % 2);
+                match i < ho && j < wo {
+                    // SAFETY: `(i, j)` is an output position, `o + 8 ≤ og`.
+                    true => _mm256_loadu_ps(src.add((i * wo + j) * og + o)),
+                    false => _mm256_setzero_ps(),
+                }
+            });
+            let vals = z_transform(
+                m,
+                |a, b| _mm256_add_ps(a, b),
+                |a, b| _mm256_sub_ps(a, b),
+                _mm256_setzero_ps(),
+            );
+            for (xi, val) in vals.into_iter().enumerate() {
+                let at = ((xi * og / NR + o / NR) * t.chunk + tile) * NR + o % NR;
+                // SAFETY: `tile < chunk`, `o + 8 ≤ og` (asserted above).
+                _mm256_storeu_ps(dst.add(at), val);
+            }
+        }
+    }
+}
+
+/// Unreachable off x86-64 ([`tile::available`] is false there).
+///
+/// # Safety
+/// Never call it.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transform_dy(
+    _g: &Geometry,
+    _t: &Tiles,
+    _dyt: &[f32],
+    _tiles: (usize, usize),
+    _z: &mut [f32],
+) {
+    unreachable!("tile::available() is false off x86-64")
 }
 
 /// Unreachable off x86-64 ([`tile::available`] is false there).
