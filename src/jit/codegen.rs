@@ -66,9 +66,13 @@ pub enum Import {
 /// BatchNorm's per-(n, c) kernels of G (16·32·1024 = 2¹⁹ elements at batch 32) stayed on
 /// one thread; at 2¹⁹ (with the pool's workers spinning between jobs) G ran 1.10× faster on
 /// two threads (0.97-1.25, 5 alternating rounds of `nnc bench examples/bench/g.nn --threads
-/// 2`). Of A-F only D has kernels this large; BENCHMARKS.md (2026-12-07, "Threads") has
-/// every config at 1 and 2 threads.
-pub const PAR_MIN_ELEMS: i64 = 1 << 19;
+/// 2`). At 2¹⁸ the kernels of G's second stage (32·32·256) split too: with window ops split
+/// by size as well (`window::PAR_MIN_FLOATS`), G's kernel time per step on two threads
+/// (`nnc bench --threads 2 --profile`, three runs of each build in turn) went from
+/// 26.0-28.7 to 23.4-25.4 ms, those kernels' from 1.6-1.8 to 1.06-1.20 ms. F's largest
+/// (6·24·24 at batch 64) stays under it. Of A-F only D has kernels this large;
+/// BENCHMARKS.md (2026-12-07, "Threads") has every config at 1 and 2 threads.
+pub const PAR_MIN_ELEMS: i64 = 1 << 18;
 
 /// Parameters of a kernel function: `(ctx, start, end, bufs)`, `bufs` pointing at the
 /// addresses of the kernel's buffers in [`Kernel::shape`]'s order.

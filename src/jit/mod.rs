@@ -193,7 +193,7 @@ fn splits(p: &Program, batch: usize, threads: usize) -> bool {
                 codegen::may_split(l, threads) && n(l.dom.rows) * n(l.dom.cols) >= elems
             }
             fuse::Kernel::Gather(g) => g.dims.iter().map(|&d| n(d)).product::<f64>() >= elems,
-            fuse::Kernel::Window(w) => w.geom.flop(n(w.n) as usize) >= window::PAR_MIN_FLOP,
+            fuse::Kernel::Window(w) => w.geom.splits(n(w.n) as usize),
             _ => false,
         })
 }

@@ -36,7 +36,8 @@
 //! per-thread buffer, grown once. The paths sum in different orders, so their results
 //! differ in the last bits.
 //!
-//! Threads: a window op of at least [`PAR_MIN_FLOP`] flop on a pool of more than one thread
+//! Threads: a window op of at least [`PAR_MIN_FLOP`] flop or [`PAR_MIN_FLOATS`] floats of
+//! images (`Geometry::splits`) on a pool of more than one thread
 //! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
 //! write disjoint examples; `conv_grad_kernel` sums each part's examples into its own
 //! partial kernel and adds the partials in part order, so a given thread count always gives
@@ -59,6 +60,12 @@ use crate::graph::Window;
 /// (1.15-1.38): BENCHMARKS.md, session of 2026-12-07. Splitting pays from G's 7.5e7-flop
 /// convolutions up, not at F's sizes.
 pub const PAR_MIN_FLOP: f64 = 5.0e7;
+
+/// Window ops that read and write at least this many floats of images (both per-example
+/// operands over the batch) also split: G's 1×1 stride-2 shortcut convolutions (8.4e6 flop,
+/// 7.9e5 floats) and its 3-channel first convolution (2.8e7 flop, 6.2e5 floats), whose
+/// time goes to moving the data more than to the products; F's largest takes 2.8e5.
+pub const PAR_MIN_FLOATS: usize = 1 << 19;
 
 /// Which op a [`Geometry`] describes.
 #[repr(u32)]
@@ -146,6 +153,12 @@ impl Geometry {
     /// True when im2col is the identity (1×1, stride 1, no padding).
     fn pointwise(&self) -> bool {
         (self.kh, self.kw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+    }
+    /// True if the op on `n` examples is large enough to split across threads
+    /// ([`PAR_MIN_FLOP`], [`PAR_MIN_FLOATS`]).
+    pub fn splits(&self, n: usize) -> bool {
+        let (image, out, _) = self.sizes();
+        self.flop(n) >= PAR_MIN_FLOP || n * (image + out) >= PAR_MIN_FLOATS
     }
     /// Flop of the op on `n` examples.
     pub fn flop(&self, n: usize) -> f64 {
@@ -734,9 +747,7 @@ pub unsafe extern "C" fn nnc_window(
     let call = Call { g: *geom, n: n as usize, a, b, out };
     let lout = call.lens().2;
     let parts = match pool.as_ref() {
-        Some(p) if p.threads() > 1 && call.g.flop(call.n) >= PAR_MIN_FLOP => {
-            p.threads().min(call.n)
-        }
+        Some(p) if p.threads() > 1 && call.g.splits(call.n) => p.threads().min(call.n),
         _ => 1,
     };
     if lout == 0 {
