@@ -37,8 +37,8 @@
 //! differ in the last bits.
 //!
 //! Threads: a window op of at least [`PAR_MIN_FLOP`] flop or [`PAR_MIN_FLOATS`] floats of
-//! images (`Geometry::splits`) on a pool of more than one thread
-//! splits the batch into one contiguous part per thread. Forward ops and `conv_grad_input`
+//! images (`Geometry::splits`) on a pool of more than one thread splits the batch into one
+//! contiguous part per thread. Forward ops and `conv_grad_input`
 //! write disjoint examples; `conv_grad_kernel` sums each part's examples into its own
 //! partial kernel and adds the partials in part order, so a given thread count always gives
 //! the same bits.
