@@ -3,7 +3,7 @@
 //! ("tile") of one channel pair takes 16 products instead of 36,
 //!
 //! ```text
-//! y[tile] = Aᵀ [ Σ_c (G k[o, c] Gᵀ) ⊙ (Bᵀ d[c, tile] Bᵀᵀ) ] A
+//! y[tile] = Aᵀ [ Σ_c (G k[o, c] Gᵀ) ⊙ (Bᵀ d[c, tile] B) ] A
 //! Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]
 //! Aᵀ = [1 1 1 0; 0 1 -1 -1]
 //! ```
