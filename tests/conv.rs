@@ -303,8 +303,9 @@ fn jit_matches_the_interpreter_on_random_geometries() {
     // and 2×2 at stride 3 (phases without taps), 5×5 at stride 2, grouped, unequal strides,
     // dilated (which falls back). 3×3 at stride 1 with input channels per group a multiple
     // of 8 and output channels per group of 16 take its Winograd path (forward, and the input
-    // gradient where the flipped shape qualifies too): odd output sizes (partial tiles) in
-    // more tiles than one chunk, no padding, padding 2, grouped. The last is large enough at
+    // gradient where the flipped shape qualifies too, and the kernel gradient from 64 tiles
+    // per image: the 21×19 and 24×24 ones): odd output sizes (partial tiles) in more tiles
+    // than one chunk, no padding, padding 2, grouped. The last is large enough at
     // batch 7 (7.4e7 flop, over jit::window::PAR_MIN_FLOP) to be split across two threads.
     let mut cases = geometries();
     let tall = |s: [u16; 2]| Window {

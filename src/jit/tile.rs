@@ -437,6 +437,24 @@ mod tests {
     }
 
     #[test]
+    fn strided_transpose_touches_only_its_elements() {
+        // Row strides past the rows' lengths (as Winograd's rows of an image into a padded
+        // channel-last buffer); the gaps in `out` keep their values.
+        for (m, n, lda, ldo) in
+            [(16, 32, 1024, 16), (16, 32, 40, 24), (13, 21, 21, 15), (8, 3, 5, 9)]
+        {
+            let a: Vec<f32> = (0..(m - 1) * lda + n).map(|i| i as f32).collect();
+            let mut out = vec![-1.0; (n - 1) * ldo + m];
+            transpose_strided((&a, lda), (m, n), (&mut out, ldo));
+            for (at, &v) in out.iter().enumerate() {
+                let (j, i) = (at / ldo, at % ldo);
+                let want = if i < m { a[i * lda + j] } else { -1.0 };
+                assert_eq!(v, want, "({m},{n},{lda},{ldo}) at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn product_matches_the_definition_on_ragged_sizes() {
         if !available() {
             return;

@@ -17,9 +17,9 @@
 //!   in multiples of 8 and output channels per group in blocks of 16, runs by Winograd's
 //!   F(2×2, 3×3): 16 products for each 2×2 block of outputs instead of 36 (module
 //!   `winograd`), and so does its kernel gradient on images of at least 64 such blocks;
-//! - any other forward convolution or kernel gradient with output channels per group in blocks of
-//!   16 and a stride along W of 1 or 2 reads `cols` in place from the padded image, one
-//!   register block of output positions (or taps) against 16 channels at a time
+//! - any other forward convolution or kernel gradient with output channels per group in
+//!   blocks of 16 and a stride along W of 1 or 2 reads `cols` in place from the padded
+//!   image, one register block of output positions (or taps) against 16 channels at a time
 //!   (module `gather`);
 //! - any other forward convolution with a real window (not 1×1) runs through [`tile`]'s
 //!   packed-kernel micro-kernel: at stride 1 `cols`' rows are shifted views of a zero-padded
@@ -38,10 +38,9 @@
 //!
 //! Threads: a window op of at least [`PAR_MIN_FLOP`] flop or [`PAR_MIN_FLOATS`] floats of
 //! images (`Geometry::splits`) on a pool of more than one thread splits the batch into one
-//! contiguous part per thread. Forward ops and `conv_grad_input`
-//! write disjoint examples; `conv_grad_kernel` sums each part's examples into its own
-//! partial kernel and adds the partials in part order, so a given thread count always gives
-//! the same bits.
+//! contiguous part per thread. Forward ops and `conv_grad_input` write disjoint examples;
+//! `conv_grad_kernel` sums each part's examples into its own partial kernel and adds the
+//! partials in part order, so a given thread count always gives the same bits.
 
 use std::cell::RefCell;
 
