@@ -181,8 +181,9 @@ pub fn compile_with(
 }
 
 /// True if a product or kernel of `p` reaches its splitting threshold at batch size `batch`
-/// ([`gemm::PAR_MIN_FLOP`], [`codegen::PAR_MIN_ELEMS`]): the same tests the generated code
-/// and the GEMM trampoline make, so when this is false a run with the pool would not use it.
+/// ([`gemm::PAR_MIN_FLOP`], [`codegen::PAR_MIN_ELEMS`], [`window::Geometry::splits`]): the
+/// same tests the generated code and the GEMM and window trampolines make, so when this is
+/// false a run with the pool would not use it.
 fn splits(p: &Program, batch: usize, threads: usize) -> bool {
     let n = |s: fuse::Sym| s.eval(batch) as f64;
     let elems = codegen::PAR_MIN_ELEMS as f64;
