@@ -10,6 +10,7 @@
 //!   ─ passes (fold, simplify, stabilize, CSE, DCE) ─▶ optimized Graph
 //!   ─ jit: fuse ─▶ kernels ─ plan ─▶ arenas ─ codegen (Cranelift) ─▶ native step
 //!   ─ train (runtime) ─▶ trained parameters, logs, weight files
+//!   ─ study (line, ...) ─▶ research tools driving a compiled model (CSV, tables)
 //!   ─ plot ─▶ pictures of logs, sweeps and the lr range test (SVG, PNG)
 //! graph::eval: a slow, obviously-correct interpreter of any Graph: the oracle for tests
 //! and the `interp` backend. graph::scalar: each elementwise op's one scalar definition.
@@ -37,6 +38,7 @@ pub mod plot;
 pub mod probes;
 pub mod runtime;
 pub mod schedule;
+pub mod study;
 pub mod syntax;
 pub mod train;
 pub mod update;

@@ -287,6 +287,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         Command::LrFind { file, run, min, max, steps, out, plot } => {
             cli::lr_find::run(cli::lr_find::Args { file, run, min, max, steps, out, plot })
         }
+        Command::Line(a) => cli::line::run(a),
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
             let file = if file.is_dir() { ckpt::path(&file) } else { file };

@@ -48,7 +48,8 @@ pub enum Purpose {
     Train,
     /// A file without an `optimizer` is accepted: its model gets a stand-in (plain SGD with
     /// learning rate 0, [`optim::stand_in`]) so that every stage can be built, and commands of
-    /// this purpose never run its update.
+    /// this purpose never use its update (`nnc line` runs the step for batch norm's statistics
+    /// and sets the parameters back).
     Evaluate,
 }
 

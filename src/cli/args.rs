@@ -238,6 +238,12 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE.svg|FILE.png")]
         plot: Option<PathBuf>,
     },
+    /// Loss and metrics along the line between two solutions, with its barrier: a table, a
+    /// CSV row per point, a picture.
+    #[command(
+        after_help = "Example:\n  nnc line examples/digits_mlp.nn --from a.safetensors --to b.safetensors --out line.csv --plot line.svg"
+    )]
+    Line(super::line::Args),
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     #[command(
         after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"

@@ -1,0 +1,14 @@
+//! The research tools that drive a compiled model without training it as its file says:
+//! each takes a [`crate::pipeline::Compiled`] model and a [`crate::runtime::Backend`], never
+//! re-parses, and returns typed results that the command line prints, writes as CSV and
+//! draws through [`crate::plot`].
+//!
+//! | module       | what                                                                     |
+//! |--------------|--------------------------------------------------------------------------|
+//! | [`path`]     | weights along a line or curve between solutions: `θ(t) = Σ_j c_j(t)·P_j` |
+//! | [`bn`]       | batch norm's running statistics recomputed for given weights             |
+//! | [`line`]     | loss and metrics along a path, and its barrier (`nnc line`)              |
+
+pub mod bn;
+pub mod line;
+pub mod path;
