@@ -288,6 +288,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             cli::lr_find::run(cli::lr_find::Args { file, run, min, max, steps, out, plot })
         }
         Command::Line(a) => cli::line::run(a),
+        Command::Connect(a) => cli::connect::run(a),
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
             let file = if file.is_dir() { ckpt::path(&file) } else { file };

@@ -88,6 +88,15 @@ pub trait Backend {
     fn states(&self) -> Vec<Tensor<f32>>;
     /// Overwrites every state (same order and shapes as [`Backend::states`]).
     fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()>;
+    /// Overwrites state `i` alone (a curve's coefficients before each step, `study::curve`).
+    fn set_state(&mut self, i: usize, value: &Tensor<f32>) -> Result<()> {
+        let mut all = self.states();
+        match all.get_mut(i) {
+            Some(s) => *s = value.clone(),
+            None => return Err(RunError::Tensors(format!("no state {i}"))),
+        }
+        self.set_states(&all)
+    }
     /// Readies the forward pass, which a backend may prepare on first use (the JIT compiles
     /// it then); returns the milliseconds that took, 0 if there was nothing to do.
     fn ready_forward(&mut self) -> Result<f64> {

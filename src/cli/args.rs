@@ -244,6 +244,12 @@ pub(crate) enum Command {
         after_help = "Example:\n  nnc line examples/digits_mlp.nn --from a.safetensors --to b.safetensors --out line.csv --plot line.svg"
     )]
     Line(super::line::Args),
+    /// Trains a curve (Bézier or polychain) between two solutions with the file's optimizer,
+    /// then prints the barriers of the line and the curve side by side.
+    #[command(
+        after_help = "Example:\n  nnc connect examples/digits_mlp.nn --from a.safetensors --to b.safetensors --epochs 20 --save curve.safetensors --plot connect.svg"
+    )]
+    Connect(super::connect::Args),
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     #[command(
         after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"

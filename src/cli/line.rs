@@ -8,12 +8,18 @@
 use std::path::PathBuf;
 
 use clap::ValueEnum;
-use nnc::pipeline::CompileOptions;
+use std::path::Path as FsPath;
+
+use nnc::check::TrainSpec;
+use nnc::pipeline::{CompileOptions, Compiled};
 use nnc::plot::{self, Figure, Lines, Series};
+use nnc::study::curve;
 use nnc::study::line::{self, Point, Settings};
 use nnc::study::path::Path;
+use nnc::train::data::{self, Dataset};
 use nnc::train::report::{csv_f64, sig};
-use nnc::train::{data, session};
+use nnc::train::session::{self, BackendKind};
+use nnc::train::state::Weights;
 
 use super::{
     backend_kind, base_dir, check_outputs, compile_with, default_threads, positive, run_spec,
@@ -34,11 +40,21 @@ pub(crate) struct Args {
     /// The model file (.nn).
     file: PathBuf,
     /// The weights at t = 0.
-    #[arg(long, value_name = "A.safetensors")]
-    from: PathBuf,
+    #[arg(long, value_name = "A.safetensors", required_unless_present = "curve", requires = "to")]
+    from: Option<PathBuf>,
     /// The weights at t = 1.
-    #[arg(long, value_name = "B.safetensors")]
-    to: PathBuf,
+    #[arg(long, value_name = "B.safetensors", requires = "from")]
+    to: Option<PathBuf>,
+    /// Along the curve `nnc connect --save` wrote instead of a line.
+    #[arg(long, value_name = "CURVE.safetensors", conflicts_with_all = ["from", "to"])]
+    curve: Option<PathBuf>,
+    #[command(flatten)]
+    along: Along,
+}
+
+/// How `line` and `connect` evaluate a path, and where they write.
+#[derive(clap::Args)]
+pub(crate) struct Along {
     /// Points on [0, 1], both ends included.
     #[arg(long, default_value_t = 61, value_parser = at_least_two)]
     points: usize,
@@ -50,17 +66,17 @@ pub(crate) struct Args {
     bn: BnArg,
     /// Write one row per point here.
     #[arg(long, value_name = "FILE.csv")]
-    out: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     /// Draw the losses against t here.
     #[arg(long, value_name = "FILE.svg|FILE.png")]
-    plot: Option<PathBuf>,
+    pub plot: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "jit")]
     backend: BackendArg,
     /// Threads of the JIT.
     #[arg(long, default_value_t = default_threads(), value_parser = thread_count)]
     threads: usize,
     #[command(flatten)]
-    run: RunArgs,
+    pub run: RunArgs,
 }
 
 fn at_least_two(s: &str) -> Result<usize, String> {
@@ -77,70 +93,128 @@ fn extent(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A compiled model ready to be evaluated along paths: its data split as training splits
+/// it, and the grid.
+pub(crate) struct Setup {
+    pub c: Compiled,
+    pub spec: TrainSpec,
+    pub train: Dataset,
+    pub validation: Option<Dataset>,
+    pub settings: Settings,
+    pub ts: Vec<f64>,
+    pub kind: BackendKind,
+}
+
+impl Setup {
+    /// Compiles `file` with `o` and loads its data, after checking that no output
+    /// (`--out`, `--plot`, `extra_out`) overwrites an input (the file, its data, `inputs`).
+    pub fn new(
+        file: &FsPath,
+        along: &Along,
+        o: CompileOptions,
+        inputs: &[(&str, &Option<PathBuf>)],
+        extra_out: &[(&str, &Option<PathBuf>)],
+    ) -> Result<Setup, Failure> {
+        let c = compile_with(file, &o, along.run.seed)?;
+        let mut outputs = vec![("--out", &along.out), ("--plot", &along.plot)];
+        outputs.extend(extra_out);
+        check_outputs(file, &c, &along.run, inputs, &outputs)?;
+        session::check_memory(&c)?;
+        let spec = run_spec(&c, &along.run);
+        let ds = session::load_data(&c.model, &spec, base_dir(file), along.run.data.as_deref())?;
+        let (train, validation) = data::split(ds, spec.validation, spec.seed);
+        let settings = Settings {
+            points: along.points,
+            extend: along.extend,
+            recompute_bn: matches!(along.bn, BnArg::Recompute),
+            batch: spec.batch,
+            eval_batch: spec.batch.max(256),
+        };
+        let ts = line::grid(settings.points, settings.extend);
+        let kind = backend_kind(along.backend, along.threads);
+        Ok(Setup { c, spec, train, validation, settings, ts, kind })
+    }
+
+    pub fn weights(&self, file: &FsPath) -> Result<Weights, Failure> {
+        Ok(session::initial_weights(&self.c.model, self.spec.seed, Some(file))?)
+    }
+
+    /// What the grid and the statistics are, for the first line printed.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        let has_bn = !nnc::study::bn::batch_norms(&self.c.model).is_empty();
+        let stats = match (has_bn, s.recompute_bn) {
+            (false, _) => String::new(),
+            (true, true) => format!(
+                ", batch-norm statistics recomputed at each point on {} training examples",
+                self.train.len()
+            ),
+            (true, false) => ", batch-norm statistics interpolated".into(),
+        };
+        let beyond = match self.ts.len() - s.points {
+            0 => String::new(),
+            n => format!(" and {} beyond each end", n / 2),
+        };
+        format!("{} points on [0, 1]{beyond}{stats}", s.points)
+    }
+
+    /// Loss and metrics along `path`.
+    pub fn evaluate(&self, path: &Path) -> Result<Vec<Point>, Failure> {
+        let mut be = session::backend_with(self.kind, &self.c, path.nodes[0].clone())?;
+        let (train, val) = (&self.train, self.validation.as_ref());
+        Ok(line::evaluate(&self.c.model, be.as_mut(), path, &self.ts, train, val, &self.settings)?)
+    }
+
+    /// The names of the loss and the metrics.
+    pub fn names(&self) -> Vec<&str> {
+        self.c.forward.outputs.iter().map(|o| o.name.as_str()).collect()
+    }
+}
+
 pub(crate) fn run(a: Args) -> Result<(), Failure> {
     // Far beyond the ends the loss may overflow: it is reported, not refused.
     let o = CompileOptions {
         purpose: nnc::check::Purpose::Evaluate,
         allow_nonfinite: true,
-        sets: a.run.sets.clone(),
+        sets: a.along.run.sets.clone(),
         ..Default::default()
     };
-    let c = compile_with(&a.file, &o, a.run.seed)?;
-    let inputs = [("--from", &Some(a.from.clone())), ("--to", &Some(a.to.clone()))];
-    check_outputs(&a.file, &c, &a.run, &inputs, &[("--out", &a.out), ("--plot", &a.plot)])?;
-    session::check_memory(&c)?;
-    let spec = run_spec(&c, &a.run);
-    let ds = session::load_data(&c.model, &spec, base_dir(&a.file), a.run.data.as_deref())?;
-    let (train, validation) = data::split(ds, spec.validation, spec.seed);
-    let from = session::initial_weights(&c.model, spec.seed, Some(&a.from))?;
-    let to = session::initial_weights(&c.model, spec.seed, Some(&a.to))?;
-    let mut be = session::backend_with(backend_kind(a.backend, a.threads), &c, from.clone())?;
-    let s = Settings {
-        points: a.points,
-        extend: a.extend,
-        recompute_bn: matches!(a.bn, BnArg::Recompute),
-        batch: spec.batch,
-        eval_batch: spec.batch.max(256),
-    };
-    let ts = line::grid(s.points, s.extend);
-    let has_bn = !nnc::study::bn::batch_norms(&c.model).is_empty();
-    let stats = match (has_bn, s.recompute_bn) {
-        (false, _) => String::new(),
-        (true, true) => format!(
-            ", batch-norm statistics recomputed at each point on {} training examples",
-            train.len()
+    let inputs = [("--from", &a.from), ("--to", &a.to), ("--curve", &a.curve)];
+    let s = Setup::new(&a.file, &a.along, o, &inputs, &[])?;
+    let (path, what) = match (&a.curve, &a.from, &a.to) {
+        (Some(f), _, _) => match curve::load(&s.c.model, f)? {
+            Some(p) => {
+                let bends = p.nodes.len() - 2;
+                (p, format!("curve {} ({bends} bend(s))", f.display()))
+            }
+            None => {
+                let m =
+                    format!("{} is a weight file, not a curve: use --from and --to", f.display());
+                return Err(Failure::Message(m));
+            }
+        },
+        (None, Some(from), Some(to)) => (
+            Path::line(s.weights(from)?, s.weights(to)?),
+            format!("line from {} to {}", from.display(), to.display()),
         ),
-        (true, false) => ", batch-norm statistics interpolated".into(),
+        _ => return Err(Failure::Message("give --curve, or --from and --to".into())),
     };
-    let beyond = match ts.len() - s.points {
-        0 => String::new(),
-        n => format!(" and {} beyond each end", n / 2),
-    };
-    println!(
-        "line from {} to {}: {} points on [0, 1]{beyond}{stats}",
-        a.from.display(),
-        a.to.display(),
-        s.points
-    );
-    let path = Path::line(from, to);
-    let points =
-        line::evaluate(&c.model, be.as_mut(), &path, &ts, &train, validation.as_ref(), &s)?;
-    let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
-    print!("{}", table(&points));
-    if let Some(p) = &a.out {
-        nnc::files::write_atomic(p, csv(&names, &points).as_bytes())
-            .map_err(|e| Failure::Message(format!("cannot write {}: {e}", p.display())))?;
-        println!("wrote {}", p.display());
-    }
-    if let Some(p) = &a.plot {
-        let title = format!("loss along the line from {} to {}", a.from.display(), a.to.display());
-        plot::write(p, &Figure::Lines(figure(title, &points)))?;
-        println!("wrote {}", p.display());
-    }
-    Ok(())
+    println!("{what}: {}", s.describe());
+    let points = s.evaluate(&path)?;
+    print!("{}", table(&[("", &points)]));
+    write(
+        &s.names(),
+        &[("", &points)],
+        &a.along.out,
+        &a.along.plot,
+        format!("loss along the {what}"),
+    )
 }
 
-/// The loss of each split along the path: `(label, (t, loss) points)`.
+/// Points along one path, named for the table, the CSV and the legend ("" when alone).
+pub(crate) type Named<'a> = (&'a str, &'a [Point]);
+
+/// The loss of each split along the path: `(split, (t, loss) points)`.
 fn losses(points: &[Point]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
     let mut out = vec![("train", points.iter().map(|p| (p.t, p.train[0] as f64)).collect())];
     if points.first().is_some_and(|p| p.validation.is_some()) {
@@ -150,48 +224,97 @@ fn losses(points: &[Point]) -> Vec<(&'static str, Vec<(f64, f64)>)> {
     out
 }
 
-/// The barrier table: a row per split's loss.
-fn table(points: &[Point]) -> String {
-    let mut s = format!(
-        "  {:<16}{:>12}{:>12}{:>12}{:>8}{:>12}{:>12}\n",
-        "", "start", "end", "max", "at t", "mean", "barrier"
-    );
-    for (split, values) in losses(points) {
-        let b = line::barrier(&values);
-        s += &format!(
-            "  {:<16}{:>12}{:>12}{:>12}{:>8}{:>12}{:>12}\n",
-            format!("{split} loss"),
-            sig(b.start, 5),
-            sig(b.end, 5),
-            sig(b.max, 5),
-            sig(b.t_max, 3),
-            sig(b.mean, 5),
-            sig(b.height, 5)
-        );
+fn joined(a: &str, b: &str) -> String {
+    [a, b].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ")
+}
+
+/// The barrier table: a row per path and split.
+pub(crate) fn table(paths: &[Named]) -> String {
+    let row = |cells: [String; 7]| {
+        let [a, b, c, d, e, f, g] = cells;
+        format!("  {a:<22}{b:>12}{c:>12}{d:>12}{e:>8}{f:>12}{g:>12}\n")
+    };
+    let head = ["", "start", "end", "max", "at t", "mean", "barrier"];
+    let mut s = row(head.map(String::from));
+    let splits = losses(paths.first().map_or(&[], |p| p.1)).len();
+    for k in 0..splits {
+        for (name, points) in paths {
+            let (split, values) = &losses(points)[k];
+            let b = line::barrier(values);
+            let v = |x: f64| sig(x, 5);
+            let label = joined(name, &format!("{split} loss"));
+            s += &row([
+                label,
+                v(b.start),
+                v(b.end),
+                v(b.max),
+                sig(b.t_max, 3),
+                v(b.mean),
+                v(b.height),
+            ]);
+        }
     }
     s
 }
 
-fn csv(names: &[&str], points: &[Point]) -> String {
+/// One row per t: `t`, then each path's `<path>_<split>_<output>` columns.
+pub(crate) fn csv(names: &[&str], paths: &[Named]) -> String {
     let mut header = vec!["t".to_string()];
-    header.extend(names.iter().map(|n| format!("train_{n}")));
-    if points.first().is_some_and(|p| p.validation.is_some()) {
-        header.extend(names.iter().map(|n| format!("validation_{n}")));
+    for (path, points) in paths {
+        let mut splits = vec!["train"];
+        if points.first().is_some_and(|p| p.validation.is_some()) {
+            splits.push("validation");
+        }
+        for split in splits {
+            header.extend(
+                names.iter().map(|n| joined(path, &format!("{split} {n}")).replace(' ', "_")),
+            );
+        }
     }
     let mut text = header.join(",") + "\n";
-    for p in points {
-        let mut row = vec![csv_f64(p.t)];
-        let values = p.train.iter().chain(p.validation.iter().flatten());
-        row.extend(values.map(|v| csv_f64(*v as f64)));
+    let rows = paths.first().map_or(0, |p| p.1.len());
+    for i in 0..rows {
+        let mut row = vec![csv_f64(paths[0].1[i].t)];
+        for (_, points) in paths {
+            let p = &points[i];
+            let values = p.train.iter().chain(p.validation.iter().flatten());
+            row.extend(values.map(|v| csv_f64(*v as f64)));
+        }
         text += &(row.join(",") + "\n");
     }
     text
 }
 
-fn figure(title: String, points: &[Point]) -> Lines {
-    let series = losses(points)
-        .into_iter()
-        .map(|(split, points)| Series { label: format!("{split} loss"), points })
+/// The losses of every path and split against t.
+pub(crate) fn figure(title: String, paths: &[Named]) -> Lines {
+    let series = paths
+        .iter()
+        .flat_map(|(name, points)| {
+            losses(points).into_iter().map(move |(split, points)| Series {
+                label: joined(name, &format!("{split} loss")),
+                points,
+            })
+        })
         .collect();
     Lines { title, x_label: "t".into(), y_label: "loss".into(), series, log_x: false, log_y: false }
+}
+
+/// Writes the CSV and the picture when asked.
+pub(crate) fn write(
+    names: &[&str],
+    paths: &[Named],
+    out: &Option<PathBuf>,
+    picture: &Option<PathBuf>,
+    title: String,
+) -> Result<(), Failure> {
+    if let Some(p) = out {
+        nnc::files::write_atomic(p, csv(names, paths).as_bytes())
+            .map_err(|e| Failure::Message(format!("cannot write {}: {e}", p.display())))?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = picture {
+        plot::write(p, &Figure::Lines(figure(title, paths)))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(())
 }

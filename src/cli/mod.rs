@@ -3,6 +3,7 @@
 //! `--seed`, `--set`), and the check of output paths against inputs.
 
 pub(crate) mod args;
+pub(crate) mod connect;
 pub(crate) mod line;
 pub(crate) mod lr_find;
 pub(crate) mod plot;

@@ -270,15 +270,24 @@ impl Jit {
                 states.len()
             )));
         }
-        for ((s, t), &off) in self.states.iter().zip(states).zip(&self.plan.states) {
-            if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
-                return Err(RunError::Tensors(format!(
-                    "state `{}` has shape {:?}, expected {}",
-                    s.name, t.shape, s.shape
-                )));
-            }
-            self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
+        for (i, t) in states.iter().enumerate() {
+            self.set_state(i, t)?;
         }
+        Ok(())
+    }
+
+    /// Replaces state `i` (its shape must match).
+    pub fn set_state(&mut self, i: usize, t: &Tensor<f32>) -> Result<()> {
+        let (Some(s), Some(&off)) = (self.states.get(i), self.plan.states.get(i)) else {
+            return Err(RunError::Tensors(format!("no state {i}")));
+        };
+        if t.shape != s.shape.concrete(0) || t.data.len() != s.shape.numel(0) {
+            return Err(RunError::Tensors(format!(
+                "state `{}` has shape {:?}, expected {}",
+                s.name, t.shape, s.shape
+            )));
+        }
+        self.machine.fixed[off..off + t.data.len()].copy_from_slice(&t.data);
         Ok(())
     }
 
@@ -435,6 +444,9 @@ impl Backend for Jit {
     }
     fn set_states(&mut self, states: &[Tensor<f32>]) -> Result<()> {
         Jit::set_states(self, states)
+    }
+    fn set_state(&mut self, i: usize, value: &Tensor<f32>) -> Result<()> {
+        Jit::set_state(self, i, value)
     }
     fn ready_forward(&mut self) -> Result<f64> {
         self.forward_code().map_err(|e| RunError::Compile(e.to_string()))

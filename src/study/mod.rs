@@ -8,7 +8,9 @@
 //! | [`path`]     | weights along a line or curve between solutions: `θ(t) = Σ_j c_j(t)·P_j` |
 //! | [`bn`]       | batch norm's running statistics recomputed for given weights             |
 //! | [`line`]     | loss and metrics along a path, and its barrier (`nnc line`)              |
+//! | [`curve`]    | the training step rewritten to train a curve's bends (`nnc connect`)     |
 
 pub mod bn;
+pub mod curve;
 pub mod line;
 pub mod path;

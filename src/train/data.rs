@@ -189,6 +189,8 @@ pub enum Stream {
     Split = 2,
     /// The example order of epoch `index`.
     Epoch = 3,
+    /// The curve parameter `t` of each step of `nnc connect`.
+    Curve = 4,
 }
 
 /// The ChaCha8 generator for `stream` number `index` of `seed`.
