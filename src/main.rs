@@ -95,7 +95,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             }
             if let Some(ds) = data {
                 let features = ds.x.shape[1..].iter().product::<usize>();
-                let (train, val) = data::split(ds, m.train.validation, m.train.seed);
+                let (train, val) = data::split(ds, m.train.validation, m.train.split_seed());
                 println!(
                     "  data: {} training examples, {} validation, {features} features each",
                     train.len(),
@@ -258,7 +258,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let names: Vec<&str> = c.forward.outputs.iter().map(|o| o.name.as_str()).collect();
             // The file's own data splits as training splits it; `--data` is evaluated whole.
             let parts = match (&run.data, spec.validation > 0.0) {
-                (None, true) => match data::split(ds, spec.validation, spec.seed) {
+                (None, true) => match data::split(ds, spec.validation, spec.split_seed()) {
                     (train, Some(val)) => vec![("train", train), ("validation", val)],
                     (all, None) => vec![("all", all)],
                 },

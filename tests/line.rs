@@ -141,3 +141,21 @@ fn recomputed_batch_norm_statistics_are_the_datas() {
         assert_eq!(got.buffers[2].data, [5.0], "{kind:?}: five batches");
     }
 }
+
+/// `split_seed` holds out the same examples whatever `--seed` says (so two solutions of
+/// different seeds can be compared on one validation split); without it the seed decides.
+#[test]
+fn split_seed_fixes_the_validation_split_across_seeds() {
+    let dir = scratch("line-split");
+    let a = endpoint(&dir, "1");
+    let val = |extra: &[&str]| {
+        let args = ["eval", "examples/digits_mlp.nn", "--weights", &a];
+        let (code, said, err) = nnc(&[&args[..], extra].concat());
+        assert_eq!(code, 0, "{err}");
+        said.lines().find(|l| l.starts_with("validation")).unwrap().to_string()
+    };
+    let fixed = |seed: &str| val(&["--seed", seed, "--set", "train.split_seed=7"]);
+    assert_eq!(fixed("1"), fixed("2"));
+    assert_ne!(val(&["--seed", "1"]), val(&["--seed", "2"]));
+    assert_eq!(val(&["--seed", "7"]), fixed("3"));
+}

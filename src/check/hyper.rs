@@ -120,6 +120,7 @@ fn default_train() -> TrainSpec {
         shuffle: true,
         validation: 0.0,
         scale_lr: None,
+        split_seed: None,
     }
 }
 
@@ -172,6 +173,7 @@ const TRAIN: Builtin = Builtin {
         registry::Param { name: "shuffle", default: Some("true") },
         registry::Param { name: "validation", default: Some("0") },
         registry::Param { name: "scale_lr", default: Some("none") },
+        registry::Param { name: "split_seed", default: Some("none") },
     ],
     doc: "train settings",
 };
@@ -185,6 +187,7 @@ fn read_train(settings: &[Arg], label: Option<&str>, diags: &mut Vec<Diagnostic>
     spec.seed = a.int("seed", 0, 0);
     spec.shuffle = a.boolean("shuffle", true);
     spec.validation = a.num("validation", 0.0, Rule::UnitOpen);
+    spec.split_seed = a.get("split_seed").map(|_| a.int("split_seed", 0, 0));
     spec.data = a.get("data").and_then(|d| data(&d.value, label, diags));
     if let Some(arg) = a.get("scale_lr") {
         spec.scale_lr = super::sched::scale_lr(&arg.value, &mut a.errors);

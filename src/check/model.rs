@@ -629,6 +629,16 @@ pub struct TrainSpec {
     pub validation: f64,
     /// Multiplies every scheduled learning rate (the linear scaling rule); default none.
     pub scale_lr: Option<LrScale>,
+    /// Seed of the validation split alone (default: `seed`), so that runs of different
+    /// seeds can hold out the same examples.
+    pub split_seed: Option<u64>,
+}
+
+impl TrainSpec {
+    /// The seed the validation split is drawn with.
+    pub fn split_seed(&self) -> u64 {
+        self.split_seed.unwrap_or(self.seed)
+    }
 }
 
 /// Where the examples come from. Paths are as written (relative to the `.nn` file).

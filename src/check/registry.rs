@@ -524,6 +524,7 @@ pub const TRAIN_SETTINGS: &[Builtin] = &[
     b("seed", NO_PARAMS, "seed of initialization, shuffling and synthetic data (default 0)"),
     b("shuffle", NO_PARAMS, "shuffle the examples every epoch (default true)"),
     b("validation", NO_PARAMS, "fraction held out for validation, in [0, 1) (default 0)"),
+    b("split_seed", NO_PARAMS, "seed of the validation split alone (default: seed)"),
     b(
         "scale_lr",
         NO_PARAMS,

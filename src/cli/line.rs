@@ -122,7 +122,7 @@ impl Setup {
         session::check_memory(&c)?;
         let spec = run_spec(&c, &along.run);
         let ds = session::load_data(&c.model, &spec, base_dir(file), along.run.data.as_deref())?;
-        let (train, validation) = data::split(ds, spec.validation, spec.seed);
+        let (train, validation) = data::split(ds, spec.validation, spec.split_seed());
         let settings = Settings {
             points: along.points,
             extend: along.extend,

@@ -44,7 +44,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
     check_outputs(&a.file, &c, &a.run, &[], &[("--out", &a.out), ("--plot", &a.plot)])?;
     let spec = run_spec(&c, &a.run);
     let ds = session::load_data(&c.model, &spec, base_dir(&a.file), a.run.data.as_deref())?;
-    let (train, _) = data::split(ds, spec.validation, spec.seed);
+    let (train, _) = data::split(ds, spec.validation, spec.split_seed());
     let steps = a.steps.unwrap_or(train.len().div_ceil(spec.batch).max(MIN_STEPS));
     let gamma = lr_find::gamma(a.min, a.max, steps);
     let mut sets = a.run.sets.clone();

@@ -389,7 +389,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     check_memory(c)?;
     let spec = effective_spec(model, o);
     let ds = load_data(model, &spec, base, o.data.as_deref())?;
-    let (train, val) = data::split(ds, spec.validation, spec.seed);
+    let (train, val) = data::split(ds, spec.validation, spec.split_seed());
     if train.x.shape[0] == 0 {
         return Err(Error::Settings("the training split is empty".into()));
     }
