@@ -236,6 +236,10 @@ struct Spec {
     args: Vec<String>,
     save: bool,
     edit: Option<(&'static str, &'static str)>,
+    /// Instead of one `nnc train`: train the file with seeds 1 and 2 (`args` added to
+    /// both), then `nnc connect` their weights with `connect`'s arguments; its CSV is the
+    /// run's log and its output the run's.
+    connect: Option<Vec<String>>,
 }
 
 fn spec(name: &str, file: &str, args: &[&str]) -> Spec {
@@ -250,6 +254,7 @@ fn spec(name: &str, file: &str, args: &[&str]) -> Spec {
         args: args.iter().map(|a| a.to_string()).collect(),
         save: false,
         edit: None,
+        connect: None,
     }
 }
 
@@ -312,6 +317,9 @@ fn execute(dir: &Path, s: &Spec) -> Done {
         }
     };
     let log = dir.join(format!("{}.csv", s.name));
+    if let Some(connect) = &s.connect {
+        return execute_connect(dir, s, &file, connect, &log, t);
+    }
     let saved = dir.join(format!("{}.safetensors", s.name));
     let mut args = vec!["train".to_string(), file];
     args.extend(s.args.iter().cloned());
@@ -335,6 +343,48 @@ fn execute(dir: &Path, s: &Spec) -> Done {
         log: Csv::read(&log),
         layers: Csv::read(&dir.join(format!("{}.layers.csv", s.name))),
         weights,
+        secs: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// Trains `file` with seeds 1 and 2, then runs `nnc connect` on the two solutions.
+fn execute_connect(
+    dir: &Path,
+    s: &Spec,
+    file: &str,
+    connect: &[String],
+    log: &Path,
+    t: Instant,
+) -> Done {
+    let nnc =
+        |args: &[String]| Command::new(env!("CARGO_BIN_EXE_nnc")).args(args).output().unwrap();
+    let mut ends = Vec::new();
+    let mut failed = None;
+    for seed in ["1", "2"] {
+        let w = dir.join(format!("{}_seed{seed}.safetensors", s.name)).display().to_string();
+        let mut args: Vec<String> =
+            ["train", file, "--quiet", "--seed", seed, "--save", &w].map(String::from).to_vec();
+        args.extend(s.args.iter().cloned());
+        let out = nnc(&args);
+        if !out.status.success() {
+            failed.get_or_insert(out);
+        }
+        ends.push(w);
+    }
+    let curve = dir.join(format!("{}_curve.safetensors", s.name)).display().to_string();
+    let mut args: Vec<String> =
+        ["connect", file, "--from", &ends[0], "--to", &ends[1]].map(String::from).to_vec();
+    args.extend(["--out".into(), log.display().to_string(), "--save".into(), curve]);
+    args.extend(connect.iter().cloned());
+    let out = failed.unwrap_or_else(|| nnc(&args));
+    Done {
+        name: s.name.clone(),
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        log: Csv::read(log),
+        layers: None,
+        weights: String::new(),
         secs: t.elapsed().as_secs_f64(),
     }
 }
@@ -627,6 +677,10 @@ fn specs() -> Vec<Spec> {
             "10_large_batch/batch1024_scaled.nn",
             &["--quiet", "--set", "schedule=cosine(T = 256)"],
         ),
+        Spec {
+            connect: Some(vec!["--quiet".into()]),
+            ..spec("connect", "12_mode_connectivity/mlp.nn", &[])
+        },
         spec("no_clip", "14_clipping/no_clip.nn", &[]),
         spec("clip_init", "14_clipping/no_clip.nn", &init),
     ];
@@ -701,6 +755,7 @@ fn measure(key: &str, r: &Runs, c: &mut Cell) -> bool {
         "row 8" => row8(r, c),
         "row 9" => row9(r, c),
         "row 10" => row10(r, c),
+        "row 12" => row12(r, c),
         "row 14" => row14(r, c),
         "6, the plain 50-layer net." => caveat_plain50(r, c),
         "8, Adam vs SGD." => caveat_adam(r, c),
@@ -1031,6 +1086,40 @@ fn row10(r: &Runs, c: &mut Cell) {
     c.each("scaled: validation accuracy %", r.seeds("scaled").map(|d| d.val()));
     c.each("LARS: validation accuracy %", r.seeds("lars").map(|d| d.val()));
     c.each("LAMB: validation accuracy %", r.seeds("lamb").map(|d| d.val()));
+}
+
+fn row12(r: &Runs, c: &mut Cell) {
+    let run = r.get("connect").ok();
+    let log = run.log.as_ref().expect("the connect CSV");
+    let col = |name: &str| -> Vec<f64> {
+        let i = log.col(name);
+        log.rows.iter().map(|row| row[i]).collect()
+    };
+    let at = |name: &str, t: f64| {
+        let i = log.rows.iter().position(|row| row[0] == t).expect("a point at t");
+        log.rows[i][log.col(name)]
+    };
+    let (line, curve) = (col("line_train_loss"), col("curve_train_loss"));
+    let peak = |v: &[f64]| max(v);
+    let barrier = |v: &[f64]| max(v) - (v[0] + v[v.len() - 1]) / 2.0;
+    let t_peak = |v: &[f64]| log.rows[v.iter().position(|x| *x == max(v)).unwrap()][0];
+    c.given("seeds", &[1.0, 2.0]);
+    c.given("epochs", &[30.0]);
+    c.got("train loss at t = 0", line[0]);
+    c.got("at t = 1", line[line.len() - 1]);
+    let val = col("line_validation_accuracy");
+    c.all("validation accuracy % of both", [100.0 * val[0], 100.0 * val[val.len() - 1]]);
+    c.got("the line's highest train loss", peak(&line));
+    c.got("at t", t_peak(&line));
+    c.got("the line's barrier", barrier(&line));
+    c.got("train accuracy % there", 100.0 * at("line_train_accuracy", 0.5));
+    c.got("validation accuracy % there", 100.0 * at("line_validation_accuracy", 0.5));
+    c.given("epochs of the curve", &[30.0]);
+    c.got("the curve's highest train loss", peak(&curve));
+    c.got("the curve's barrier", barrier(&curve));
+    c.given("t", &[0.5]);
+    c.got("curve train accuracy % at t = 0.5", 100.0 * at("curve_train_accuracy", 0.5));
+    c.got("curve validation accuracy % at t = 0.5", 100.0 * at("curve_validation_accuracy", 0.5));
 }
 
 fn row14(r: &Runs, c: &mut Cell) {
