@@ -17,9 +17,7 @@ use super::{positive, Failure};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum CurveArg {
-    /// Bernstein polynomial through the bends as control points (Garipov et al.).
     Bezier,
-    /// Straight segments through the bends.
     Polychain,
 }
 
@@ -33,6 +31,8 @@ pub(crate) struct Args {
     /// The other endpoint (t = 1).
     #[arg(long, value_name = "B.safetensors")]
     to: PathBuf,
+    /// The curve: a Bézier curve with the bends as control points (Garipov et al.), or
+    /// straight segments through them.
     #[arg(long, value_enum, default_value = "bezier")]
     curve: CurveArg,
     /// Trainable points of the curve between its endpoints.

@@ -29,9 +29,7 @@ use super::{
 /// Batch norm's statistics at each point.
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum BnArg {
-    /// One pass over the training data at each point (as `update_bn`).
     Recompute,
-    /// The endpoints' running statistics, mixed like the parameters.
     Interpolate,
 }
 
@@ -61,7 +59,8 @@ pub(crate) struct Along {
     /// Also evaluate this far beyond each end (same spacing), e.g. 0.25.
     #[arg(long, default_value_t = 0.0, value_parser = extent)]
     extend: f64,
-    /// Batch norm's statistics at each point.
+    /// Batch norm's statistics at each point: recomputed by one pass over the training data
+    /// (as `update_bn`), or the endpoints' interpolated like the parameters.
     #[arg(long, value_enum, default_value = "recompute")]
     bn: BnArg,
     /// Write one row per point here.
@@ -70,6 +69,7 @@ pub(crate) struct Along {
     /// Draw the losses against t here.
     #[arg(long, value_name = "FILE.svg|FILE.png")]
     pub plot: Option<PathBuf>,
+    /// The engine: the JIT, or the reference interpreter.
     #[arg(long, value_enum, default_value = "jit")]
     backend: BackendArg,
     /// Threads of the JIT.
