@@ -20,12 +20,16 @@
 //! a written 0 must be exactly 0, and a given number must be the one the test uses. Unlike
 //! tests/docs_numbers.rs there is no absolute floor of 0.001: many of these numbers are far
 //! below it (3.7e-21), and the floor would accept any of them; so the README writes every
-//! figure with the digits 1% needs (10.3%, not 10%). The chaotic multi-seed rows get the
-//! same rule: a run is deterministic for a given binary and CPU (whatever `--threads`),
-//! and no looser tolerance would hold across roundings anyway, since a chaotic run moves
-//! by far more than any tolerance when the rounding changes (`--backend interp`, or a CPU
-//! on which the `gemm` crate picks other kernels: the README's figures come from an
-//! AVX2/FMA machine, and a failure says which features this one has).
+//! figure with the digits 1% needs (10.3%, not 10%). The outcomes of the chaotic multi-seed
+//! rows ([`Item::Seeded`]) get the same rule on a CPU of the README's kind: a run is
+//! deterministic for a given binary and CPU (whatever `--threads`), and no looser tolerance
+//! would hold across roundings anyway, since a chaotic run moves by far more than any
+//! tolerance when the rounding changes (`--backend interp`, or a CPU on which the `gemm`
+//! crate picks other kernels). The README's figures come from an AVX2/FMA machine without
+//! AVX-512; on one with AVX-512 the crate's AVX-512 kernels round large products
+//! differently, and those outcomes are shown beside the written ones, not failed. Every
+//! other number (statistics at initialization, steps, computed references, claims) is
+//! held on every CPU.
 //!
 //! The runs, about 100, go two at a time (std::thread::scope), longest first; the test
 //! prints each cell's table of written and measured values, and the wall time.
@@ -54,6 +58,11 @@ const UNCHECKED: &[(&str, &str)] = &[];
 enum Item {
     /// Measured by the runs: every value listed must agree with the one written number.
     Got(String, Vec<f64>),
+    /// The outcome of a chaotic run (one seed of a multi-seed row, after training): measured
+    /// and compared, but held to the written number only on a CPU of the README's kind
+    /// ([`same_kernels`]); elsewhere the GEMM kernels round differently and the run follows
+    /// another trajectory, so a difference is reported, not failed.
+    Seeded(String, f64),
     /// Computed here from the problem's definition, not by `nnc`.
     Calc(String, f64),
     /// Part of the statement of the experiment (a step, a seed, a layer, a rate, a formula's
@@ -78,10 +87,10 @@ impl Cell {
     fn all(&mut self, label: &str, vs: impl IntoIterator<Item = f64>) {
         self.items.push(Item::Got(label.into(), vs.into_iter().collect()));
     }
-    /// Consecutive written numbers, one per value (seeds 1/2/3).
+    /// Consecutive written numbers, one per value (seeds 1/2/3): chaotic outcomes.
     fn each(&mut self, label: &str, vs: impl IntoIterator<Item = f64>) {
         for (i, v) in vs.into_iter().enumerate() {
-            self.got(&format!("{label} [{}]", i + 1), v);
+            self.items.push(Item::Seeded(format!("{label} [{}]", i + 1), v));
         }
     }
     fn calc(&mut self, label: &str, v: f64) {
@@ -136,6 +145,18 @@ fn compare(numbers: &[f64], cell: &Cell) -> (Vec<String>, Vec<String>) {
                 let ok = !vs.is_empty() && doc.is_some_and(|d| vs.iter().all(|v| agrees(d, *v)));
                 let got = vs.iter().map(|v| show(*v)).collect::<Vec<_>>().join(", ");
                 (l.as_str(), got, ok)
+            }
+            Item::Seeded(l, v) => {
+                let agree = doc.is_some_and(|d| agrees(d, *v));
+                match (agree, same_kernels()) {
+                    (false, false) => {
+                        let got = format!("{} (chaotic: not held on this CPU)", show(*v));
+                        let line = format!("  {:<4} {l:<58} README {w:<12} measured {got}", "~");
+                        table.push(line);
+                        continue;
+                    }
+                    _ => (l.as_str(), show(*v), agree),
+                }
             }
             Item::Calc(l, v) => {
                 (l.as_str(), format!("{} (computed)", show(*v)), doc.is_some_and(|d| agrees(d, *v)))
@@ -1352,6 +1373,12 @@ fn the_phenomena_readme_quotes_what_the_runs_give() {
         failures.join("\n\n")
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Whether this CPU runs the GEMM kernels the README's figures were measured with: the
+/// `gemm` crate's AVX2/FMA kernels, which it picks on an x86-64 CPU without AVX-512.
+fn same_kernels() -> bool {
+    has_feature("avx2") && has_feature("fma") && !has_feature("avx512f")
 }
 
 fn has_feature(f: &str) -> bool {
