@@ -289,6 +289,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Line(a) => cli::line::run(a),
         Command::Connect(a) => cli::connect::run(a),
+        Command::Landscape(a) => cli::landscape::run(a),
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
             let file = if file.is_dir() { ckpt::path(&file) } else { file };

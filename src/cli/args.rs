@@ -250,6 +250,12 @@ pub(crate) enum Command {
         after_help = "Example:\n  nnc connect examples/digits_mlp.nn --from a.safetensors --to b.safetensors --epochs 20 --save curve.safetensors --plot connect.svg"
     )]
     Connect(super::connect::Args),
+    /// The loss around given weights along one or two random directions (filter-normalized
+    /// by default): a table, a CSV row per point, a curve or a contour plot.
+    #[command(
+        after_help = "Examples:\n  nnc landscape examples/digits_mlp.nn --weights w.safetensors --plot landscape.svg\n  nnc landscape examples/digits_mlp.nn --weights w.safetensors --2d --grid 31 --plot surface.svg"
+    )]
+    Landscape(super::landscape::Args),
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     #[command(
         after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"

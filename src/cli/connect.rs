@@ -12,7 +12,7 @@ use nnc::study::curve;
 use nnc::study::path::{Curve, Path};
 use nnc::train::report::sig;
 
-use super::line::{table, write, Along, Setup};
+use super::line::{table, write, Along, Grid, Setup};
 use super::{positive, Failure};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -48,13 +48,15 @@ pub(crate) struct Args {
     #[arg(long)]
     quiet: bool,
     #[command(flatten)]
+    grid: Grid,
+    #[command(flatten)]
     along: Along,
 }
 
 pub(crate) fn run(a: Args) -> Result<(), Failure> {
     let o = CompileOptions { sets: a.along.run.sets.clone(), ..Default::default() };
     let inputs = [("--from", &Some(a.from.clone())), ("--to", &Some(a.to.clone()))];
-    let s = Setup::new(&a.file, &a.along, o, &inputs, &[("--save", &a.save)])?;
+    let s = Setup::new(&a.file, &a.along, &a.grid, o, &inputs, &[("--save", &a.save)])?;
     if s.c.model.optimizer.method == Method::Lbfgs {
         return Err(Failure::Message(
             "connect trains with a first-order optimizer, not lbfgs".into(),

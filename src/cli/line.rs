@@ -47,18 +47,30 @@ pub(crate) struct Args {
     #[arg(long, value_name = "CURVE.safetensors", conflicts_with_all = ["from", "to"])]
     curve: Option<PathBuf>,
     #[command(flatten)]
+    grid: Grid,
+    #[command(flatten)]
     along: Along,
 }
 
-/// How `line` and `connect` evaluate a path, and where they write.
+/// The grid of `t` of `line` and `connect`.
 #[derive(clap::Args)]
-pub(crate) struct Along {
+pub(crate) struct Grid {
     /// Points on [0, 1], both ends included.
     #[arg(long, default_value_t = 61, value_parser = at_least_two)]
     points: usize,
     /// Also evaluate this far beyond each end (same spacing), e.g. 0.25.
     #[arg(long, default_value_t = 0.0, value_parser = extent)]
     extend: f64,
+}
+
+impl Grid {
+    /// No grid: the two ends (for a command that evaluates other points).
+    pub const ENDS: Grid = Grid { points: 2, extend: 0.0 };
+}
+
+/// How `line`, `connect` and `landscape` evaluate weights, and where they write.
+#[derive(clap::Args)]
+pub(crate) struct Along {
     /// Batch norm's statistics at each point: recomputed by one pass over the training data
     /// (as `update_bn`), or the endpoints' interpolated like the parameters.
     #[arg(long, value_enum, default_value = "recompute")]
@@ -79,7 +91,7 @@ pub(crate) struct Along {
     pub run: RunArgs,
 }
 
-fn at_least_two(s: &str) -> Result<usize, String> {
+pub(crate) fn at_least_two(s: &str) -> Result<usize, String> {
     match positive(s) {
         Ok(n) if n >= 2 => Ok(n),
         _ => Err(format!("expected an integer of at least 2, found `{s}`")),
@@ -111,6 +123,7 @@ impl Setup {
     pub fn new(
         file: &FsPath,
         along: &Along,
+        grid: &Grid,
         o: CompileOptions,
         inputs: &[(&str, &Option<PathBuf>)],
         extra_out: &[(&str, &Option<PathBuf>)],
@@ -124,8 +137,8 @@ impl Setup {
         let ds = session::load_data(&c.model, &spec, base_dir(file), along.run.data.as_deref())?;
         let (train, validation) = data::split(ds, spec.validation, spec.split_seed());
         let settings = Settings {
-            points: along.points,
-            extend: along.extend,
+            points: grid.points,
+            extend: grid.extend,
             recompute_bn: matches!(along.bn, BnArg::Recompute),
             batch: spec.batch,
             eval_batch: spec.batch.max(256),
@@ -180,7 +193,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
         ..Default::default()
     };
     let inputs = [("--from", &a.from), ("--to", &a.to), ("--curve", &a.curve)];
-    let s = Setup::new(&a.file, &a.along, o, &inputs, &[])?;
+    let s = Setup::new(&a.file, &a.along, &a.grid, o, &inputs, &[])?;
     let (path, what) = match (&a.curve, &a.from, &a.to) {
         (Some(f), _, _) => match curve::load(&s.c.model, f)? {
             Some(p) => {

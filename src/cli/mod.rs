@@ -4,6 +4,7 @@
 
 pub(crate) mod args;
 pub(crate) mod connect;
+pub(crate) mod landscape;
 pub(crate) mod line;
 pub(crate) mod lr_find;
 pub(crate) mod plot;

@@ -76,6 +76,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
     let series = match &figure {
         Figure::Lines(l) => format!("{} curves", l.series.len()),
         Figure::Heat(h) => format!("{} layers", h.rows.len()),
+        Figure::Surface(s) => format!("a surface of {}x{}", s.x.len(), s.y.len()),
     };
     let dropped = match drawn.dropped {
         0 => String::new(),

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::runtime::{Backend, Outputs};
 use crate::train::data::Dataset;
 use crate::train::session;
+use crate::train::state::Weights;
 
 /// What to compute along the path.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,27 +56,38 @@ pub fn evaluate(
     validation: Option<&Dataset>,
     s: &Settings,
 ) -> Result<Vec<Point>> {
-    let recompute = s.recompute_bn && !bn::batch_norms(model).is_empty();
     ts.iter()
         .map(|&t| {
-            let w = path.at(t);
-            match recompute {
-                true => {
-                    bn::recompute(model, be, &w, train, s.batch)?;
-                }
-                false => {
-                    be.set_params(&w.params)?;
-                    if !w.buffers.is_empty() {
-                        be.set_buffers(&w.buffers)?;
-                    }
-                }
-            }
-            let train = session::evaluate(model, be, train, s.eval_batch)?;
-            let validation =
-                validation.map(|v| session::evaluate(model, be, v, s.eval_batch)).transpose()?;
+            let (train, validation) = at(model, be, &path.at(t), train, validation, s)?;
             Ok(Point { t, train, validation })
         })
         .collect()
+}
+
+/// The loss and metrics of `w` on the training split and the validation split, batch
+/// norm's statistics recomputed first if `s` says so. `be` is left holding `w`.
+pub fn at(
+    model: &Model,
+    be: &mut dyn Backend,
+    w: &Weights,
+    train: &Dataset,
+    validation: Option<&Dataset>,
+    s: &Settings,
+) -> Result<(Outputs, Option<Outputs>)> {
+    match s.recompute_bn && !bn::batch_norms(model).is_empty() {
+        true => {
+            bn::recompute(model, be, w, train, s.batch)?;
+        }
+        false => {
+            be.set_params(&w.params)?;
+            if !w.buffers.is_empty() {
+                be.set_buffers(&w.buffers)?;
+            }
+        }
+    }
+    let t = session::evaluate(model, be, train, s.eval_batch)?;
+    let v = validation.map(|v| session::evaluate(model, be, v, s.eval_batch)).transpose()?;
+    Ok((t, v))
 }
 
 /// A summary of one output along `[0, 1]`.

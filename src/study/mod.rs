@@ -9,8 +9,10 @@
 //! | [`bn`]       | batch norm's running statistics recomputed for given weights             |
 //! | [`line`]     | loss and metrics along a path, and its barrier (`nnc line`)              |
 //! | [`curve`]    | the training step rewritten to train a curve's bends (`nnc connect`)     |
+//! | [`landscape`]| directions and planes through the weights (`nnc landscape`)             |
 
 pub mod bn;
 pub mod curve;
+pub mod landscape;
 pub mod line;
 pub mod path;

@@ -191,6 +191,8 @@ pub enum Stream {
     Epoch = 3,
     /// The curve parameter `t` of each step of `nnc connect`.
     Curve = 4,
+    /// The random directions of `nnc landscape` (index: the direction).
+    Landscape = 5,
 }
 
 /// The ChaCha8 generator for `stream` number `index` of `seed`.

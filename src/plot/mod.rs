@@ -1,5 +1,6 @@
-//! Pictures: line plots (training curves, sweeps, the learning-rate range test) and heat maps
-//! (per-layer statistics over steps), drawn with the `plotters` crate as SVG or PNG, chosen
+//! Pictures: line plots (training curves, sweeps, the learning-rate range test, paths between
+//! solutions), heat maps (per-layer statistics over steps) and surfaces with contour lines
+//! (loss landscapes, [`surface`]), drawn with the `plotters` crate as SVG or PNG, chosen
 //! by the output file's extension. Every command that draws goes through [`write`].
 //!
 //! A logarithmic axis is drawn as a linear axis of log₁₀ values whose tick labels show the
@@ -7,6 +8,11 @@
 //! and are left out, which [`Drawn::dropped`] counts. PNG text is set in DejaVu Sans,
 //! which the binary carries (`assets/fonts`, Bitstream Vera license), so a picture looks the
 //! same on every machine. Files are written atomically (`files::write_atomic`).
+
+mod contour;
+mod surface;
+
+pub use surface::Surface;
 
 use std::path::Path;
 
@@ -32,7 +38,7 @@ const COLOURS: [(u8, u8, u8); 10] = [
     (188, 189, 34),
     (23, 190, 207),
 ];
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// One curve: `(x, y)` points in drawing order.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,6 +76,7 @@ pub struct Heat {
 pub enum Figure {
     Lines(Lines),
     Heat(Heat),
+    Surface(Surface),
 }
 
 /// What was drawn: the points placed, and those left out (not finite, or not positive on a
@@ -123,6 +130,7 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, fig: &Figure) -> Resul
     let drawn = match fig {
         Figure::Lines(l) => lines(&root, l).map_err(fail)?,
         Figure::Heat(h) => heat(&root, h).map_err(fail)?,
+        Figure::Surface(s) => surface::draw(&root, s).map_err(fail)?,
     };
     root.present().map_err(fail)?;
     Ok(drawn)

@@ -1,0 +1,97 @@
+//! `nnc landscape`: the centre of the picture is the loss of the weights (`nnc eval`), the
+//! directions are filter-normalized and reproducible from their seed, and the files hold one
+//! point per grid point (the surface's cells and contour lines).
+
+mod common;
+use common::{csv_table, nnc, polylines, scratch};
+
+/// digits_mlp after 30 steps of seed 1, saved in `dir`.
+fn weights(dir: &std::path::Path) -> String {
+    let w = dir.join("w.safetensors").to_str().unwrap().to_string();
+    let args = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--save", &w];
+    let (code, _, err) = nnc(&args);
+    assert_eq!(code, 0, "{err}");
+    w
+}
+
+fn landscape(w: &str, extra: &[&str]) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let args = ["landscape", "examples/digits_mlp.nn", "--weights", w];
+    let (code, said, err) = nnc(&[&args[..], extra].concat());
+    assert_eq!(code, 0, "{err}");
+    let out = extra.iter().position(|a| *a == "--out").map(|i| extra[i + 1]).unwrap();
+    let (head, rows) = csv_table(&std::fs::read_to_string(out).unwrap());
+    (said, head, rows)
+}
+
+#[test]
+fn the_centre_is_the_weights_and_the_directions_are_seeded() {
+    let dir = scratch("landscape");
+    let w = weights(&dir);
+    let csv = dir.join("l.csv");
+    let c = csv.to_str().unwrap();
+    let (said, head, rows) = landscape(&w, &["--grid", "5", "--out", c]);
+    assert_eq!(
+        head,
+        ["a", "train_loss", "train_accuracy", "validation_loss", "validation_accuracy"]
+    );
+    let a: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(a, ["-1.0", "-0.5", "0.0", "0.5", "1.0"]);
+    // The centre is `nnc eval` of the weights (the interpreter, 6 digits).
+    let (code, eval, err) = nnc(&["eval", "examples/digits_mlp.nn", "--weights", &w]);
+    assert_eq!(code, 0, "{err}");
+    let words: Vec<&str> = eval.split_whitespace().collect();
+    let want: Vec<f64> = (0..words.len())
+        .filter(|&i| ["loss", "accuracy"].contains(&words[i]))
+        .map(|i| words[i + 1].parse().unwrap())
+        .collect();
+    for (got, want) in rows[2][1..].iter().map(|v| v.parse::<f64>().unwrap()).zip(want) {
+        assert!((got - want).abs() <= 2e-5 * want.abs().max(1e-3), "{got} vs eval's {want}");
+    }
+    // Filter normalization: every row of each weight, and each bias, has θ's norm, so the
+    // direction's norm is the weights'.
+    let norms: Vec<&str> = said.lines().filter(|l| l.contains("‖d1‖")).collect();
+    let parts: Vec<&str> = norms[0].split(|c| c == '=' || c == ')').collect();
+    assert_eq!(parts[1].split_whitespace().next(), parts[2].split_whitespace().next(), "{said}");
+    // Away from the centre the loss is higher, and the same seed draws the same direction.
+    let centre: f64 = rows[2][1].parse().unwrap();
+    assert!(rows.iter().all(|r| r[1].parse::<f64>().unwrap() >= centre), "{rows:?}");
+    let again = dir.join("again.csv");
+    let (_, _, same) = landscape(&w, &["--grid", "5", "--out", again.to_str().unwrap()]);
+    assert_eq!(same, rows);
+    let other = dir.join("other.csv");
+    let (_, _, moved) =
+        landscape(&w, &["--grid", "5", "--dir-seed", "9", "--out", other.to_str().unwrap()]);
+    assert_eq!(moved[2], rows[2], "the centre does not move");
+    assert_ne!(moved[0], rows[0], "another direction");
+}
+
+#[test]
+fn a_2d_surface_holds_every_point_with_contour_lines() {
+    let dir = scratch("landscape-2d");
+    let w = weights(&dir);
+    let (csv, svg) = (dir.join("s.csv"), dir.join("s.svg"));
+    let (c, s) = (csv.to_str().unwrap(), svg.to_str().unwrap());
+    let extra = ["--2d", "--grid", "7", "--range", "-0.6:0.6", "--ignore", "bias-bn", "--out", c];
+    let (said, head, rows) = landscape(&w, &[&extra[..], &["--plot", s]].concat());
+    assert!(said.contains("2 random direction(s)") && said.contains("none for biases"), "{said}");
+    assert_eq!(head[..3], ["a", "b", "train_loss"]);
+    assert_eq!(rows.len(), 49);
+    // a varies fastest; the centre is row 24.
+    assert_eq!((rows[1][0].as_str(), rows[1][1].as_str()), ("-0.4", "-0.6"));
+    assert_eq!((rows[24][0].as_str(), rows[24][1].as_str()), ("0.0", "0.0"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let filled = text.matches("<rect").count() - text.matches("fill=\"#FFFFFF\"").count();
+    assert_eq!(filled, 49 + 100, "a cell per point and the colour bar's bands");
+    // Contour lines are white segments (the axes are black).
+    assert!(polylines(&text, Some("#FFFFFF")).len() > 20, "contour lines");
+}
+
+#[test]
+fn bad_ranges_are_refused() {
+    for (r, says) in [("1:-1", "FROM < TO"), ("x", "FROM:TO")] {
+        let (code, _, err) =
+            nnc(&["landscape", "examples/digits_mlp.nn", "--weights", "w", "--range", r]);
+        assert_eq!(code, 2, "{r}: {err}");
+        assert!(err.contains(says), "{r}: {err}");
+    }
+}
