@@ -245,6 +245,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             if let Some(v) = &s.validation {
                 println!("validation  {}", fmt(v));
             }
+            println!("weight change ‖θ − θ₀‖/‖θ₀‖ {}", report::sig(s.weight_change, 6));
             if let Some(p) = save {
                 println!("saved weights to {}", p.display());
             }

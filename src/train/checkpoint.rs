@@ -6,6 +6,7 @@
 //! | parameters and buffers | their `state_dict` names (`fc1.weight`, `bn.running_mean`) | F32 |
 //! | the optimizer's per-parameter state | `optimizer.<parameter>.<key>`, PyTorch's keys (`exp_avg`, `exp_avg_sq`, `momentum_buffer`, ...) | F32 |
 //! | L-BFGS's state (host-driven, f64) | `optimizer.<key>`, PyTorch's keys (`d`, `old_dirs`, `ro`, `H_diag`, ...) and `optimizer.flat_params` | F64 |
+//! | the parameters the run started from (for its weight change) | `start.<parameter>` | F32 |
 //!
 //! The header's metadata holds the [`Cursor`] (steps done, the epoch in progress and the
 //! batches of it done, the epoch's running sums, the logs' lengths) and the run's

@@ -18,6 +18,7 @@ use crate::error::{Error, NonFinite, Result};
 use crate::graph::NodeId;
 use crate::pipeline::Compiled;
 use crate::runtime::Backend;
+use crate::tensor::Tensor;
 
 /// The batches of a run: epoch `e` visits the training split in a seeded shuffled order (file
 /// order without shuffling, and for a full-batch host-driven optimizer, whose one batch is
@@ -69,9 +70,29 @@ pub struct Plan<'a> {
 
 impl Plan<'_> {
     /// The backend and cursor the run starts from: `--resume`'s checkpoint, else the initial
-    /// weights (LSUV-calibrated where asked).
-    pub fn start(&self, host: Option<&mut Driver>) -> Result<(Box<dyn Backend>, Cursor)> {
-        self.begin(self.o.resume.as_deref(), host)
+    /// weights (LSUV-calibrated where asked); and the parameters the run started from
+    /// (`θ₀` of the weight change), which a checkpoint keeps as `start.<name>`.
+    pub fn start(
+        &self,
+        host: Option<&mut Driver>,
+    ) -> Result<(Box<dyn Backend>, Cursor, Vec<Tensor<f32>>)> {
+        let from = self.o.resume.as_deref();
+        let start = match from {
+            Some(dir) => {
+                let ck = checkpoint::load(dir)?;
+                let names: Vec<String> =
+                    self.c.opt.params.iter().map(|p| format!("start.{}", p.name)).collect();
+                let found: Vec<Tensor<f32>> = names
+                    .iter()
+                    .filter_map(|n| ck.tensors.iter().find(|(m, _)| m == n).map(|t| t.1.clone()))
+                    .collect();
+                (found.len() == names.len()).then_some(found)
+            }
+            None => None,
+        };
+        let (be, cur) = self.begin(from, host)?;
+        let start = start.unwrap_or_else(|| be.params());
+        Ok((be, cur, start))
     }
 
     /// The run's state at the checkpoint in `from`, or at its very start.
@@ -101,6 +122,8 @@ impl Plan<'_> {
             let m = format!("it was written by a different run:\n  {}", diffs.join("\n  "));
             return Err(fail(m));
         }
+        // The run's starting parameters (`start.<name>`, read by `start`) are not state.
+        ck.tensors.retain(|(n, _)| !n.starts_with("start."));
         let mut params = ck.take(&file, &tensor_names(c))?;
         let states = params.split_off(c.opt.params.len());
         let mut be = session::make_backend(self.kind, c, params)?;
@@ -233,6 +256,8 @@ pub struct Run<'a> {
     pub last_checkpoint: Option<(PathBuf, u64)>,
     /// When the run began, counting the time trained before a resume.
     pub started: std::time::Instant,
+    /// The parameters the run started from, kept in its checkpoints as `start.<name>`.
+    pub start: &'a [Tensor<f32>],
 }
 
 impl Run<'_> {
@@ -289,7 +314,9 @@ impl Run<'_> {
         self.cur.elapsed_ms = self.started.elapsed().as_millis() as u64;
         let named = tensor_names(self.plan.c);
         let tensors = be.params().into_iter().chain(be.states());
-        let tensors = named.into_iter().map(|(n, _)| n).zip(tensors).collect();
+        let mut tensors: Vec<_> = named.into_iter().map(|(n, _)| n).zip(tensors).collect();
+        let start = self.plan.c.opt.params.iter().zip(self.start);
+        tensors.extend(start.map(|(p, t)| (format!("start.{}", p.name), t.clone())));
         let host = self.host.as_ref().map_or(Vec::new(), |h| h.state());
         let host = host.into_iter().map(|(k, t)| (format!("optimizer.{k}"), t)).collect();
         let (cursor, settings) = (self.cur.clone(), self.plan.settings.clone());

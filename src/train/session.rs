@@ -113,6 +113,22 @@ pub struct Summary {
     pub train: Outputs,
     /// Same over the validation split, if any.
     pub validation: Option<Outputs>,
+    /// `‖θ_T − θ₀‖/‖θ₀‖` over every parameter, `θ₀` the weights the run started from (a
+    /// resumed run's too: its checkpoints keep them): how far training moved the weights, which shrinks like
+    /// `1/√width` in the lazy (NTK) regime.
+    pub weight_change: f64,
+}
+
+/// `‖after − before‖/‖before‖` over all the tensors, in f64.
+pub fn relative_change(before: &[Tensor<f32>], after: &[Tensor<f32>]) -> f64 {
+    let (mut moved, mut size) = (0.0f64, 0.0f64);
+    for (b, a) in before.iter().zip(after) {
+        for (x, y) in b.data.iter().zip(&a.data) {
+            moved += (*y as f64 - *x as f64).powi(2);
+            size += (*x as f64).powi(2);
+        }
+    }
+    (moved / size).sqrt()
 }
 
 /// The train spec with command-line overrides applied.
@@ -397,7 +413,7 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let mut host = super::lbfgs::Driver::new(c)?;
     let order = Order::new(&spec, train.x.shape[0], host.is_some());
     let plan = Plan { c, kind, o, spec: &spec, train: &train, settings: &settings, order };
-    let (mut be, mut cur) = plan.start(host.as_mut())?;
+    let (mut be, mut cur, start) = plan.start(host.as_mut())?;
     if let Some(ck) = &o.checkpoint {
         checkpoint::prepare(&ck.dir)?;
     }
@@ -438,8 +454,15 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let before = std::time::Duration::from_millis(cur.elapsed_ms);
     let now = std::time::Instant::now();
     let started = now.checked_sub(before).unwrap_or(now);
-    let mut run =
-        Run { plan, host: &mut host, cur: &mut cur, logs: &mut logs, last_checkpoint, started };
+    let mut run = Run {
+        plan,
+        host: &mut host,
+        cur: &mut cur,
+        logs: &mut logs,
+        last_checkpoint,
+        started,
+        start: &start,
+    };
     let delay = test_step_delay();
     let every = o.every.unwrap_or_else(|| default_every(total as usize, per_epoch));
     while run.cur.step < total {
@@ -535,7 +558,8 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
         state::save(model, &current_weights(model, be.as_ref())?, p)?;
     }
     let (steps, epochs, last) = (cur.step, cur.epoch, cur.last);
-    Ok(Summary { steps, epochs, names, last, train: train_out, validation })
+    let weight_change = relative_change(&start, &be.params());
+    Ok(Summary { steps, epochs, names, last, train: train_out, validation, weight_change })
 }
 
 /// The graph inputs of the batch of training examples `idx`.
