@@ -278,3 +278,33 @@ fn a_log_being_written_is_not_taken_over() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 4);
 }
+
+/// The reported weight change is `‖θ_T − θ₀‖/‖θ₀‖` of the weights the run started from
+/// (`--init`) and those it saved, computed here in f64 from the two files.
+#[test]
+fn the_weight_change_is_that_of_the_saved_weights() {
+    let dir = common::scratch("weight-change");
+    let (w0, w1) = (dir.join("w0.safetensors"), dir.join("w1.safetensors"));
+    let (a, b) = (w0.to_str().unwrap(), w1.to_str().unwrap());
+    let run = |args: &[&str]| {
+        let (code, said, err) =
+            common::nnc(&[&["train", "examples/digits_mlp.nn", "--quiet"], args].concat());
+        assert_eq!(code, 0, "{err}");
+        said
+    };
+    run(&["--steps", "5", "--save", a]);
+    let said = run(&["--steps", "20", "--init", a, "--save", b]);
+    let line = said.lines().find(|l| l.starts_with("weight change")).unwrap();
+    let printed: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    let load = |p: &std::path::Path| nnc::train::weights::load(p).unwrap();
+    let (mut moved, mut size) = (0.0f64, 0.0f64);
+    for ((n0, t0), (n1, t1)) in load(&w0).iter().zip(load(&w1).iter()) {
+        assert_eq!(n0, n1);
+        for (x, y) in t0.data.iter().zip(&t1.data) {
+            moved += (*y as f64 - *x as f64).powi(2);
+            size += (*x as f64).powi(2);
+        }
+    }
+    let want = (moved / size).sqrt();
+    assert!((printed - want).abs() <= 1e-5 * want, "{line} vs {want}");
+}
