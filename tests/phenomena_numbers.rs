@@ -702,6 +702,10 @@ fn specs() -> Vec<Spec> {
             connect: Some(vec!["--quiet".into()]),
             ..spec("connect", "12_mode_connectivity/mlp.nn", &[])
         },
+        spec("ntk256", "13_ntk/width_256.nn", &[]),
+        spec("ntk1024", "13_ntk/width_1024.nn", &[]),
+        spec("ntk4096", "13_ntk/width_4096.nn", &[]),
+        spec("ntk16384", "13_ntk/width_16384.nn", &[]),
         spec("no_clip", "14_clipping/no_clip.nn", &[]),
         spec("clip_init", "14_clipping/no_clip.nn", &init),
     ];
@@ -777,6 +781,7 @@ fn measure(key: &str, r: &Runs, c: &mut Cell) -> bool {
         "row 9" => row9(r, c),
         "row 10" => row10(r, c),
         "row 12" => row12(r, c),
+        "row 13" => row13(r, c),
         "row 14" => row14(r, c),
         "6, the plain 50-layer net." => caveat_plain50(r, c),
         "8, Adam vs SGD." => caveat_adam(r, c),
@@ -1141,6 +1146,32 @@ fn row12(r: &Runs, c: &mut Cell) {
     c.given("t", &[0.5]);
     c.got("curve train accuracy % at t = 0.5", 100.0 * at("curve_train_accuracy", 0.5));
     c.got("curve validation accuracy % at t = 0.5", 100.0 * at("curve_validation_accuracy", 0.5));
+}
+
+/// The least-squares slope of `ln y` against `ln x`.
+fn log_log_slope(points: &[(f64, f64)]) -> f64 {
+    let n = points.len() as f64;
+    let (lx, ly): (Vec<f64>, Vec<f64>) = points.iter().map(|(x, y)| (x.ln(), y.ln())).unzip();
+    let (mx, my) = (lx.iter().sum::<f64>() / n, ly.iter().sum::<f64>() / n);
+    let cov: f64 = lx.iter().zip(&ly).map(|(x, y)| (x - mx) * (y - my)).sum();
+    cov / lx.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
+}
+
+fn row13(r: &Runs, c: &mut Cell) {
+    let widths = [256.0, 1024.0, 4096.0, 16384.0];
+    let runs = widths.map(|w| r.get(&format!("ntk{w}")).ok());
+    let change = |d: &Done| d.grab(&d.stdout, r"(?m)^weight change .* (\S+)$");
+    c.all("epochs", runs.iter().map(|d| d.epochs()));
+    for (w, d) in widths.iter().zip(&runs) {
+        c.given("width", &[*w]);
+        c.got("weight change", change(d));
+    }
+    let points: Vec<(f64, f64)> = widths.iter().zip(&runs).map(|(w, d)| (*w, change(d))).collect();
+    c.got("fitted slope", log_log_slope(&points));
+    c.calc("the slope of the inverse square root", -0.5);
+    for d in &runs {
+        c.got("train accuracy %", d.acc());
+    }
 }
 
 fn row14(r: &Runs, c: &mut Cell) {
