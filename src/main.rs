@@ -182,6 +182,8 @@ fn run(cmd: Command) -> Result<(), Failure> {
             checkpoint,
             checkpoint_every,
             resume,
+            trajectory,
+            trajectory_every,
             allow_nonfinite,
         } => {
             let options = pipeline::CompileOptions {
@@ -211,6 +213,13 @@ fn run(cmd: Command) -> Result<(), Failure> {
             ];
             let inputs = [("--init", &init), ("--resume", &resumed)];
             check_outputs(&file, &c, &run, &inputs, &outputs)?;
+            if let Some(d) = &trajectory {
+                if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
+                    let m =
+                        format!("--trajectory {}: not empty (the weights go there)", d.display());
+                    return Err(Failure::Message(m));
+                }
+            }
             let interrupt = dir.as_ref().map(|_| on_signals()).transpose()?;
             let kind = backend_kind(backend, threads);
             let o = Options {
@@ -230,6 +239,10 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 resume,
                 interrupt,
                 allow_nonfinite,
+                trajectory: trajectory.map(|dir| session::Trajectory {
+                    dir,
+                    every: trajectory_every.unwrap_or(session::Every::Epochs(1)),
+                }),
             };
             let s = session::train(&c, kind, base_dir(&file), &o)?;
             let fmt = |vals: &[f32]| -> String {

@@ -95,3 +95,41 @@ fn bad_ranges_are_refused() {
         assert!(err.contains(says), "{r}: {err}");
     }
 }
+
+/// `nnc train --trajectory` keeps the weights every so often (the last snapshot is the saved
+/// weights), and `nnc landscape --dirs pca` draws the trajectory on its principal plane.
+#[test]
+fn a_trajectory_on_its_pca_plane() {
+    let dir = scratch("landscape-pca");
+    let (traj, w) = (dir.join("traj"), dir.join("w.safetensors"));
+    let (t, ws) = (traj.to_str().unwrap(), w.to_str().unwrap());
+    let train = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--save", ws];
+    let (code, _, err) =
+        nnc(&[&train[..], &["--trajectory", t, "--trajectory-every", "10"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let mut files: Vec<String> = std::fs::read_dir(&traj)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    let want: Vec<String> =
+        [0, 10, 20, 30].iter().map(|s| format!("step-{s:07}.safetensors")).collect();
+    assert_eq!(files, want);
+    let load = |p: &std::path::Path| nnc::train::weights::load(p).unwrap();
+    assert_eq!(load(&traj.join(&want[3])), load(&w), "the last snapshot is the saved weights");
+    let (code, _, err) = nnc(&[&train[..], &["--trajectory", t]].concat());
+    assert!(code == 1 && err.contains("not empty"), "{err}");
+    let (csv, svg) = (dir.join("p.csv"), dir.join("p.svg"));
+    let extra = ["--dirs", "pca", "--trajectory", t, "--2d", "--grid", "5", "--out"];
+    let (said, head, rows) = landscape(
+        ws,
+        &[&extra[..], &[csv.to_str().unwrap(), "--plot", svg.to_str().unwrap()]].concat(),
+    );
+    assert!(said.contains("2 PCA direction(s) of the 4 snapshots"), "{said}");
+    assert_eq!((head[0].as_str(), head[1].as_str(), rows.len()), ("a", "b", 25));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(polylines(&text, Some("#D62728")), [4], "the trajectory's four snapshots");
+    let (code, _, err) =
+        nnc(&["landscape", "examples/digits_mlp.nn", "--weights", ws, "--dirs", "pca"]);
+    assert!(code == 2 && err.contains("--trajectory"), "{err}");
+}

@@ -121,6 +121,15 @@ pub(crate) enum Command {
         /// unless --checkpoint says elsewhere).
         #[arg(long, value_name = "DIR", conflicts_with = "init")]
         resume: Option<PathBuf>,
+        /// Save the weights into this new or empty folder as the run goes (the training
+        /// trajectory, for `nnc landscape --dirs pca`): at the start and as often as
+        /// --trajectory-every says (default: every epoch), as step-<t>.safetensors.
+        #[arg(long, value_name = "DIR")]
+        trajectory: Option<PathBuf>,
+        /// How often --trajectory saves: every N steps (`100`, `100steps`) or every N-th epoch
+        /// (`2epochs`).
+        #[arg(long, value_name = "N", value_parser = every, requires = "trajectory")]
+        trajectory_every: Option<session::Every>,
         /// Keep training when a parameter or the loss stops being finite (no checks are
         /// compiled; non-finite weights are still never saved).
         #[arg(long)]

@@ -72,6 +72,29 @@ pub struct Options {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Go on when the loss or a parameter is not finite (compiled without checks).
     pub allow_nonfinite: bool,
+    /// Save the weights along the way.
+    pub trajectory: Option<Trajectory>,
+}
+
+/// `--trajectory DIR [--trajectory-every N]`: the weights at the start of the run and every
+/// so often, as `DIR/step-<t>.safetensors` (`t` in 7 digits), for `nnc landscape --dirs pca`.
+#[derive(Clone, Debug)]
+pub struct Trajectory {
+    pub dir: PathBuf,
+    pub every: Every,
+}
+
+impl Trajectory {
+    /// The file of the weights after step `t`.
+    pub fn file(&self, t: u64) -> PathBuf {
+        self.dir.join(format!("step-{t:07}.safetensors"))
+    }
+    fn save(&self, model: &Model, be: &dyn Backend, t: u64) -> Result<()> {
+        if !self.dir.is_dir() {
+            std::fs::create_dir(&self.dir).map_err(|e| Error::write(&self.dir, e))?;
+        }
+        state::save(model, &current_weights(model, be)?, &self.file(t))
+    }
 }
 
 /// `--checkpoint DIR [--checkpoint-every N]`.
@@ -92,10 +115,16 @@ pub enum Every {
 impl Checkpointing {
     /// Whether step `t`, of `epoch`, ending the epoch if `end_of_epoch`, is followed by one.
     fn due(&self, t: u64, epoch: usize, end_of_epoch: bool) -> bool {
-        match self.every {
-            Some(Every::Steps(n)) => t.is_multiple_of(n),
-            Some(Every::Epochs(n)) => end_of_epoch && epoch.is_multiple_of(n),
-            None => false,
+        self.every.is_some_and(|e| e.due(t, epoch, end_of_epoch))
+    }
+}
+
+impl Every {
+    /// Whether step `t`, of `epoch`, ending the epoch if `end_of_epoch`, is one of these.
+    pub fn due(self, t: u64, epoch: usize, end_of_epoch: bool) -> bool {
+        match self {
+            Every::Steps(n) => t.is_multiple_of(n),
+            Every::Epochs(n) => end_of_epoch && epoch.is_multiple_of(n),
         }
     }
 }
@@ -414,6 +443,9 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
     let order = Order::new(&spec, train.x.shape[0], host.is_some());
     let plan = Plan { c, kind, o, spec: &spec, train: &train, settings: &settings, order };
     let (mut be, mut cur, start) = plan.start(host.as_mut())?;
+    if let (Some(tr), 0) = (&o.trajectory, cur.step) {
+        tr.save(model, be.as_ref(), 0)?;
+    }
     if let Some(ck) = &o.checkpoint {
         checkpoint::prepare(&ck.dir)?;
     }
@@ -509,6 +541,11 @@ pub fn train(c: &Compiled, kind: BackendKind, base: &Path, o: &Options) -> Resul
             }
             let interrupted = o.interrupt.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
             let end_of_epoch = run.cur.batches == per_epoch;
+            if let Some(tr) =
+                o.trajectory.as_ref().filter(|tr| tr.every.due(t, epoch, end_of_epoch))
+            {
+                tr.save(model, be.as_ref(), t)?;
+            }
             if interrupted || o.checkpoint.as_ref().is_some_and(|ck| ck.due(t, epoch, end_of_epoch))
             {
                 run.checkpoint(be.as_ref())?;
