@@ -70,7 +70,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         }
         Command::Check { file, no_data, sets } => {
             let run = RunArgs { data: None, batch: None, seed: None, sets };
-            let c = compile_to_evaluate(&file, &run)?;
+            let c = compile_to_evaluate(&file, &run, None)?;
             let m = &c.model;
             // The data first: `ok` is printed only for a file whose data fits too.
             let data = match !no_data && m.train.data.is_some() {
@@ -189,6 +189,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             let options = pipeline::CompileOptions {
                 log_layers,
                 allow_nonfinite,
+                masks: cli::pruned(init.as_deref()),
                 sets: run.sets.clone(),
                 ..Default::default()
             };
@@ -265,7 +266,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Eval { file, weights: w, run } => {
-            let (c, spec, ds) = compile_with_data(&file, &run)?;
+            let (c, spec, ds) = compile_with_data(&file, &run, &w)?;
             session::check_memory(&c)?;
             let weights = session::initial_weights(&c.model, spec.seed, Some(&w))?;
             let mut be = session::backend_with(BackendKind::Interp, &c, weights)?;
@@ -304,6 +305,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         Command::Line(a) => cli::line::run(a),
         Command::Connect(a) => cli::connect::run(a),
         Command::Landscape(a) => cli::landscape::run(a),
+        Command::Prune(a) => cli::prune::run(a),
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
             let file = if file.is_dir() { ckpt::path(&file) } else { file };
@@ -347,7 +349,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Grad { file, weights: w, out, run, backend, threads } => {
-            let c = compile_to_evaluate(&file, &run)?;
+            let c = compile_to_evaluate(&file, &run, Some(&w))?;
             check_outputs(
                 &file,
                 &c,

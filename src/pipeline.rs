@@ -35,6 +35,8 @@ pub struct CompileOptions {
     /// `--set KEY=VALUE` overrides of the file's settings (`syntax::set`); the compilation's
     /// text is then `syntax::set::combined(src, sets)`.
     pub sets: Vec<String>,
+    /// Give every weight a pruning mask (`Model::add_masks`; `nnc prune`).
+    pub masks: bool,
 }
 
 /// Every stage of one compilation.
@@ -85,6 +87,9 @@ pub fn compile_observed(
     let mut model = observe::run(obs, "check", || check::check_for(&ast, o.purpose))?;
     if let Some(s) = seed {
         model.train.seed = s;
+    }
+    if o.masks {
+        model.add_masks();
     }
     let train = LowerOptions { mode: Mode::Train, probes: o.log_layers, prediction: false };
     let lowered = observe::run(obs, "lower", || lower::lower_with(&model, train));

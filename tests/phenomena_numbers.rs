@@ -261,6 +261,9 @@ struct Spec {
     /// both), then `nnc connect` their weights with `connect`'s arguments; its CSV is the
     /// run's log and its output the run's.
     connect: Option<Vec<String>>,
+    /// Instead of `nnc train`: `nnc prune` with `args`, its levels into a folder of the
+    /// scratch folder and its CSV as the run's log.
+    prune: bool,
 }
 
 fn spec(name: &str, file: &str, args: &[&str]) -> Spec {
@@ -276,6 +279,7 @@ fn spec(name: &str, file: &str, args: &[&str]) -> Spec {
         save: false,
         edit: None,
         connect: None,
+        prune: false,
     }
 }
 
@@ -340,6 +344,23 @@ fn execute(dir: &Path, s: &Spec) -> Done {
     let log = dir.join(format!("{}.csv", s.name));
     if let Some(connect) = &s.connect {
         return execute_connect(dir, s, &file, connect, &log, t);
+    }
+    if s.prune {
+        let tickets = dir.join(format!("{}-tickets", s.name)).display().to_string();
+        let mut args = vec!["prune".to_string(), file, "--out".into(), tickets];
+        args.extend(["--csv".into(), log.display().to_string()]);
+        args.extend(s.args.iter().cloned());
+        let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(&args).output().unwrap();
+        return Done {
+            name: s.name.clone(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            log: Csv::read(&log),
+            layers: None,
+            weights: String::new(),
+            secs: t.elapsed().as_secs_f64(),
+        };
     }
     let saved = dir.join(format!("{}.safetensors", s.name));
     let mut args = vec!["train".to_string(), file];
@@ -764,6 +785,12 @@ fn specs() -> Vec<Spec> {
         s.extend(seeded(name, file, args));
     }
     s.extend(seeded("small_lr", "14_clipping/small_lr.nn", &[]));
+    let tickets = ["--levels", "10", "--rate", "0.2", "--control", "random-reinit"];
+    s.extend(
+        seeded("lottery", "11_lottery/mlp.nn", &tickets)
+            .into_iter()
+            .map(|spec| Spec { prune: true, ..spec }),
+    );
     s
 }
 
@@ -780,6 +807,7 @@ fn measure(key: &str, r: &Runs, c: &mut Cell) -> bool {
         "row 8" => row8(r, c),
         "row 9" => row9(r, c),
         "row 10" => row10(r, c),
+        "row 11" => row11(r, c),
         "row 12" => row12(r, c),
         "row 13" => row13(r, c),
         "row 14" => row14(r, c),
@@ -1112,6 +1140,46 @@ fn row10(r: &Runs, c: &mut Cell) {
     c.each("scaled: validation accuracy %", r.seeds("scaled").map(|d| d.val()));
     c.each("LARS: validation accuracy %", r.seeds("lars").map(|d| d.val()));
     c.each("LAMB: validation accuracy %", r.seeds("lamb").map(|d| d.val()));
+}
+
+fn row11(r: &Runs, c: &mut Cell) {
+    let runs = r.seeds("lottery");
+    // Column `name` of level `level` of a run's CSV.
+    let at = |d: &Done, level: usize, name: &str| {
+        let log = d.ok().log.as_ref().expect("the prune CSV");
+        let row = &log.rows[level];
+        assert_eq!(row[0] as usize, level, "{}: level {level}", d.name);
+        row[log.col(name)]
+    };
+    c.given("levels", &[10.0]);
+    c.got("remaining % after them", 100.0 * at(runs[0], 10, "remaining"));
+    c.got("pruned %", 100.0 * (1.0 - at(runs[0], 10, "remaining")));
+    c.given("rate %", &[20.0]);
+    c.given("output layer's %", &[10.0]);
+    c.given("epochs", &[30.0]);
+    c.each(
+        "ticket validation accuracy % at level 10",
+        runs.map(|d| 100.0 * at(d, 10, "validation_accuracy")),
+    );
+    c.each("dense validation accuracy %", runs.map(|d| 100.0 * at(d, 0, "validation_accuracy")));
+    let control = |l: usize| runs.map(|d| 100.0 * at(d, l, "control_validation_accuracy"));
+    c.each("control validation accuracy % at level 10", control(10));
+    c.got("remaining % after 7 levels", 100.0 * at(runs[0], 7, "remaining"));
+    c.given("levels", &[7.0]);
+    c.each(
+        "ticket validation accuracy % at level 7",
+        runs.map(|d| 100.0 * at(d, 7, "validation_accuracy")),
+    );
+    c.each("control validation accuracy % at level 7", control(7));
+    c.given("seed", &[3.0]);
+    c.claim(
+        "the ticket's validation loss is below the control's at levels 7 and 10, every seed",
+        runs.iter().all(|d| {
+            [7, 10]
+                .iter()
+                .all(|&l| at(d, l, "validation_loss") < at(d, l, "control_validation_loss"))
+        }),
+    );
 }
 
 fn row12(r: &Runs, c: &mut Cell) {

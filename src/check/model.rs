@@ -52,6 +52,26 @@ impl Model {
     pub fn param_count(&self) -> usize {
         self.params.iter().map(|p| p.shape.iter().product::<usize>()).sum()
     }
+    /// Adds a pruning mask to every weight of two or more dimensions (Dense and convolution
+    /// weights, not biases or normalization parameters): a buffer `<weight>_mask` of its
+    /// shape, 1 at first, as `torch.nn.utils.prune` names it (`nnc prune`). The update
+    /// multiplies the weight's gradient and its new value by it ([`Model::masks`]).
+    pub fn add_masks(&mut self) {
+        let masked: Vec<(String, Vec<usize>, Span)> = self
+            .params
+            .iter()
+            .filter(|p| p.shape.len() >= 2)
+            .map(|p| (format!("{}_mask", p.name), p.shape.clone(), p.span))
+            .collect();
+        for (name, shape, span) in masked {
+            self.buffers.push(BufferDef { name, shape, init: 1.0, span });
+        }
+    }
+    /// For each parameter, the buffer that masks it, if any (`<name>_mask`).
+    pub fn masks(&self) -> Vec<Option<u32>> {
+        let index = |name: String| self.buffers.iter().position(|b| b.name == name);
+        self.params.iter().map(|p| index(format!("{}_mask", p.name)).map(|b| b as u32)).collect()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

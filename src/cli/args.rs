@@ -265,6 +265,12 @@ pub(crate) enum Command {
         after_help = "Examples:\n  nnc landscape examples/digits_mlp.nn --weights w.safetensors --plot landscape.svg\n  nnc landscape examples/digits_mlp.nn --weights w.safetensors --2d --grid 31 --plot surface.svg"
     )]
     Landscape(super::landscape::Args),
+    /// Lottery tickets: iterative magnitude pruning with the survivors reset to their initial
+    /// (or rewound) values, masks compiled into the step, and a control; a row per level.
+    #[command(
+        after_help = "Example:\n  nnc prune examples/digits_mlp.nn --levels 5 --rate 0.2 --control random-reinit --out tickets --plot tickets.svg"
+    )]
+    Prune(super::prune::Args),
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     #[command(
         after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"

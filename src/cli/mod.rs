@@ -9,6 +9,7 @@ pub(crate) mod line;
 pub(crate) mod lr_find;
 pub(crate) mod plot;
 pub(crate) mod predict;
+pub(crate) mod prune;
 pub(crate) mod sweep;
 
 use std::path::{Path, PathBuf};
@@ -79,14 +80,29 @@ pub(crate) fn read(file: &Path) -> Result<String, Failure> {
     Ok(text)
 }
 
-/// Compiles `file` for a command that does not train: the file needs no `optimizer`.
-pub(crate) fn compile_to_evaluate(file: &Path, run: &RunArgs) -> Result<Compiled, Failure> {
+/// Compiles `file` for a command that does not train: the file needs no `optimizer`. With
+/// the weights it will run, which may hold pruning masks ([`pruned`]).
+pub(crate) fn compile_to_evaluate(
+    file: &Path,
+    run: &RunArgs,
+    weights: Option<&Path>,
+) -> Result<Compiled, Failure> {
     let o = pipeline::CompileOptions {
         purpose: Purpose::Evaluate,
         sets: run.sets.clone(),
+        masks: pruned(weights),
         ..Default::default()
     };
     compile_with(file, &o, run.seed)
+}
+
+/// Whether the weight file holds pruning masks (`<weight>_mask`, as `nnc prune` writes):
+/// the model is then compiled with its masks, which keep pruned weights at 0. A file that
+/// cannot be read says no here; loading it reports why.
+pub(crate) fn pruned(weights: Option<&Path>) -> bool {
+    let Some(p) = weights else { return false };
+    let names = nnc::train::weights::load(p).map(|t| t.into_iter().map(|(n, _)| n));
+    names.is_ok_and(|mut n| n.any(|n| n.ends_with("_mask")))
 }
 
 /// Compiles `file` with `o` (which holds the `--set` overrides); `seed` (`--seed`)
@@ -110,8 +126,9 @@ pub(crate) fn compile_with(
 pub(crate) fn compile_with_data(
     file: &Path,
     run: &RunArgs,
+    weights: &Path,
 ) -> Result<(Compiled, TrainSpec, data::Dataset), Failure> {
-    with_data(compile_to_evaluate(file, run)?, file, run)
+    with_data(compile_to_evaluate(file, run, Some(weights))?, file, run)
 }
 
 /// [`compile_with_data`] for a model already compiled.

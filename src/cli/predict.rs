@@ -13,7 +13,7 @@ pub(crate) fn run(
     out: Option<PathBuf>,
     run: &RunArgs,
 ) -> Result<(), Failure> {
-    let c = compile_to_evaluate(file, run)?;
+    let c = compile_to_evaluate(file, run, Some(weights))?;
     check_outputs(file, &c, run, &[("--weights", &Some(weights.into()))], &[("--out", &out)])?;
     session::check_memory(&c)?;
     let spec = run_spec(&c, run);

@@ -193,6 +193,8 @@ pub enum Stream {
     Curve = 4,
     /// The random directions of `nnc landscape` (index: the direction).
     Landscape = 5,
+    /// The random masks of `nnc prune --control random-prune` (index: the level).
+    Prune = 6,
 }
 
 /// The ChaCha8 generator for `stream` number `index` of `seed`.

@@ -115,6 +115,21 @@ pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
     g.outputs.retain(|o| !matches!(o.role, Role::Grad(_)));
     let grads: Vec<NodeId> = params.iter().map(|p| p.1).collect();
 
+    // Pruning masks (`Model::masks`): the gradients of pruned weights are 0 before anything
+    // reads them (clipping's norms, the optimizer's state), and the update is masked again.
+    let masks = model.masks();
+    g.origin = Meta { note: Some("mask".into()), ..Meta::default() };
+    let grads: Vec<NodeId> = grads
+        .iter()
+        .enumerate()
+        .map(|(i, &gr)| match masks[i] {
+            Some(b) => {
+                let m = g.state(b);
+                g.mul(gr, m)
+            }
+            None => gr,
+        })
+        .collect();
     g.origin = Meta { note: Some("clip".into()), ..Meta::default() };
     let mut grads = match &model.clip {
         Some(c) => clip(&mut g, c, &grads),
@@ -151,6 +166,13 @@ pub fn step(grad_graph: &GradGraph, model: &Model, checks: bool) -> StepGraph {
         };
         let new = match h.clamp {
             Some((lo, hi)) => project(&mut g, new, lo, hi),
+            None => new,
+        };
+        let new = match masks[i as usize] {
+            Some(b) => {
+                let m = g.state(b);
+                g.mul(new, m)
+            }
             None => new,
         };
         g.updates.push(Update { target: Target::Param(i), node: new });
