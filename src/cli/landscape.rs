@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use nnc::pipeline::CompileOptions;
 use nnc::plot::{self, Figure, Lines, Series, Surface};
 use nnc::study::landscape::{self, Norm};
 use nnc::study::line;
@@ -168,14 +167,8 @@ fn pca(a: &Args, s: &Setup, theta: &Weights, dims: usize) -> Result<Directions, 
 }
 
 pub(crate) fn run(a: Args) -> Result<(), Failure> {
-    let o = CompileOptions {
-        purpose: nnc::check::Purpose::Evaluate,
-        allow_nonfinite: true,
-        sets: a.along.run.sets.clone(),
-        ..Default::default()
-    };
     let inputs = [("--weights", &Some(a.weights.clone()))];
-    let s = Setup::new(&a.file, &a.along, &Grid::ENDS, o, &inputs, &[])?;
+    let s = Setup::new(&a.file, &a.along, &Grid::ENDS, a.along.evaluating(), &inputs, &[])?;
     let theta = s.weights(&a.weights)?;
     let dims = if a.two_d { 2 } else { 1 };
     let d = match a.dirs {

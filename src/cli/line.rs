@@ -184,14 +184,21 @@ impl Setup {
     }
 }
 
+impl Along {
+    /// The compilation of a command that evaluates weights no run produced: the file needs
+    /// no optimizer, and a loss that overflows (far beyond the ends) is reported, not refused.
+    pub fn evaluating(&self) -> CompileOptions {
+        CompileOptions {
+            purpose: nnc::check::Purpose::Evaluate,
+            allow_nonfinite: true,
+            sets: self.run.sets.clone(),
+            ..Default::default()
+        }
+    }
+}
+
 pub(crate) fn run(a: Args) -> Result<(), Failure> {
-    // Far beyond the ends the loss may overflow: it is reported, not refused.
-    let o = CompileOptions {
-        purpose: nnc::check::Purpose::Evaluate,
-        allow_nonfinite: true,
-        sets: a.along.run.sets.clone(),
-        ..Default::default()
-    };
+    let o = a.along.evaluating();
     let inputs = [("--from", &a.from), ("--to", &a.to), ("--curve", &a.curve)];
     let s = Setup::new(&a.file, &a.along, &a.grid, o, &inputs, &[])?;
     let (path, what) = match (&a.curve, &a.from, &a.to) {

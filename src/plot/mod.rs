@@ -309,19 +309,30 @@ fn heat<DB: DrawingBackend>(
             Some(Rectangle::new([(x[i], top - 1.0), (x[i] + width(i), top)], c.filled()))
         }))?;
     }
-    // The colour bar.
-    let mut scale = ChartBuilder::on(&bar)
+    colour_bar(&bar, lo..hi, &h.value_label, h.log)?;
+    Ok(drawn)
+}
+
+/// The colour bar beside a heat map or a surface: 100 bands of the viridis colours from `lo`
+/// to `hi` (coordinates: log₁₀ values when `log`), labelled with the values.
+fn colour_bar<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    range: std::ops::Range<f64>,
+    label: &str,
+    log: bool,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (lo, hi) = (range.start, range.end);
+    let mut scale = ChartBuilder::on(area)
         .margin_top(60)
         .margin_bottom(64)
         .margin_right(8)
         .y_label_area_size(64)
         .build_cartesian_2d(0.0..1.0, lo..hi)?;
-    let log = h.log;
     scale
         .configure_mesh()
         .disable_mesh()
         .disable_x_axis()
-        .y_desc(&h.value_label)
+        .y_desc(label)
         .y_label_formatter(&|c| tick(*c, log))
         .label_style(("sans-serif", 12))
         .axis_desc_style(("sans-serif", 14))
@@ -333,7 +344,7 @@ fn heat<DB: DrawingBackend>(
         let c = ViridisRGB::get_color_normalized(a, lo, hi);
         Rectangle::new([(0.0, a), (1.0, b)], c.filled())
     }))?;
-    Ok(drawn)
+    Ok(())
 }
 
 #[cfg(test)]

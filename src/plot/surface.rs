@@ -97,27 +97,6 @@ pub(super) fn draw<DB: DrawingBackend>(
         chart.draw_series(LineSeries::new(p.points.iter().copied(), red.stroke_width(2)))?;
         chart.draw_series(p.points.iter().map(|&q| Circle::new(q, 3, red.filled())))?;
     }
-    let mut scale = ChartBuilder::on(&bar)
-        .margin_top(60)
-        .margin_bottom(64)
-        .margin_right(8)
-        .y_label_area_size(64)
-        .build_cartesian_2d(0.0..1.0, lo..hi)?;
-    let log = s.log;
-    scale
-        .configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_desc(&s.value_label)
-        .y_label_formatter(&|v| tick(*v, log))
-        .label_style(("sans-serif", 12))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()?;
-    let steps = 100;
-    scale.draw_series((0..steps).map(|k| {
-        let a = lo + (hi - lo) * k as f64 / steps as f64;
-        let b = lo + (hi - lo) * (k + 1) as f64 / steps as f64;
-        Rectangle::new([(0.0, a), (1.0, b)], ViridisRGB::get_color_normalized(a, lo, hi).filled())
-    }))?;
+    super::colour_bar(&bar, lo..hi, &s.value_label, s.log)?;
     Ok(drawn)
 }
