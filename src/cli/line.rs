@@ -252,7 +252,7 @@ fn joined(a: &str, b: &str) -> String {
 pub(crate) fn table(paths: &[Named]) -> String {
     let row = |cells: [String; 7]| {
         let [a, b, c, d, e, f, g] = cells;
-        format!("  {a:<22}{b:>12}{c:>12}{d:>12}{e:>8}{f:>12}{g:>12}\n")
+        format!("  {a:<22} {b:>11} {c:>11} {d:>11} {e:>7} {f:>11} {g:>11}\n")
     };
     let head = ["", "start", "end", "max", "at t", "mean", "barrier"];
     let mut s = row(head.map(String::from));

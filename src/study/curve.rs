@@ -165,6 +165,14 @@ pub fn train(
             let (x, y) = data::batch(ds, idx);
             let lr = crate::schedule::lr_at(model, spec, step);
             let out = be.step(&session::inputs_for(model, x, y), lr, step)?;
+            if !out[0].is_finite() {
+                return Err(Error::Settings(format!(
+                    "the curve's loss became {} at step {step} (epoch {}): a smaller learning \
+                     rate (--set optimizer.lr=...) or clipping may train it",
+                    out[0],
+                    epoch + 1
+                )));
+            }
             sum += out[0] as f64 * idx.len() as f64;
         }
         report(epoch + 1, sum / ds.len().max(1) as f64);
