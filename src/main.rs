@@ -194,6 +194,13 @@ fn run(cmd: Command) -> Result<(), Failure> {
                 ..Default::default()
             };
             let c = compile_with(&file, &options, run.seed)?;
+            if options.masks && c.model.optimizer.method == nnc::check::Method::Lbfgs {
+                // Its update runs on the host, which the compiled masks do not reach.
+                return Err("a pruned model (masks in --init) trains with a first-order \
+                            optimizer, not lbfgs"
+                    .to_string()
+                    .into());
+            }
             let dir = checkpoint.or_else(|| resume.clone());
             if checkpoint_every.is_some() && dir.is_none() {
                 return Err("--checkpoint-every needs --checkpoint DIR (or --resume DIR)"

@@ -166,6 +166,11 @@ fn pca(a: &Args, s: &Setup, theta: &Weights, dims: usize) -> Result<Directions, 
     Ok(Directions { dirs: p.dirs, says, ranges, path: Some(p.path) })
 }
 
+/// `x` to 4 decimals, without trailing zeros.
+fn short(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
 pub(crate) fn run(a: Args) -> Result<(), Failure> {
     let inputs = [("--weights", &Some(a.weights.clone()))];
     let s = Setup::new(&a.file, &a.along, &Grid::ENDS, a.along.evaluating(), &inputs, &[])?;
@@ -188,7 +193,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
         _ => axes[1].iter().flat_map(|&y| axes[0].iter().map(move |&x| vec![x, y])).collect(),
     };
     let extent: Vec<String> =
-        axes.iter().map(|x| format!("[{}, {}]", sig(x[0], 4), sig(x[x.len() - 1], 4))).collect();
+        axes.iter().map(|x| format!("[{}, {}]", short(x[0]), short(x[x.len() - 1]))).collect();
     println!("landscape of {}: {}", a.weights.display(), d.says);
     println!("  {} points per axis on {}", a.grid, extent.join(" x "));
     let mut be = session::backend_with(s.kind, &s.c, theta.clone())?;
