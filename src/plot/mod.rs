@@ -1,6 +1,6 @@
 //! Pictures: line plots (training curves, sweeps, the learning-rate range test, paths between
 //! solutions), heat maps (per-layer statistics over steps) and surfaces with contour lines
-//! (loss landscapes, [`surface`]), drawn with the `plotters` crate as SVG or PNG, chosen
+//! (loss landscapes, [`Surface`]), drawn with the `plotters` crate as SVG or PNG, chosen
 //! by the output file's extension. Every command that draws goes through [`write`].
 //!
 //! A logarithmic axis is drawn as a linear axis of log₁₀ values whose tick labels show the

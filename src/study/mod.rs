@@ -3,14 +3,14 @@
 //! re-parses, and returns typed results that the command line prints, writes as CSV and
 //! draws through [`crate::plot`].
 //!
-//! | module       | what                                                                     |
-//! |--------------|--------------------------------------------------------------------------|
-//! | [`path`]     | weights along a line or curve between solutions: `θ(t) = Σ_j c_j(t)·P_j` |
-//! | [`bn`]       | batch norm's running statistics recomputed for given weights             |
-//! | [`line`]     | loss and metrics along a path, and its barrier (`nnc line`)              |
-//! | [`curve`]    | the training step rewritten to train a curve's bends (`nnc connect`)     |
-//! | [`landscape`]| directions and planes through the weights (`nnc landscape`)             |
-//! | [`prune`]    | iterative magnitude pruning, lottery tickets and their controls (`nnc prune`) |
+//! | module | what |
+//! |---|---|
+//! | [`path`] | weights along a line or curve between solutions: `θ(t) = Σ_j c_j(t)·P_j` |
+//! | [`bn`] | batch norm's running statistics recomputed for given weights |
+//! | [`line`](mod@line) | loss and metrics along a path, and its barrier (`nnc line`) |
+//! | [`curve`] | the training step rewritten to train a curve's bends (`nnc connect`) |
+//! | [`landscape`] | directions and planes through the weights (`nnc landscape`) |
+//! | [`prune`] | iterative magnitude pruning: lottery tickets and their controls (`nnc prune`) |
 
 pub mod bn;
 pub mod curve;
