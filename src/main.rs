@@ -313,6 +313,7 @@ fn run(cmd: Command) -> Result<(), Failure> {
         Command::Connect(a) => cli::connect::run(a),
         Command::Landscape(a) => cli::landscape::run(a),
         Command::Prune(a) => cli::prune::run(a),
+        Command::Ntk(a) => cli::ntk::run(a),
         Command::Weights { file, all } => {
             // A checkpoint folder stands for its checkpoint file.
             let file = if file.is_dir() { ckpt::path(&file) } else { file };

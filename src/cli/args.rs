@@ -271,6 +271,12 @@ pub(crate) enum Command {
         after_help = "Example:\n  nnc prune examples/digits_mlp.nn --levels 5 --rate 0.2 --control random-reinit --out tickets --plot tickets.svg"
     )]
     Prune(super::prune::Args),
+    /// The empirical neural tangent kernel on the first examples: its eigenvalues, trace and
+    /// condition number (the Jacobian derived by the compiler).
+    #[command(
+        after_help = "Example:\n  nnc ntk examples/digits_mlp.nn --examples 256 --plot ntk.svg"
+    )]
+    Ntk(super::ntk::Args),
     /// Gradients of the loss on the first batch (in data order), same names as the weights.
     #[command(
         after_help = "Example:\n  nnc grad examples/xor.nn --weights w.safetensors --out g.safetensors"

@@ -7,6 +7,7 @@ pub(crate) mod connect;
 pub(crate) mod landscape;
 pub(crate) mod line;
 pub(crate) mod lr_find;
+pub(crate) mod ntk;
 pub(crate) mod plot;
 pub(crate) mod predict;
 pub(crate) mod prune;

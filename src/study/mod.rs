@@ -10,11 +10,13 @@
 //! | [`line`](mod@line) | loss and metrics along a path, and its barrier (`nnc line`) |
 //! | [`curve`] | the training step rewritten to train a curve's bends (`nnc connect`) |
 //! | [`landscape`] | directions and planes through the weights (`nnc landscape`) |
+//! | [`ntk`] | the empirical neural tangent kernel and its spectrum (`nnc ntk`) |
 //! | [`prune`] | iterative magnitude pruning: lottery tickets and their controls (`nnc prune`) |
 
 pub mod bn;
 pub mod curve;
 pub mod landscape;
 pub mod line;
+pub mod ntk;
 pub mod path;
 pub mod prune;
