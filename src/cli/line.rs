@@ -1,14 +1,15 @@
-//! `nnc line`: loss and metrics along the line between two weight files
+//! `nnc line`: loss and metrics along the line between two weight files, or along a curve
 //! (`nnc::study::line`), written as CSV (`--out`) and drawn (`--plot`), with the barrier
-//! table printed.
+//! table printed. Also what `connect` and `landscape` share with it: the evaluation flags
+//! ([`Along`]), the grid of `t` ([`Grid`]), the compiled model with its data split
+//! ([`Setup`]), and the table, CSV and picture of paths.
 //!
 //! CSV columns: `t`, then `train_<output>` for the loss and each metric, then
 //! `validation_<output>` when the file holds out a validation split; one row per point.
 
-use std::path::PathBuf;
+use std::path::{Path as FsPath, PathBuf};
 
 use clap::ValueEnum;
-use std::path::Path as FsPath;
 
 use nnc::check::TrainSpec;
 use nnc::pipeline::{CompileOptions, Compiled};

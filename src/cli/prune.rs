@@ -73,6 +73,12 @@ pub(crate) struct Args {
     run: RunArgs,
 }
 
+/// `x` as a percentage, to 4 decimals without trailing zeros (`0.3` is `30`, not
+/// `30.000000000000004`).
+fn percent(x: f64) -> f64 {
+    (x * 1e6).round() / 1e4
+}
+
 fn fraction(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
@@ -125,11 +131,11 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
     println!(
         "lottery tickets: {} levels pruning {}% of the surviving weights ({}), rewinding to step {}, {} masked weight tensors{}",
         a.levels,
-        100.0 * a.rate,
+        percent(a.rate),
         match scope {
             Scope::Global => "globally".to_string(),
             Scope::Layerwise { output_rate } => {
-                format!("layer by layer, the output layer {}%", 100.0 * output_rate)
+                format!("layer by layer, the output layer {}%", percent(output_rate))
             }
         },
         a.rewind,
