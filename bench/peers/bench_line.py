@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import sys
 import time
 
@@ -39,48 +38,17 @@ args = p.parse_args()
 if args.threads > 0:
     os.sched_setaffinity(0, set(range(args.threads)))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from digits_common import Mlp, digits, load_safetensors  # noqa: E402
 
 torch.set_num_threads(max(args.threads, 1))
 
-
-def load_safetensors(path):
-    """name -> float32 array (the format: u64 header length, JSON header, raw data)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", info
-        start, end = info["data_offsets"]
-        out[name] = np.frombuffer(data[8 + n + start:8 + n + end], dtype="<f4").reshape(info["shape"])
-    return out
-
-
-class Mlp(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(64, 128)
-        self.fc2 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x / 16)))
-
-
-rows = np.loadtxt(args.data, delimiter=",", skiprows=1, dtype=np.float32)
-with open(args.data) as f:
-    header = f.readline().strip().split(",")
-label = header.index("label")
-x = torch.from_numpy(np.delete(rows, label, axis=1).copy())
-y = torch.from_numpy(rows[:, label].astype(np.int64))
+x, y = digits(args.data)
 batches = [(x[i:i + 256], y[i:i + 256]) for i in range(0, len(x), 256)]
 
-a = {k: torch.from_numpy(v.copy()) for k, v in load_safetensors(args.a).items()}
-b = {k: torch.from_numpy(v.copy()) for k, v in load_safetensors(args.b).items()}
+a = load_safetensors(args.a)
+b = load_safetensors(args.b)
 model = Mlp()
 params = dict(model.named_parameters())
 ts = [i / (args.points - 1) for i in range(args.points)]

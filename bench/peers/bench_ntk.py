@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import statistics
-import struct
 import time
 
 p = argparse.ArgumentParser()
@@ -25,38 +24,14 @@ args = p.parse_args()
 if args.threads > 0:
     os.sched_setaffinity(0, set(range(args.threads)))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.func import functional_call, jacrev, vmap  # noqa: E402
 
+from digits_common import Mlp, digits, load_safetensors  # noqa: E402
+
 torch.set_num_threads(max(args.threads, 1))
 
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    return {name: torch.from_numpy(np.frombuffer(
-        data[8 + n + info["data_offsets"][0]:8 + n + info["data_offsets"][1]],
-        dtype="<f4").reshape(info["shape"]).copy())
-        for name, info in header.items() if name != "__metadata__"}
-
-
-class Mlp(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc1 = torch.nn.Linear(64, 128)
-        self.fc2 = torch.nn.Linear(128, 10)
-
-    def forward(self, x):
-        return self.fc2(torch.relu(self.fc1(x / 16)))
-
-
-rows = np.loadtxt(args.data, delimiter=",", skiprows=1, dtype=np.float32)
-with open(args.data) as f:
-    label = f.readline().strip().split(",").index("label")
-x = torch.from_numpy(np.delete(rows, label, axis=1)[:args.examples].copy())
+x = digits(args.data)[0][:args.examples]
 model = Mlp()
 params = load_safetensors(args.weights)
 
