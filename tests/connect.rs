@@ -4,7 +4,7 @@
 //! is what `nnc line --curve` evaluates; a trained curve lowers the barrier.
 
 mod common;
-use common::{csv_table, differential::noise, nnc, scratch};
+use common::{csv_table, differential::noise, digits_weights, nnc, scratch};
 use nnc::graph::eval::{eval, Env};
 use nnc::graph::Role;
 use nnc::pipeline::{compile, Compiled};
@@ -82,15 +82,6 @@ fn the_gradient_of_a_bend_is_its_coefficient_times_the_models_gradient() {
     }
 }
 
-/// Trains digits_mlp for 30 steps with `seed` and saves the weights in `dir`.
-fn endpoint(dir: &std::path::Path, seed: &str) -> String {
-    let w = dir.join(format!("w{seed}.safetensors")).to_str().unwrap().to_string();
-    let args = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--seed", seed];
-    let (code, _, err) = nnc(&[&args[..], &["--save", &w]].concat());
-    assert_eq!(code, 0, "{err}");
-    w
-}
-
 fn column(rows: &[Vec<String>], head: &[String], name: &str) -> Vec<f64> {
     let i = head.iter().position(|h| h == name).unwrap_or_else(|| panic!("no {name} in {head:?}"));
     rows.iter().map(|r| r[i].parse().unwrap()).collect()
@@ -99,7 +90,7 @@ fn column(rows: &[Vec<String>], head: &[String], name: &str) -> Vec<f64> {
 #[test]
 fn an_untrained_bend_is_the_line_and_a_trained_curve_lowers_the_barrier() {
     let dir = scratch("connect");
-    let (a, b) = (endpoint(&dir, "1"), endpoint(&dir, "2"));
+    let (a, b) = (digits_weights(&dir, "1"), digits_weights(&dir, "2"));
     let run = |epochs: &str, name: &str| {
         let (csv, cf) = (dir.join(format!("{name}.csv")), dir.join(format!("{name}.safetensors")));
         let (c, f) = (csv.to_str().unwrap().to_string(), cf.to_str().unwrap().to_string());

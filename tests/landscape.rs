@@ -3,16 +3,7 @@
 //! point per grid point (the surface's cells and contour lines).
 
 mod common;
-use common::{csv_table, nnc, polylines, scratch};
-
-/// digits_mlp after 30 steps of seed 1, saved in `dir`.
-fn weights(dir: &std::path::Path) -> String {
-    let w = dir.join("w.safetensors").to_str().unwrap().to_string();
-    let args = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--save", &w];
-    let (code, _, err) = nnc(&args);
-    assert_eq!(code, 0, "{err}");
-    w
-}
+use common::{csv_table, digits_weights, nnc, polylines, scratch};
 
 fn landscape(w: &str, extra: &[&str]) -> (String, Vec<String>, Vec<Vec<String>>) {
     let args = ["landscape", "examples/digits_mlp.nn", "--weights", w];
@@ -26,7 +17,7 @@ fn landscape(w: &str, extra: &[&str]) -> (String, Vec<String>, Vec<Vec<String>>)
 #[test]
 fn the_centre_is_the_weights_and_the_directions_are_seeded() {
     let dir = scratch("landscape");
-    let w = weights(&dir);
+    let w = digits_weights(&dir, "1");
     let csv = dir.join("l.csv");
     let c = csv.to_str().unwrap();
     let (said, head, rows) = landscape(&w, &["--grid", "5", "--out", c]);
@@ -68,7 +59,7 @@ fn the_centre_is_the_weights_and_the_directions_are_seeded() {
 #[test]
 fn a_2d_surface_holds_every_point_with_contour_lines() {
     let dir = scratch("landscape-2d");
-    let w = weights(&dir);
+    let w = digits_weights(&dir, "1");
     let (csv, svg) = (dir.join("s.csv"), dir.join("s.svg"));
     let (c, s) = (csv.to_str().unwrap(), svg.to_str().unwrap());
     let extra = ["--2d", "--grid", "7", "--range", "-0.6:0.6", "--ignore", "bias-bn", "--out", c];

@@ -3,21 +3,12 @@
 //! the CSV and the picture hold one point per t; bad requests are refused before any work.
 
 mod common;
-use common::{csv_table, differential::noise, nnc, polylines, scratch};
+use common::{csv_table, differential::noise, digits_weights, nnc, polylines, scratch};
 use nnc::pipeline::{compile_with, CompileOptions};
 use nnc::study::bn;
 use nnc::tensor::Tensor;
 use nnc::train::data::Dataset;
 use nnc::train::session::{self, BackendKind};
-
-/// Trains digits_mlp for 30 steps with `seed` and saves the weights in `dir`.
-fn endpoint(dir: &std::path::Path, seed: &str) -> String {
-    let w = dir.join(format!("w{seed}.safetensors")).to_str().unwrap().to_string();
-    let args = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--seed", seed];
-    let (code, _, err) = nnc(&[&args[..], &["--save", &w]].concat());
-    assert_eq!(code, 0, "{err}");
-    w
-}
 
 /// `nnc eval`'s values: the loss and accuracy of the train and validation lines.
 fn eval(w: &str) -> Vec<f64> {
@@ -36,7 +27,7 @@ fn eval(w: &str) -> Vec<f64> {
 #[test]
 fn the_line_at_its_ends_is_eval_of_the_endpoints() {
     let dir = scratch("line");
-    let (a, b) = (endpoint(&dir, "1"), endpoint(&dir, "2"));
+    let (a, b) = (digits_weights(&dir, "1"), digits_weights(&dir, "2"));
     let (csv, svg) = (dir.join("line.csv"), dir.join("line.svg"));
     let (c, s) = (csv.to_str().unwrap(), svg.to_str().unwrap());
     let args = ["line", "examples/digits_mlp.nn", "--from", &a, "--to", &b, "--points", "5"];
@@ -71,7 +62,7 @@ fn the_line_at_its_ends_is_eval_of_the_endpoints() {
 #[test]
 fn bad_requests_are_refused_before_any_work() {
     let dir = scratch("line-bad");
-    let a = endpoint(&dir, "1");
+    let a = digits_weights(&dir, "1");
     let missing = dir.join("none.safetensors");
     let m = missing.to_str().unwrap();
     let out = dir.join("out.csv");
@@ -147,7 +138,7 @@ fn recomputed_batch_norm_statistics_are_the_datas() {
 #[test]
 fn split_seed_fixes_the_validation_split_across_seeds() {
     let dir = scratch("line-split");
-    let a = endpoint(&dir, "1");
+    let a = digits_weights(&dir, "1");
     let val = |extra: &[&str]| {
         let args = ["eval", "examples/digits_mlp.nn", "--weights", &a];
         let (code, said, err) = nnc(&[&args[..], extra].concat());

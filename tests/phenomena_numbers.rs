@@ -351,16 +351,7 @@ fn execute(dir: &Path, s: &Spec) -> Done {
         args.extend(["--csv".into(), log.display().to_string()]);
         args.extend(s.args.iter().cloned());
         let out = Command::new(env!("CARGO_BIN_EXE_nnc")).args(&args).output().unwrap();
-        return Done {
-            name: s.name.clone(),
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            log: Csv::read(&log),
-            layers: None,
-            weights: String::new(),
-            secs: t.elapsed().as_secs_f64(),
-        };
+        return Done::of(&s.name, out, &log, t);
     }
     let saved = dir.join(format!("{}.safetensors", s.name));
     let mut args = vec!["train".to_string(), file];
@@ -377,16 +368,8 @@ fn execute(dir: &Path, s: &Spec) -> Done {
     } else {
         String::new()
     };
-    Done {
-        name: s.name.clone(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        log: Csv::read(&log),
-        layers: Csv::read(&dir.join(format!("{}.layers.csv", s.name))),
-        weights,
-        secs: t.elapsed().as_secs_f64(),
-    }
+    let layers = Csv::read(&dir.join(format!("{}.layers.csv", s.name)));
+    Done { layers, weights, ..Done::of(&s.name, out, &log, t) }
 }
 
 /// Trains `file` with seeds 1 and 2, then runs `nnc connect` on the two solutions.
@@ -419,19 +402,24 @@ fn execute_connect(
     args.extend(["--out".into(), log.display().to_string(), "--save".into(), curve]);
     args.extend(connect.iter().cloned());
     let out = failed.unwrap_or_else(|| nnc(&args));
-    Done {
-        name: s.name.clone(),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        log: Csv::read(log),
-        layers: None,
-        weights: String::new(),
-        secs: t.elapsed().as_secs_f64(),
-    }
+    Done::of(&s.name, out, log, t)
 }
 
 impl Done {
+    /// The run `name` that ended with `out`, its log at `log`, started at `t` (no layer log,
+    /// no weights printed).
+    fn of(name: &str, out: std::process::Output, log: &Path, t: Instant) -> Done {
+        Done {
+            name: name.to_string(),
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            log: Csv::read(log),
+            layers: None,
+            weights: String::new(),
+            secs: t.elapsed().as_secs_f64(),
+        }
+    }
     fn ok(&self) -> &Self {
         assert_eq!(self.code, 0, "{} failed:\n{}", self.name, self.stderr);
         self

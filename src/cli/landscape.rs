@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
-use nnc::plot::{self, Figure, Lines, Series, Surface};
+use nnc::plot::{Figure, Lines, Series, Surface};
 use nnc::study::landscape::{self, Norm};
 use nnc::study::line;
 use nnc::tensor::Tensor;
@@ -21,6 +21,7 @@ use nnc::train::state::Weights;
 
 use super::line::{Along, Grid, Setup};
 use super::Failure;
+use super::{draw, write_text};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DirsArg {
@@ -226,9 +227,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
             text +=
                 &(c.iter().copied().chain(outs).map(csv_f64).collect::<Vec<_>>().join(",") + "\n");
         }
-        nnc::files::write_atomic(p, text.as_bytes())
-            .map_err(|e| Failure::Message(format!("cannot write {}: {e}", p.display())))?;
-        println!("wrote {}", p.display());
+        write_text(p, &text)?;
     }
     if let Some(p) = &a.along.plot {
         let title = format!("train loss around {}", a.weights.display());
@@ -273,8 +272,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
                 }),
             }),
         };
-        plot::write(p, &figure)?;
-        println!("wrote {}", p.display());
+        draw(p, &figure)?;
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use clap::ValueEnum;
 
 use nnc::check::TrainSpec;
 use nnc::pipeline::{CompileOptions, Compiled};
-use nnc::plot::{self, Figure, Lines, Series};
+use nnc::plot::{Figure, Lines, Series};
 use nnc::study::curve;
 use nnc::study::line::{self, Point, Settings};
 use nnc::study::path::Path;
@@ -26,6 +26,7 @@ use super::{
     backend_kind, base_dir, check_outputs, compile_with, default_threads, positive, run_spec,
     thread_count, BackendArg, Failure, RunArgs,
 };
+use super::{draw, write_text};
 
 /// Batch norm's statistics at each point.
 #[derive(Clone, Copy, ValueEnum)]
@@ -329,13 +330,10 @@ pub(crate) fn write(
     title: String,
 ) -> Result<(), Failure> {
     if let Some(p) = out {
-        nnc::files::write_atomic(p, csv(names, paths).as_bytes())
-            .map_err(|e| Failure::Message(format!("cannot write {}: {e}", p.display())))?;
-        println!("wrote {}", p.display());
+        write_text(p, &csv(names, paths))?;
     }
     if let Some(p) = picture {
-        plot::write(p, &Figure::Lines(figure(title, paths)))?;
-        println!("wrote {}", p.display());
+        draw(p, &Figure::Lines(figure(title, paths)))?;
     }
     Ok(())
 }

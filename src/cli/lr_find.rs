@@ -8,13 +8,14 @@ use std::path::PathBuf;
 
 use nnc::check::Method;
 use nnc::pipeline::CompileOptions;
-use nnc::plot::{self, Figure, Lines, Series};
+use nnc::plot::{Figure, Lines, Series};
 use nnc::train::lr_find::{self, Point};
 use nnc::train::report::{csv_f64, sig};
 use nnc::train::{data, session};
 
 use super::plot::Table;
 use super::{base_dir, check_outputs, compile_with, run_spec, Failure, RunArgs};
+use super::{draw, write_text};
 
 /// Steps of a test whose epoch is shorter.
 const MIN_STEPS: usize = 100;
@@ -117,9 +118,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
                 .map_or(String::new(), |p| csv_f64(p.smoothed));
             text += &format!("{step},{},{},{smoothed}\n", csv_f64(lr), csv_f64(loss));
         }
-        nnc::files::write_atomic(path, text.as_bytes())
-            .map_err(|e| Failure::Message(format!("cannot write {}: {e}", path.display())))?;
-        println!("wrote {}", path.display());
+        write_text(path, &text)?;
     }
     if let Some(path) = &a.plot {
         // The smoothed loss, as Smith and fastai draw it: the batch losses' spikes would
@@ -136,8 +135,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
             log_x: true,
             log_y: false,
         };
-        plot::write(path, &Figure::Lines(lines))?;
-        println!("wrote {}", path.display());
+        draw(path, &Figure::Lines(lines))?;
     }
     Ok(())
 }

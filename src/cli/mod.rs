@@ -228,6 +228,21 @@ pub(crate) fn on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBoo
     Ok(flag)
 }
 
+/// Writes `text` to `path` (atomically) and says so.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<(), Failure> {
+    nnc::files::write_atomic(path, text.as_bytes())
+        .map_err(|e| Failure::Message(format!("cannot write {}: {e}", path.display())))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Draws `figure` into `path` and says so.
+pub(crate) fn draw(path: &Path, figure: &nnc::plot::Figure) -> Result<(), Failure> {
+    nnc::plot::write(path, figure)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 pub(crate) fn base_dir(file: &Path) -> &Path {
     file.parent().unwrap_or(Path::new("."))
 }

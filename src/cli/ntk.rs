@@ -7,13 +7,14 @@ use std::path::PathBuf;
 
 use nnc::graph::eval::{eval, Env};
 use nnc::graph::Role;
-use nnc::plot::{self, Figure, Lines, Series};
+use nnc::plot::{Figure, Lines, Series};
 use nnc::study::ntk;
 use nnc::tensor::Tensor;
 use nnc::train::report::{csv_f64, sig};
 use nnc::train::{data, session};
 
 use super::{base_dir, check_outputs, compile_to_evaluate, default_threads, positive, run_spec};
+use super::{draw, write_text};
 use super::{thread_count, BackendArg, Failure, RunArgs};
 
 #[derive(clap::Args)]
@@ -68,7 +69,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let (x, y) = (train.x.rows(0, n), train.y.rows(0, n));
     let factors = ntk::factors(&mut g);
-    // Runs the graph on `inputs`; returns the outputs at `picks`.
+    // Runs the graph on one set of inputs and returns all its outputs.
     let mut engine: Box<dyn FnMut(&[Tensor<f32>]) -> nnc::error::Result<Vec<Tensor<f32>>>> = match a
         .backend
     {
@@ -130,9 +131,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
         for (i, e) in k.eigenvalues.iter().enumerate() {
             text += &format!("{},{}\n", i + 1, csv_f64(*e));
         }
-        nnc::files::write_atomic(p, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        println!("wrote {}", p.display());
+        write_text(p, &text)?;
     }
     if let Some(p) = &a.plot {
         let points = k.eigenvalues.iter().enumerate().map(|(i, e)| ((i + 1) as f64, *e)).collect();
@@ -146,8 +145,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
             log_x: true,
             log_y: true,
         };
-        plot::write(p, &Figure::Lines(lines))?;
-        println!("wrote {}", p.display());
+        draw(p, &Figure::Lines(lines))?;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum;
 use nnc::pipeline::CompileOptions;
-use nnc::plot::{self, Figure, Lines, Series};
+use nnc::plot::{Figure, Lines, Series};
 use nnc::study::prune::{self, Control, Level, Scope, Settings};
 use nnc::train::report::{csv_f64, sig};
 use nnc::train::session::{self, Options};
@@ -18,6 +18,7 @@ use nnc::train::session::{self, Options};
 use super::{
     backend_kind, base_dir, check_outputs, compile_with, default_threads, positive, thread_count,
 };
+use super::{draw, write_text};
 use super::{BackendArg, Failure, RunArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -182,9 +183,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
             }
             text += &(row.join(",") + "\n");
         }
-        nnc::files::write_atomic(p, text.as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", p.display()))?;
-        println!("wrote {}", p.display());
+        write_text(p, &text)?;
     }
     if let Some(p) = &a.plot {
         // The first metric if there is one (accuracy), else the loss; validation if held out.
@@ -208,8 +207,7 @@ pub(crate) fn run(a: Args) -> Result<(), Failure> {
             log_x: true,
             log_y: false,
         };
-        plot::write(p, &Figure::Lines(lines))?;
-        println!("wrote {}", p.display());
+        draw(p, &Figure::Lines(lines))?;
     }
     Ok(())
 }

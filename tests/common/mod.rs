@@ -42,6 +42,16 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// digits_mlp after 30 steps of seed `seed`, saved as `dir/w<seed>.safetensors`: solutions
+/// for the research tools' tests. Returns the file's path.
+pub fn digits_weights(dir: &std::path::Path, seed: &str) -> String {
+    let w = dir.join(format!("w{seed}.safetensors")).to_str().unwrap().to_string();
+    let args = ["train", "examples/digits_mlp.nn", "--steps", "30", "--quiet", "--seed", seed];
+    let (code, _, err) = nnc(&[&args[..], &["--save", &w]].concat());
+    assert_eq!(code, 0, "{err}");
+    w
+}
+
 /// Parses CSV text with a header: (column names, rows of cells).
 pub fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let mut lines = text.lines();
