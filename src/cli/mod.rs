@@ -101,9 +101,8 @@ pub(crate) fn compile_to_evaluate(
 /// the model is then compiled with its masks, which keep pruned weights at 0. A file that
 /// cannot be read says no here; loading it reports why.
 pub(crate) fn pruned(weights: Option<&Path>) -> bool {
-    let Some(p) = weights else { return false };
-    let names = nnc::train::weights::load(p).map(|t| t.into_iter().map(|(n, _)| n));
-    names.is_ok_and(|mut n| n.any(|n| n.ends_with("_mask")))
+    let header = weights.and_then(|p| nnc::train::weights::header(p).ok()).unwrap_or_default();
+    header.names.iter().any(|n| n.ends_with("_mask"))
 }
 
 /// Compiles `file` with `o` (which holds the `--set` overrides); `seed` (`--seed`)

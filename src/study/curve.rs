@@ -218,19 +218,12 @@ pub fn save(model: &Model, path: &Path, file: &FsPath) -> Result<()> {
 /// weight file.
 pub fn load(model: &Model, file: &FsPath) -> Result<Option<Path>> {
     let fail = |m: String| Error::Settings(format!("{}: {m}", file.display()));
-    let mut bytes = Vec::new();
-    crate::files::open_bounded(file, crate::files::available_memory())
-        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
-        .map_err(|e| fail(e.to_string()))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| fail(format!("not a safetensors file: {e}")))?;
-    let curve = match header.metadata().as_ref().and_then(|m| m.get(KIND)).map(String::as_str) {
+    let curve = match weights::header(file)?.metadata.get(KIND).map(String::as_str) {
         None => return Ok(None),
         Some("bezier") => Curve::Bezier,
         Some("polychain") => Curve::Polychain,
         Some(other) => return Err(fail(format!("unknown curve `{other}`"))),
     };
-    drop(bytes);
     let mut all: HashMap<String, Tensor<f32>> = weights::load(file)?.into_iter().collect();
     let mut nodes = Vec::new();
     while all.keys().any(|k| k.starts_with(&format!("nodes.{}.", nodes.len()))) {

@@ -187,6 +187,42 @@ pub fn load(path: &Path) -> Result<Vec<(String, Tensor<f32>)>, WeightsError> {
     Ok(out)
 }
 
+/// What a safetensors file's header says: its tensors' names and its metadata.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Header {
+    pub names: Vec<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// The header of the file at `path`, read alone (the 8-byte length and the JSON after it),
+/// so that a command can decide how to compile, or what the file holds, before loading it.
+pub fn header(path: &Path) -> Result<Header, WeightsError> {
+    let io = |e: io::Error| match e.kind() {
+        io::ErrorKind::NotFound => WeightsError::NotFound { path: path.to_path_buf() },
+        _ => WeightsError::Io { path: path.to_path_buf(), message: e.to_string() },
+    };
+    let format = |m: &str| WeightsError::Format { path: path.to_path_buf(), message: m.into() };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut len = [0u8; 8];
+    io::Read::read_exact(&mut f, &mut len).map_err(|_| format("shorter than its header"))?;
+    // safetensors' own bound on a header.
+    let n = usize::try_from(u64::from_le_bytes(len)).ok().filter(|n| *n <= 100_000_000);
+    let n = n.ok_or_else(|| format("its header length is not plausible"))?;
+    let mut text = vec![0u8; n];
+    io::Read::read_exact(&mut f, &mut text).map_err(|_| format("shorter than its header"))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| format(&e.to_string()))?;
+    let map = json.as_object().ok_or_else(|| format("its header is not a JSON object"))?;
+    let names = map.keys().filter(|k| *k != "__metadata__").cloned().collect();
+    let metadata = map
+        .get("__metadata__")
+        .and_then(|m| m.as_object())
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))))
+        .map(|kv| kv.collect())
+        .unwrap_or_default();
+    Ok(Header { names, metadata })
+}
+
 /// Tensors of at most this many elements are printed in full by [`show`].
 pub const SHOW_ALL_UP_TO: usize = 20;
 
@@ -330,6 +366,26 @@ mod tests {
             "layer.weight  [3, 8]  24 values: mean 11.500000  std 6.922187  min 0  max 23  norm 65.757129"
         );
         assert!(show(&ts, true).lines().nth(1).unwrap().ends_with("21, 22, 23]"));
+    }
+
+    #[test]
+    fn the_header_is_read_alone() {
+        let dir = std::env::temp_dir().join(format!("nnc-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (Tensor::new(vec![2], vec![1.0, 2.0]), Tensor::new(vec![1], vec![3.0]));
+        let path = dir.join("w.safetensors");
+        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+        save_with(&path, &[("fc.weight_mask".into(), &a), ("fc.bias".into(), &b)], &[], Some(meta))
+            .unwrap();
+        let h = header(&path).unwrap();
+        let mut got = h.names.clone();
+        got.sort();
+        assert_eq!(got, ["fc.bias", "fc.weight_mask"]);
+        assert_eq!(h.metadata, HashMap::from([("k".to_string(), "v".to_string())]));
+        std::fs::write(dir.join("x"), "not safetensors").unwrap();
+        assert!(matches!(header(&dir.join("x")), Err(WeightsError::Format { .. })));
+        assert!(matches!(header(&dir.join("absent")), Err(WeightsError::NotFound { .. })));
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
